@@ -1,0 +1,1 @@
+"""Released schema snapshots: written once, never edited, kept so old data stays readable."""

@@ -1,0 +1,264 @@
+"""The frontend API: the requests and responses clients and workers exchange with the server.
+
+``WorkflowService`` is the boundary between the SDK and the server. In one process the SDK calls the
+engine's implementation directly; over the network the same calls travel as Avro-encoded gRPC
+messages. Field names follow the anchors' API (snake_case); payloads, failures and durations follow the
+conventions of ``cadenza.schemas.events``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cadenza.schemas.events import Command, HistoryEvent
+
+Payloads = list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class StartWorkflowRequest:
+    namespace: str
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    input: Payloads | None = None
+    workflow_execution_timeout_ms: int = 0
+    workflow_run_timeout_ms: int = 0
+    workflow_task_timeout_ms: int = 0
+    request_id: str = ""
+    identity: str = ""
+    workflow_id_reuse_policy: str = "ALLOW_DUPLICATE"
+    retry_policy: dict[str, Any] | None = None
+    cron_schedule: str = ""
+    memo: dict[str, Any] | None = None
+    search_attributes: dict[str, Any] | None = None
+    header: dict[str, Any] | None = None
+    signal_name: str = ""
+    """With signal-with-start: the signal delivered to the running or newly started run."""
+    signal_input: Payloads | None = None
+
+
+@dataclass(slots=True)
+class StartWorkflowResponse:
+    run_id: str
+    started: bool = True
+    """False when an equal request (same request id) had already started this run."""
+
+
+@dataclass(slots=True)
+class WorkflowExecution:
+    workflow_id: str
+    run_id: str = ""
+
+
+@dataclass(slots=True)
+class PendingActivity:
+    activity_id: str
+    activity_type: str
+    state: str
+    attempt: int
+    scheduled_time: int
+    last_started_time: int
+    last_heartbeat_time: int
+    heartbeat_details: Payloads | None
+    last_failure: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class DescribeWorkflowResponse:
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: str
+    start_time: int
+    close_time: int
+    history_length: int
+    history_size_bytes: int
+    memo: dict[str, Any] = field(default_factory=dict)
+    search_attributes: dict[str, Any] = field(default_factory=dict)
+    pending_activities: list[PendingActivity] = field(default_factory=list)
+    pending_timers: int = 0
+    attempt: int = 1
+
+
+@dataclass(slots=True)
+class GetHistoryRequest:
+    namespace: str
+    execution: WorkflowExecution
+    next_page_token: bytes | None = None
+    maximum_page_size: int = 1000
+    wait_new_event: bool = False
+    """Long poll: return once there are events past the token (or the run closed)."""
+    close_event_only: bool = False
+    timeout_s: float = 60.0
+
+
+@dataclass(slots=True)
+class GetHistoryResponse:
+    events: list[HistoryEvent]
+    next_page_token: bytes | None = None
+    run_id: str = ""
+
+
+@dataclass(slots=True)
+class WorkflowTaskQuery:
+    query_id: str
+    query_type: str
+    query_args: Payloads | None
+
+
+@dataclass(slots=True)
+class PollWorkflowTaskResponse:
+    task_token: bytes
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    namespace: str
+    attempt: int
+    started_event_id: int
+    history: list[HistoryEvent]
+    """The whole history up to and including this task's WorkflowTaskStarted. A worker that holds the
+    run in its cache applies only the events after the ones it has seen."""
+    query: WorkflowTaskQuery | None = None
+
+
+@dataclass(slots=True)
+class RespondWorkflowTaskCompletedRequest:
+    task_token: bytes
+    commands: list[Command]
+    identity: str = ""
+    namespace: str = ""
+
+
+@dataclass(slots=True)
+class RespondWorkflowTaskFailedRequest:
+    task_token: bytes
+    cause: str
+    failure: dict[str, Any] | None
+    identity: str = ""
+    namespace: str = ""
+
+
+@dataclass(slots=True)
+class PollActivityTaskResponse:
+    task_token: bytes
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    namespace: str
+    activity_id: str
+    activity_type: str
+    input: Payloads | None
+    header: dict[str, Any]
+    attempt: int
+    scheduled_time: int
+    current_attempt_scheduled_time: int
+    started_time: int
+    schedule_to_close_timeout_ms: int
+    start_to_close_timeout_ms: int
+    heartbeat_timeout_ms: int
+    heartbeat_details: Payloads | None
+    task_queue: str
+
+
+@dataclass(slots=True)
+class NamespaceInfo:
+    name: str
+    id: str
+    description: str = ""
+    owner_email: str = ""
+    retention_days: int = 3
+    state: str = "REGISTERED"
+    is_global: bool = False
+    clusters: list[str] = field(default_factory=list)
+    active_cluster: str = ""
+    failover_version: int = 0
+    data: dict[str, str] = field(default_factory=dict)
+
+
+class WorkflowService(Protocol):
+    """What clients and workers call. Errors are ``cadenza.sdk.exceptions`` types."""
+
+    async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse: ...
+
+    async def signal_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        signal_name: str,
+        input: Payloads | None,
+        *,
+        identity: str = "",
+        request_id: str = "",
+    ) -> None: ...
+
+    async def query_workflow(
+        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
+    ) -> Payloads | None: ...
+
+    async def request_cancel_workflow_execution(
+        self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
+    ) -> None: ...
+
+    async def terminate_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        *,
+        reason: str = "",
+        details: Payloads | None = None,
+        identity: str = "",
+    ) -> None: ...
+
+    async def describe_workflow_execution(
+        self, namespace: str, execution: WorkflowExecution
+    ) -> DescribeWorkflowResponse: ...
+
+    async def get_workflow_execution_history(self, request: GetHistoryRequest) -> GetHistoryResponse: ...
+
+    async def poll_workflow_task_queue(
+        self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
+    ) -> PollWorkflowTaskResponse | None: ...
+
+    async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None: ...
+
+    async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None: ...
+
+    async def respond_query_task_completed(
+        self,
+        namespace: str,
+        query_id: str,
+        *,
+        result: Payloads | None = None,
+        error_message: str = "",
+    ) -> None: ...
+
+    async def poll_activity_task_queue(
+        self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
+    ) -> PollActivityTaskResponse | None: ...
+
+    async def record_activity_task_heartbeat(
+        self, task_token: bytes, details: Payloads | None, *, identity: str = ""
+    ) -> bool:
+        """Returns True when cancellation of the activity was requested."""
+        ...
+
+    async def respond_activity_task_completed(
+        self, task_token: bytes, result: Payloads | None, *, identity: str = ""
+    ) -> None: ...
+
+    async def respond_activity_task_failed(
+        self, task_token: bytes, failure: dict[str, Any], *, identity: str = ""
+    ) -> None: ...
+
+    async def respond_activity_task_canceled(
+        self, task_token: bytes, details: Payloads | None, *, identity: str = ""
+    ) -> None: ...
+
+    async def register_namespace(self, info: NamespaceInfo) -> None: ...
+
+    async def describe_namespace(self, name: str) -> NamespaceInfo: ...
+
+    async def list_namespaces(self) -> list[NamespaceInfo]: ...
+
+    async def update_namespace(self, info: NamespaceInfo) -> None: ...

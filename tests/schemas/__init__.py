@@ -1,0 +1,1 @@
+"""Tests of the history schemas and their Avro codec."""
