@@ -335,8 +335,7 @@ class HistoryStore(Protocol):
         """Creates ``new_branch_id`` sharing the base branch's nodes below ``fork_node_id``."""
         ...
 
-    async def get_history_tree(self, tree_id: str) -> list[HistoryBranch]:
-        ...
+    async def get_history_tree(self, tree_id: str) -> list[HistoryBranch]: ...
 
     async def delete_history_branch(self, tree_id: str, branch_id: str) -> None:
         """Deletes the branch's own nodes (not those shared with other branches). Idempotent."""
@@ -355,8 +354,7 @@ class TaskQueueStore(Protocol):
         """Writes ack level etc. if the stored ``range_id`` equals ``info.range_id``."""
         ...
 
-    async def list_task_queues(self, namespace_id: str) -> list[TaskQueueInfo]:
-        ...
+    async def list_task_queues(self, namespace_id: str) -> list[TaskQueueInfo]: ...
 
     async def create_tasks(self, info: TaskQueueInfo, tasks: list[QueuedTask]) -> None:
         """Appends backlog tasks if the queue's ``range_id`` still equals ``info.range_id``."""
@@ -398,8 +396,7 @@ class NamespaceStore(Protocol):
 
     async def list_namespaces(
         self, page_size: int, token: bytes | None = None
-    ) -> tuple[list[NamespaceRow], bytes | None]:
-        ...
+    ) -> tuple[list[NamespaceRow], bytes | None]: ...
 
 
 class Stores(Protocol):
@@ -411,5 +408,4 @@ class Stores(Protocol):
     task_queues: TaskQueueStore
     namespaces: NamespaceStore
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

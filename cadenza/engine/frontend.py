@@ -1,0 +1,505 @@
+"""The frontend: ``WorkflowService`` on top of history and matching.
+
+It resolves namespaces, validates requests, routes to the history engine and runs the poll loops that
+join matching to history (a task offered by matching becomes a worker's task only once history has
+recorded it as started). In one process the SDK calls this object directly; the gRPC server wraps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from cadenza.engine.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    QueryFailedError,
+    QueryRejectedError,
+    TaskNotFoundError,
+    UnavailableError,
+)
+from cadenza.engine.history import activities, limits
+from cadenza.engine.history import workflow_tasks as wft
+from cadenza.engine.history.engine import HistoryEngine, Mutation
+from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
+from cadenza.engine.namespaces import NamespaceRegistry
+from cadenza.engine.persistence.protocols import ExecutionStatus
+from cadenza.schemas.events import EventType, HistoryEvent
+from cadenza.schemas.service import (
+    DescribeWorkflowResponse,
+    GetHistoryRequest,
+    GetHistoryResponse,
+    NamespaceInfo,
+    PendingActivity,
+    PollActivityTaskResponse,
+    PollWorkflowTaskResponse,
+    RespondWorkflowTaskCompletedRequest,
+    RespondWorkflowTaskFailedRequest,
+    StartWorkflowRequest,
+    StartWorkflowResponse,
+    WorkflowExecution,
+    WorkflowTaskQuery,
+)
+
+Payloads = list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class PendingQuery:
+    query_id: str
+    query_type: str
+    args: Payloads | None
+    result: asyncio.Future[Payloads | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Frontend:
+    def __init__(
+        self,
+        history: HistoryEngine,
+        matching: MatchingEngine,
+        namespaces: NamespaceRegistry,
+        *,
+        query_timeout_s: float = 10.0,
+    ) -> None:
+        self.history = history
+        self.matching = matching
+        self.namespaces = namespaces
+        self.query_timeout_s = query_timeout_s
+        self._queries: dict[str, PendingQuery] = {}
+        self.outstanding: set[bytes] = set()
+        """Tokens of tasks handed to workers and not yet answered (the time-skipping environment
+        only moves time while this is empty)."""
+
+    async def _answered(self, token: bytes, call: Any) -> None:
+        try:
+            await call
+        finally:
+            self.outstanding.discard(token)
+
+    async def _ns_id(self, namespace: str) -> str:
+        return (await self.namespaces.get(namespace)).id
+
+    # -- workflows -----------------------------------------------------------------------------------
+
+    async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
+        ns_id = await self._ns_id(request.namespace)
+        if not request.request_id:
+            request.request_id = str(uuid.uuid4())
+        run_id, started = await self.history.start_workflow(ns_id, request)
+        return StartWorkflowResponse(run_id=run_id, started=started)
+
+    async def signal_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        signal_name: str,
+        input: Payloads | None,
+        *,
+        identity: str = "",
+        request_id: str = "",
+    ) -> None:
+        ns_id = await self._ns_id(namespace)
+        await self.history.signal(
+            ns_id,
+            execution.workflow_id,
+            execution.run_id,
+            signal_name,
+            input,
+            identity=identity,
+            request_id=request_id,
+        )
+
+    async def request_cancel_workflow_execution(
+        self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
+    ) -> None:
+        ns_id = await self._ns_id(namespace)
+        await self.history.request_cancel(
+            ns_id, execution.workflow_id, execution.run_id, identity=identity, request_id=request_id
+        )
+
+    async def terminate_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        *,
+        reason: str = "",
+        details: Payloads | None = None,
+        identity: str = "",
+    ) -> None:
+        ns_id = await self._ns_id(namespace)
+        limits.validate_payloads("details", details)
+        await self.history.terminate(
+            ns_id, execution.workflow_id, execution.run_id, reason=reason, details=details, identity=identity
+        )
+
+    async def describe_workflow_execution(
+        self, namespace: str, execution: WorkflowExecution
+    ) -> DescribeWorkflowResponse:
+        ns_id = await self._ns_id(namespace)
+        _, ms, _ = await self.history.get_state_and_events(ns_id, execution.workflow_id, execution.run_id)
+        i = ms.info
+        return DescribeWorkflowResponse(
+            workflow_id=i.workflow_id,
+            run_id=i.run_id,
+            workflow_type=i.workflow_type,
+            task_queue=i.task_queue,
+            status=ExecutionStatus(i.status).name,
+            start_time=i.start_time,
+            close_time=i.close_time,
+            history_length=ms.next_event_id - 1,
+            history_size_bytes=i.history_size_bytes,
+            memo=dict(i.memo),
+            search_attributes=dict(i.search_attributes),
+            pending_activities=[
+                PendingActivity(
+                    activity_id=a.activity_id,
+                    activity_type=a.activity_type,
+                    state="STARTED" if a.started_time else "SCHEDULED",
+                    attempt=a.attempt,
+                    scheduled_time=a.scheduled_time,
+                    last_started_time=a.started_time,
+                    last_heartbeat_time=a.last_heartbeat_time,
+                    heartbeat_details=a.heartbeat_details,
+                    last_failure=a.last_failure,
+                )
+                for a in ms.activities.values()
+            ],
+            pending_timers=len(ms.timers),
+            attempt=i.attempt,
+        )
+
+    async def get_workflow_execution_history(self, request: GetHistoryRequest) -> GetHistoryResponse:
+        ns_id = await self._ns_id(request.namespace)
+        ex = request.execution
+        first = int(request.next_page_token or b"1") if request.next_page_token else 1
+        page = max(1, min(request.maximum_page_size or 1000, 10_000))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.timeout_s
+        while True:
+            ctx, ms, events = await self.history.get_state_and_events(ns_id, ex.workflow_id, ex.run_id)
+            if request.close_event_only:
+                if not ms.is_running:
+                    close = events[ms.info.completion_event_id - 1]
+                    return GetHistoryResponse([close], None, ms.info.run_id)
+            else:
+                available = len(events)
+                if available >= first:
+                    chunk = events[first - 1 : first - 1 + page]
+                    nxt = first + len(chunk)
+                    more = nxt <= available or (request.wait_new_event and ms.is_running)
+                    return GetHistoryResponse(chunk, str(nxt).encode() if more else None, ms.info.run_id)
+                if not request.wait_new_event or not ms.is_running:
+                    return GetHistoryResponse([], None, ms.info.run_id)
+            if not request.wait_new_event and not request.close_event_only:
+                return GetHistoryResponse([], None, ms.info.run_id)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return GetHistoryResponse([], request.next_page_token or b"1", ms.info.run_id)
+            await self.history.wait_for_change(ctx, remaining)
+
+    # -- workflow tasks ----------------------------------------------------------------------------------
+
+    async def poll_workflow_task_queue(
+        self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
+    ) -> PollWorkflowTaskResponse | None:
+        ns_id = await self._ns_id(namespace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            task = await self.matching.poll(ns_id, task_queue, WORKFLOW_TASK, remaining)
+            if task is None:
+                return None
+            if task.query is not None:
+                resp = await self._query_task_response(namespace, task)
+                if resp is not None:
+                    return resp
+                continue
+            resp = await self._start_workflow_task(namespace, task, identity)
+            if resp is not None:
+                return resp
+
+    async def _start_workflow_task(
+        self, namespace: str, task: MatchTask, identity: str
+    ) -> PollWorkflowTaskResponse | None:
+        request_id = str(uuid.uuid4())
+        try:
+            result = await self.history.mutate(
+                task.namespace_id,
+                task.workflow_id,
+                task.run_id,
+                lambda m: (
+                    wft.record_started(m, task.scheduled_event_id, task.attempt, request_id, identity),
+                    m.ms.info.workflow_type,
+                ),
+            )
+        except (TaskNotFoundError, UnavailableError, InvalidArgumentError) as e:
+            task.ack()
+            if isinstance(e, UnavailableError):
+                raise
+            return None
+        except Exception:
+            task.ack()
+            return None
+        task.ack()
+        (scheduled_id, started_id, synthetic), workflow_type = result
+        _, _, events = await self.history.get_state_and_events(
+            task.namespace_id, task.workflow_id, task.run_id
+        )
+        history = events[: started_id - len(synthetic)] + synthetic if synthetic else events[:started_id]
+        token = wft.encode_token(
+            task.namespace_id, task.workflow_id, task.run_id, scheduled_id, task.attempt, started_id
+        )
+        self.outstanding.add(token)
+        return PollWorkflowTaskResponse(
+            task_token=token,
+            workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
+            workflow_type=workflow_type,
+            namespace=namespace,
+            attempt=task.attempt,
+            started_event_id=started_id,
+            history=history,
+        )
+
+    async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
+        ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
+        await self._answered(
+            request.task_token,
+            self.history.mutate(
+                ns,
+                wid,
+                rid,
+                lambda m: wft.complete(m, sid, attempt, started, request.commands, request.identity),
+            ),
+        )
+
+    async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
+        ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
+        await self._answered(
+            request.task_token,
+            self.history.mutate(
+                ns,
+                wid,
+                rid,
+                lambda m: wft.fail(
+                    m, sid, attempt, started, request.cause, request.failure, request.identity
+                ),
+            ),
+        )
+
+    # -- queries -------------------------------------------------------------------------------------------
+
+    async def query_workflow(
+        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
+    ) -> Payloads | None:
+        ns_id = await self._ns_id(namespace)
+        limits.validate_payloads("query_args", args)
+        _, ms, _ = await self.history.get_state_and_events(ns_id, execution.workflow_id, execution.run_id)
+        if ms.info.status == ExecutionStatus.RUNNING and not any(
+            True for _ in [ms.info.last_completed_workflow_task_event_id] if _
+        ):
+            raise QueryRejectedError(
+                f"workflow {execution.workflow_id!r} has not completed its first workflow task yet"
+            )
+        q = PendingQuery(self.matching.next_query_id(), query_type, args)
+        self._queries[q.query_id] = q
+        self.matching.add_task(
+            ns_id,
+            ms.info.task_queue,
+            WORKFLOW_TASK,
+            MatchTask(ns_id, ms.info.workflow_id, ms.info.run_id, 0, 0, query=q),
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(q.result), self.query_timeout_s)
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"query {query_type!r} on workflow {execution.workflow_id!r}: no worker answered within "
+                f"{self.query_timeout_s:g} s (is a worker polling task queue {ms.info.task_queue!r}?)"
+            ) from None
+        finally:
+            self._queries.pop(q.query_id, None)
+
+    async def _query_task_response(self, namespace: str, task: MatchTask) -> PollWorkflowTaskResponse | None:
+        q: PendingQuery = task.query
+        if q.result.done():
+            return None
+        _, ms, events = await self.history.get_state_and_events(
+            task.namespace_id, task.workflow_id, task.run_id
+        )
+        # The worker replays up to the last completed workflow task: that is the state queries see.
+        last = ms.info.last_completed_workflow_task_event_id
+        history = _history_through_task(events, last)
+        return PollWorkflowTaskResponse(
+            task_token=q.query_id.encode(),
+            workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
+            workflow_type=ms.info.workflow_type,
+            namespace=namespace,
+            attempt=1,
+            started_event_id=history[-1].event_id if history else 0,
+            history=history,
+            query=WorkflowTaskQuery(q.query_id, q.query_type, q.args),
+        )
+
+    async def respond_query_task_completed(
+        self, namespace: str, query_id: str, *, result: Payloads | None = None, error_message: str = ""
+    ) -> None:
+        q = self._queries.get(query_id)
+        if q is None or q.result.done():
+            return
+        if error_message:
+            q.result.set_exception(QueryFailedError(error_message))
+        else:
+            q.result.set_result(result)
+
+    # -- activity tasks ------------------------------------------------------------------------------------
+
+    async def poll_activity_task_queue(
+        self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
+    ) -> PollActivityTaskResponse | None:
+        ns_id = await self._ns_id(namespace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            task = await self.matching.poll(ns_id, task_queue, ACTIVITY_TASK, remaining)
+            if task is None:
+                return None
+            rule = _activity_start_rule(task, str(uuid.uuid4()), identity)
+            try:
+                info, workflow_type = await self.history.mutate(
+                    task.namespace_id, task.workflow_id, task.run_id, rule
+                )
+            except UnavailableError:
+                task.ack()
+                raise
+            except Exception:
+                task.ack()
+                continue
+            task.ack()
+            token = wft.encode_token(
+                task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
+            )
+            self.outstanding.add(token)
+            return PollActivityTaskResponse(
+                task_token=token,
+                workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
+                workflow_type=workflow_type,
+                namespace=namespace,
+                activity_id=info.activity_id,
+                activity_type=info.activity_type,
+                input=info.input,
+                header=info.header,
+                attempt=info.attempt,
+                scheduled_time=info.first_scheduled_time,
+                current_attempt_scheduled_time=info.scheduled_time,
+                started_time=info.started_time,
+                schedule_to_close_timeout_ms=info.schedule_to_close_timeout_ms,
+                start_to_close_timeout_ms=info.start_to_close_timeout_ms,
+                heartbeat_timeout_ms=info.heartbeat_timeout_ms,
+                heartbeat_details=info.heartbeat_details,
+                task_queue=info.task_queue,
+            )
+
+    async def record_activity_task_heartbeat(
+        self, task_token: bytes, details: Payloads | None, *, identity: str = ""
+    ) -> bool:
+        ns, wid, rid, sid, attempt, _ = wft.decode_token(task_token)
+        limits.validate_payloads("details", details)
+        return await self.history.mutate(
+            ns, wid, rid, lambda m: activities.heartbeat(m, sid, attempt, details)
+        )
+
+    async def respond_activity_task_completed(
+        self, task_token: bytes, result: Payloads | None, *, identity: str = ""
+    ) -> None:
+        ns, wid, rid, sid, attempt, _ = wft.decode_token(task_token)
+        try:
+            limits.validate_payloads("result", result)
+        except InvalidArgumentError as e:
+            # The activity's result cannot be stored: fail the attempt instead, non-retryably, so
+            # the workflow learns why rather than the activity timing out.
+            await self.respond_activity_task_failed(
+                task_token,
+                {
+                    "message": str(e),
+                    "source": "Server",
+                    "stack_trace": "",
+                    "failure_type": "ApplicationFailure",
+                    "application_type": "PayloadSizeLimitExceeded",
+                    "non_retryable": True,
+                    "details": None,
+                    "timeout_type": None,
+                    "cause": None,
+                },
+                identity=identity,
+            )
+            raise
+        await self._answered(
+            task_token,
+            self.history.mutate(
+                ns, wid, rid, lambda m: activities.completed(m, sid, attempt, result, identity)
+            ),
+        )
+
+    async def respond_activity_task_failed(
+        self, task_token: bytes, failure: dict[str, Any], *, identity: str = ""
+    ) -> None:
+        ns, wid, rid, sid, attempt, _ = wft.decode_token(task_token)
+        await self._answered(
+            task_token,
+            self.history.mutate(
+                ns, wid, rid, lambda m: activities.failed(m, sid, attempt, failure, identity)
+            ),
+        )
+
+    async def respond_activity_task_canceled(
+        self, task_token: bytes, details: Payloads | None, *, identity: str = ""
+    ) -> None:
+        ns, wid, rid, sid, attempt, _ = wft.decode_token(task_token)
+        await self._answered(
+            task_token,
+            self.history.mutate(
+                ns, wid, rid, lambda m: activities.canceled(m, sid, attempt, details, identity)
+            ),
+        )
+
+    # -- namespaces ------------------------------------------------------------------------------------------
+
+    async def register_namespace(self, info: NamespaceInfo) -> None:
+        await self.namespaces.register(info)
+
+    async def describe_namespace(self, name: str) -> NamespaceInfo:
+        return await self.namespaces.get(name)
+
+    async def list_namespaces(self) -> list[NamespaceInfo]:
+        return await self.namespaces.list()
+
+    async def update_namespace(self, info: NamespaceInfo) -> None:
+        await self.namespaces.update(info)
+
+
+def _activity_start_rule(task: MatchTask, request_id: str, identity: str) -> Any:
+    def rule(m: Mutation) -> tuple[Any, str]:
+        info = activities.record_started(m, task.scheduled_event_id, task.attempt, request_id, identity)
+        return info, m.ms.info.workflow_type
+
+    return rule
+
+
+def _history_through_task(events: list[HistoryEvent], last_completed_id: int) -> list[HistoryEvent]:
+    """Events up to the WorkflowTaskStarted of the last completed workflow task (inclusive)."""
+    if not last_completed_id:
+        return []
+    completed = events[last_completed_id - 1]
+    started_id = completed.attributes["started_event_id"]
+    out = events[:started_id]
+    assert out and out[-1].event_type == EventType.WORKFLOW_TASK_STARTED
+    return out

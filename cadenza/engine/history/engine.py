@@ -1,0 +1,412 @@
+"""The history engine: every operation on a run, each one "load → apply rule → persist with condition".
+
+Operations are small functions over a ``Mutation`` (the run's state plus the tasks the change causes);
+``HistoryEngine.mutate`` does the loading, locking, persisting and retrying for all of them, so each
+operation holds only its rule. Workflow-task and activity rules live in ``workflow_tasks`` and
+``activities``; this module holds starting, signalling, cancelling, terminating and reading runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cadenza.engine.clock import Clock
+from cadenza.engine.errors import (
+    InvalidArgumentError,
+    UnavailableError,
+    WorkflowAlreadyStartedError,
+    WorkflowCompletedError,
+    WorkflowNotFoundError,
+)
+from cadenza.engine.history import limits
+from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
+from cadenza.engine.history.shard import RunContext, ShardContext, shard_for
+from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind
+from cadenza.engine.persistence.errors import (
+    ConditionFailedError,
+    CurrentWorkflowConditionFailedError,
+    EntityNotFoundError,
+    ShardOwnershipLostError,
+)
+from cadenza.engine.persistence.protocols import CreateMode, ExecutionState, ExecutionStatus, Stores
+from cadenza.schemas.events import EventType
+from cadenza.schemas.service import StartWorkflowRequest
+
+log = logging.getLogger("cadenza.history")
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Mutation:
+    ms: MutableState
+    tasks: MutationTasks
+    now: int
+    noop: bool = False
+    """Set by an operation that found nothing to change (a duplicate request): nothing is written."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        i = self.ms.info
+        return i.namespace_id, i.workflow_id, i.run_id
+
+    def transfer(self, kind: TransferKind, **args: Any) -> None:
+        ns, wid, rid = self.key
+        self.tasks.transfer.append(Task(int(kind), ns, wid, rid, args))
+
+    def timer(self, kind: TimerKind, at_us: int, **args: Any) -> None:
+        ns, wid, rid = self.key
+        self.tasks.timer.append(Task(int(kind), ns, wid, rid, args, visibility_time=at_us))
+
+    def schedule_workflow_task(self) -> None:
+        """Schedules a workflow task unless one is pending or the run is closed."""
+        ms = self.ms
+        if ms.has_pending_workflow_task or not ms.is_running:
+            return
+        ev = ms.add_event(
+            EventType.WORKFLOW_TASK_SCHEDULED,
+            self.now,
+            {
+                "task_queue": ms.info.task_queue,
+                "start_to_close_timeout_ms": ms.info.workflow_task_timeout_ms,
+                "attempt": 1,
+            },
+        )
+        self.transfer(TransferKind.WORKFLOW_TASK, s=ev.event_id, a=1, q=ms.info.task_queue)
+
+
+class HistoryEngine:
+    def __init__(
+        self,
+        stores: Stores,
+        clock: Clock,
+        *,
+        num_shards: int,
+        host: str,
+        on_new_tasks: Callable[[int, MutationTasks], None],
+    ) -> None:
+        self.stores = stores
+        self.clock = clock
+        self.num_shards = num_shards
+        self.host = host
+        self.shards: dict[int, ShardContext] = {}
+        self._on_new_tasks = on_new_tasks
+
+    async def start(self) -> None:
+        for shard_id in range(self.num_shards):
+            shard = ShardContext(
+                shard_id, self.stores, self.clock, self.host, on_new_tasks=self._on_new_tasks
+            )
+            await shard.acquire()
+            self.shards[shard_id] = shard
+
+    def shard(self, namespace_id: str, workflow_id: str) -> ShardContext:
+        shard = self.shards[shard_for(namespace_id, workflow_id, self.num_shards)]
+        if shard.lost:
+            raise UnavailableError(f"shard {shard.shard_id} is no longer owned by this host")
+        return shard
+
+    # -- the one mutation path -------------------------------------------------------------------
+
+    async def run_context(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> tuple[ShardContext, RunContext]:
+        shard = self.shard(namespace_id, workflow_id)
+        if not run_id:
+            try:
+                run_id = await shard.current_run_id(namespace_id, workflow_id)
+            except EntityNotFoundError:
+                raise WorkflowNotFoundError(
+                    f"workflow not found: workflow_id={workflow_id!r}", workflow_id=workflow_id
+                ) from None
+        return shard, shard.run_context((namespace_id, workflow_id, run_id))
+
+    async def load(self, shard: ShardContext, ctx: RunContext) -> MutableState:
+        try:
+            return await shard.load_state(ctx)
+        except EntityNotFoundError:
+            _, wid, rid = ctx.key
+            raise WorkflowNotFoundError(
+                f"workflow not found: workflow_id={wid!r} run_id={rid!r}", workflow_id=wid, run_id=rid
+            ) from None
+
+    async def mutate(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        rule: Callable[[Mutation], T],
+    ) -> T:
+        """Applies ``rule`` to the run and persists the result atomically, retrying lost conditions.
+
+        A rule raises a ``ServiceError`` to refuse; the cached state is then dropped, since the rule
+        may have changed it before refusing, and nothing is written."""
+        shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
+        for _ in range(5):
+            async with ctx.lock:
+                ms = await self.load(shard, ctx)
+                m = Mutation(ms, MutationTasks(), self.clock.now_us())
+                try:
+                    result = rule(m)
+                except BaseException:
+                    shard.invalidate(ctx)
+                    raise
+                if m.noop:
+                    return result
+                limits.enforce_history_limits(m)
+                try:
+                    await shard.update_run(ctx, ms, m.tasks)
+                except ConditionFailedError:
+                    continue
+                except ShardOwnershipLostError as e:
+                    raise UnavailableError(str(e)) from e
+                return result
+        raise UnavailableError(f"workflow {workflow_id!r}: too many concurrent updates, try again")
+
+    # -- start -------------------------------------------------------------------------------------
+
+    async def start_workflow(self, namespace_id: str, req: StartWorkflowRequest) -> tuple[str, bool]:
+        """Returns (run id, started). Idempotent by ``request_id``."""
+        limits.validate_start(req)
+        shard = self.shard(namespace_id, req.workflow_id)
+        for _ in range(5):
+            mode = CreateMode.BRAND_NEW
+            prev_run_id, prev_version = "", 0
+            try:
+                cur = await self.stores.executions.get_current_execution(
+                    shard.shard_id, namespace_id, req.workflow_id
+                )
+            except EntityNotFoundError:
+                cur = None
+            if cur is not None:
+                if req.request_id and cur.create_request_id == req.request_id:
+                    return cur.run_id, False
+                running = cur.state in (ExecutionState.CREATED, ExecutionState.RUNNING)
+                if running:
+                    if req.signal_name:
+                        await self.signal(
+                            namespace_id,
+                            req.workflow_id,
+                            cur.run_id,
+                            req.signal_name,
+                            req.signal_input,
+                            identity=req.identity,
+                            request_id=req.request_id,
+                        )
+                        return cur.run_id, False
+                    if req.workflow_id_reuse_policy == "TERMINATE_IF_RUNNING":
+                        await self.terminate(
+                            namespace_id,
+                            req.workflow_id,
+                            cur.run_id,
+                            reason="terminated by a start with TERMINATE_IF_RUNNING",
+                            identity=req.identity,
+                        )
+                        continue
+                    raise WorkflowAlreadyStartedError(
+                        f"workflow {req.workflow_id!r} is already running as run {cur.run_id}",
+                        workflow_id=req.workflow_id,
+                        run_id=cur.run_id,
+                        start_request_id=cur.create_request_id,
+                    )
+                policy = req.workflow_id_reuse_policy
+                if policy == "REJECT_DUPLICATE" or (
+                    policy == "ALLOW_DUPLICATE_FAILED_ONLY" and cur.status == ExecutionStatus.COMPLETED
+                ):
+                    raise WorkflowAlreadyStartedError(
+                        f"workflow {req.workflow_id!r} ran before (run {cur.run_id}, status "
+                        f"{ExecutionStatus(cur.status).name}) and the reuse policy is {policy}",
+                        workflow_id=req.workflow_id,
+                        run_id=cur.run_id,
+                    )
+                mode, prev_run_id, prev_version = (
+                    CreateMode.WORKFLOW_ID_REUSE,
+                    cur.run_id,
+                    cur.last_write_version,
+                )
+            run_id = str(uuid.uuid4())
+            ms = self._new_run_state(namespace_id, run_id, req)
+            m = Mutation(ms, MutationTasks(), self.clock.now_us())
+            self._record_started(m, req)
+            ctx = shard.run_context((namespace_id, req.workflow_id, run_id))
+            try:
+                async with ctx.lock:
+                    await shard.create_run(
+                        ctx,
+                        ms,
+                        m.tasks,
+                        mode=mode,
+                        previous_run_id=prev_run_id,
+                        previous_last_write_version=prev_version,
+                    )
+            except CurrentWorkflowConditionFailedError:
+                shard.current_runs.pop((namespace_id, req.workflow_id), None)
+                continue  # raced with another start: decide again against the new current run
+            except ShardOwnershipLostError as e:
+                raise UnavailableError(str(e)) from e
+            return run_id, True
+        raise UnavailableError(f"workflow {req.workflow_id!r}: too many concurrent starts, try again")
+
+    def _new_run_state(self, namespace_id: str, run_id: str, req: StartWorkflowRequest) -> MutableState:
+        info = ExecutionInfo(namespace_id=namespace_id, workflow_id=req.workflow_id, run_id=run_id)
+        info.tree_id = run_id
+        info.branch_id = str(uuid.uuid4())
+        return MutableState(info)
+
+    def _record_started(self, m: Mutation, req: StartWorkflowRequest) -> None:
+        run_timeout = req.workflow_run_timeout_ms or req.workflow_execution_timeout_ms
+        if req.workflow_execution_timeout_ms:
+            run_timeout = min(run_timeout, req.workflow_execution_timeout_ms)
+        ms = m.ms
+        ms.add_event(
+            EventType.WORKFLOW_EXECUTION_STARTED,
+            m.now,
+            {
+                "workflow_type": req.workflow_type,
+                "task_queue": req.task_queue,
+                "input": req.input,
+                "workflow_execution_timeout_ms": req.workflow_execution_timeout_ms,
+                "workflow_run_timeout_ms": run_timeout,
+                "workflow_task_timeout_ms": req.workflow_task_timeout_ms
+                or limits.DEFAULT_WORKFLOW_TASK_TIMEOUT_MS,
+                "original_execution_run_id": ms.info.run_id,
+                "first_execution_run_id": ms.info.run_id,
+                "identity": req.identity,
+                "retry_policy": req.retry_policy,
+                "attempt": 1,
+                "cron_schedule": req.cron_schedule or None,
+                "memo": req.memo or {},
+                "search_attributes": req.search_attributes or {},
+                "header": req.header or {},
+                "request_id": req.request_id,
+                "workflow_execution_expiration_time": (
+                    m.now + req.workflow_execution_timeout_ms * 1000
+                    if req.workflow_execution_timeout_ms
+                    else 0
+                ),
+            },
+        )
+        if req.signal_name:
+            ms.add_event(
+                EventType.WORKFLOW_EXECUTION_SIGNALED,
+                m.now,
+                {"signal_name": req.signal_name, "input": req.signal_input, "identity": req.identity},
+            )
+            if req.request_id:
+                ms.signal_request_ids.add(req.request_id)
+        m.schedule_workflow_task()
+        if run_timeout:
+            m.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, m.now + run_timeout * 1000)
+
+    # -- signal, cancel, terminate ---------------------------------------------------------------
+
+    async def signal(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        signal_name: str,
+        input: list[dict[str, Any]] | None,
+        *,
+        identity: str = "",
+        request_id: str = "",
+    ) -> None:
+        limits.validate_payloads("input", input)
+        if not signal_name:
+            raise InvalidArgumentError("signal_name is required")
+
+        def rule(m: Mutation) -> None:
+            ms = m.ms
+            _require_running(ms)
+            if request_id and request_id in ms.signal_request_ids:
+                m.noop = True
+                return
+            if request_id:
+                ms.signal_request_ids.add(request_id)
+            ms.add_or_buffer(
+                EventType.WORKFLOW_EXECUTION_SIGNALED,
+                m.now,
+                {"signal_name": signal_name, "input": input, "identity": identity},
+            )
+            m.schedule_workflow_task()
+
+        await self.mutate(namespace_id, workflow_id, run_id, rule)
+
+    async def request_cancel(
+        self, namespace_id: str, workflow_id: str, run_id: str, *, identity: str = "", request_id: str = ""
+    ) -> None:
+        def rule(m: Mutation) -> None:
+            ms = m.ms
+            _require_running(ms)
+            if ms.info.cancel_requested:
+                m.noop = True  # the anchors accept a repeated cancel request silently
+                return
+            ms.info.cancel_requested = True
+            ms.info.cancel_request_id = request_id
+            ms.add_or_buffer(
+                EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED, m.now, {"cause": "", "identity": identity}
+            )
+            m.schedule_workflow_task()
+
+        await self.mutate(namespace_id, workflow_id, run_id, rule)
+
+    async def terminate(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        *,
+        reason: str = "",
+        details: list[dict[str, Any]] | None = None,
+        identity: str = "",
+    ) -> None:
+        def rule(m: Mutation) -> None:
+            _require_running(m.ms)
+            close_run(
+                m,
+                EventType.WORKFLOW_EXECUTION_TERMINATED,
+                {"reason": reason, "details": details, "identity": identity},
+            )
+
+        await self.mutate(namespace_id, workflow_id, run_id, rule)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def get_state_and_events(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> tuple[RunContext, MutableState, list]:  # type: ignore[type-arg]
+        shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
+        async with ctx.lock:
+            ms = await self.load(shard, ctx)
+            events = await shard.load_events(ctx)
+        return ctx, ms, events
+
+    async def wait_for_change(self, ctx: RunContext, timeout_s: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ctx.waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            pass
+
+
+def _require_running(ms: MutableState) -> None:
+    if not ms.is_running:
+        raise WorkflowCompletedError(
+            f"workflow {ms.info.workflow_id!r} run {ms.info.run_id} is already closed "
+            f"({ms.info.status.name})",
+            workflow_id=ms.info.workflow_id,
+            run_id=ms.info.run_id,
+        )
+
+
+def close_run(m: Mutation, event_type: EventType, attributes: dict[str, Any]) -> None:
+    """Closes the run with ``event_type``. Buffered events are written first: they happened before
+    the close and must not be lost (a signal that raced a terminate is still recorded)."""
+    m.ms.flush_buffered_events()
+    m.ms.add_event(event_type, m.now, attributes)

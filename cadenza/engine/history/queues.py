@@ -1,0 +1,251 @@
+"""The shard's transfer and timer queue processors.
+
+New tasks arrive in memory right after their mutation commits (no read back from the store); at
+start-up each shard's pending tasks are loaded from its ack levels, which is how tasks written before a
+crash get processed. A task is acknowledged when its effect is done (a workflow or activity task was
+started by a worker or found stale, a timer's rule was applied); the ack level is the lowest key still
+outstanding, and everything below it is range-deleted in the background. So processing is
+at-least-once, and every handler is idempotent because it re-checks the run's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind
+from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
+from cadenza.engine.persistence.protocols import TaskCategory
+
+if TYPE_CHECKING:
+    from cadenza.engine.history.shard import ShardContext
+
+log = logging.getLogger("cadenza.queues")
+
+MAX_KEY = (1 << 62, 1 << 62)
+
+
+class _AckTracker:
+    """Outstanding task keys of one shard queue; the ack level is the lowest outstanding key."""
+
+    def __init__(self, initial_level: tuple[int, int]) -> None:
+        self.outstanding: set[tuple[int, int]] = set()
+        self.max_seen = initial_level
+        self.level = initial_level
+        self.persisted_level = initial_level
+
+    def add(self, key: tuple[int, int]) -> None:
+        self.outstanding.add(key)
+        if key >= self.max_seen:
+            self.max_seen = (key[0], key[1] + 1)
+
+    def done(self, key: tuple[int, int]) -> None:
+        self.outstanding.discard(key)
+
+    def compute(self) -> tuple[int, int]:
+        self.level = min(self.outstanding) if self.outstanding else self.max_seen
+        return self.level
+
+
+TimerHandler = Callable[[Task], Awaitable[None]]
+
+
+class QueueProcessors:
+    def __init__(
+        self,
+        matching: MatchingEngine,
+        *,
+        timer_handler: TimerHandler,
+        now_us: Callable[[], int],
+        sleep_until: Callable[[int], Awaitable[None]],
+        flush_interval_s: float = 1.0,
+        max_concurrent_timers: int = 64,
+    ) -> None:
+        self._matching = matching
+        self._timer_handler = timer_handler
+        self._now_us = now_us
+        self._sleep_until = sleep_until
+        self._flush_interval_s = flush_interval_s
+        self._shards: dict[int, ShardContext] = {}
+        self._transfer: dict[int, _AckTracker] = {}
+        self._timer_acks: dict[int, _AckTracker] = {}
+        self._timers: list[tuple[int, int, int, Task]] = []
+        self._timer_changed = asyncio.Event()
+        self._timer_slots = asyncio.Semaphore(max_concurrent_timers)
+        self._background: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self, shards: dict[int, ShardContext]) -> None:
+        for shard_id, shard in shards.items():
+            self._shards[shard_id] = shard
+            t_level = shard.ack_levels.get("transfer", 0)
+            tm_level = shard.ack_levels.get("timer", 0)
+            self._transfer[shard_id] = _AckTracker((0, t_level))
+            self._timer_acks[shard_id] = _AckTracker((tm_level, 0))
+            pending = MutationTasks(
+                transfer=await shard.read_tasks_from(TaskCategory.TRANSFER, (0, t_level)),
+                timer=await shard.read_tasks_from(TaskCategory.TIMER, (tm_level, 0)),
+            )
+            if pending:
+                log.info(
+                    "shard %d: recovering %d transfer and %d timer tasks",
+                    shard_id,
+                    len(pending.transfer),
+                    len(pending.timer),
+                )
+            self.on_new_tasks(shard_id, pending)
+        self._loops = [
+            asyncio.create_task(self._timer_loop(), name="cadenza-timers"),
+            asyncio.create_task(self._flush_loop(), name="cadenza-ack-levels"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for t in self._loops:
+            t.cancel()
+        for t in list(self._background):
+            t.cancel()
+        await asyncio.gather(*self._loops, *self._background, return_exceptions=True)
+
+    # -- intake --------------------------------------------------------------------------------------
+
+    def on_new_tasks(self, shard_id: int, tasks: MutationTasks) -> None:
+        for t in tasks.transfer:
+            self._transfer[shard_id].add((0, t.task_id))
+            self._dispatch_transfer(shard_id, t)
+        if tasks.timer:
+            earliest = self._timers[0][0] if self._timers else None
+            acks = self._timer_acks[shard_id]
+            for t in tasks.timer:
+                acks.add((t.visibility_time, t.task_id))
+                heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
+            if earliest is None or self._timers[0][0] < earliest:
+                self._timer_changed.set()
+
+    # -- transfer --------------------------------------------------------------------------------------
+
+    def _dispatch_transfer(self, shard_id: int, t: Task) -> None:
+        key = (0, t.task_id)
+        acks = self._transfer[shard_id]
+
+        def ack() -> None:
+            acks.done(key)
+
+        if t.kind == TransferKind.WORKFLOW_TASK:
+            self.offer(WORKFLOW_TASK, t, ack)
+        elif t.kind == TransferKind.ACTIVITY_TASK:
+            self.offer(ACTIVITY_TASK, t, ack)
+        else:
+            ack()
+
+    def offer(self, task_type: int, t: Task, ack: Callable[[], None]) -> None:
+        self._matching.add_task(
+            t.namespace_id,
+            t.args["q"],
+            task_type,
+            MatchTask(t.namespace_id, t.workflow_id, t.run_id, t.args["s"], t.args["a"], ack=ack),
+        )
+
+    # -- timers ----------------------------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while not self._stopping:
+            now = self._now_us()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, shard_id, task = heapq.heappop(self._timers)
+                await self._timer_slots.acquire()
+                bg = asyncio.create_task(self._fire(shard_id, task))
+                self._background.add(bg)
+                bg.add_done_callback(self._background.discard)
+            self._timer_changed.clear()
+            if self._timers:
+                sleeper = asyncio.ensure_future(self._sleep_until(self._timers[0][0]))
+            else:
+                sleeper = None
+            changed = asyncio.ensure_future(self._timer_changed.wait())
+            waits = [changed] if sleeper is None else [changed, sleeper]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def _fire(self, shard_id: int, task: Task) -> None:
+        key = (task.visibility_time, task.task_id)
+        try:
+            await self._timer_handler(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Retried later: the timer is re-queued a second from now, its row kept.
+            log.exception("timer task %s of %s failed; retrying", TimerKind(task.kind).name, task.workflow_id)
+            retry = Task(
+                task.kind,
+                task.namespace_id,
+                task.workflow_id,
+                task.run_id,
+                task.args,
+                self._now_us() + 1_000_000,
+                task.task_id,
+            )
+            heapq.heappush(self._timers, (retry.visibility_time, retry.task_id, shard_id, retry))
+            self._timer_changed.set()
+            return
+        finally:
+            self._timer_slots.release()
+        # A timer whose handler handed a task to matching is acknowledged by that task's start.
+        if not task.args.get("_deferred_ack"):
+            self._timer_acks[shard_id].done(key)
+
+    def timer_ack(self, shard_id: int, task: Task) -> Callable[[], None]:
+        """For timer handlers that pass work on to matching: acknowledge when it is started."""
+        task.args["_deferred_ack"] = True
+        key = (task.visibility_time, task.task_id)
+        acks = self._timer_acks[shard_id]
+        return lambda: acks.done(key)
+
+    # -- ack levels ------------------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self._flush_interval_s)
+            try:
+                await self.flush_ack_levels()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("saving queue ack levels failed; will retry")
+
+    async def flush_ack_levels(self) -> None:
+        for shard_id, shard in self._shards.items():
+            if shard.lost:
+                continue
+            levels: dict[str, int] = {}
+            tr = self._transfer[shard_id]
+            new = tr.compute()
+            if new > tr.persisted_level:
+                await shard.stores.executions.complete_tasks(
+                    shard_id, TaskCategory.TRANSFER, min_key=tr.persisted_level, max_key=new
+                )
+                levels["transfer"] = new[1]
+                tr.persisted_level = new
+            tm = self._timer_acks[shard_id]
+            new = tm.compute()
+            if new > tm.persisted_level:
+                await shard.stores.executions.complete_tasks(
+                    shard_id, TaskCategory.TIMER, min_key=tm.persisted_level, max_key=new
+                )
+                levels["timer"] = new[0]
+                tm.persisted_level = new
+            if levels:
+                await shard.save_ack_levels(levels)
+
+    def next_timer_time(self) -> int | None:
+        return self._timers[0][0] if self._timers else None
+
+    def in_flight(self) -> int:
+        return len(self._background)

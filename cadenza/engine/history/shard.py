@@ -1,0 +1,331 @@
+"""A history shard owned by this host: its range_id, task ids, run cache and the one write path.
+
+Ownership: ``acquire`` bumps the shard's ``range_id`` in the store; every write this host makes is
+conditioned on it, so once another host acquires the shard our writes fail with
+``ShardOwnershipLostError`` and we stop. Task ids come from the range: ``range_id << RANGE_BITS`` up
+to the next range, so two owners can never hand out the same id.
+
+Every mutation of a run goes through ``ShardContext.persist``: it encodes the run's new events as one
+history node and its tasks, and writes them with the run row in one conditional transaction. On any
+failure the cached state is dropped (it may hold half-applied changes) and the next access reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cadenza.engine.clock import Clock
+from cadenza.engine.history.mutable_state import MutableState, decode_state, encode_state
+from cadenza.engine.history.tasks import MutationTasks, Task
+from cadenza.engine.persistence.errors import EntityNotFoundError, ShardOwnershipLostError
+from cadenza.engine.persistence.protocols import (
+    CreateMode,
+    CreateWorkflowRequest,
+    ExecutionRow,
+    HistoryAppend,
+    HistoryNode,
+    NewRun,
+    Stores,
+    TaskRow,
+    UpdateWorkflowRequest,
+    WorkflowTasks,
+)
+from cadenza.schemas.codec import decode_events, encode_events
+from cadenza.schemas.events import HistoryEvent
+
+log = logging.getLogger("cadenza.history")
+
+RANGE_BITS = 20
+"""Task ids per range: a range is renewed (one conditional shard write) every ~1M tasks."""
+
+
+def shard_for(namespace_id: str, workflow_id: str, num_shards: int) -> int:
+    return zlib.crc32(f"{namespace_id}/{workflow_id}".encode()) % num_shards
+
+
+RunKey = tuple[str, str, str]  # namespace_id, workflow_id, run_id
+
+
+@dataclass(eq=False)
+class RunContext:
+    """A cached run: its state, its history and the lock that serialises its mutations."""
+
+    key: RunKey
+    state: MutableState | None = None
+    events: list[HistoryEvent] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def notify(self) -> None:
+        """Wakes long-polls waiting for new events or the close of the run."""
+        waiters, self.waiters = self.waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+
+class ShardContext:
+    def __init__(
+        self,
+        shard_id: int,
+        stores: Stores,
+        clock: Clock,
+        owner: str,
+        *,
+        on_new_tasks: Callable[[int, MutationTasks], None],
+        cache_size: int = 20_000,
+    ) -> None:
+        self.shard_id = shard_id
+        self.stores = stores
+        self.clock = clock
+        self.owner = owner
+        self.range_id = 0
+        self._next_task_id = 0
+        self._max_task_id = 0
+        self._renew_lock = asyncio.Lock()
+        self._on_new_tasks = on_new_tasks
+        self._cache: OrderedDict[RunKey, RunContext] = OrderedDict()
+        self._cache_size = cache_size
+        self.current_runs: dict[tuple[str, str], str] = {}
+        self.lost = False
+
+    async def acquire(self) -> None:
+        info = await self.stores.shards.acquire_shard(self.shard_id, self.owner)
+        self.range_id = info.range_id
+        self._next_task_id = info.range_id << RANGE_BITS
+        self._max_task_id = (info.range_id + 1) << RANGE_BITS
+        self.ack_levels = dict(info.ack_levels)
+
+    async def _renew_range(self) -> None:
+        async with self._renew_lock:
+            if self._next_task_id < self._max_task_id:
+                return
+            info = await self.stores.shards.get_shard(self.shard_id)
+            if info.range_id != self.range_id:
+                self._lose()
+            info.range_id = self.range_id + 1
+            info.owner = self.owner
+            await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+            self.range_id = info.range_id
+            self._next_task_id = self.range_id << RANGE_BITS
+            self._max_task_id = (self.range_id + 1) << RANGE_BITS
+
+    def _lose(self) -> None:
+        self.lost = True
+        log.error("shard %d: ownership lost; this host stops writing to it", self.shard_id)
+        raise ShardOwnershipLostError(self.shard_id, self.range_id, None)
+
+    async def allocate_task_ids(self, n: int) -> list[int]:
+        if self._next_task_id + n > self._max_task_id:
+            await self._renew_range()
+        start = self._next_task_id
+        self._next_task_id += n
+        return list(range(start, start + n))
+
+    async def save_ack_levels(self, levels: dict[str, int]) -> None:
+        self.ack_levels.update(levels)
+        info = await self.stores.shards.get_shard(self.shard_id)
+        info.ack_levels = dict(self.ack_levels)
+        await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+
+    # -- the run cache -----------------------------------------------------------------------------
+
+    def run_context(self, key: RunKey) -> RunContext:
+        ctx = self._cache.get(key)
+        if ctx is None:
+            ctx = RunContext(key)
+            self._cache[key] = ctx
+            if len(self._cache) > self._cache_size:
+                self._evict_some()
+        else:
+            self._cache.move_to_end(key)
+        return ctx
+
+    def _evict_some(self) -> None:
+        # Evict the least recently used runs that nobody is mutating right now.
+        for k in list(self._cache.keys())[: max(1, self._cache_size // 10)]:
+            c = self._cache[k]
+            if not c.lock.locked() and not c.waiters:
+                del self._cache[k]
+
+    def invalidate(self, ctx: RunContext) -> None:
+        ctx.state = None
+        ctx.events = None
+
+    async def load_state(self, ctx: RunContext) -> MutableState:
+        if ctx.state is None:
+            ns, wid, rid = ctx.key
+            row = await self.stores.executions.get_workflow_execution(self.shard_id, ns, wid, rid)
+            ms = decode_state(row.data)
+            ms.db_version = row.db_version
+            ctx.state = ms
+        return ctx.state
+
+    async def load_events(self, ctx: RunContext) -> list[HistoryEvent]:
+        if ctx.events is None:
+            ms = await self.load_state(ctx)
+            events: list[HistoryEvent] = []
+            token: bytes | None = None
+            while True:
+                nodes, token = await self.stores.history.read_history_branch(
+                    ms.info.tree_id,
+                    ms.info.branch_id,
+                    min_node_id=1,
+                    max_node_id=ms.next_event_id,
+                    page_size=1000,
+                    token=token,
+                )
+                for node in nodes:
+                    events.extend(decode_events(node.data))
+                if not token:
+                    break
+            ctx.events = events
+        return ctx.events
+
+    async def current_run_id(self, namespace_id: str, workflow_id: str) -> str:
+        """The current run of a workflow id; ``EntityNotFoundError`` when it never ran."""
+        run_id = self.current_runs.get((namespace_id, workflow_id))
+        if run_id is None:
+            cur = await self.stores.executions.get_current_execution(self.shard_id, namespace_id, workflow_id)
+            run_id = cur.run_id
+            self.current_runs[(namespace_id, workflow_id)] = run_id
+        return run_id
+
+    # -- the write path ----------------------------------------------------------------------------
+
+    async def _encode(
+        self, ms: MutableState, events: list[HistoryEvent], tasks: MutationTasks, new_branch: bool
+    ) -> tuple[list[HistoryAppend], WorkflowTasks]:
+        n = len(tasks.transfer) + len(tasks.timer) + (1 if events else 0)
+        ids = await self.allocate_task_ids(n) if n else []
+        appends: list[HistoryAppend] = []
+        if events:
+            txn_id = ids.pop()
+            for ev in events:
+                ev.task_id = txn_id
+            blob = encode_events(events)
+            ms.info.history_size_bytes += len(blob)
+            appends.append(
+                HistoryAppend(
+                    tree_id=ms.info.tree_id,
+                    branch_id=ms.info.branch_id,
+                    node=HistoryNode(events[0].event_id, txn_id, blob, len(events)),
+                    is_new_branch=new_branch,
+                )
+            )
+        rows = WorkflowTasks()
+        for t in tasks.transfer:
+            t.task_id = ids.pop(0)
+            rows.transfer.append(TaskRow(t.task_id, t.encode()))
+        for t in tasks.timer:
+            t.task_id = ids.pop(0)
+            rows.timer.append(TaskRow(t.task_id, t.encode(), t.visibility_time))
+        return appends, rows
+
+    def _row(self, ms: MutableState) -> ExecutionRow:
+        i = ms.info
+        return ExecutionRow(
+            namespace_id=i.namespace_id,
+            workflow_id=i.workflow_id,
+            run_id=i.run_id,
+            state=i.state,
+            status=i.status,
+            next_event_id=ms.next_event_id,
+            db_version=ms.db_version,
+            last_write_version=i.last_write_version,
+            start_request_id=i.create_request_id,
+            data=encode_state(ms),
+            start_version=i.start_version,
+        )
+
+    async def create_run(
+        self,
+        ctx: RunContext,
+        ms: MutableState,
+        tasks: MutationTasks,
+        *,
+        mode: CreateMode,
+        previous_run_id: str = "",
+        previous_last_write_version: int = 0,
+    ) -> None:
+        events = ms.take_pending_events()
+        ms.db_version = 1
+        try:
+            appends, rows = await self._encode(ms, events, tasks, new_branch=True)
+            await self.stores.executions.create_workflow_execution(
+                CreateWorkflowRequest(
+                    self.shard_id,
+                    self.range_id,
+                    NewRun(
+                        self._row(ms),
+                        appends,
+                        rows,
+                        mode=mode,
+                        previous_run_id=previous_run_id,
+                        previous_last_write_version=previous_last_write_version,
+                    ),
+                )
+            )
+        except ShardOwnershipLostError:
+            self.lost = True
+            raise
+        ctx.state = ms
+        ctx.events = events
+        self.current_runs[(ms.info.namespace_id, ms.info.workflow_id)] = ms.info.run_id
+        self._on_new_tasks(self.shard_id, tasks)
+        ctx.notify()
+
+    async def update_run(self, ctx: RunContext, ms: MutableState, tasks: MutationTasks) -> list[HistoryEvent]:
+        """Persists the run's pending events and ``tasks``; returns the events written."""
+        events = ms.take_pending_events()
+        if not events and not tasks and ms.db_version and not getattr(ms, "dirty", True):
+            return events
+        expected = ms.db_version
+        ms.db_version = expected + 1
+        try:
+            appends, rows = await self._encode(ms, events, tasks, new_branch=False)
+            await self.stores.executions.update_workflow_execution(
+                UpdateWorkflowRequest(self.shard_id, self.range_id, self._row(ms), expected, appends, rows)
+            )
+        except ShardOwnershipLostError:
+            self.lost = True
+            self.invalidate(ctx)
+            raise
+        except BaseException:
+            self.invalidate(ctx)
+            raise
+        if ctx.events is not None:
+            ctx.events.extend(events)
+        self._on_new_tasks(self.shard_id, tasks)
+        if events:
+            ctx.notify()
+        return events
+
+    async def read_tasks_from(self, category: int, min_key: tuple[int, int]) -> list[Task]:
+        """Loads every pending task of a category at or after ``min_key`` (start-up recovery)."""
+        from cadenza.engine.persistence.protocols import TaskCategory
+
+        out: list[Task] = []
+        cur = min_key
+        while True:
+            rows = await self.stores.executions.get_tasks(
+                self.shard_id,
+                TaskCategory(category),
+                min_key=cur,
+                max_key=(1 << 62, 1 << 62),
+                batch_size=1000,
+            )
+            for r in rows:
+                out.append(Task.decode(r.data, r.task_id, r.visibility_time))
+            if len(rows) < 1000:
+                return out
+            last = rows[-1]
+            cur = (last.visibility_time, last.task_id + 1)
+
+
+__all__ = ["EntityNotFoundError", "RunContext", "RunKey", "ShardContext", "shard_for"]

@@ -1,0 +1,72 @@
+"""The shard's tasks: what must happen because of a committed mutation.
+
+Tasks are written in the same transaction as the events that cause them (the transactional outbox) and
+processed afterwards by the transfer and timer queue processors. A task names its run and what to do;
+processing re-checks the run's mutable state, so a stale task (its activity already finished, its timer
+cancelled) is simply dropped. That is what makes at-least-once processing safe.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TransferKind(enum.IntEnum):
+    WORKFLOW_TASK = 1
+    """Hand a workflow task to matching."""
+    ACTIVITY_TASK = 2
+    """Hand an activity task to matching."""
+    CLOSE_EXECUTION = 3
+    """The run closed: release waiters, notify a parent, record visibility."""
+
+
+class TimerKind(enum.IntEnum):
+    WORKFLOW_TASK_TIMEOUT = 1
+    ACTIVITY_TIMEOUT = 2
+    USER_TIMER = 3
+    WORKFLOW_RUN_TIMEOUT = 4
+    ACTIVITY_RETRY = 5
+    WORKFLOW_TASK_RETRY = 6
+    """Backoff before a transient workflow task attempt."""
+
+
+class TimeoutType(enum.StrEnum):
+    START_TO_CLOSE = "START_TO_CLOSE"
+    SCHEDULE_TO_START = "SCHEDULE_TO_START"
+    SCHEDULE_TO_CLOSE = "SCHEDULE_TO_CLOSE"
+    HEARTBEAT = "HEARTBEAT"
+
+
+@dataclass(slots=True)
+class Task:
+    """A task before its id is allocated (``task_id`` 0) or after it was read back."""
+
+    kind: int
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    args: dict[str, Any] = field(default_factory=dict)
+    visibility_time: int = 0
+    task_id: int = 0
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            [self.kind, self.namespace_id, self.workflow_id, self.run_id, self.args], separators=(",", ":")
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes, task_id: int, visibility_time: int = 0) -> Task:
+        kind, ns, wid, rid, args = json.loads(data)
+        return cls(kind, ns, wid, rid, args, visibility_time, task_id)
+
+
+@dataclass(slots=True)
+class MutationTasks:
+    transfer: list[Task] = field(default_factory=list)
+    timer: list[Task] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.transfer or self.timer)

@@ -1,0 +1,149 @@
+"""One server process with every role in it: frontend, history shards, queue processors, matching.
+
+``Host.start`` opens nothing itself: it takes the stores (SQLite, Cassandra, ...) and a clock, acquires
+its shards, recovers their pending tasks and starts serving. ``Host.frontend`` is the
+``WorkflowService`` that clients and workers call.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+
+from cadenza.engine.clock import Clock, SystemClock
+from cadenza.engine.errors import AlreadyExistsError
+from cadenza.engine.frontend import Frontend
+from cadenza.engine.history import activities
+from cadenza.engine.history import workflow_tasks as wft
+from cadenza.engine.history.engine import HistoryEngine, Mutation, close_run
+from cadenza.engine.history.queues import QueueProcessors
+from cadenza.engine.history.tasks import Task, TimerKind
+from cadenza.engine.history.workflow_tasks import TRANSIENT_SCHEDULED_ID
+from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine
+from cadenza.engine.namespaces import NamespaceRegistry
+from cadenza.engine.persistence.protocols import Stores
+from cadenza.schemas.events import EventType
+from cadenza.schemas.service import NamespaceInfo
+
+log = logging.getLogger("cadenza.host")
+
+DEFAULT_NAMESPACE = "default"
+
+
+class Host:
+    def __init__(self, stores: Stores, clock: Clock, *, num_shards: int, host_id: str) -> None:
+        self.stores = stores
+        self.clock = clock
+        self.matching = MatchingEngine()
+        self.queues = QueueProcessors(
+            self.matching,
+            timer_handler=self._on_timer,
+            now_us=clock.now_us,
+            sleep_until=clock.sleep_until,
+        )
+        self.history = HistoryEngine(
+            stores, clock, num_shards=num_shards, host=host_id, on_new_tasks=self.queues.on_new_tasks
+        )
+        self.namespaces = NamespaceRegistry(stores.namespaces)
+        self.frontend = Frontend(self.history, self.matching, self.namespaces)
+
+    @classmethod
+    async def start(
+        cls,
+        stores: Stores,
+        *,
+        clock: Clock | None = None,
+        num_shards: int = 4,
+        host_id: str | None = None,
+        default_namespace: str | None = DEFAULT_NAMESPACE,
+    ) -> Host:
+        host = cls(
+            stores,
+            clock or SystemClock(),
+            num_shards=num_shards,
+            host_id=host_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+        )
+        await host.history.start()
+        await host.queues.start(host.history.shards)
+        if default_namespace:
+            try:
+                await host.namespaces.register(NamespaceInfo(name=default_namespace, id=""))
+            except AlreadyExistsError:
+                pass
+        return host
+
+    async def stop(self) -> None:
+        self.matching.drain()
+        await self.queues.stop()
+        try:
+            await self.queues.flush_ack_levels()
+        except Exception:
+            log.warning("could not save queue ack levels at shutdown; tasks will be re-processed")
+
+    # -- timers ----------------------------------------------------------------------------------------
+
+    async def _on_timer(self, task: Task) -> None:
+        kind = TimerKind(task.kind)
+        a = task.args
+        ns, wid, rid = task.namespace_id, task.workflow_id, task.run_id
+        mutate = self.history.mutate
+        if kind == TimerKind.WORKFLOW_TASK_TIMEOUT:
+            await mutate(ns, wid, rid, lambda m: wft.timed_out(m, a["s"], a["a"]))
+        elif kind == TimerKind.ACTIVITY_TIMEOUT:
+            await mutate(ns, wid, rid, lambda m: activities.timeout_fired(m, a["s"], a["a"], a["t"]))
+        elif kind == TimerKind.USER_TIMER:
+            await mutate(ns, wid, rid, lambda m: _fire_user_timer(m, a["id"], a["e"]))
+        elif kind == TimerKind.WORKFLOW_RUN_TIMEOUT:
+            await mutate(ns, wid, rid, _run_timed_out)
+        elif kind == TimerKind.ACTIVITY_RETRY:
+            await self._redispatch(task, ACTIVITY_TASK)
+        elif kind == TimerKind.WORKFLOW_TASK_RETRY:
+            await self._redispatch(task, WORKFLOW_TASK)
+
+    async def _redispatch(self, task: Task, task_type: int) -> None:
+        """A retry's backoff is over: offer the attempt to matching if it is still the pending one."""
+        _, ms, _ = await self.history.get_state_and_events(task.namespace_id, task.workflow_id, task.run_id)
+        a = task.args
+        if not ms.is_running:
+            return
+        if task_type == ACTIVITY_TASK:
+            info = ms.activities.get(a["s"])
+            if info is None or info.attempt != a["a"] or info.started_time:
+                return
+            queue = info.task_queue
+        else:
+            w = ms.workflow_task
+            if not (w.transient and w.attempt == a["a"] and w.scheduled_event_id == TRANSIENT_SCHEDULED_ID):
+                return
+            queue = ms.info.task_queue
+        shard = self.history.shard(task.namespace_id, task.workflow_id)
+        offered = Task(task.kind, task.namespace_id, task.workflow_id, task.run_id, {**a, "q": queue})
+        self.queues.offer(task_type, offered, self.queues.timer_ack(shard.shard_id, task))
+
+
+def _fire_user_timer(m: Mutation, timer_id: str, started_event_id: int) -> None:
+    ms = m.ms
+    timer = ms.timers.get(timer_id)
+    if (
+        not ms.is_running
+        or timer is None
+        or timer.started_event_id != started_event_id
+        or timer.fired_buffered
+    ):
+        m.noop = True
+        return
+    attrs = {"timer_id": timer_id, "started_event_id": started_event_id}
+    if ms.has_started_workflow_task:
+        timer.fired_buffered = True
+        ms.buffer_event(EventType.TIMER_FIRED, m.now, attrs)
+    else:
+        ms.add_event(EventType.TIMER_FIRED, m.now, attrs)
+        m.schedule_workflow_task()
+
+
+def _run_timed_out(m: Mutation) -> None:
+    if not m.ms.is_running:
+        m.noop = True
+        return
+    close_run(m, EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"retry_state": "TIMEOUT"})

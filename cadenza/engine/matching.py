@@ -1,0 +1,115 @@
+"""Matching: task queues that pair tasks with long-polling workers.
+
+A task reaches a queue from the shard's transfer queue and stays *un-acknowledged* there until a worker
+has recorded it as started (or it proved stale). Until then the transfer task row is the durable copy:
+if the process dies, the transfer queue re-reads it and offers the task again, and a duplicate offer is
+harmless because recording a task as started is idempotent and a stale one is dropped. So a task handed
+to a waiting poller (a "sync match") costs no extra write.
+
+Queries travel the same way but are never persisted: a query waits for its answer with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+WORKFLOW_TASK = 0
+ACTIVITY_TASK = 1
+
+
+@dataclass(slots=True, eq=False)
+class MatchTask:
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    scheduled_event_id: int
+    attempt: int
+    ack: Callable[[], None] = lambda: None
+    """Called once the task was started by a worker or found stale: the source task is done."""
+    query: Any = None
+    """For query tasks: the pending query (``PendingQuery``)."""
+    created_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
+
+
+class TaskQueue:
+    def __init__(self) -> None:
+        self.tasks: collections.deque[MatchTask] = collections.deque()
+        self.queries: collections.deque[MatchTask] = collections.deque()
+        self.pollers: collections.deque[asyncio.Future[MatchTask]] = collections.deque()
+        self.last_poll_time = 0.0
+
+    def offer(self, task: MatchTask) -> None:
+        while self.pollers:
+            poller = self.pollers.popleft()
+            if not poller.done():
+                poller.set_result(task)
+                return
+        (self.queries if task.query is not None else self.tasks).append(task)
+
+    def take(self) -> MatchTask | None:
+        if self.queries:
+            return self.queries.popleft()
+        if self.tasks:
+            return self.tasks.popleft()
+        return None
+
+
+class MatchingEngine:
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, str, int], TaskQueue] = {}
+        self._query_ids = itertools.count(1)
+
+    def queue(self, namespace_id: str, name: str, task_type: int) -> TaskQueue:
+        key = (namespace_id, name, task_type)
+        q = self._queues.get(key)
+        if q is None:
+            q = self._queues[key] = TaskQueue()
+        return q
+
+    def add_task(self, namespace_id: str, name: str, task_type: int, task: MatchTask) -> None:
+        self.queue(namespace_id, name, task_type).offer(task)
+
+    async def poll(self, namespace_id: str, name: str, task_type: int, timeout_s: float) -> MatchTask | None:
+        q = self.queue(namespace_id, name, task_type)
+        loop = asyncio.get_running_loop()
+        q.last_poll_time = loop.time()
+        task = q.take()
+        if task is not None:
+            return task
+        fut: asyncio.Future[MatchTask] = loop.create_future()
+        q.pollers.append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            return None
+        except asyncio.CancelledError:
+            # A task handed to a poller that went away must not be lost: offer it again.
+            if fut.done() and not fut.cancelled():
+                q.offer(fut.result())
+            raise
+
+    def has_pollers(self, namespace_id: str, name: str, task_type: int, within_s: float = 70.0) -> bool:
+        q = self._queues.get((namespace_id, name, task_type))
+        if q is None:
+            return False
+        return bool(q.pollers) or asyncio.get_running_loop().time() - q.last_poll_time < within_s
+
+    def backlog(self, namespace_id: str, name: str, task_type: int) -> int:
+        q = self._queues.get((namespace_id, name, task_type))
+        return len(q.tasks) if q else 0
+
+    def next_query_id(self) -> str:
+        return f"q{next(self._query_ids)}"
+
+    def drain(self) -> None:
+        """Fails every waiting poller (server shutdown)."""
+        for q in self._queues.values():
+            while q.pollers:
+                p = q.pollers.popleft()
+                if not p.done():
+                    p.cancel()

@@ -1,0 +1,295 @@
+"""The client: start workflows and talk to them.
+
+``Client`` wraps a ``WorkflowService`` (in-process, or the network client) with the data converter;
+``WorkflowHandle`` is one workflow id (optionally pinned to a run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, Generic, TypeVar
+
+from cadenza.schemas.events import EventType, HistoryEvent
+from cadenza.schemas.service import (
+    DescribeWorkflowResponse,
+    GetHistoryRequest,
+    StartWorkflowRequest,
+    WorkflowExecution,
+    WorkflowService,
+)
+from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, WorkflowDefinition
+from cadenza.sdk.common import RetryPolicy, WorkflowIDReusePolicy, timedelta_to_ms
+from cadenza.sdk.converter import DataConverter, default_converter
+from cadenza.sdk.exceptions import (
+    CanceledError,
+    TerminatedError,
+    TimeoutError,
+    TimeoutType,
+    WorkflowFailureError,
+)
+from cadenza.sdk.history import WorkflowHistory
+
+R = TypeVar("R")
+
+
+def _default_identity() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def workflow_type_name(workflow: Any) -> tuple[str, Any]:
+    """(type name, result type hint) for a run method, a workflow class or a plain name."""
+    if isinstance(workflow, str):
+        return workflow, None
+    if isinstance(workflow, type):
+        defn = WorkflowDefinition.from_class(workflow)
+    else:
+        defn = WorkflowDefinition.from_run_fn(workflow)
+    return defn.name, defn.run_return_type
+
+
+def _handler_name(handler: Any, mark: str, kind: str) -> str:
+    if isinstance(handler, str):
+        return handler
+    name = getattr(handler, mark, None)
+    if not name:
+        raise ValueError(f"{getattr(handler, '__qualname__', handler)!r} is not a @workflow.{kind} method")
+    return str(name)
+
+
+class Client:
+    def __init__(
+        self,
+        service: WorkflowService,
+        *,
+        namespace: str = "default",
+        identity: str | None = None,
+        data_converter: DataConverter | None = None,
+    ) -> None:
+        self.service = service
+        self.namespace = namespace
+        self.identity = identity or _default_identity()
+        self.data_converter = data_converter or default_converter()
+
+    @classmethod
+    async def connect(
+        cls,
+        target: Any,
+        *,
+        namespace: str = "default",
+        identity: str | None = None,
+        data_converter: DataConverter | None = None,
+    ) -> Client:
+        """Connects to a server. ``target`` is an in-process server object (a ``Host`` or anything
+        with a ``frontend``), which is what the embedded engine and the test environment pass."""
+        from cadenza.sdk._local import local_service
+
+        frontend = getattr(target, "frontend", None)
+        if frontend is None:
+            raise ValueError(
+                f"cannot connect to {target!r}: this build connects to in-process servers only "
+                "(pass the object returned by Host.start or WorkflowEnvironment)"
+            )
+        return cls(
+            local_service(frontend), namespace=namespace, identity=identity, data_converter=data_converter
+        )
+
+    # -- starting ----------------------------------------------------------------------------------
+
+    async def start_workflow(
+        self,
+        workflow: Callable[..., Any] | type | str,
+        *args: Any,
+        id: str,
+        task_queue: str,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: dict[str, Any] | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
+        result_type: Any = None,
+    ) -> WorkflowHandle[Any]:
+        """Starts a run; with ``start_signal``, signals it (starting it first if it is not running).
+        Arguments are encoded before anything is sent, so one that cannot be encoded raises here."""
+        name, ret = workflow_type_name(workflow)
+        conv = self.data_converter
+        req = StartWorkflowRequest(
+            namespace=self.namespace,
+            workflow_id=id,
+            workflow_type=name,
+            task_queue=task_queue,
+            input=conv.to_payloads(args) if args else None,
+            workflow_execution_timeout_ms=timedelta_to_ms(execution_timeout, "execution_timeout"),
+            workflow_run_timeout_ms=timedelta_to_ms(run_timeout, "run_timeout"),
+            workflow_task_timeout_ms=timedelta_to_ms(task_timeout, "task_timeout"),
+            request_id=request_id or str(uuid.uuid4()),
+            identity=self.identity,
+            workflow_id_reuse_policy=WorkflowIDReusePolicy(id_reuse_policy).value,
+            retry_policy=retry_policy.to_dict() if retry_policy else None,
+            cron_schedule=cron_schedule,
+            memo={k: conv.to_payload(v) for k, v in (memo or {}).items()},
+            search_attributes={k: conv.to_payload(v) for k, v in (search_attributes or {}).items()},
+            signal_name=start_signal or "",
+            signal_input=conv.to_payloads(list(start_signal_args)) if start_signal_args else None,
+        )
+        resp = await self.service.start_workflow_execution(req)
+        return WorkflowHandle(self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret)
+
+    async def execute_workflow(
+        self, workflow: Callable[..., Any] | type | str, *args: Any, id: str, task_queue: str, **kwargs: Any
+    ) -> Any:
+        handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue, **kwargs)
+        return await handle.result()
+
+    async def signal_with_start_workflow(
+        self,
+        workflow: Callable[..., Any] | type | str,
+        *args: Any,
+        id: str,
+        task_queue: str,
+        signal: Any,
+        signal_args: Sequence[Any] = (),
+        **kwargs: Any,
+    ) -> WorkflowHandle[Any]:
+        return await self.start_workflow(
+            workflow,
+            *args,
+            id=id,
+            task_queue=task_queue,
+            start_signal=_handler_name(signal, _SIGNAL_MARK, "signal"),
+            start_signal_args=signal_args,
+            **kwargs,
+        )
+
+    def get_workflow_handle(
+        self, workflow_id: str, *, run_id: str | None = None, result_type: Any = None
+    ) -> WorkflowHandle[Any]:
+        return WorkflowHandle(self, workflow_id, run_id=run_id, first_run_id=run_id, result_type=result_type)
+
+
+class WorkflowHandle(Generic[R]):
+    """A workflow id, optionally pinned to one run (``run_id``); ``first_run_id`` is the run a start
+    returned, which ``result()`` follows."""
+
+    def __init__(
+        self,
+        client: Client,
+        workflow_id: str,
+        *,
+        run_id: str | None,
+        first_run_id: str | None,
+        result_type: Any = None,
+    ) -> None:
+        self.client = client
+        self.id = workflow_id
+        self.run_id = run_id
+        self.first_run_id = first_run_id
+        self.result_type = result_type
+
+    def _execution(self, run_id: str | None = None) -> WorkflowExecution:
+        return WorkflowExecution(self.id, run_id or self.run_id or "")
+
+    async def result(self, *, timeout: float | None = None) -> R:
+        """Waits for the run to close; returns its result or raises ``WorkflowFailureError``."""
+        run_id = self.run_id or self.first_run_id or ""
+        return await asyncio.wait_for(self._wait_result(run_id), timeout)
+
+    async def _wait_result(self, run_id: str) -> Any:
+        c = self.client
+        while True:
+            resp = await c.service.get_workflow_execution_history(
+                GetHistoryRequest(
+                    c.namespace,
+                    WorkflowExecution(self.id, run_id),
+                    close_event_only=True,
+                    wait_new_event=True,
+                    timeout_s=60.0,
+                )
+            )
+            if resp.events:
+                return self._decode_close(resp.events[-1])
+
+    def _decode_close(self, event: HistoryEvent) -> Any:
+        conv = self.client.data_converter
+        a = event.attributes
+        et = event.event_type
+        if et == EventType.WORKFLOW_EXECUTION_COMPLETED:
+            values = conv.from_payloads(a.get("result"), [self.result_type] if self.result_type else None)
+            return values[0] if values else None
+        if et == EventType.WORKFLOW_EXECUTION_FAILED:
+            raise WorkflowFailureError(conv.failure_to_exception(a["failure"] or {}))
+        if et == EventType.WORKFLOW_EXECUTION_CANCELED:
+            details = conv.from_payloads(a.get("details"))
+            raise WorkflowFailureError(CanceledError("workflow canceled", *details))
+        if et == EventType.WORKFLOW_EXECUTION_TERMINATED:
+            details = conv.from_payloads(a.get("details"))
+            raise WorkflowFailureError(TerminatedError(a.get("reason") or "terminated", *details))
+        if et == EventType.WORKFLOW_EXECUTION_TIMED_OUT:
+            raise WorkflowFailureError(TimeoutError("workflow timed out", type=TimeoutType.START_TO_CLOSE))
+        raise WorkflowFailureError(RuntimeError(f"run closed with {et.name}"))
+
+    async def signal(self, signal: Any, *args: Any, request_id: str | None = None) -> None:
+        c = self.client
+        name = _handler_name(signal, _SIGNAL_MARK, "signal")
+        await c.service.signal_workflow_execution(
+            c.namespace,
+            self._execution(),
+            name,
+            c.data_converter.to_payloads(args) if args else None,
+            identity=c.identity,
+            request_id=request_id or str(uuid.uuid4()),
+        )
+
+    async def query(self, query: Any, *args: Any, result_type: Any = None) -> Any:
+        c = self.client
+        name = _handler_name(query, _QUERY_MARK, "query")
+        result = await c.service.query_workflow(
+            c.namespace, self._execution(), name, c.data_converter.to_payloads(args) if args else None
+        )
+        values = c.data_converter.from_payloads(result, [result_type] if result_type else None)
+        return values[0] if values else None
+
+    async def cancel(self) -> None:
+        c = self.client
+        await c.service.request_cancel_workflow_execution(
+            c.namespace, self._execution(), identity=c.identity, request_id=str(uuid.uuid4())
+        )
+
+    async def terminate(self, reason: str = "", *details: Any) -> None:
+        c = self.client
+        await c.service.terminate_workflow_execution(
+            c.namespace,
+            self._execution(),
+            reason=reason,
+            details=c.data_converter.to_payloads(details) if details else None,
+            identity=c.identity,
+        )
+
+    async def describe(self) -> DescribeWorkflowResponse:
+        c = self.client
+        return await c.service.describe_workflow_execution(c.namespace, self._execution())
+
+    async def fetch_history(self) -> WorkflowHistory:
+        c = self.client
+        events: list[HistoryEvent] = []
+        token: bytes | None = None
+        run_id = ""
+        while True:
+            resp = await c.service.get_workflow_execution_history(
+                GetHistoryRequest(c.namespace, self._execution(), next_page_token=token)
+            )
+            events.extend(resp.events)
+            run_id = resp.run_id
+            token = resp.next_page_token
+            if not token:
+                return WorkflowHistory(self.id, run_id, events)

@@ -1,0 +1,590 @@
+"""Workers: poll a task queue, run workflow code and activities, report back.
+
+A worker keeps recently used workflow runs in a cache, so a workflow task for a cached run applies
+only the new events instead of replaying the whole history. A run leaves the cache when it closes,
+when a task of it fails (its instance may have run code whose commands were thrown away), or when the
+cache is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cadenza.schemas.events import CLOSE_EVENT_TYPES, COMMAND_EVENT, EventType, HistoryEvent
+from cadenza.schemas.service import (
+    PollActivityTaskResponse,
+    PollWorkflowTaskResponse,
+    RespondWorkflowTaskCompletedRequest,
+    RespondWorkflowTaskFailedRequest,
+)
+from cadenza.sdk import activity as activity_mod
+from cadenza.sdk._runtime.definitions import WorkflowDefinition
+from cadenza.sdk._runtime.instance import WorkflowInstance
+from cadenza.sdk.activity import ActivityContext, ActivityDefinition, ActivityInfo
+from cadenza.sdk.client import Client
+from cadenza.sdk.converter import DataConverter, default_converter
+from cadenza.sdk.exceptions import (
+    ApplicationError,
+    CadenzaError,
+    NondeterminismError,
+    WorkflowTaskError,
+)
+from cadenza.sdk.history import WorkflowHistory
+
+log = logging.getLogger("cadenza.worker")
+
+_CLOSE_COMMAND_EVENTS = {ct for ct, et in COMMAND_EVENT.items() if et in CLOSE_EVENT_TYPES}
+
+
+def _ms_to_td(ms: int) -> timedelta | None:
+    return timedelta(milliseconds=ms) if ms else None
+
+
+def _us_to_dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+class Worker:
+    """Runs ``workflows`` and ``activities`` for one task queue until shut down.
+
+    Use as ``async with Worker(...):`` or ``await worker.run()``."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        workflows: Sequence[type] = (),
+        activities: Sequence[Callable[..., Any]] = (),
+        max_concurrent_activities: int = 200,
+        workflow_pollers: int = 4,
+        activity_pollers: int = 4,
+        max_cached_workflows: int = 10_000,
+        activity_executor: concurrent.futures.Executor | None = None,
+        identity: str | None = None,
+    ) -> None:
+        if not workflows and not activities:
+            raise ValueError("a worker needs at least one workflow or activity")
+        self.client = client
+        self.task_queue = task_queue
+        self.identity = identity or f"{client.identity}:{task_queue}:{uuid.uuid4().hex[:6]}"
+        self._workflows: dict[str, WorkflowDefinition] = {}
+        for cls in workflows:
+            d = WorkflowDefinition.from_class(cls)
+            if d.name in self._workflows:
+                raise ValueError(f"workflow type {d.name!r} is registered twice")
+            self._workflows[d.name] = d
+        self._activities: dict[str, ActivityDefinition] = {}
+        for fn in activities:
+            a = ActivityDefinition.from_callable(fn)
+            if a.name in self._activities:
+                raise ValueError(f"activity type {a.name!r} is registered twice")
+            self._activities[a.name] = a
+        self._converter: DataConverter = client.data_converter or default_converter()
+        self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
+        self._max_cached = max_cached_workflows
+        self._activity_slots = asyncio.Semaphore(max_concurrent_activities)
+        self._max_concurrent_activities = max_concurrent_activities
+        self._executor = activity_executor
+        self._own_executor = activity_executor is None
+        self._workflow_pollers = workflow_pollers if self._workflows else 0
+        self._activity_pollers = activity_pollers if self._activities else 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running_activities: dict[bytes, tuple[asyncio.Task[Any] | None, ActivityContext]] = {}
+        self._stopping = asyncio.Event()
+        self._run_lock: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    def start(self) -> None:
+        if self._tasks:
+            raise RuntimeError("worker already started")
+        if (
+            self._activities
+            and self._executor is None
+            and any(not a.is_async for a in self._activities.values())
+        ):
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(self._max_concurrent_activities, 64), thread_name_prefix="cadenza-activity"
+            )
+        for i in range(self._workflow_pollers):
+            self._tasks.append(asyncio.create_task(self._workflow_poll_loop(), name=f"wf-poller-{i}"))
+        for i in range(self._activity_pollers):
+            self._tasks.append(asyncio.create_task(self._activity_poll_loop(), name=f"act-poller-{i}"))
+
+    async def run(self) -> None:
+        self.start()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stops polling and waits for running tasks; activities get cancellation."""
+        self._stopping.set()
+        for t in self._tasks:
+            t.cancel()
+        for task, ctx in self._running_activities.values():
+            ctx.cancelled.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def abandon(self) -> None:
+        """Stops at once without reporting anything, as if the process died (for failure tests)."""
+        self._stopping.set()
+        for task, ctx in list(self._running_activities.values()):
+            ctx.cancelled.set()
+            if task is not None:
+                task.cancel()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- workflow tasks ----------------------------------------------------------------------------
+
+    async def _workflow_poll_loop(self) -> None:
+        service = self.client.service
+        ns = self.client.namespace
+        while not self._stopping.is_set():
+            try:
+                task = await service.poll_workflow_task_queue(ns, self.task_queue, identity=self.identity)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("polling workflow tasks failed; retrying")
+                await asyncio.sleep(0.2)
+                continue
+            if task is None:
+                continue
+            try:
+                if task.query is not None:
+                    await self._answer_query(task)
+                else:
+                    await self._handle_workflow_task(task)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("workflow task of %s failed to report", task.workflow_execution.workflow_id)
+
+    def _instance_for(
+        self, task: PollWorkflowTaskResponse, defn: WorkflowDefinition
+    ) -> tuple[WorkflowInstance, Sequence[HistoryEvent]]:
+        run_id = task.workflow_execution.run_id
+        inst = self._cache.get(run_id)
+        history = task.history
+        if inst is not None:
+            last = inst.last_event_id
+            if last < len(history) and history[last - 1].event_id == last if last else False:
+                self._cache.move_to_end(run_id)
+                return inst, history[last:]
+            self._cache.pop(run_id, None)
+        inst = WorkflowInstance(
+            defn,
+            namespace=task.namespace,
+            workflow_id=task.workflow_execution.workflow_id,
+            run_id=run_id,
+            converter=self._converter,
+        )
+        self._cache[run_id] = inst
+        while len(self._cache) > self._max_cached:
+            self._cache.popitem(last=False)
+        return inst, history
+
+    async def _handle_workflow_task(self, task: PollWorkflowTaskResponse) -> None:
+        service = self.client.service
+        run_id = task.workflow_execution.run_id
+        defn = self._workflows.get(task.workflow_type)
+        if defn is None:
+            await service.respond_workflow_task_failed(
+                RespondWorkflowTaskFailedRequest(
+                    task.task_token,
+                    "WORKFLOW_TYPE_NOT_FOUND",
+                    self._converter.exception_to_failure(
+                        ApplicationError(
+                            f"workflow type {task.workflow_type!r} is not registered on task queue "
+                            f"{self.task_queue!r} (this worker has: {', '.join(sorted(self._workflows)) or 'none'})",
+                            type="WorkflowTypeNotFound",
+                        )
+                    ),
+                    identity=self.identity,
+                )
+            )
+            return
+        inst, events = self._instance_for(task, defn)
+        try:
+            commands = inst.activate(events)
+        except (WorkflowTaskError, Exception) as e:
+            self._cache.pop(run_id, None)
+            cause = "NON_DETERMINISTIC_ERROR" if isinstance(e, NondeterminismError) else "WORKFLOW_TASK_ERROR"
+            err = e.cause if isinstance(e, WorkflowTaskError) and e.cause is not None else e
+            if not isinstance(e, WorkflowTaskError):
+                log.exception(
+                    "workflow %s: unexpected error in the workflow runtime",
+                    task.workflow_execution.workflow_id,
+                )
+            else:
+                log.warning("workflow %s: workflow task failed: %s", task.workflow_execution.workflow_id, e)
+            failure = self._converter.exception_to_failure(err)
+            if isinstance(e, NondeterminismError):
+                failure["message"] = str(e)
+            await service.respond_workflow_task_failed(
+                RespondWorkflowTaskFailedRequest(task.task_token, cause, failure, identity=self.identity)
+            )
+            return
+        if any(c.command_type in _CLOSE_COMMAND_EVENTS for c in commands):
+            self._cache.pop(run_id, None)
+        try:
+            await service.respond_workflow_task_completed(
+                RespondWorkflowTaskCompletedRequest(task.task_token, commands, identity=self.identity)
+            )
+        except CadenzaError as e:
+            # The task went stale (timed out, or new events made the server fail it): the instance
+            # ran ahead of history, so drop it and replay next time.
+            self._cache.pop(run_id, None)
+            log.info(
+                "workflow %s: completing the task was refused: %s", task.workflow_execution.workflow_id, e
+            )
+
+    async def _answer_query(self, task: PollWorkflowTaskResponse) -> None:
+        service = self.client.service
+        assert task.query is not None
+        query_id = task.query.query_id
+        defn = self._workflows.get(task.workflow_type)
+        try:
+            if defn is None:
+                raise ApplicationError(
+                    f"workflow type {task.workflow_type!r} is not registered on this worker"
+                )
+            inst = self._cache.get(task.workflow_execution.run_id)
+            if inst is None or inst.last_event_id != task.started_event_id:
+                # Replay up to the last completed task in a fresh instance: never advance the cached
+                # one from a query.
+                if not task.history:
+                    raise ApplicationError("the workflow has not run any code yet")
+                inst = WorkflowInstance(
+                    defn,
+                    namespace=task.namespace,
+                    workflow_id=task.workflow_execution.workflow_id,
+                    run_id=task.workflow_execution.run_id,
+                    converter=self._converter,
+                )
+                inst.activate(task.history)
+            result = inst.query(task.query.query_type, task.query.query_args)
+        except Exception as e:
+            await service.respond_query_task_completed(
+                task.namespace, query_id, error_message=f"{type(e).__name__}: {e}"
+            )
+            return
+        await service.respond_query_task_completed(task.namespace, query_id, result=result)
+
+    # -- activities --------------------------------------------------------------------------------
+
+    async def _activity_poll_loop(self) -> None:
+        service = self.client.service
+        ns = self.client.namespace
+        while not self._stopping.is_set():
+            await self._activity_slots.acquire()
+            try:
+                task = await service.poll_activity_task_queue(ns, self.task_queue, identity=self.identity)
+            except asyncio.CancelledError:
+                self._activity_slots.release()
+                raise
+            except Exception:
+                self._activity_slots.release()
+                log.exception("polling activity tasks failed; retrying")
+                await asyncio.sleep(0.2)
+                continue
+            if task is None:
+                self._activity_slots.release()
+                continue
+            t = asyncio.create_task(self._run_activity(task))
+            t.add_done_callback(lambda _: self._activity_slots.release())
+
+    async def _run_activity(self, task: PollActivityTaskResponse) -> None:
+        service = self.client.service
+        conv = self._converter
+        defn = self._activities.get(task.activity_type)
+        if defn is None:
+            err = ApplicationError(
+                f"activity type {task.activity_type!r} is not registered on task queue {self.task_queue!r} "
+                f"(this worker has: {', '.join(sorted(self._activities)) or 'none'})",
+                type="ActivityTypeNotFound",
+            )
+            await self._report(
+                service.respond_activity_task_failed(
+                    task.task_token, conv.exception_to_failure(err), identity=self.identity
+                )
+            )
+            return
+        loop = asyncio.get_running_loop()
+        info = ActivityInfo(
+            activity_id=task.activity_id,
+            activity_type=task.activity_type,
+            attempt=task.attempt,
+            task_queue=task.task_queue,
+            workflow_id=task.workflow_execution.workflow_id,
+            run_id=task.workflow_execution.run_id,
+            workflow_type=task.workflow_type,
+            namespace=task.namespace,
+            heartbeat_details=conv.from_payloads(task.heartbeat_details) if task.heartbeat_details else [],
+            heartbeat_timeout=_ms_to_td(task.heartbeat_timeout_ms),
+            scheduled_time=_us_to_dt(task.current_attempt_scheduled_time),
+            started_time=_us_to_dt(task.started_time),
+            task_token=task.task_token,
+            schedule_to_close_timeout=_ms_to_td(task.schedule_to_close_timeout_ms),
+            start_to_close_timeout=_ms_to_td(task.start_to_close_timeout_ms),
+        )
+        heartbeater = _Heartbeater(self, task, loop)
+        ctx = ActivityContext(info=info, heartbeat=heartbeater.heartbeat_threadsafe)
+        heartbeater.ctx = ctx
+        try:
+            args = conv.from_payloads(task.input, defn.param_types)
+        except Exception as e:
+            await self._report(
+                service.respond_activity_task_failed(
+                    task.task_token,
+                    conv.exception_to_failure(
+                        ApplicationError(
+                            f"cannot decode the arguments of activity {task.activity_type!r}: {e}",
+                            type="PayloadDecodeError",
+                            non_retryable=True,
+                        )
+                    ),
+                    identity=self.identity,
+                )
+            )
+            return
+        current = asyncio.current_task()
+        self._running_activities[task.task_token] = (current, ctx)
+        try:
+            if defn.is_async:
+                with activity_mod._activity_context(ctx):
+                    result = await defn.fn(*args)
+            else:
+                cv = contextvars.copy_context()
+
+                def call() -> Any:
+                    activity_mod._set_context(ctx)
+                    return defn.fn(*args)
+
+                result = await loop.run_in_executor(self._executor, cv.run, call)
+        except asyncio.CancelledError:
+            if self._stopping.is_set() and not ctx.cancelled.is_set():
+                raise
+            if heartbeater.cancel_requested:
+                await self._report(
+                    service.respond_activity_task_canceled(task.task_token, None, identity=self.identity)
+                )
+            elif not self._stopping.is_set():
+                raise
+            return
+        except Exception as e:
+            if heartbeater.cancel_requested and _is_cancel(e):
+                await self._report(
+                    service.respond_activity_task_canceled(task.task_token, None, identity=self.identity)
+                )
+                return
+            await self._report(
+                service.respond_activity_task_failed(
+                    task.task_token, conv.exception_to_failure(e), identity=self.identity
+                )
+            )
+            return
+        finally:
+            self._running_activities.pop(task.task_token, None)
+            heartbeater.stop()
+        if self._stopping.is_set() and ctx.cancelled.is_set() and not heartbeater.cancel_requested:
+            return
+        try:
+            payloads = conv.to_payloads([result])
+        except Exception as e:
+            await self._report(
+                service.respond_activity_task_failed(
+                    task.task_token,
+                    conv.exception_to_failure(
+                        ApplicationError(
+                            f"activity {task.activity_type!r} returned a value that cannot be encoded: {e}",
+                            type="PayloadEncodeError",
+                            non_retryable=True,
+                        )
+                    ),
+                    identity=self.identity,
+                )
+            )
+            return
+        await self._report(
+            service.respond_activity_task_completed(task.task_token, payloads, identity=self.identity)
+        )
+
+    async def _report(self, call: Any) -> None:
+        try:
+            await call
+        except CadenzaError as e:
+            # The attempt is no longer current (timed out and retried elsewhere): nothing to do.
+            log.info("activity result was not accepted: %s", e)
+
+
+def _is_cancel(e: BaseException) -> bool:
+    from cadenza.sdk.exceptions import CanceledError
+
+    return isinstance(e, CanceledError | asyncio.CancelledError)
+
+
+class _Heartbeater:
+    """Sends an activity's heartbeats, at most one in flight, keeping only the latest details."""
+
+    def __init__(
+        self, worker: Worker, task: PollActivityTaskResponse, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.worker = worker
+        self.task = task
+        self.loop = loop
+        self.ctx: ActivityContext | None = None
+        self.cancel_requested = False
+        self._pending: Sequence[Any] | None = None
+        self._sending = False
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def heartbeat_threadsafe(self, details: Sequence[Any]) -> None:
+        with self._lock:
+            self._pending = list(details)
+        if threading.current_thread() is threading.main_thread() and self._in_loop():
+            self._kick()
+        else:
+            self.loop.call_soon_threadsafe(self._kick)
+
+    def _in_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def _kick(self) -> None:
+        if self._sending or self._stopped:
+            return
+        self._sending = True
+        self.loop.create_task(self._send())
+
+    async def _send(self) -> None:
+        service = self.worker.client.service
+        conv = self.worker._converter
+        try:
+            while not self._stopped:
+                with self._lock:
+                    details, self._pending = self._pending, None
+                if details is None:
+                    return
+                try:
+                    cancel = await service.record_activity_task_heartbeat(
+                        self.task.task_token,
+                        conv.to_payloads(details) if details else None,
+                        identity=self.worker.identity,
+                    )
+                except CadenzaError:
+                    cancel = True  # the attempt is gone (timed out): stop the work
+                if cancel and self.ctx is not None:
+                    self.cancel_requested = True
+                    self.ctx.cancelled.set()
+                    entry = self.worker._running_activities.get(self.task.task_token)
+                    if (
+                        entry
+                        and entry[0] is not None
+                        and self.worker._activities[self.task.activity_type].is_async
+                    ):
+                        entry[0].cancel()
+                    return
+        finally:
+            self._sending = False
+
+    def stop(self) -> None:
+        self._stopped = True
+
+
+class Replayer:
+    """Replays recorded histories against workflow code, to prove a code change keeps determinism."""
+
+    def __init__(self, *, workflows: Sequence[type], data_converter: DataConverter | None = None) -> None:
+        self._workflows = {
+            WorkflowDefinition.from_class(w).name: WorkflowDefinition.from_class(w) for w in workflows
+        }
+        self._converter = data_converter or default_converter()
+
+    def replay_workflow(self, history: WorkflowHistory | str) -> None:
+        """Raises ``NondeterminismError`` (or the workflow code's error) when replay diverges."""
+        if isinstance(history, str):
+            history = WorkflowHistory.from_file(history)
+        events = history.events
+        if not events:
+            raise ValueError("history is empty")
+        started = events[0]
+        wtype = started.attributes.get("workflow_type", "")
+        defn = self._workflows.get(wtype)
+        if defn is None:
+            raise ValueError(
+                f"workflow type {wtype!r} is not among the replayer's workflows {sorted(self._workflows)}"
+            )
+        # Every task that completed in history is replayed and its commands checked against the
+        # recorded ones; a synthetic task start at the end makes the last real one a replay too.
+        trimmed = list(events)
+        while trimmed and trimmed[-1].event_type in (
+            EventType.WORKFLOW_TASK_SCHEDULED,
+            EventType.WORKFLOW_TASK_STARTED,
+        ):
+            trimmed.pop()
+        if not any(e.event_type == EventType.WORKFLOW_TASK_COMPLETED for e in trimmed):
+            return
+        n = len(trimmed)
+        t = trimmed[-1].event_time
+        trimmed.append(
+            HistoryEvent(
+                n + 1,
+                t,
+                EventType.WORKFLOW_TASK_SCHEDULED,
+                0,
+                0,
+                {"task_queue": "", "start_to_close_timeout_ms": 0, "attempt": 1},
+            )
+        )
+        trimmed.append(
+            HistoryEvent(
+                n + 2,
+                t,
+                EventType.WORKFLOW_TASK_STARTED,
+                0,
+                0,
+                {"scheduled_event_id": n + 1, "identity": "replayer", "request_id": ""},
+            )
+        )
+        inst = WorkflowInstance(
+            defn,
+            namespace="replay",
+            workflow_id=history.workflow_id,
+            run_id=history.run_id or "replay",
+            converter=self._converter,
+        )
+        inst.activate(trimmed)
+
+    async def replay_workflows(self, histories: Sequence[WorkflowHistory | str]) -> None:
+        for h in histories:
+            self.replay_workflow(h)
