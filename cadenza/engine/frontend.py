@@ -269,15 +269,34 @@ class Frontend:
 
     async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
         ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
-        await self._answered(
-            request.task_token,
-            self.history.mutate(
-                ns,
-                wid,
-                rid,
-                lambda m: wft.complete(m, sid, attempt, started, request.commands, request.identity),
-            ),
-        )
+        try:
+            await self._answered(
+                request.task_token,
+                self.history.mutate(
+                    ns,
+                    wid,
+                    rid,
+                    lambda m: wft.complete(m, sid, attempt, started, request.commands, request.identity),
+                ),
+            )
+        except wft.BadCommandError as e:
+            # Nothing of the task was written; record why it failed, as the anchors do, so the
+            # history shows the cause and the task is retried (by fixed code) instead of timing out.
+            failure = {
+                "message": e.message,
+                "source": "Server",
+                "stack_trace": "",
+                "failure_type": "ServerFailure",
+                "application_type": e.cause,
+                "non_retryable": False,
+                "details": None,
+                "timeout_type": None,
+                "cause": None,
+            }
+            await self.history.mutate(
+                ns, wid, rid, lambda m: wft.fail(m, sid, attempt, started, e.cause, failure, request.identity)
+            )
+            raise
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
         ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
@@ -300,12 +319,26 @@ class Frontend:
     ) -> Payloads | None:
         ns_id = await self._ns_id(namespace)
         limits.validate_payloads("query_args", args)
-        _, ms, _ = await self.history.get_state_and_events(ns_id, execution.workflow_id, execution.run_id)
-        if ms.info.status == ExecutionStatus.RUNNING and not any(
-            True for _ in [ms.info.last_completed_workflow_task_event_id] if _
-        ):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.query_timeout_s
+        while True:
+            ctx, ms, _ = await self.history.get_state_and_events(
+                ns_id, execution.workflow_id, execution.run_id
+            )
+            # Before the first workflow task completes there is no state to query: wait for it, as
+            # the anchors do, rather than fail a query sent right after a start.
+            if ms.info.last_completed_workflow_task_event_id or not ms.is_running:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise QueryRejectedError(
+                    f"workflow {execution.workflow_id!r} has not completed its first workflow task within "
+                    f"{self.query_timeout_s:g} s; is a worker polling task queue {ms.info.task_queue!r}?"
+                )
+            await self.history.wait_for_change(ctx, remaining)
+        if not ms.info.last_completed_workflow_task_event_id:
             raise QueryRejectedError(
-                f"workflow {execution.workflow_id!r} has not completed its first workflow task yet"
+                f"workflow {execution.workflow_id!r} closed before any workflow task completed: no state to query"
             )
         q = PendingQuery(self.matching.next_query_id(), query_type, args)
         self._queries[q.query_id] = q
