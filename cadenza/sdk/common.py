@@ -16,8 +16,6 @@ __all__ = [
     "timedelta_to_ms",
 ]
 
-_MS = timedelta(milliseconds=1)
-
 
 def timedelta_to_ms(value: timedelta | float | None, field_name: str, *, round_up: bool = False) -> int:
     """Convert a duration (timedelta or seconds) to whole milliseconds for an ``*_ms`` field.

@@ -28,7 +28,7 @@ from cadenza.schemas.service import (
 )
 from cadenza.sdk import activity as activity_mod
 from cadenza.sdk._runtime.definitions import WorkflowDefinition
-from cadenza.sdk._runtime.instance import WorkflowInstance
+from cadenza.sdk._runtime.instance import StaleInstanceError, WorkflowInstance
 from cadenza.sdk.activity import ActivityContext, ActivityDefinition, ActivityInfo
 from cadenza.sdk.client import Client
 from cadenza.sdk.converter import DataConverter, default_converter
@@ -232,7 +232,13 @@ class Worker:
             return
         inst, events = self._instance_for(task, defn)
         try:
-            commands = inst.activate(events)
+            try:
+                commands = inst.activate(events)
+            except StaleInstanceError:
+                # The cached run saw a task that later failed or timed out: replay from scratch.
+                self._cache.pop(run_id, None)
+                inst, events = self._instance_for(task, defn)
+                commands = inst.activate(events)
         except (WorkflowTaskError, Exception) as e:
             self._cache.pop(run_id, None)
             cause = "NON_DETERMINISTIC_ERROR" if isinstance(e, NondeterminismError) else "WORKFLOW_TASK_ERROR"

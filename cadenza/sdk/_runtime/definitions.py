@@ -1,0 +1,263 @@
+"""What the workflow decorators record, and the validation they run.
+
+Method decorators only mark functions; ``@workflow.defn`` reads the marks of the whole class,
+collects every problem and raises once, so a user fixes a class in one go.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "QueryDefinition",
+    "SignalDefinition",
+    "WorkflowDefinition",
+    "mark_query",
+    "mark_run",
+    "mark_signal",
+]
+
+_DEFN_ATTR = "__cadenza_workflow_definition"
+_RUN_MARK = "__cadenza_workflow_run"
+_SIGNAL_MARK = "__cadenza_workflow_signal"
+_QUERY_MARK = "__cadenza_workflow_query"
+
+
+def _hints(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
+    """Positional parameter hints (``self`` excluded, ``Any`` where missing) and the return hint."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        # Unresolvable forward references: values are then decoded without shaping.
+        hints = {}
+    params: list[Any] = []
+    for index, param in enumerate(inspect.signature(fn).parameters.values()):
+        if index == 0 and param.name == "self":
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.KEYWORD_ONLY):
+            continue
+        params.append(hints.get(param.name, Any))
+    return params, hints.get("return")
+
+
+def _has_keyword_only(fn: Callable[..., Any]) -> bool:
+    return any(
+        p.kind == p.KEYWORD_ONLY and p.default is p.empty for p in inspect.signature(fn).parameters.values()
+    )
+
+
+@dataclass(frozen=True)
+class SignalDefinition:
+    """A signal handler of a workflow class (or one set at run time)."""
+
+    name: str
+    """Signal name clients send."""
+    fn: Callable[..., Any]
+    """The handler; a method (called with the workflow object) or a plain callable."""
+    is_async: bool
+    """True for ``async def`` handlers (run as tasks)."""
+    param_types: Sequence[Any]
+    """Hints used to decode the signal's arguments."""
+    is_method: bool = True
+    """True when ``fn`` needs the workflow object as first argument."""
+
+    @staticmethod
+    def from_fn(fn: Callable[..., Any]) -> SignalDefinition:
+        """The definition of a ``@workflow.signal`` method (``ValueError`` if not one)."""
+        name = getattr(fn, _SIGNAL_MARK, None)
+        if name is None:
+            raise ValueError(f"{getattr(fn, '__qualname__', fn)!r} is not decorated with @workflow.signal")
+        params, _ = _hints(fn)
+        return SignalDefinition(
+            name=name, fn=fn, is_async=inspect.iscoroutinefunction(fn), param_types=params
+        )
+
+
+@dataclass(frozen=True)
+class QueryDefinition:
+    """A query handler of a workflow class (or one set at run time)."""
+
+    name: str
+    """Query name clients send."""
+    fn: Callable[..., Any]
+    """The handler; must not be async (a query answers from current state, without waiting)."""
+    param_types: Sequence[Any]
+    """Hints used to decode the query's arguments."""
+    return_type: Any
+    """Return hint, for clients decoding the answer."""
+    is_method: bool = True
+    """True when ``fn`` needs the workflow object as first argument."""
+
+    @staticmethod
+    def from_fn(fn: Callable[..., Any]) -> QueryDefinition:
+        """The definition of a ``@workflow.query`` method (``ValueError`` if not one)."""
+        name = getattr(fn, _QUERY_MARK, None)
+        if name is None:
+            raise ValueError(f"{getattr(fn, '__qualname__', fn)!r} is not decorated with @workflow.query")
+        params, ret = _hints(fn)
+        return QueryDefinition(name=name, fn=fn, param_types=params, return_type=ret)
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """Everything the runtime needs to know about a ``@workflow.defn`` class."""
+
+    name: str
+    """Workflow type name."""
+    cls: type
+    """The workflow class; instantiated with no arguments per run."""
+    run_fn: Callable[..., Any]
+    """The ``@workflow.run`` method (unbound)."""
+    run_param_types: Sequence[Any]
+    """Hints used to decode the run's input."""
+    run_return_type: Any
+    """Return hint of the run method."""
+    signals: Mapping[str, SignalDefinition]
+    """Signal handlers by signal name."""
+    queries: Mapping[str, QueryDefinition]
+    """Query handlers by query name."""
+
+    @staticmethod
+    def from_class(cls: type) -> WorkflowDefinition:
+        """The definition attached by ``@workflow.defn`` (``ValueError`` if ``cls`` is not decorated)."""
+        defn = cls.__dict__.get(_DEFN_ATTR) if isinstance(cls, type) else None
+        if not isinstance(defn, WorkflowDefinition):
+            raise ValueError(
+                f"Class {getattr(cls, '__qualname__', cls)!r} is not decorated with @workflow.defn"
+            )
+        return defn
+
+    @staticmethod
+    def from_run_fn(fn: Callable[..., Any]) -> WorkflowDefinition:
+        """The definition whose run method is ``fn`` (what ``client.start_workflow(Cls.run, ...)`` passes)."""
+        defn = getattr(fn, _DEFN_ATTR, None)
+        if not isinstance(defn, WorkflowDefinition):
+            raise ValueError(
+                f"{getattr(fn, '__qualname__', fn)!r} is not the @workflow.run method "
+                "of a @workflow.defn class"
+            )
+        return defn
+
+    @staticmethod
+    def _build(cls: type, name: str | None) -> WorkflowDefinition:
+        problems: list[str] = []
+        members: dict[str, Any] = {}
+        # Walk the MRO base-first so a subclass's override replaces the inherited method.
+        for base in reversed(cls.__mro__):
+            members.update(vars(base))
+        run_fns: list[tuple[str, Callable[..., Any]]] = []
+        signals: dict[str, SignalDefinition] = {}
+        queries: dict[str, QueryDefinition] = {}
+        for attr, member in members.items():
+            if not callable(member):
+                continue
+            is_run = getattr(member, _RUN_MARK, False)
+            signal_name = getattr(member, _SIGNAL_MARK, None)
+            query_name = getattr(member, _QUERY_MARK, None)
+            if sum((bool(is_run), signal_name is not None, query_name is not None)) > 1:
+                problems.append(
+                    f"method {attr} has more than one of @workflow.run/@workflow.signal/@workflow.query"
+                )
+                continue
+            if is_run:
+                run_fns.append((attr, member))
+            elif signal_name is not None:
+                if signal_name in signals:
+                    problems.append(
+                        f"signal name {signal_name!r} is used by both "
+                        f"{signals[signal_name].fn.__name__} and {attr}"
+                    )
+                    continue
+                if _has_keyword_only(member):
+                    problems.append(f"@workflow.signal method {attr} has keyword-only parameters")
+                signals[signal_name] = SignalDefinition.from_fn(member)
+            elif query_name is not None:
+                if query_name in queries:
+                    problems.append(
+                        f"query name {query_name!r} is used by both "
+                        f"{queries[query_name].fn.__name__} and {attr}"
+                    )
+                    continue
+                if inspect.iscoroutinefunction(member):
+                    problems.append(f"@workflow.query method {attr} must not be async (queries cannot wait)")
+                queries[query_name] = QueryDefinition.from_fn(member)
+        run_fn: Callable[..., Any] | None = None
+        if not run_fns:
+            problems.append("no method is decorated with @workflow.run")
+        elif len(run_fns) > 1:
+            problems.append("more than one @workflow.run method: " + ", ".join(a for a, _ in run_fns))
+        else:
+            attr, run_fn = run_fns[0]
+            if not inspect.iscoroutinefunction(run_fn):
+                problems.append(f"@workflow.run method {attr} must be async def")
+            if _has_keyword_only(run_fn):
+                problems.append(
+                    f"@workflow.run method {attr} has keyword-only parameters (arguments are positional)"
+                )
+        try:
+            constructor = inspect.signature(cls)
+        except (TypeError, ValueError):
+            constructor = None
+        if constructor is not None:
+            required = [
+                p.name
+                for p in constructor.parameters.values()
+                if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            ]
+            if required:
+                problems.append(f"__init__ must take no arguments, but requires {', '.join(required)}")
+        if problems:
+            count = f"{len(problems)} reason" + ("s" if len(problems) > 1 else "")
+            raise ValueError(f"Invalid workflow class {cls.__qualname__} for {count}: " + "; ".join(problems))
+        assert run_fn is not None
+        params, ret = _hints(run_fn)
+        return WorkflowDefinition(
+            name=name or cls.__name__,
+            cls=cls,
+            run_fn=run_fn,
+            run_param_types=params,
+            run_return_type=ret,
+            signals=signals,
+            queries=queries,
+        )
+
+    def _apply(self) -> None:
+        setattr(self.cls, _DEFN_ATTR, self)
+        # Lets clients start a workflow from its run method alone.
+        setattr(self.run_fn, _DEFN_ATTR, self)
+
+
+def build_workflow_definition(cls: type, name: str | None) -> WorkflowDefinition:
+    """Validate ``cls`` and attach its definition (what ``@workflow.defn`` does)."""
+    if not isinstance(cls, type):
+        raise TypeError(f"@workflow.defn applies to classes, got {cls!r}")
+    defn = WorkflowDefinition._build(cls, name)
+    defn._apply()
+    return defn
+
+
+def _require_function(fn: Any, decorator: str) -> None:
+    if not callable(fn) or not hasattr(fn, "__name__"):
+        raise TypeError(f"{decorator} applies to methods, got {fn!r}")
+
+
+def mark_run(fn: Any) -> None:
+    """Mark ``fn`` as the run method."""
+    _require_function(fn, "@workflow.run")
+    setattr(fn, _RUN_MARK, True)
+
+
+def mark_signal(fn: Any, name: str | None) -> None:
+    """Mark ``fn`` as the handler of signal ``name`` (default: the method name)."""
+    _require_function(fn, "@workflow.signal")
+    setattr(fn, _SIGNAL_MARK, name or fn.__name__)
+
+
+def mark_query(fn: Any, name: str | None) -> None:
+    """Mark ``fn`` as the handler of query ``name`` (default: the method name)."""
+    _require_function(fn, "@workflow.query")
+    setattr(fn, _QUERY_MARK, name or fn.__name__)

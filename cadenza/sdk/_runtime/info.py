@@ -1,0 +1,116 @@
+"""Facts about a workflow run, as workflow code sees them through ``workflow.info()``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cadenza.schemas.events import HistoryEvent
+from cadenza.sdk.common import ms_to_timedelta
+from cadenza.sdk.converter import DataConverter
+
+__all__ = ["EPOCH", "ParentInfo", "WorkflowInfo", "info_from_started"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""Event times are microseconds since this instant."""
+
+
+@dataclass(frozen=True)
+class ParentInfo:
+    """The workflow that started this one as a child."""
+
+    namespace: str
+    """Namespace of the parent."""
+    workflow_id: str
+    """Workflow id of the parent."""
+    run_id: str
+    """Run id of the parent."""
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """Facts about the running workflow, fixed when the run starts."""
+
+    namespace: str
+    """Namespace of the run."""
+    workflow_id: str
+    """Workflow id."""
+    run_id: str
+    """Run id of this run."""
+    workflow_type: str
+    """Registered workflow type name."""
+    task_queue: str
+    """Task queue of the run's workflow tasks (and the default one for its activities)."""
+    attempt: int
+    """1 unless the workflow itself is being retried by a retry policy."""
+    start_time: datetime
+    """When the run started (UTC)."""
+    run_timeout: timedelta | None
+    """Timeout of this run, if set."""
+    execution_timeout: timedelta | None
+    """Timeout of the whole execution including retries and continue-as-new, if set."""
+    task_timeout: timedelta | None
+    """Start-to-close timeout of each workflow task."""
+    first_execution_run_id: str
+    """Run id of the first run of this execution chain."""
+    continued_run_id: str | None
+    """Run id of the run this one continued from, if any."""
+    cron_schedule: str | None
+    """Cron schedule, for cron workflows."""
+    search_attributes: Mapping[str, Any]
+    """Search attributes at start, decoded."""
+    memo: Mapping[str, Any]
+    """Memo at start, decoded."""
+    parent: ParentInfo | None
+    """The parent, for child workflows."""
+
+
+def info_from_started(
+    event: HistoryEvent,
+    *,
+    namespace: str,
+    workflow_id: str,
+    run_id: str,
+    default_type: str,
+    converter: DataConverter,
+) -> WorkflowInfo:
+    """The run's info from its WorkflowExecutionStarted event."""
+    attrs = event.attributes
+    parent_execution = attrs.get("parent_workflow_execution")
+    return WorkflowInfo(
+        namespace=namespace,
+        workflow_id=workflow_id,
+        run_id=run_id,
+        workflow_type=attrs.get("workflow_type") or default_type,
+        task_queue=attrs.get("task_queue", ""),
+        attempt=attrs.get("attempt") or 1,
+        start_time=EPOCH + timedelta(microseconds=event.event_time),
+        run_timeout=ms_to_timedelta(attrs.get("workflow_run_timeout_ms")),
+        execution_timeout=ms_to_timedelta(attrs.get("workflow_execution_timeout_ms")),
+        task_timeout=ms_to_timedelta(attrs.get("workflow_task_timeout_ms")),
+        first_execution_run_id=attrs.get("first_execution_run_id") or run_id,
+        continued_run_id=attrs.get("continued_execution_run_id"),
+        cron_schedule=attrs.get("cron_schedule"),
+        search_attributes=_decode_map(converter, attrs.get("search_attributes")),
+        memo=_decode_map(converter, attrs.get("memo")),
+        parent=ParentInfo(
+            namespace=attrs.get("parent_workflow_namespace") or namespace,
+            workflow_id=parent_execution["workflow_id"],
+            run_id=parent_execution["run_id"],
+        )
+        if parent_execution
+        else None,
+    )
+
+
+def _decode_map(converter: DataConverter, values: dict[str, Any] | None) -> dict[str, Any]:
+    decoded: dict[str, Any] = {}
+    for key, payload in (values or {}).items():
+        try:
+            decoded[key] = converter.from_payload(payload)
+        except Exception:
+            # Informational only: keep the raw payload rather than fail the run.
+            decoded[key] = payload
+    return decoded

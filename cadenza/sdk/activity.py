@@ -1,0 +1,240 @@
+"""Activities: the decorator users put on functions, and what those functions can call while running.
+
+Users write ``from cadenza import activity``::
+
+    @activity.defn
+    async def transcode(video: str, fmt: str) -> str:
+        activity.heartbeat("half way")
+        ...
+
+The worker builds an :class:`ActivityContext` for each attempt and runs the function inside
+:func:`_activity_context` (for sync functions, inside the thread that runs them), so
+:func:`info`, :func:`heartbeat` and :func:`is_cancelled` find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import threading
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, overload
+
+__all__ = [
+    "ActivityContext",
+    "ActivityDefinition",
+    "ActivityInfo",
+    "defn",
+    "heartbeat",
+    "in_activity",
+    "info",
+    "is_cancelled",
+    "wait_for_cancelled",
+    "wait_for_cancelled_sync",
+]
+
+CallableT = TypeVar("CallableT", bound=Callable[..., Any])
+
+_DEFN_ATTR = "__cadenza_activity_definition"
+
+
+@dataclass(frozen=True)
+class ActivityDefinition:
+    """What ``@activity.defn`` records about a function."""
+
+    name: str
+    """Registered activity type name."""
+    fn: Callable[..., Any]
+    """The user function."""
+    is_async: bool
+    """True for ``async def`` functions (run on the worker's loop); sync ones run in threads."""
+    param_types: Sequence[Any]
+    """Type hints of the positional parameters (``Any`` where missing), to decode arguments."""
+    return_type: Any
+    """Return type hint, or None when missing."""
+
+    @staticmethod
+    def from_callable(fn: Callable[..., Any]) -> ActivityDefinition:
+        """The definition attached by ``@activity.defn``; ``ValueError`` if ``fn`` is not decorated."""
+        defn = getattr(fn, _DEFN_ATTR, None)
+        if not isinstance(defn, ActivityDefinition):
+            name = getattr(fn, "__qualname__", repr(fn))
+            raise ValueError(f"Activity {name} is not decorated with @activity.defn")
+        return defn
+
+    @staticmethod
+    def _build(fn: Callable[..., Any], name: str | None) -> ActivityDefinition:
+        if not callable(fn):
+            raise TypeError(f"@activity.defn needs a function, got {fn!r}")
+        fn_name = getattr(fn, "__name__", None)
+        if name is None and (not fn_name or fn_name == "<lambda>"):
+            raise ValueError("@activity.defn on a lambda needs an explicit name=")
+        param_types, return_type = _param_and_return_hints(fn)
+        # Callable objects count too: their ``__call__`` decides.
+        is_async = inspect.iscoroutinefunction(fn) or (
+            not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+        )
+        return ActivityDefinition(
+            name=name or str(fn_name),
+            fn=fn,
+            is_async=is_async,
+            param_types=param_types,
+            return_type=return_type,
+        )
+
+
+def _param_and_return_hints(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
+    """Positional parameter hints and the return hint; unresolvable hints become ``Any``."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        # Forward references to names that don't exist at import time: decode without shaping.
+        hints = {}
+    params: list[Any] = []
+    for param in inspect.signature(fn).parameters.values():
+        if param.name == "self" or param.kind in (param.VAR_KEYWORD, param.KEYWORD_ONLY):
+            continue
+        if param.kind == param.VAR_POSITIONAL:
+            break
+        params.append(hints.get(param.name, Any))
+    return params, hints.get("return")
+
+
+@overload
+def defn(fn: CallableT) -> CallableT: ...
+
+
+@overload
+def defn(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+
+
+def defn(
+    fn: CallableT | None = None, *, name: str | None = None
+) -> CallableT | Callable[[CallableT], CallableT]:
+    """Mark a sync or async function as an activity, registered as ``name`` (default: its name)."""
+
+    def decorate(f: CallableT) -> CallableT:
+        setattr(f, _DEFN_ATTR, ActivityDefinition._build(f, name))
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+@dataclass(frozen=True)
+class ActivityInfo:
+    """Facts about the running activity attempt."""
+
+    activity_id: str
+    """Id of the activity within its workflow run."""
+    activity_type: str
+    """Registered activity name."""
+    attempt: int
+    """1 for the first attempt."""
+    task_queue: str
+    """Task queue the activity was polled from."""
+    workflow_id: str
+    """Id of the workflow that scheduled it."""
+    run_id: str
+    """Run id of the workflow that scheduled it."""
+    workflow_type: str
+    """Type of the workflow that scheduled it."""
+    namespace: str
+    """Namespace of the workflow."""
+    heartbeat_details: Sequence[Any]
+    """Details of the last heartbeat of a previous attempt (decoded), to resume from."""
+    heartbeat_timeout: timedelta | None
+    """Heartbeat timeout, if set."""
+    scheduled_time: datetime
+    """When the activity was scheduled (this attempt)."""
+    started_time: datetime
+    """When this attempt started."""
+    task_token: bytes
+    """Opaque token identifying this attempt to the engine."""
+    schedule_to_close_timeout: timedelta | None = None
+    """Schedule-to-close timeout, if set."""
+    start_to_close_timeout: timedelta | None = None
+    """Start-to-close timeout, if set."""
+
+
+@dataclass
+class ActivityContext:
+    """Everything the activity functions of this module reach; built by the worker per attempt."""
+
+    info: ActivityInfo
+    """Facts about the attempt."""
+    heartbeat: Callable[[Sequence[Any]], None]
+    """Records a heartbeat with these details; must be thread-safe (sync activities use threads)."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set by the worker when cancellation is requested (or the heartbeat found the activity gone)."""
+
+
+_current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
+    "cadenza_activity_context", default=None
+)
+
+
+def _set_context(ctx: ActivityContext | None) -> contextvars.Token[ActivityContext | None]:
+    """Install ``ctx`` as the current activity context (for the worker); returns a reset token."""
+    return _current.set(ctx)
+
+
+@contextlib.contextmanager
+def _activity_context(ctx: ActivityContext) -> Iterator[ActivityContext]:
+    """Run a block with ``ctx`` as the current activity context (for the worker).
+
+    Context variables do not cross into executor threads on their own: for a sync activity enter
+    this inside the thread (or submit ``contextvars.copy_context().run``).
+    """
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def _context() -> ActivityContext:
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("Not in an activity: activity functions can only be called while one runs")
+    return ctx
+
+
+def in_activity() -> bool:
+    """True while an activity function runs in this context."""
+    return _current.get() is not None
+
+
+def info() -> ActivityInfo:
+    """Facts about the running activity attempt."""
+    return _context().info
+
+
+def heartbeat(*details: Any) -> None:
+    """Report progress; ``details`` are handed to the next attempt as ``info().heartbeat_details``."""
+    _context().heartbeat(details)
+
+
+def is_cancelled() -> bool:
+    """True once cancellation of this activity has been requested."""
+    return _context().cancelled.is_set()
+
+
+async def wait_for_cancelled(poll_interval: float = 0.05) -> None:
+    """Wait until cancellation is requested.
+
+    The flag is a ``threading.Event`` (sync activities share it), which an event loop cannot await,
+    so this polls; ``poll_interval`` bounds the added latency.
+    """
+    ctx = _context()
+    while not ctx.cancelled.is_set():
+        await asyncio.sleep(poll_interval)
+
+
+def wait_for_cancelled_sync(timeout: float | None = None) -> bool:
+    """Block (in a sync activity) until cancellation is requested or ``timeout`` seconds pass."""
+    return _context().cancelled.wait(timeout)

@@ -1,0 +1,348 @@
+"""Conversion between Python values and payloads, and between exceptions and failures.
+
+A payload is ``{"metadata": {str: bytes}, "data": bytes}`` (see ``cadenza.schemas.events``). The
+default converter writes ``None`` as ``binary/null``, ``bytes`` as ``binary/plain`` and everything
+else as ``json/plain``; dataclasses, pydantic v2 models, enums, datetimes and UUIDs are encoded
+through pydantic's JSON-able form and decoded back when a type hint is given.
+
+A :class:`PayloadCodec` transforms whole payload lists after encoding and before decoding
+(compression, encryption); it never sees Python values.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import traceback
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from cadenza.sdk.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CanceledError,
+    ChildWorkflowError,
+    FailureError,
+    PayloadDecodeError,
+    PayloadEncodeError,
+    ServerError,
+    TerminatedError,
+    TimeoutError,
+    TimeoutType,
+)
+
+__all__ = [
+    "ENCODING_BINARY_NULL",
+    "ENCODING_BINARY_PLAIN",
+    "ENCODING_JSON_PLAIN",
+    "FAILURE_SOURCE",
+    "DataConverter",
+    "FailureType",
+    "PayloadCodec",
+    "default_converter",
+    "exception_to_failure",
+    "failure_to_exception",
+]
+
+ENCODING_BINARY_NULL = b"binary/null"
+ENCODING_BINARY_PLAIN = b"binary/plain"
+ENCODING_JSON_PLAIN = b"json/plain"
+FAILURE_SOURCE = "cadenza-python"
+"""Value of a failure's ``source`` when this SDK built it."""
+
+Payload = dict[str, Any]
+
+
+class FailureType:
+    """Values of a failure's ``failure_type`` (Temporal's failure-info names)."""
+
+    APPLICATION = "ApplicationFailure"
+    TIMEOUT = "TimeoutFailure"
+    CANCELED = "CanceledFailure"
+    TERMINATED = "TerminatedFailure"
+    SERVER = "ServerFailure"
+    ACTIVITY = "ActivityFailure"
+    CHILD_WORKFLOW = "ChildWorkflowExecutionFailure"
+
+
+class PayloadCodec(Protocol):
+    """Transforms encoded payload lists, e.g. to compress or encrypt them.
+
+    ``decode(encode(p)) == p`` must hold. Both are synchronous: workflow code calls them.
+    """
+
+    def encode(self, payloads: list[Payload]) -> list[Payload]:
+        """Transform payloads on their way out."""
+        ...
+
+    def decode(self, payloads: list[Payload]) -> list[Payload]:
+        """Undo :meth:`encode`."""
+        ...
+
+
+# Type hints that need no conversion after json.loads: skipping pydantic for them keeps the
+# hot path (one str argument, one str result) at a few microseconds.
+_PASSTHROUGH_HINTS: frozenset[Any] = frozenset({Any, object, None, type(None)})
+_SCALAR_HINTS: dict[Any, type | tuple[type, ...]] = {
+    str: str,
+    int: int,
+    float: (float, int),
+    bool: bool,
+    dict: dict,
+    list: list,
+}
+
+
+@functools.lru_cache(maxsize=1024)
+def _adapter(hint: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(hint)
+
+
+def _json_default(value: Any) -> Any:
+    # Called by json.dumps only for values it does not know; pydantic knows dataclasses, models,
+    # enums, datetimes, UUIDs, sets, Decimals...
+    return to_jsonable_python(value)
+
+
+class DataConverter:
+    """Converts values to payloads and back, and exceptions to failures and back."""
+
+    def __init__(self, payload_codec: PayloadCodec | None = None) -> None:
+        self.payload_codec = payload_codec
+        """Optional transformation applied to every encoded payload list."""
+
+    # -- values ------------------------------------------------------------------------------------
+
+    def to_payloads(self, values: Sequence[Any]) -> list[Payload]:
+        """Encode positional values; an unencodable one raises :class:`PayloadEncodeError`."""
+        payloads = [self._encode(value, index) for index, value in enumerate(values)]
+        if self.payload_codec is not None:
+            payloads = self.payload_codec.encode(payloads)
+        return payloads
+
+    def from_payloads(
+        self, payloads: list[Payload] | None, type_hints: Sequence[Any] | None = None
+    ) -> list[Any]:
+        """Decode payloads; ``type_hints[i]`` (if given) shapes value ``i``."""
+        if not payloads:
+            return []
+        if self.payload_codec is not None:
+            payloads = self.payload_codec.decode(list(payloads))
+        hints = type_hints or ()
+        return [
+            self._decode(payload, hints[i] if i < len(hints) else None, i)
+            for i, payload in enumerate(payloads)
+        ]
+
+    def to_payload(self, value: Any) -> Payload:
+        """Encode one value."""
+        return self.to_payloads([value])[0]
+
+    def from_payload(self, payload: Payload, type_hint: Any = None) -> Any:
+        """Decode one value."""
+        return self.from_payloads([payload], [type_hint])[0]
+
+    def _encode(self, value: Any, index: int) -> Payload:
+        if value is None:
+            return {"metadata": {"encoding": ENCODING_BINARY_NULL}, "data": b""}
+        if isinstance(value, bytes | bytearray | memoryview):
+            return {"metadata": {"encoding": ENCODING_BINARY_PLAIN}, "data": bytes(value)}
+        try:
+            data = json.dumps(value, default=_json_default, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, PydanticSerializationError) as err:
+            raise PayloadEncodeError(
+                f"Cannot encode argument {index} of type {type(value).__qualname__}: {err}",
+                index=index,
+                value_type=type(value),
+            ) from err
+        return {"metadata": {"encoding": ENCODING_JSON_PLAIN}, "data": data.encode()}
+
+    def _decode(self, payload: Payload, hint: Any, index: int) -> Any:
+        encoding = payload.get("metadata", {}).get("encoding")
+        if encoding == ENCODING_JSON_PLAIN:
+            try:
+                value = json.loads(payload["data"])
+            except ValueError as err:
+                raise PayloadDecodeError(f"Payload {index} is not valid JSON: {err}") from err
+            return self._shape(value, hint, index)
+        if encoding == ENCODING_BINARY_NULL:
+            return None
+        if encoding == ENCODING_BINARY_PLAIN:
+            return bytes(payload["data"])
+        raise PayloadDecodeError(f"Payload {index} has unknown encoding {encoding!r}")
+
+    def _shape(self, value: Any, hint: Any, index: int) -> Any:
+        try:
+            if hint in _PASSTHROUGH_HINTS:
+                return value
+            scalar = _SCALAR_HINTS.get(hint)
+        except TypeError:
+            scalar = None  # an unhashable hint, e.g. Annotated with a dict
+        if scalar is not None and isinstance(value, scalar) and not (hint is int and isinstance(value, bool)):
+            return value
+        try:
+            try:
+                adapter = _adapter(hint)
+            except TypeError:
+                adapter = TypeAdapter(hint)  # unhashable: cannot be cached
+            return adapter.validate_python(value)
+        except Exception as err:
+            raise PayloadDecodeError(f"Cannot decode payload {index} as {hint!r}: {err}") from err
+
+    # -- failures ----------------------------------------------------------------------------------
+
+    def exception_to_failure(self, exc: BaseException) -> dict[str, Any]:
+        """Build the failure dict for ``exc``, following ``__cause__`` into ``cause``.
+
+        Exceptions that are not :class:`FailureError` become application failures whose type is the
+        exception's class name, as temporalio does.
+        """
+        failure: dict[str, Any] = {
+            "message": str(exc) if not isinstance(exc, FailureError) else exc.message,
+            "source": FAILURE_SOURCE,
+            "stack_trace": "".join(traceback.format_exception(exc, chain=False)) if exc.__traceback__ else "",
+            "failure_type": FailureType.APPLICATION,
+            "application_type": None,
+            "non_retryable": False,
+            "details": None,
+            "timeout_type": None,
+            "cause": None,
+        }
+        if isinstance(exc, ApplicationError):
+            failure["application_type"] = exc.type
+            failure["non_retryable"] = exc.non_retryable
+            failure["details"] = self.to_payloads(exc.details) if exc.details else None
+        elif isinstance(exc, TimeoutError):
+            failure["failure_type"] = FailureType.TIMEOUT
+            failure["timeout_type"] = exc.type.value if exc.type else None
+            details = exc.last_heartbeat_details
+            failure["details"] = self.to_payloads(details) if details else None
+        elif isinstance(exc, CanceledError):
+            failure["failure_type"] = FailureType.CANCELED
+            failure["details"] = self.to_payloads(exc.details) if exc.details else None
+        elif isinstance(exc, TerminatedError):
+            failure["failure_type"] = FailureType.TERMINATED
+            failure["details"] = self.to_payloads(exc.details) if exc.details else None
+        elif isinstance(exc, ServerError):
+            failure["failure_type"] = FailureType.SERVER
+            failure["non_retryable"] = exc.non_retryable
+        elif isinstance(exc, ActivityError):
+            # The failure dict has no activity-specific fields, so they ride in one JSON detail.
+            failure["failure_type"] = FailureType.ACTIVITY
+            failure["details"] = self.to_payloads(
+                [
+                    {
+                        "activity_type": exc.activity_type,
+                        "activity_id": exc.activity_id,
+                        "scheduled_event_id": exc.scheduled_event_id,
+                        "started_event_id": exc.started_event_id,
+                        "retry_state": exc.retry_state,
+                    }
+                ]
+            )
+        elif isinstance(exc, ChildWorkflowError):
+            failure["failure_type"] = FailureType.CHILD_WORKFLOW
+            failure["details"] = self.to_payloads(
+                [
+                    {
+                        "namespace": exc.namespace,
+                        "workflow_id": exc.workflow_id,
+                        "run_id": exc.run_id,
+                        "workflow_type": exc.workflow_type,
+                        "initiated_event_id": exc.initiated_event_id,
+                        "started_event_id": exc.started_event_id,
+                        "retry_state": exc.retry_state,
+                    }
+                ]
+            )
+        elif isinstance(exc, FailureError):
+            failure["application_type"] = type(exc).__name__
+        else:
+            failure["application_type"] = type(exc).__name__
+        if exc.__cause__ is not None:
+            failure["cause"] = self.exception_to_failure(exc.__cause__)
+        return failure
+
+    def failure_to_exception(self, failure: dict[str, Any]) -> FailureError:
+        """Rebuild the exception a failure dict describes, with its cause chain."""
+        cause = failure.get("cause")
+        cause_exc = self.failure_to_exception(cause) if cause else None
+        message = failure.get("message") or ""
+        details = self._failure_details(failure)
+        kind = failure.get("failure_type") or FailureType.APPLICATION
+        exc: FailureError
+        if kind == FailureType.TIMEOUT:
+            raw = failure.get("timeout_type")
+            timeout_type = TimeoutType(str(raw)) if raw in TimeoutType.__members__ else None
+            exc = TimeoutError(message, type=timeout_type, last_heartbeat_details=details, failure=failure)
+        elif kind == FailureType.CANCELED:
+            exc = CanceledError(message, *details, failure=failure)
+        elif kind == FailureType.TERMINATED:
+            exc = TerminatedError(message, *details, failure=failure)
+        elif kind == FailureType.SERVER:
+            exc = ServerError(message, non_retryable=bool(failure.get("non_retryable")), failure=failure)
+        elif kind == FailureType.ACTIVITY:
+            info = details[0] if details and isinstance(details[0], dict) else {}
+            exc = ActivityError(
+                message,
+                activity_type=info.get("activity_type", ""),
+                activity_id=info.get("activity_id", ""),
+                scheduled_event_id=info.get("scheduled_event_id", 0),
+                started_event_id=info.get("started_event_id", 0),
+                retry_state=info.get("retry_state"),
+                cause=cause_exc,
+                failure=failure,
+            )
+        elif kind == FailureType.CHILD_WORKFLOW:
+            info = details[0] if details and isinstance(details[0], dict) else {}
+            exc = ChildWorkflowError(
+                message,
+                namespace=info.get("namespace", ""),
+                workflow_id=info.get("workflow_id", ""),
+                run_id=info.get("run_id", ""),
+                workflow_type=info.get("workflow_type", ""),
+                initiated_event_id=info.get("initiated_event_id", 0),
+                started_event_id=info.get("started_event_id", 0),
+                retry_state=info.get("retry_state"),
+                cause=cause_exc,
+                failure=failure,
+            )
+        else:
+            exc = ApplicationError(
+                message,
+                *details,
+                type=failure.get("application_type"),
+                non_retryable=bool(failure.get("non_retryable")),
+                failure=failure,
+            )
+        if cause_exc is not None:
+            exc.__cause__ = cause_exc
+        return exc
+
+    def _failure_details(self, failure: dict[str, Any]) -> list[Any]:
+        try:
+            return self.from_payloads(failure.get("details"))
+        except PayloadDecodeError:
+            # Details are informational; an undecodable one must not hide the failure itself.
+            return []
+
+
+_DEFAULT = DataConverter()
+
+
+def default_converter() -> DataConverter:
+    """The shared JSON converter without a codec."""
+    return _DEFAULT
+
+
+def exception_to_failure(exc: BaseException) -> dict[str, Any]:
+    """:meth:`DataConverter.exception_to_failure` with the default converter."""
+    return _DEFAULT.exception_to_failure(exc)
+
+
+def failure_to_exception(failure: dict[str, Any]) -> FailureError:
+    """:meth:`DataConverter.failure_to_exception` with the default converter."""
+    return _DEFAULT.failure_to_exception(failure)

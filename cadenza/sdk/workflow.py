@@ -1,0 +1,436 @@
+"""Workflows: the decorators users put on classes, and what workflow code can call.
+
+Users write ``from cadenza import workflow``::
+
+    @workflow.defn
+    class Greeting:
+        @workflow.run
+        async def run(self, name: str) -> str:
+            return await workflow.execute_activity(
+                greet, name, start_to_close_timeout=timedelta(seconds=10)
+            )
+
+Workflow code runs on a deterministic event loop: ``asyncio.sleep``, ``asyncio.gather``,
+``asyncio.wait_for`` and ``asyncio.create_task`` work on workflow time, and every side effect goes
+through an activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime, timedelta
+from random import Random
+from typing import Any, TypeVar, overload
+
+from cadenza.sdk._runtime.activities import ActivityHandle
+from cadenza.sdk._runtime.definitions import (
+    QueryDefinition,
+    SignalDefinition,
+    WorkflowDefinition,
+    build_workflow_definition,
+    mark_query,
+    mark_run,
+    mark_signal,
+)
+from cadenza.sdk._runtime.info import ParentInfo, WorkflowInfo
+from cadenza.sdk._runtime.instance import WorkflowInstance, current_instance
+from cadenza.sdk._runtime.instance import in_workflow as _in_workflow
+from cadenza.sdk.activity import ActivityDefinition
+from cadenza.sdk.common import RetryPolicy, timedelta_to_ms
+
+__all__ = [
+    "ActivityHandle",
+    "ParentInfo",
+    "QueryDefinition",
+    "SignalDefinition",
+    "WorkflowDefinition",
+    "WorkflowInfo",
+    "defn",
+    "execute_activity",
+    "in_workflow",
+    "info",
+    "logger",
+    "now",
+    "query",
+    "random",
+    "run",
+    "set_query_handler",
+    "set_signal_handler",
+    "signal",
+    "sleep",
+    "start_activity",
+    "time",
+    "uuid4",
+    "wait_condition",
+]
+
+ClassT = TypeVar("ClassT", bound=type)
+CallableT = TypeVar("CallableT", bound=Callable[..., Any])
+ReturnT = TypeVar("ReturnT")
+
+
+# -- decorators ------------------------------------------------------------------------------------
+
+
+@overload
+def defn(cls: ClassT) -> ClassT: ...
+
+
+@overload
+def defn(*, name: str | None = None) -> Callable[[ClassT], ClassT]: ...
+
+
+def defn(cls: ClassT | None = None, *, name: str | None = None) -> ClassT | Callable[[ClassT], ClassT]:
+    """Mark a class as a workflow named ``name`` (default: the class name).
+
+    Validates the class (one async ``@workflow.run``, unique signal and query names, sync queries,
+    an argument-free ``__init__``) and raises one ``ValueError`` listing every problem.
+    """
+
+    def decorate(c: ClassT) -> ClassT:
+        build_workflow_definition(c, name)
+        return c
+
+    return decorate(cls) if cls is not None else decorate
+
+
+def run(fn: CallableT) -> CallableT:
+    """Mark the workflow's entry point: an ``async def`` method whose return value is the result."""
+    mark_run(fn)
+    return fn
+
+
+@overload
+def signal(fn: CallableT) -> CallableT: ...
+
+
+@overload
+def signal(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+
+
+def signal(
+    fn: CallableT | None = None, *, name: str | None = None
+) -> CallableT | Callable[[CallableT], CallableT]:
+    """Mark a (sync or async) method as the handler of signal ``name`` (default: the method name)."""
+
+    def decorate(f: CallableT) -> CallableT:
+        mark_signal(f, name)
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+@overload
+def query(fn: CallableT) -> CallableT: ...
+
+
+@overload
+def query(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+
+
+def query(
+    fn: CallableT | None = None, *, name: str | None = None
+) -> CallableT | Callable[[CallableT], CallableT]:
+    """Mark a sync method as the handler of query ``name`` (default: the method name).
+
+    Queries read state; they cannot wait, schedule activities or start timers.
+    """
+
+    def decorate(f: CallableT) -> CallableT:
+        mark_query(f, name)
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+# -- inside workflows ------------------------------------------------------------------------------
+
+
+def in_workflow() -> bool:
+    """True while workflow code (or one of its query handlers) runs."""
+    return _in_workflow()
+
+
+def info() -> WorkflowInfo:
+    """Facts about the running workflow."""
+    return current_instance("workflow.info()").info
+
+
+def now() -> datetime:
+    """Workflow time as an aware UTC datetime: the start of the workflow task being processed."""
+    return current_instance("workflow.now()").now()
+
+
+def time() -> float:
+    """Workflow time in seconds since the epoch (what the workflow's event loop uses)."""
+    return current_instance("workflow.time()").loop_time()
+
+
+def random() -> Random:
+    """A ``random.Random`` seeded from the run id: the same draws on every replay."""
+    return current_instance("workflow.random()").random
+
+
+def uuid4() -> uuid.UUID:
+    """A version-4 UUID drawn from :func:`random`, so replays produce the same one."""
+    return uuid.UUID(int=current_instance("workflow.uuid4()").random.getrandbits(128), version=4)
+
+
+async def sleep(duration: float | timedelta) -> None:
+    """Sleep for ``duration`` of workflow time (a durable timer; zero needs none)."""
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    if seconds < 0:
+        raise ValueError(f"sleep duration must not be negative, got {duration!r}")
+    await asyncio.sleep(seconds)
+
+
+async def wait_condition(fn: Callable[[], bool], *, timeout: float | timedelta | None = None) -> None:
+    """Wait until ``fn()`` returns true, checked whenever workflow code has nothing else to run.
+
+    After ``timeout`` the builtin ``TimeoutError`` is raised (what ``asyncio.wait_for`` raises).
+    """
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if seconds is not None and seconds < 0:
+        raise ValueError(f"timeout must not be negative, got {timeout!r}")
+    await current_instance("workflow.wait_condition()").wait_condition(fn, seconds)
+
+
+def set_signal_handler(name: str, handler: Callable[..., Any] | None) -> None:
+    """Handle signal ``name`` with ``handler`` (None removes it); buffered signals are delivered."""
+    current_instance("workflow.set_signal_handler()").set_signal_handler(name, handler)
+
+
+def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
+    """Answer query ``name`` with ``handler`` (None removes it)."""
+    current_instance("workflow.set_query_handler()").set_query_handler(name, handler)
+
+
+def _activity_request(
+    instance: WorkflowInstance,
+    activity: Callable[..., Any] | str,
+    args: tuple[Any, ...],
+    *,
+    task_queue: str | None,
+    schedule_to_close_timeout: timedelta | None,
+    schedule_to_start_timeout: timedelta | None,
+    start_to_close_timeout: timedelta | None,
+    heartbeat_timeout: timedelta | None,
+    retry_policy: RetryPolicy | None,
+    result_type: Any,
+) -> tuple[str, dict[str, Any], Any]:
+    """Validate options and encode arguments: everything that can fail does so before a command exists."""
+    if isinstance(activity, str):
+        activity_type = activity
+    else:
+        activity_defn = ActivityDefinition.from_callable(activity)
+        activity_type = activity_defn.name
+        if result_type is None:
+            result_type = activity_defn.return_type
+    if schedule_to_close_timeout is None and start_to_close_timeout is None:
+        raise ValueError(
+            f"Activity {activity_type!r} needs schedule_to_close_timeout or start_to_close_timeout"
+        )
+    attributes: dict[str, Any] = {
+        "activity_id": None,
+        "activity_type": activity_type,
+        "task_queue": task_queue or instance.info.task_queue,
+        "header": {},
+        "input": instance.converter.to_payloads(args),
+        "schedule_to_close_timeout_ms": timedelta_to_ms(
+            schedule_to_close_timeout, "schedule_to_close_timeout"
+        ),
+        "schedule_to_start_timeout_ms": timedelta_to_ms(
+            schedule_to_start_timeout, "schedule_to_start_timeout"
+        ),
+        "start_to_close_timeout_ms": timedelta_to_ms(start_to_close_timeout, "start_to_close_timeout"),
+        "heartbeat_timeout_ms": timedelta_to_ms(heartbeat_timeout, "heartbeat_timeout"),
+        "retry_policy": retry_policy.to_dict() if retry_policy is not None else None,
+    }
+    return activity_type, attributes, result_type
+
+
+@overload
+async def execute_activity(
+    activity: Callable[..., Awaitable[ReturnT]],
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ReturnT: ...
+
+
+@overload
+async def execute_activity(
+    activity: Callable[..., ReturnT],
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ReturnT: ...
+
+
+@overload
+async def execute_activity(
+    activity: str,
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> Any: ...
+
+
+async def execute_activity(
+    activity: Callable[..., Any] | str,
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> Any:
+    """Run an activity and return its result; failures raise :class:`ActivityError`.
+
+    ``activity`` is an ``@activity.defn`` function or an activity type name. One of
+    ``schedule_to_close_timeout`` / ``start_to_close_timeout`` is required. ``task_queue`` defaults
+    to the workflow's. ``result_type`` shapes the result (default: the function's return hint).
+    """
+    instance = current_instance("workflow.execute_activity()")
+    activity_type, attributes, result_type = _activity_request(
+        instance,
+        activity,
+        args,
+        task_queue=task_queue,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        result_type=result_type,
+    )
+    return await instance.execute_activity(activity_type, attributes, result_type, activity_id)
+
+
+@overload
+def start_activity(
+    activity: Callable[..., Awaitable[ReturnT]],
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ActivityHandle[ReturnT]: ...
+
+
+@overload
+def start_activity(
+    activity: Callable[..., ReturnT],
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ActivityHandle[ReturnT]: ...
+
+
+@overload
+def start_activity(
+    activity: str,
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ActivityHandle[Any]: ...
+
+
+def start_activity(
+    activity: Callable[..., Any] | str,
+    *args: Any,
+    task_queue: str | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    schedule_to_start_timeout: timedelta | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> ActivityHandle[Any]:
+    """Schedule an activity now and return a handle: await it for the result, ``cancel()`` it to
+    request cancellation. Options as for :func:`execute_activity`."""
+    instance = current_instance("workflow.start_activity()")
+    activity_type, attributes, result_type = _activity_request(
+        instance,
+        activity,
+        args,
+        task_queue=task_queue,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy,
+        result_type=result_type,
+    )
+    return instance.start_activity(activity_type, attributes, result_type, activity_id)
+
+
+# -- logging ---------------------------------------------------------------------------------------
+
+
+class _ReplaySafeLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Adds the run's identity to records and stays silent while history is being replayed
+    (the lines were already written when the task first ran)."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        if _in_workflow() and current_instance().is_replaying:
+            return False
+        return self.logger.isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        if _in_workflow():
+            instance = current_instance()
+            extra = {
+                "workflow_id": instance.workflow_id,
+                "run_id": instance.run_id,
+                "workflow_type": instance.defn.name,
+                "namespace": instance.namespace,
+            }
+            kwargs["extra"] = {**extra, **(kwargs.get("extra") or {})}
+            msg = f"{msg} ({{'workflow_id': {instance.workflow_id!r}, 'run_id': {instance.run_id!r}}})"
+        return msg, kwargs
+
+
+logger = _ReplaySafeLoggerAdapter(logging.getLogger("cadenza.workflow"), None)
+"""Logger for workflow code: adds workflow id and run id, and is silent during replay."""

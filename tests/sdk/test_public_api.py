@@ -1,0 +1,78 @@
+"""The public names users import are pinned: changing them is a decision, not an accident."""
+
+from __future__ import annotations
+
+from cadenza.sdk import activity, common, converter, exceptions, workflow
+
+
+def test_workflow_exports() -> None:
+    assert sorted(workflow.__all__) == [
+        "ActivityHandle",
+        "ParentInfo",
+        "QueryDefinition",
+        "SignalDefinition",
+        "WorkflowDefinition",
+        "WorkflowInfo",
+        "defn",
+        "execute_activity",
+        "in_workflow",
+        "info",
+        "logger",
+        "now",
+        "query",
+        "random",
+        "run",
+        "set_query_handler",
+        "set_signal_handler",
+        "signal",
+        "sleep",
+        "start_activity",
+        "time",
+        "uuid4",
+        "wait_condition",
+    ]
+
+
+def test_activity_exports() -> None:
+    assert sorted(activity.__all__) == [
+        "ActivityContext",
+        "ActivityDefinition",
+        "ActivityInfo",
+        "defn",
+        "heartbeat",
+        "in_activity",
+        "info",
+        "is_cancelled",
+        "wait_for_cancelled",
+        "wait_for_cancelled_sync",
+    ]
+
+
+def test_exception_exports_share_one_root() -> None:
+    for name in exceptions.__all__:
+        value = getattr(exceptions, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert issubclass(value, exceptions.CadenzaError), name
+    assert issubclass(exceptions.NondeterminismError, exceptions.WorkflowTaskError)
+    assert issubclass(exceptions.PayloadEncodeError, TypeError)
+    assert not issubclass(exceptions.WorkflowTaskError, exceptions.FailureError)
+
+
+def test_other_exports() -> None:
+    assert sorted(common.__all__) == [
+        "RetryPolicy",
+        "WorkflowIDReusePolicy",
+        "ms_to_timedelta",
+        "timedelta_to_ms",
+    ]
+    for name in (
+        "DataConverter",
+        "PayloadCodec",
+        "default_converter",
+        "exception_to_failure",
+        "failure_to_exception",
+    ):
+        assert name in converter.__all__
+    for module in (activity, common, converter, exceptions, workflow):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
