@@ -293,8 +293,9 @@ class Frontend:
                 "timeout_type": None,
                 "cause": None,
             }
+            cause = e.cause
             await self.history.mutate(
-                ns, wid, rid, lambda m: wft.fail(m, sid, attempt, started, e.cause, failure, request.identity)
+                ns, wid, rid, lambda m: wft.fail(m, sid, attempt, started, cause, failure, request.identity)
             )
             raise
 
@@ -338,7 +339,8 @@ class Frontend:
             await self.history.wait_for_change(ctx, remaining)
         if not ms.info.last_completed_workflow_task_event_id:
             raise QueryRejectedError(
-                f"workflow {execution.workflow_id!r} closed before any workflow task completed: no state to query"
+                f"workflow {execution.workflow_id!r} closed before any workflow task completed: "
+                "no state to query"
             )
         q = PendingQuery(self.matching.next_query_id(), query_type, args)
         self._queries[q.query_id] = q

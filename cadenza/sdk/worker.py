@@ -140,7 +140,7 @@ class Worker:
         self._stopping.set()
         for t in self._tasks:
             t.cancel()
-        for task, ctx in self._running_activities.values():
+        for _, ctx in self._running_activities.values():
             ctx.cancelled.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
@@ -159,6 +159,9 @@ class Worker:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    def _registered_workflows(self) -> str:
+        return ", ".join(sorted(self._workflows)) or "none"
 
     # -- workflow tasks ----------------------------------------------------------------------------
 
@@ -222,7 +225,7 @@ class Worker:
                     self._converter.exception_to_failure(
                         ApplicationError(
                             f"workflow type {task.workflow_type!r} is not registered on task queue "
-                            f"{self.task_queue!r} (this worker has: {', '.join(sorted(self._workflows)) or 'none'})",
+                            f"{self.task_queue!r} (this worker has: {self._registered_workflows()})",
                             type="WorkflowTypeNotFound",
                         )
                     ),

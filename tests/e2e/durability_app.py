@@ -39,7 +39,9 @@ class ThreeSteps:
         out = []
         for i in range(3):
             out.append(
-                await workflow.execute_activity(step, workflow_id, i, start_to_close_timeout=timedelta(seconds=2))
+                await workflow.execute_activity(
+                    step, workflow_id, i, start_to_close_timeout=timedelta(seconds=2)
+                )
             )
         return out
 
@@ -50,10 +52,12 @@ async def main() -> None:
     env = await WorkflowEnvironment.start_local(db_path=db)
     async with Worker(env.client, task_queue="durable", workflows=[ThreeSteps], activities=[step]):
         if mode == "start":
+
             async def start(i: int) -> None:
                 wid = f"durable-{i}"
-                await env.client.start_workflow(ThreeSteps.run, wid, id=wid, task_queue="durable",
-                                                task_timeout=timedelta(seconds=2))
+                await env.client.start_workflow(
+                    ThreeSteps.run, wid, id=wid, task_queue="durable", task_timeout=timedelta(seconds=2)
+                )
                 print(f"ACK {wid}", flush=True)
 
             await asyncio.gather(*(start(i) for i in range(int(arg))))

@@ -15,6 +15,7 @@ from cadenza.exceptions import (
     PayloadEncodeError,
     RPCError,
     WorkflowAlreadyStartedError,
+    WorkflowFailureError,
     WorkflowNotFoundError,
 )
 from cadenza.schemas.events import EventType
@@ -33,7 +34,9 @@ async def _assert_nothing_written(env: WorkflowEnvironment, workflow_id: str) ->
 def test_unknown_workflow_type_fails_the_task_naming_the_type_then_runs_once_registered() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="types", workflows=[Approval]):
-            handle = await env.client.start_workflow("HelloWorkflow", "late", id="unknown-type", task_queue="types")
+            handle = await env.client.start_workflow(
+                "HelloWorkflow", "late", id="unknown-type", task_queue="types"
+            )
             for _ in range(300):
                 events = (await handle.fetch_history()).events
                 failed = [e for e in events if e.event_type == EventType.WORKFLOW_TASK_FAILED]
@@ -45,7 +48,10 @@ def test_unknown_workflow_type_fails_the_task_naming_the_type_then_runs_once_reg
             assert "'HelloWorkflow'" in message and "not registered" in message
             assert failed[0].attributes["cause"] == "WORKFLOW_TYPE_NOT_FOUND"
         # Failed attempts after the first are transient: history does not grow while it keeps failing.
-        assert sum(e.event_type == EventType.WORKFLOW_TASK_FAILED for e in (await handle.fetch_history()).events) == 1
+        assert (
+            sum(e.event_type == EventType.WORKFLOW_TASK_FAILED for e in (await handle.fetch_history()).events)
+            == 1
+        )
         async with Worker(env.client, task_queue="types", workflows=[HelloWorkflow], activities=[say_hello]):
             assert await asyncio.wait_for(handle.result(), 20) == "Hello, late!"
 
@@ -55,8 +61,9 @@ def test_unknown_workflow_type_fails_the_task_naming_the_type_then_runs_once_reg
 def test_payload_over_two_megabytes_is_refused_naming_the_limit() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         with pytest.raises(RPCError) as info:
-            await env.client.start_workflow(HelloWorkflow.run, "x" * (2 * 1024 * 1024 + 1), id="big",
-                                            task_queue="q")
+            await env.client.start_workflow(
+                HelloWorkflow.run, "x" * (2 * 1024 * 1024 + 1), id="big", task_queue="q"
+            )
         assert info.value.status == "INVALID_ARGUMENT"
         assert "input" in info.value.message and "2097152" in info.value.message
         await _assert_nothing_written(env, "big")
@@ -67,8 +74,9 @@ def test_payload_over_two_megabytes_is_refused_naming_the_limit() -> None:
 def test_negative_timeouts_are_refused_before_anything_is_written() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         with pytest.raises(ValueError, match="run_timeout"):
-            await env.client.start_workflow(HelloWorkflow.run, "x", id="neg", task_queue="q",
-                                            run_timeout=timedelta(seconds=-1))
+            await env.client.start_workflow(
+                HelloWorkflow.run, "x", id="neg", task_queue="q", run_timeout=timedelta(seconds=-1)
+            )
         await _assert_nothing_written(env, "neg")
 
     run_in_env(scenario)
@@ -84,11 +92,16 @@ class BadActivityOptions:
 
 
 @pytest.mark.parametrize("mode,needle", [("missing", "start_to_close_timeout"), ("negative", "-5")])
-def test_missing_or_negative_activity_timeouts_fail_the_workflow_task_with_the_field(mode: str, needle: str) -> None:
+def test_missing_or_negative_activity_timeouts_fail_the_workflow_task_with_the_field(
+    mode: str, needle: str
+) -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
-        async with Worker(env.client, task_queue="opts", workflows=[BadActivityOptions], activities=[say_hello]):
-            handle = await env.client.start_workflow(BadActivityOptions.run, mode, id=f"opts-{mode}",
-                                                     task_queue="opts")
+        async with Worker(
+            env.client, task_queue="opts", workflows=[BadActivityOptions], activities=[say_hello]
+        ):
+            handle = await env.client.start_workflow(
+                BadActivityOptions.run, mode, id=f"opts-{mode}", task_queue="opts"
+            )
             for _ in range(300):
                 events = (await handle.fetch_history()).events
                 failed = [e for e in events if e.event_type == EventType.WORKFLOW_TASK_FAILED]
@@ -106,13 +119,23 @@ def test_duplicate_id_under_reject_duplicate_carries_the_existing_run_id() -> No
     async def scenario(env: WorkflowEnvironment) -> None:
         first = await env.client.start_workflow(Approval.run, 1, id="dup", task_queue="dup")
         with pytest.raises(WorkflowAlreadyStartedError) as info:
-            await env.client.start_workflow(Approval.run, 1, id="dup", task_queue="dup",
-                                            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            await env.client.start_workflow(
+                Approval.run,
+                1,
+                id="dup",
+                task_queue="dup",
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
         assert info.value.run_id == first.first_run_id
         await first.terminate("done")
         with pytest.raises(WorkflowAlreadyStartedError) as info:
-            await env.client.start_workflow(Approval.run, 1, id="dup", task_queue="dup",
-                                            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+            await env.client.start_workflow(
+                Approval.run,
+                1,
+                id="dup",
+                task_queue="dup",
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
         assert info.value.run_id == first.first_run_id
         # The default policy allows a new run once the old one closed.
         again = await env.client.start_workflow(Approval.run, 1, id="dup", task_queue="dup")
@@ -166,7 +189,9 @@ class LongHistory:
         return n
 
 
-def test_history_limits_warn_then_terminate(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_history_limits_warn_then_terminate(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     # The anchors' limits (warn at 10,240 events, terminate at 51,200) scaled down for speed.
     monkeypatch.setattr(limits, "HISTORY_COUNT_WARN", 20)
     monkeypatch.setattr(limits, "HISTORY_COUNT_LIMIT", 60)
@@ -174,8 +199,9 @@ def test_history_limits_warn_then_terminate(monkeypatch: pytest.MonkeyPatch, cap
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="long", workflows=[LongHistory], activities=[noop]):
             handle = await env.client.start_workflow(LongHistory.run, 100, id="long", task_queue="long")
-            with pytest.raises(Exception):
+            with pytest.raises(WorkflowFailureError) as info:
                 await handle.result()
+            assert "history limit exceeded" in str(info.value.cause)
             events = (await handle.fetch_history()).events
         assert events[-1].event_type == EventType.WORKFLOW_EXECUTION_TERMINATED
         assert "history limit exceeded" in events[-1].attributes["reason"]

@@ -80,13 +80,20 @@ def test_changed_code_fails_the_workflow_task_with_nondeterminism_and_recovers_o
         acts = [step_a, step_b]
         async with Worker(env.client, task_queue="deploy", workflows=[DeployV1], activities=acts):
             handle = await env.client.start_workflow("Deploy", id="deploy-1", task_queue="deploy")
-            await _wait_for(handle, lambda ev: any(e.event_type == EventType.ACTIVITY_TASK_COMPLETED for e in ev)
-                            and ev[-1].event_type == EventType.WORKFLOW_TASK_COMPLETED)
+            await _wait_for(
+                handle,
+                lambda ev: (
+                    any(e.event_type == EventType.ACTIVITY_TASK_COMPLETED for e in ev)
+                    and ev[-1].event_type == EventType.WORKFLOW_TASK_COMPLETED
+                ),
+            )
         before = (await handle.fetch_history()).events
 
         async with Worker(env.client, task_queue="deploy", workflows=[DeployV2Broken], activities=acts):
             await handle.signal("proceed")
-            events = await _wait_for(handle, lambda ev: any(e.event_type == EventType.WORKFLOW_TASK_FAILED for e in ev))
+            events = await _wait_for(
+                handle, lambda ev: any(e.event_type == EventType.WORKFLOW_TASK_FAILED for e in ev)
+            )
         failed = next(e for e in events if e.event_type == EventType.WORKFLOW_TASK_FAILED)
         assert failed.attributes["cause"] == "NON_DETERMINISTIC_ERROR"
         message = failed.attributes["failure"]["message"]
@@ -108,7 +115,9 @@ def test_exported_history_replays_with_the_replayer(tmp_path: Path) -> None:
 
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="hello", workflows=[HelloWorkflow], activities=[say_hello]):
-            await env.client.execute_workflow(HelloWorkflow.run, "replay", id="hello-replay", task_queue="hello")
+            await env.client.execute_workflow(
+                HelloWorkflow.run, "replay", id="hello-replay", task_queue="hello"
+            )
         history = await env.client.get_workflow_handle("hello-replay").fetch_history()
         history.write(path)
 

@@ -36,7 +36,10 @@ def _histories(db: Path) -> dict[str, list]:  # type: ignore[type-arg]
                     for row in rows:
                         ms = decode_state(row.data)
                         nodes, _ = await stores.history.read_history_branch(
-                            ms.info.tree_id, ms.info.branch_id, min_node_id=1, max_node_id=1 << 40,
+                            ms.info.tree_id,
+                            ms.info.branch_id,
+                            min_node_id=1,
+                            max_node_id=1 << 40,
                             page_size=100_000,
                         )
                         out[row.workflow_id] = [e for n in nodes for e in decode_events(n.data)]
@@ -65,7 +68,9 @@ def test_sigkill_with_200_workflows_in_flight_loses_nothing_acknowledged(tmp_pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, str(APP), str(db), str(log), "start", "200"],
-        stdout=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     acked: list[str] = []
     assert proc.stdout is not None
@@ -91,7 +96,10 @@ def test_sigkill_with_200_workflows_in_flight_loses_nothing_acknowledged(tmp_pat
     acked_file.write_text("\n".join(acked))
     resumed = subprocess.run(
         [sys.executable, str(APP), str(db), str(log), "resume", str(acked_file)],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.count("DONE ") == 200

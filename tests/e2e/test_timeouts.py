@@ -39,29 +39,43 @@ class TimeoutWorkflow:
         if kind == "schedule_to_start":
             # Nobody polls this queue.
             return await workflow.execute_activity(
-                slow, 0.0, task_queue="nobody-home", schedule_to_start_timeout=timedelta(seconds=30),
-                start_to_close_timeout=timedelta(seconds=5), retry_policy=ONCE,
+                slow,
+                0.0,
+                task_queue="nobody-home",
+                schedule_to_start_timeout=timedelta(seconds=30),
+                start_to_close_timeout=timedelta(seconds=5),
+                retry_policy=ONCE,
             )
         if kind == "start_to_close":
             return await workflow.execute_activity(
-                slow, 30.0, start_to_close_timeout=timedelta(milliseconds=300),
+                slow,
+                30.0,
+                start_to_close_timeout=timedelta(milliseconds=300),
                 retry_policy=RetryPolicy(maximum_attempts=2, initial_interval=timedelta(milliseconds=10)),
             )
         if kind == "heartbeat":
             return await workflow.execute_activity(
-                goes_quiet, 30.0, start_to_close_timeout=timedelta(seconds=30),
-                heartbeat_timeout=timedelta(milliseconds=300), retry_policy=ONCE,
+                goes_quiet,
+                30.0,
+                start_to_close_timeout=timedelta(seconds=30),
+                heartbeat_timeout=timedelta(milliseconds=300),
+                retry_policy=ONCE,
             )
         return await workflow.execute_activity(
-            slow, 30.0, schedule_to_close_timeout=timedelta(milliseconds=400),
+            slow,
+            30.0,
+            schedule_to_close_timeout=timedelta(milliseconds=400),
         )
 
 
 def _expect_timeout(kind: str, expected: TimeoutType, skipping: bool) -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
-        async with Worker(env.client, task_queue="timeouts", workflows=[TimeoutWorkflow], activities=[slow, goes_quiet]):
-            handle = await env.client.start_workflow(TimeoutWorkflow.run, kind, id=f"timeout-{kind}",
-                                                     task_queue="timeouts")
+        async with Worker(
+            env.client, task_queue="timeouts", workflows=[TimeoutWorkflow], activities=[slow, goes_quiet]
+        ):
+            handle = await env.client.start_workflow(
+                TimeoutWorkflow.run, kind, id=f"timeout-{kind}", task_queue="timeouts"
+            )
             with pytest.raises(WorkflowFailureError) as info:
                 await handle.result()
             events = (await handle.fetch_history()).events
@@ -111,7 +125,10 @@ class Counter:
     @workflow.run
     async def run(self, n: int) -> dict[str, int]:
         return await workflow.execute_activity(
-            count_to, n, start_to_close_timeout=timedelta(seconds=30), heartbeat_timeout=timedelta(milliseconds=300),
+            count_to,
+            n,
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(milliseconds=300),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)),
         )
 

@@ -42,7 +42,9 @@ from .workflows import (
 def test_hello_world_runs_and_records_the_expected_history() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="hello", workflows=[HelloWorkflow], activities=[say_hello]):
-            result = await env.client.execute_workflow(HelloWorkflow.run, "world", id="hello-1", task_queue="hello")
+            result = await env.client.execute_workflow(
+                HelloWorkflow.run, "world", id="hello-1", task_queue="hello"
+            )
             assert result == "Hello, world!"
             history = await env.client.get_workflow_handle("hello-1").fetch_history()
         assert [e.event_type for e in history.events] == [
@@ -67,10 +69,17 @@ def test_video_pipeline_runs_analysis_in_parallel_then_fans_out_twelve_transcode
     async def scenario(env: WorkflowEnvironment) -> None:
         # Two teams, two task queues: analysis activities run on their own workers.
         async with (
-            Worker(env.client, task_queue="video", workflows=[VideoPipeline], activities=[transcode, update_media_db]),
+            Worker(
+                env.client,
+                task_queue="video",
+                workflows=[VideoPipeline],
+                activities=[transcode, update_media_db],
+            ),
             Worker(env.client, task_queue=ANALYSIS_QUEUE, activities=[detect_watermark, classify]),
         ):
-            handle = await env.client.start_workflow(VideoPipeline.run, "v-42-wm", id="video-v-42", task_queue="video")
+            handle = await env.client.start_workflow(
+                VideoPipeline.run, "v-42-wm", id="video-v-42", task_queue="video"
+            )
             result = await handle.result()
             assert isinstance(result, PipelineResult)
             assert result.watermark is True and result.category == "sports"
@@ -97,8 +106,12 @@ def test_video_pipeline_runs_analysis_in_parallel_then_fans_out_twelve_transcode
 def test_activity_retries_with_backoff_until_it_succeeds() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         ATTEMPTS.pop("r1", None)
-        async with Worker(env.client, task_queue="retry", workflows=[RetryWorkflow], activities=[flaky, refuses]):
-            attempt = await env.client.execute_workflow(RetryWorkflow.run, "r1", False, id="retry-1", task_queue="retry")
+        async with Worker(
+            env.client, task_queue="retry", workflows=[RetryWorkflow], activities=[flaky, refuses]
+        ):
+            attempt = await env.client.execute_workflow(
+                RetryWorkflow.run, "r1", False, id="retry-1", task_queue="retry"
+            )
             events = (await env.client.get_workflow_handle("retry-1").fetch_history()).events
         assert attempt == 3 and ATTEMPTS["r1"] == 3
         started = [e for e in events if e.event_type == EventType.ACTIVITY_TASK_STARTED]
@@ -113,9 +126,13 @@ def test_activity_retries_with_backoff_until_it_succeeds() -> None:
 def test_non_retryable_application_error_fails_the_workflow_after_one_attempt() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         ATTEMPTS.pop("r2", None)
-        async with Worker(env.client, task_queue="retry", workflows=[RetryWorkflow], activities=[flaky, refuses]):
+        async with Worker(
+            env.client, task_queue="retry", workflows=[RetryWorkflow], activities=[flaky, refuses]
+        ):
             with pytest.raises(WorkflowFailureError) as info:
-                await env.client.execute_workflow(RetryWorkflow.run, "r2", True, id="retry-2", task_queue="retry")
+                await env.client.execute_workflow(
+                    RetryWorkflow.run, "r2", True, id="retry-2", task_queue="retry"
+                )
         assert ATTEMPTS["r2"] == 1
         cause = info.value.cause
         assert isinstance(cause, ActivityError)
@@ -175,7 +192,9 @@ def test_timers_of_minutes_finish_instantly_with_time_skipping() -> None:
 
 def test_cancel_reaches_the_running_activity_and_the_workflow_ends_canceled() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
-        async with Worker(env.client, task_queue="cancel", workflows=[Cancellable], activities=[wait_forever]):
+        async with Worker(
+            env.client, task_queue="cancel", workflows=[Cancellable], activities=[wait_forever]
+        ):
             handle = await env.client.start_workflow(Cancellable.run, id="cancel-1", task_queue="cancel")
             for _ in range(200):
                 desc = await handle.describe()

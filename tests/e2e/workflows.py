@@ -61,7 +61,9 @@ async def classify(video_id: str) -> str:
 @activity.defn
 def transcode(video_id: str, r: Rendition) -> Rendition:
     # A sync activity: runs on the worker's thread pool.
-    return Rendition(r.fmt, r.bitrate, r.resolution, f"s3://videos/{video_id}/{r.resolution}-{r.bitrate}.{r.fmt}")
+    return Rendition(
+        r.fmt, r.bitrate, r.resolution, f"s3://videos/{video_id}/{r.resolution}-{r.bitrate}.{r.fmt}"
+    )
 
 
 @activity.defn
@@ -79,9 +81,12 @@ class VideoPipeline:
     async def run(self, video_id: str) -> PipelineResult:
         self.stage = "analysing"
         watermark, category = await asyncio.gather(
-            workflow.execute_activity(detect_watermark, video_id, task_queue=ANALYSIS_QUEUE,
-                                      start_to_close_timeout=QUICK),
-            workflow.execute_activity(classify, video_id, task_queue=ANALYSIS_QUEUE, start_to_close_timeout=QUICK),
+            workflow.execute_activity(
+                detect_watermark, video_id, task_queue=ANALYSIS_QUEUE, start_to_close_timeout=QUICK
+            ),
+            workflow.execute_activity(
+                classify, video_id, task_queue=ANALYSIS_QUEUE, start_to_close_timeout=QUICK
+            ),
         )
         self.stage = "transcoding"
         wanted = [
@@ -95,8 +100,9 @@ class VideoPipeline:
             r.bitrate += i % 2
         renditions = await asyncio.gather(
             *(
-                workflow.execute_activity(transcode, video_id, r, start_to_close_timeout=QUICK,
-                                          result_type=Rendition)
+                workflow.execute_activity(
+                    transcode, video_id, r, start_to_close_timeout=QUICK, result_type=Rendition
+                )
                 for r in wanted
             )
         )
@@ -190,7 +196,9 @@ class Cancellable:
     async def run(self) -> str:
         try:
             await workflow.execute_activity(
-                wait_forever, start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(seconds=2)
+                wait_forever,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=2),
             )
         except asyncio.CancelledError:
             self.cleaned = True
