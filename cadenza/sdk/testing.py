@@ -16,6 +16,7 @@ from typing import Any
 from cadenza.engine.clock import Clock, SkippingClock, SystemClock
 from cadenza.engine.host import Host
 from cadenza.engine.persistence import open_sqlite_stores
+from cadenza.engine.persistence.protocols import Stores
 from cadenza.sdk._local import local_service
 from cadenza.sdk.client import Client
 from cadenza.sdk.converter import DataConverter
@@ -37,8 +38,11 @@ class WorkflowEnvironment:
         num_shards: int = 4,
         data_converter: DataConverter | None = None,
         clock: Clock | None = None,
+        stores: Stores | None = None,
     ) -> WorkflowEnvironment:
-        stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
+        """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown."""
+        if stores is None:
+            stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
         clock = clock or SystemClock()
         host = await Host.start(stores, clock=clock, num_shards=num_shards, default_namespace=namespace)
         client = Client(local_service(host.frontend), namespace=namespace, data_converter=data_converter)
