@@ -8,6 +8,7 @@ recorded it as started). In one process the SDK calls this object directly; the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from cadenza.engine.errors import (
 from cadenza.engine.history import activities, limits
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
+from cadenza.engine.history.shard import Deferred
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
@@ -238,6 +240,7 @@ class Frontend:
                     wft.record_started(m, task.scheduled_event_id, task.attempt, request_id, identity),
                     m.ms.info.workflow_type,
                 ),
+                defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
             )
         except (TaskNotFoundError, UnavailableError, InvalidArgumentError) as e:
             task.ack()
@@ -247,7 +250,6 @@ class Frontend:
         except Exception:
             task.ack()
             return None
-        task.ack()
         (scheduled_id, started_id, synthetic), workflow_type = result
         _, _, events = await self.history.get_state_and_events(
             task.namespace_id, task.workflow_id, task.run_id
@@ -410,7 +412,11 @@ class Frontend:
             rule = _activity_start_rule(task, str(uuid.uuid4()), identity)
             try:
                 info, workflow_type = await self.history.mutate(
-                    task.namespace_id, task.workflow_id, task.run_id, rule
+                    task.namespace_id,
+                    task.workflow_id,
+                    task.run_id,
+                    rule,
+                    defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
                 )
             except UnavailableError:
                 task.ack()
@@ -418,7 +424,6 @@ class Frontend:
             except Exception:
                 task.ack()
                 continue
-            task.ack()
             token = wft.encode_token(
                 task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
             )

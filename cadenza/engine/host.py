@@ -43,7 +43,12 @@ class Host:
             sleep_until=clock.sleep_until,
         )
         self.history = HistoryEngine(
-            stores, clock, num_shards=num_shards, host=host_id, on_new_tasks=self.queues.on_new_tasks
+            stores,
+            clock,
+            num_shards=num_shards,
+            host=host_id,
+            on_new_tasks=self.queues.on_new_tasks,
+            on_volatile_timer=self.queues.push_volatile_timer,
         )
         self.namespaces = NamespaceRegistry(stores.namespaces)
         self.frontend = Frontend(self.history, self.matching, self.namespaces)

@@ -33,6 +33,8 @@ class MatchTask:
     """Called once the task was started by a worker or found stale: the source task is done."""
     query: Any = None
     """For query tasks: the pending query (``PendingQuery``)."""
+    task_queue: str = ""
+    task_type: int = WORKFLOW_TASK
     created_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
 
@@ -72,7 +74,13 @@ class MatchingEngine:
         return q
 
     def add_task(self, namespace_id: str, name: str, task_type: int, task: MatchTask) -> None:
+        task.task_queue = name
+        task.task_type = task_type
         self.queue(namespace_id, name, task_type).offer(task)
+
+    def reoffer(self, task: MatchTask) -> None:
+        """Offers a task again whose start was lost (see ``RunContext.deferred``)."""
+        self.queue(task.namespace_id, task.task_queue, task.task_type).offer(task)
 
     async def poll(self, namespace_id: str, name: str, task_type: int, timeout_s: float) -> MatchTask | None:
         q = self.queue(namespace_id, name, task_type)

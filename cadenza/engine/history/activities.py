@@ -47,6 +47,7 @@ def record_started(
     info.request_id = request_id
     info.started_identity = identity
     info.last_heartbeat_time = 0
+    m.speculative = True  # written with the outcome, or by the run's next write
     if info.start_to_close_timeout_ms:
         m.timer(
             TimerKind.ACTIVITY_TIMEOUT,

@@ -75,6 +75,9 @@ class WorkflowTaskInfo:
     transient: bool = False
     """An attempt after a failure: its scheduled/started events are written only when it completes,
     so a workflow whose code keeps failing does not grow its history."""
+    started_written: bool = False
+    """A start is speculative: it reserves its event ids but its Started event is written with the
+    task's outcome (see ``write_workflow_task_start``)."""
 
 
 @dataclass(slots=True)
@@ -193,6 +196,52 @@ class MutableState:
             flushed.append(self.add_event(ev.event_type, ev.event_time, attrs))
         return flushed
 
+    def unwritten_workflow_task_events(self) -> list[HistoryEvent]:
+        """The events of the started workflow task that are not written yet: Started (and
+        Scheduled, for a transient attempt), with the ids the start reserved. A worker gets them
+        appended to the history it replays."""
+        wt = self.workflow_task
+        if not wt.started_event_id or wt.started_written:
+            return []
+        out = []
+        if wt.transient:
+            out.append(
+                HistoryEvent(
+                    wt.scheduled_event_id,
+                    wt.scheduled_time,
+                    EventType.WORKFLOW_TASK_SCHEDULED,
+                    self.current_version,
+                    0,
+                    {
+                        "task_queue": wt.task_queue,
+                        "start_to_close_timeout_ms": wt.timeout_ms,
+                        "attempt": wt.attempt,
+                    },
+                )
+            )
+        out.append(
+            HistoryEvent(
+                wt.started_event_id,
+                wt.started_time,
+                EventType.WORKFLOW_TASK_STARTED,
+                self.current_version,
+                0,
+                {
+                    "scheduled_event_id": wt.scheduled_event_id,
+                    "identity": wt.identity,
+                    "request_id": wt.request_id,
+                },
+            )
+        )
+        return out
+
+    def write_workflow_task_start(self) -> None:
+        """Writes the started workflow task's unwritten events, before its outcome (or the run's
+        close) so history reads Scheduled, Started, then what became of the task."""
+        for ev in self.unwritten_workflow_task_events():
+            written = self.add_event(ev.event_type, ev.event_time, ev.attributes)
+            assert written.event_id == ev.event_id, "a speculative workflow task lost its reserved event ids"
+
     def take_pending_events(self) -> list[HistoryEvent]:
         events, self.pending_events = self.pending_events, []
         return events
@@ -258,6 +307,7 @@ class MutableState:
 
     def _apply_wft_started(self, e: HistoryEvent) -> None:
         wt = self.workflow_task
+        wt.started_written = True
         wt.started_event_id = e.event_id
         wt.started_time = e.event_time
         wt.request_id = e.attributes.get("request_id", "")

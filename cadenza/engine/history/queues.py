@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -78,6 +79,7 @@ class QueueProcessors:
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._volatile_ids = itertools.count(-1, -1)
 
     async def start(self, shards: dict[int, ShardContext]) -> None:
         for shard_id, shard in shards.items():
@@ -125,6 +127,15 @@ class QueueProcessors:
                 heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
             if earliest is None or self._timers[0][0] < earliest:
                 self._timer_changed.set()
+
+    def push_volatile_timer(self, shard_id: int, t: Task) -> None:
+        """A timer that lives only in memory (the timeout of a speculative start). It has no row, so
+        it is never acknowledged; negative ids keep it apart from stored timers."""
+        t.task_id = next(self._volatile_ids)
+        earliest = self._timers[0][0] if self._timers else None
+        heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
+        if earliest is None or t.visibility_time < earliest:
+            self._timer_changed.set()
 
     # -- transfer --------------------------------------------------------------------------------------
 
@@ -197,8 +208,9 @@ class QueueProcessors:
             return
         finally:
             self._timer_slots.release()
-        # A timer whose handler handed a task to matching is acknowledged by that task's start.
-        if not task.args.get("_deferred_ack"):
+        # A timer whose handler handed a task to matching is acknowledged by that task's start;
+        # a volatile one has nothing to acknowledge.
+        if task.task_id >= 0 and not task.args.get("_deferred_ack"):
             self._timer_acks[shard_id].done(key)
 
     def timer_ack(self, shard_id: int, task: Task) -> Callable[[], None]:

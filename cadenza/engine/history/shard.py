@@ -51,15 +51,29 @@ def shard_for(namespace_id: str, workflow_id: str, num_shards: int) -> int:
 RunKey = tuple[str, str, str]  # namespace_id, workflow_id, run_id
 
 
+@dataclass(slots=True)
+class Deferred:
+    """The source of a speculatively started task: acknowledged once the start (or the task's
+    outcome) is durable, offered again if the in-memory start is lost."""
+
+    ack: Callable[[], None]
+    reoffer: Callable[[], None]
+
+
 @dataclass(eq=False)
 class RunContext:
-    """A cached run: its state, its history and the lock that serialises its mutations."""
+    """A cached run: its state, its history and the lock that serialises its mutations.
+
+    ``deferred`` and ``deferred_timers`` belong to speculative starts (see ``HistoryEngine.mutate``):
+    state changes that are only in memory until the run's next write carries them."""
 
     key: RunKey
     state: MutableState | None = None
     events: list[HistoryEvent] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    deferred_timers: list[Task] = field(default_factory=list)
 
     def notify(self) -> None:
         """Wakes long-polls waiting for new events or the close of the run."""
@@ -150,12 +164,18 @@ class ShardContext:
         # Evict the least recently used runs that nobody is mutating right now.
         for k in list(self._cache.keys())[: max(1, self._cache_size // 10)]:
             c = self._cache[k]
-            if not c.lock.locked() and not c.waiters:
+            if not c.lock.locked() and not c.waiters and not c.deferred:
                 del self._cache[k]
 
     def invalidate(self, ctx: RunContext) -> None:
+        """Drops the cached state. Speculative starts it held are lost with it, so their tasks are
+        offered again: the reloaded state shows them not started."""
         ctx.state = None
         ctx.events = None
+        deferred, ctx.deferred = ctx.deferred, []
+        ctx.deferred_timers.clear()
+        for d in deferred:
+            d.reoffer()
 
     async def load_state(self, ctx: RunContext) -> MutableState:
         if ctx.state is None:
@@ -280,11 +300,25 @@ class ShardContext:
         self._on_new_tasks(self.shard_id, tasks)
         ctx.notify()
 
-    async def update_run(self, ctx: RunContext, ms: MutableState, tasks: MutationTasks) -> list[HistoryEvent]:
-        """Persists the run's pending events and ``tasks``; returns the events written."""
+    async def update_run(
+        self,
+        ctx: RunContext,
+        ms: MutableState,
+        tasks: MutationTasks,
+        still_pending: Callable[[MutableState, Task], bool] | None = None,
+    ) -> list[HistoryEvent]:
+        """Persists the run's pending events and ``tasks``; returns the events written.
+
+        The write also makes any speculative start of the run durable: the timers of starts that
+        are ``still_pending`` are written with it, and the starts' source tasks are acknowledged
+        once it commits."""
         events = ms.take_pending_events()
-        if not events and not tasks and ms.db_version and not getattr(ms, "dirty", True):
-            return events
+        if ctx.deferred_timers and still_pending is not None:
+            tasks.timer.extend(
+                Task(t.kind, t.namespace_id, t.workflow_id, t.run_id, dict(t.args), t.visibility_time)
+                for t in ctx.deferred_timers
+                if still_pending(ms, t)
+            )
         expected = ms.db_version
         ms.db_version = expected + 1
         try:
@@ -302,6 +336,10 @@ class ShardContext:
         if ctx.events is not None:
             ctx.events.extend(events)
         self._on_new_tasks(self.shard_id, tasks)
+        deferred, ctx.deferred = ctx.deferred, []
+        ctx.deferred_timers.clear()
+        for d in deferred:
+            d.ack()
         if events:
             ctx.notify()
         return events

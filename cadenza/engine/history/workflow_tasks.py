@@ -42,33 +42,31 @@ def decode_token(token: bytes) -> tuple[str, str, str, int, int, int]:
 def record_started(
     m: Mutation, scheduled_id: int, attempt: int, request_id: str, identity: str
 ) -> tuple[int, int, list[HistoryEvent]]:
-    """Starts the attempt; returns (scheduled id, started id, synthetic events of a transient one)."""
+    """Starts the attempt speculatively; returns (scheduled id, started id, its unwritten events).
+
+    Nothing is written: the start reserves its event ids (later events are buffered meanwhile) and
+    its Started event is written with the task's outcome, saving a write per workflow task. The
+    transfer task that offered it stays unacknowledged until then, so a crash offers it again."""
     ms = m.ms
     wt = ms.workflow_task
     if not ms.is_running or wt.scheduled_event_id != scheduled_id or wt.attempt != attempt:
         if ms.is_running and wt.started_event_id and wt.request_id == request_id and wt.attempt == attempt:
             m.noop = True  # the same poll retried: answer as before
-            return wt.scheduled_event_id, wt.started_event_id, _transient_events(ms)
+            return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
         raise TaskNotFoundError("workflow task is no longer pending")
     if wt.started_event_id != EMPTY_EVENT_ID:
         if wt.request_id == request_id:
             m.noop = True
-            return wt.scheduled_event_id, wt.started_event_id, _transient_events(ms)
+            return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
         raise TaskNotFoundError("workflow task already started by another poll")
     if wt.transient:
         wt.scheduled_event_id = ms.next_event_id
-        wt.started_event_id = ms.next_event_id + 1
-        wt.started_time = m.now
-        wt.request_id = request_id
-        wt.identity = identity
-        synthetic = _transient_events(ms)
-    else:
-        ms.add_event(
-            EventType.WORKFLOW_TASK_STARTED,
-            m.now,
-            {"scheduled_event_id": scheduled_id, "identity": identity, "request_id": request_id},
-        )
-        synthetic = []
+    wt.started_event_id = wt.scheduled_event_id + 1 if wt.transient else ms.next_event_id
+    wt.started_time = m.now
+    wt.request_id = request_id
+    wt.identity = identity
+    wt.started_written = False
+    m.speculative = True
     m.timer(
         TimerKind.WORKFLOW_TASK_TIMEOUT,
         m.now + wt.timeout_ms * 1000,
@@ -76,35 +74,7 @@ def record_started(
         a=wt.attempt,
         t=str(TimeoutType.START_TO_CLOSE),
     )
-    return wt.scheduled_event_id, wt.started_event_id, synthetic
-
-
-def _transient_events(ms: MutableState) -> list[HistoryEvent]:
-    wt = ms.workflow_task
-    if not wt.transient or not wt.started_event_id:
-        return []
-    return [
-        HistoryEvent(
-            wt.scheduled_event_id,
-            wt.scheduled_time,
-            EventType.WORKFLOW_TASK_SCHEDULED,
-            ms.current_version,
-            0,
-            {"task_queue": wt.task_queue, "start_to_close_timeout_ms": wt.timeout_ms, "attempt": wt.attempt},
-        ),
-        HistoryEvent(
-            wt.started_event_id,
-            wt.started_time,
-            EventType.WORKFLOW_TASK_STARTED,
-            ms.current_version,
-            0,
-            {
-                "scheduled_event_id": wt.scheduled_event_id,
-                "identity": wt.identity,
-                "request_id": wt.request_id,
-            },
-        ),
-    ]
+    return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
 
 
 def _check_token(ms: MutableState, scheduled_id: int, attempt: int, started_id: int) -> WorkflowTaskInfo:
@@ -121,29 +91,6 @@ def _check_token(ms: MutableState, scheduled_id: int, attempt: int, started_id: 
             f"(scheduled_event_id={scheduled_id}, attempt={attempt})"
         )
     return wt
-
-
-def _write_transient(m: Mutation) -> None:
-    """Writes a transient attempt's Scheduled and Started events, with the ids it was given."""
-    ms = m.ms
-    wt = ms.workflow_task
-    if not wt.transient:
-        return
-    saved = wt
-    ms.add_event(
-        EventType.WORKFLOW_TASK_SCHEDULED,
-        wt.scheduled_time,
-        {"task_queue": wt.task_queue, "start_to_close_timeout_ms": wt.timeout_ms, "attempt": wt.attempt},
-    )
-    ms.add_event(
-        EventType.WORKFLOW_TASK_STARTED,
-        saved.started_time,
-        {
-            "scheduled_event_id": saved.scheduled_event_id,
-            "identity": saved.identity,
-            "request_id": saved.request_id,
-        },
-    )
 
 
 # -- complete ------------------------------------------------------------------------------------
@@ -180,7 +127,7 @@ def complete(
             reschedule_now=True,
         )
         return
-    _write_transient(m)
+    m.ms.write_workflow_task_start()
     completed = ms.add_event(
         EventType.WORKFLOW_TASK_COMPLETED,
         m.now,
@@ -491,7 +438,7 @@ def fail(
     if wt.transient and not ms.buffered_events:
         next_attempt = wt.attempt + 1
     else:
-        _write_transient(m)
+        m.ms.write_workflow_task_start()
         ms.add_event(
             EventType.WORKFLOW_TASK_FAILED,
             m.now,
@@ -523,7 +470,7 @@ def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
     if wt.transient and not ms.buffered_events:
         next_attempt = wt.attempt + 1
     else:
-        _write_transient(m)
+        m.ms.write_workflow_task_start()
         ms.add_event(
             EventType.WORKFLOW_TASK_TIMED_OUT,
             m.now,
