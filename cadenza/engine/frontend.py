@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +28,7 @@ from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
 from cadenza.schemas.events import EventType, HistoryEvent
+from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
     DescribeWorkflowResponse,
     GetHistoryRequest,
@@ -90,7 +90,7 @@ class Frontend:
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
         ns_id = await self._ns_id(request.namespace)
         if not request.request_id:
-            request.request_id = str(uuid.uuid4())
+            request.request_id = new_id()
         run_id, started = await self.history.start_workflow(ns_id, request)
         return StartWorkflowResponse(run_id=run_id, started=started)
 
@@ -230,7 +230,7 @@ class Frontend:
     async def _start_workflow_task(
         self, namespace: str, task: MatchTask, identity: str
     ) -> PollWorkflowTaskResponse | None:
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         try:
             result = await self.history.mutate(
                 task.namespace_id,
@@ -409,7 +409,7 @@ class Frontend:
             task = await self.matching.poll(ns_id, task_queue, ACTIVITY_TASK, remaining)
             if task is None:
                 return None
-            rule = _activity_start_rule(task, str(uuid.uuid4()), identity)
+            rule = _activity_start_rule(task, new_id(), identity)
             try:
                 info, workflow_type = await self.history.mutate(
                     task.namespace_id,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,8 +33,15 @@ from cadenza.engine.persistence.errors import (
     EntityNotFoundError,
     ShardOwnershipLostError,
 )
-from cadenza.engine.persistence.protocols import CreateMode, ExecutionState, ExecutionStatus, Stores
+from cadenza.engine.persistence.protocols import (
+    CreateMode,
+    CurrentExecution,
+    ExecutionState,
+    ExecutionStatus,
+    Stores,
+)
 from cadenza.schemas.events import EventType
+from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import StartWorkflowRequest
 
 log = logging.getLogger("cadenza.history")
@@ -220,18 +226,19 @@ class HistoryEngine:
     # -- start -------------------------------------------------------------------------------------
 
     async def start_workflow(self, namespace_id: str, req: StartWorkflowRequest) -> tuple[str, bool]:
-        """Returns (run id, started). Idempotent by ``request_id``."""
+        """Returns (run id, started). Idempotent by ``request_id``.
+
+        Optimistic, as the anchors do: a workflow id this shard has not seen is created as brand
+        new straight away, and an existing current run is learnt from the conflict, so the usual
+        start of a new id costs one write and no read."""
         limits.validate_start(req)
         shard = self.shard(namespace_id, req.workflow_id)
+        cur: CurrentExecution | None = None
+        if (namespace_id, req.workflow_id) in shard.current_runs:
+            cur = await self._read_current(shard, namespace_id, req.workflow_id)
         for _ in range(5):
             mode = CreateMode.BRAND_NEW
             prev_run_id, prev_version = "", 0
-            try:
-                cur = await self.stores.executions.get_current_execution(
-                    shard.shard_id, namespace_id, req.workflow_id
-                )
-            except EntityNotFoundError:
-                cur = None
             if cur is not None:
                 if req.request_id and cur.create_request_id == req.request_id:
                     return cur.run_id, False
@@ -256,6 +263,7 @@ class HistoryEngine:
                             reason="terminated by a start with TERMINATE_IF_RUNNING",
                             identity=req.identity,
                         )
+                        cur = await self._read_current(shard, namespace_id, req.workflow_id)
                         continue
                     raise WorkflowAlreadyStartedError(
                         f"workflow {req.workflow_id!r} is already running as run {cur.run_id}",
@@ -278,7 +286,7 @@ class HistoryEngine:
                     cur.run_id,
                     cur.last_write_version,
                 )
-            run_id = str(uuid.uuid4())
+            run_id = new_id()
             ms = self._new_run_state(namespace_id, run_id, req)
             m = Mutation(ms, MutationTasks(), self.clock.now_us())
             self._record_started(m, req)
@@ -293,18 +301,40 @@ class HistoryEngine:
                         previous_run_id=prev_run_id,
                         previous_last_write_version=prev_version,
                     )
-            except CurrentWorkflowConditionFailedError:
+            except CurrentWorkflowConditionFailedError as e:
+                # The id has a current run (or another start won a race): decide against it.
                 shard.current_runs.pop((namespace_id, req.workflow_id), None)
-                continue  # raced with another start: decide again against the new current run
+                cur = CurrentExecution(
+                    e.run_id,
+                    e.request_id,
+                    ExecutionState(e.state),
+                    ExecutionStatus(e.status),
+                    e.last_write_version,
+                )
+                continue
+            except ConditionFailedError:
+                # A reuse found no current run any more (deleted meanwhile): look again.
+                cur = await self._read_current(shard, namespace_id, req.workflow_id)
+                continue
             except ShardOwnershipLostError as e:
                 raise UnavailableError(str(e)) from e
             return run_id, True
         raise UnavailableError(f"workflow {req.workflow_id!r}: too many concurrent starts, try again")
 
+    async def _read_current(
+        self, shard: ShardContext, namespace_id: str, workflow_id: str
+    ) -> CurrentExecution | None:
+        try:
+            return await self.stores.executions.get_current_execution(
+                shard.shard_id, namespace_id, workflow_id
+            )
+        except EntityNotFoundError:
+            return None
+
     def _new_run_state(self, namespace_id: str, run_id: str, req: StartWorkflowRequest) -> MutableState:
         info = ExecutionInfo(namespace_id=namespace_id, workflow_id=req.workflow_id, run_id=run_id)
         info.tree_id = run_id
-        info.branch_id = str(uuid.uuid4())
+        info.branch_id = new_id()
         return MutableState(info)
 
     def _record_started(self, m: Mutation, req: StartWorkflowRequest) -> None:
