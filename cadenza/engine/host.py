@@ -12,7 +12,7 @@ import socket
 import uuid
 
 from cadenza.engine.clock import Clock, SystemClock
-from cadenza.engine.errors import AlreadyExistsError
+from cadenza.engine.errors import AlreadyExistsError, WorkflowNotFoundError
 from cadenza.engine.frontend import Frontend
 from cadenza.engine.history import activities
 from cadenza.engine.history import workflow_tasks as wft
@@ -22,6 +22,12 @@ from cadenza.engine.history.tasks import Task, TimerKind
 from cadenza.engine.history.workflow_tasks import TRANSIENT_SCHEDULED_ID
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine
 from cadenza.engine.namespaces import NamespaceRegistry
+from cadenza.engine.outbox import (
+    STATUS_NAMES,
+    DiscardingSink,
+    VisibilitySink,
+    VisibilityUpdate,
+)
 from cadenza.engine.persistence.protocols import Stores
 from cadenza.schemas.events import EventType
 from cadenza.schemas.service import NamespaceInfo
@@ -32,13 +38,23 @@ DEFAULT_NAMESPACE = "default"
 
 
 class Host:
-    def __init__(self, stores: Stores, clock: Clock, *, num_shards: int, host_id: str) -> None:
+    def __init__(
+        self,
+        stores: Stores,
+        clock: Clock,
+        *,
+        num_shards: int,
+        host_id: str,
+        visibility_sink: VisibilitySink | None = None,
+    ) -> None:
         self.stores = stores
         self.clock = clock
+        self.visibility_sink: VisibilitySink = visibility_sink or DiscardingSink()
         self.matching = MatchingEngine()
         self.queues = QueueProcessors(
             self.matching,
             timer_handler=self._on_timer,
+            visibility_handler=self._on_visibility,
             now_us=clock.now_us,
             sleep_until=clock.sleep_until,
         )
@@ -62,12 +78,14 @@ class Host:
         num_shards: int = 4,
         host_id: str | None = None,
         default_namespace: str | None = DEFAULT_NAMESPACE,
+        visibility_sink: VisibilitySink | None = None,
     ) -> Host:
         host = cls(
             stores,
             clock or SystemClock(),
             num_shards=num_shards,
             host_id=host_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
+            visibility_sink=visibility_sink,
         )
         await host.history.start()
         await host.queues.start(host.history.shards)
@@ -85,6 +103,51 @@ class Host:
             await self.queues.flush_ack_levels()
         except Exception:
             log.warning("could not save queue ack levels at shutdown; tasks will be re-processed")
+
+    # -- the visibility outbox ----------------------------------------------------------------------
+
+    async def _on_visibility(self, tasks: list[Task]) -> None:
+        updates: list[VisibilityUpdate] = []
+        for t in tasks:
+            try:
+                _, ms, _ = await self.history.get_state_and_events(t.namespace_id, t.workflow_id, t.run_id)
+            except WorkflowNotFoundError:
+                updates.append(
+                    VisibilityUpdate(
+                        t.namespace_id,
+                        t.workflow_id,
+                        t.run_id,
+                        t.task_id,
+                        "",
+                        "",
+                        "",
+                        0,
+                        0,
+                        0,
+                        0,
+                        deleted=True,
+                    )
+                )
+                continue
+            i = ms.info
+            updates.append(
+                VisibilityUpdate(
+                    namespace_id=i.namespace_id,
+                    workflow_id=i.workflow_id,
+                    run_id=i.run_id,
+                    task_id=t.task_id,
+                    workflow_type=i.workflow_type,
+                    task_queue=i.task_queue,
+                    status=STATUS_NAMES[int(i.status)],
+                    start_time=i.start_time,
+                    execution_time=i.execution_time,
+                    close_time=i.close_time,
+                    history_length=ms.next_event_id - 1,
+                    search_attributes=dict(i.search_attributes),
+                    memo=dict(i.memo),
+                )
+            )
+        await self.visibility_sink.publish(updates)
 
     # -- timers ----------------------------------------------------------------------------------------
 

@@ -39,12 +39,19 @@ class WorkflowEnvironment:
         data_converter: DataConverter | None = None,
         clock: Clock | None = None,
         stores: Stores | None = None,
+        visibility_sink: Any = None,
     ) -> WorkflowEnvironment:
         """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown."""
         if stores is None:
             stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
         clock = clock or SystemClock()
-        host = await Host.start(stores, clock=clock, num_shards=num_shards, default_namespace=namespace)
+        host = await Host.start(
+            stores,
+            clock=clock,
+            num_shards=num_shards,
+            default_namespace=namespace,
+            visibility_sink=visibility_sink,
+        )
         client = Client(local_service(host.frontend), namespace=namespace, data_converter=data_converter)
         return cls(host, client, clock)
 

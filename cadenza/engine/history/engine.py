@@ -26,7 +26,7 @@ from cadenza.engine.errors import (
 from cadenza.engine.history import limits
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
 from cadenza.engine.history.shard import Deferred, RunContext, ShardContext, shard_for
-from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind
+from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind, VisibilityKind
 from cadenza.engine.persistence.errors import (
     ConditionFailedError,
     CurrentWorkflowConditionFailedError,
@@ -72,6 +72,10 @@ class Mutation:
     def timer(self, kind: TimerKind, at_us: int, **args: Any) -> None:
         ns, wid, rid = self.key
         self.tasks.timer.append(Task(int(kind), ns, wid, rid, args, visibility_time=at_us))
+
+    def visibility(self, kind: VisibilityKind) -> None:
+        ns, wid, rid = self.key
+        self.tasks.visibility.append(Task(int(kind), ns, wid, rid))
 
     def schedule_workflow_task(self) -> None:
         """Schedules a workflow task unless one is pending or the run is closed."""
@@ -381,6 +385,7 @@ class HistoryEngine:
         m.schedule_workflow_task()
         if run_timeout:
             m.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, m.now + run_timeout * 1000)
+        m.visibility(VisibilityKind.START)
 
     # -- signal, cancel, terminate ---------------------------------------------------------------
 
@@ -508,3 +513,4 @@ def close_run(m: Mutation, event_type: EventType, attributes: dict[str, Any]) ->
     m.ms.write_workflow_task_start()
     m.ms.flush_buffered_events()
     m.ms.add_event(event_type, m.now, attributes)
+    m.visibility(VisibilityKind.CLOSE)

@@ -52,6 +52,7 @@ class _AckTracker:
 
 
 TimerHandler = Callable[[Task], Awaitable[None]]
+VisibilityHandler = Callable[[list[Task]], Awaitable[None]]
 
 
 class QueueProcessors:
@@ -60,6 +61,7 @@ class QueueProcessors:
         matching: MatchingEngine,
         *,
         timer_handler: TimerHandler,
+        visibility_handler: VisibilityHandler | None = None,
         now_us: Callable[[], int],
         sleep_until: Callable[[int], Awaitable[None]],
         flush_interval_s: float = 1.0,
@@ -78,6 +80,10 @@ class QueueProcessors:
         self._timer_slots = asyncio.Semaphore(max_concurrent_timers)
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._visibility_handler = visibility_handler
+        self._vis_acks: dict[int, _AckTracker] = {}
+        self._vis_pending: list[tuple[int, Task]] = []
+        self._vis_ready = asyncio.Event()
         self._stopping = False
         self._volatile_ids = itertools.count(-1, -1)
 
@@ -86,11 +92,14 @@ class QueueProcessors:
             self._shards[shard_id] = shard
             t_level = shard.ack_levels.get("transfer", 0)
             tm_level = shard.ack_levels.get("timer", 0)
+            v_level = shard.ack_levels.get("visibility", 0)
             self._transfer[shard_id] = _AckTracker((0, t_level))
             self._timer_acks[shard_id] = _AckTracker((tm_level, 0))
+            self._vis_acks[shard_id] = _AckTracker((0, v_level))
             pending = MutationTasks(
                 transfer=await shard.read_tasks_from(TaskCategory.TRANSFER, (0, t_level)),
                 timer=await shard.read_tasks_from(TaskCategory.TIMER, (tm_level, 0)),
+                visibility=await shard.read_tasks_from(TaskCategory.VISIBILITY, (0, v_level)),
             )
             if pending:
                 log.info(
@@ -103,6 +112,7 @@ class QueueProcessors:
         self._loops = [
             asyncio.create_task(self._timer_loop(), name="cadenza-timers"),
             asyncio.create_task(self._flush_loop(), name="cadenza-ack-levels"),
+            asyncio.create_task(self._visibility_loop(), name="cadenza-visibility-outbox"),
         ]
 
     async def stop(self) -> None:
@@ -119,6 +129,12 @@ class QueueProcessors:
         for t in tasks.transfer:
             self._transfer[shard_id].add((0, t.task_id))
             self._dispatch_transfer(shard_id, t)
+        if tasks.visibility:
+            acks = self._vis_acks[shard_id]
+            for t in tasks.visibility:
+                acks.add((0, t.task_id))
+                self._vis_pending.append((shard_id, t))
+            self._vis_ready.set()
         if tasks.timer:
             earliest = self._timers[0][0] if self._timers else None
             acks = self._timer_acks[shard_id]
@@ -220,6 +236,36 @@ class QueueProcessors:
         acks = self._timer_acks[shard_id]
         return lambda: acks.done(key)
 
+    # -- the visibility outbox --------------------------------------------------------------------------
+
+    async def _visibility_loop(self) -> None:
+        backoff = 0.05
+        while not self._stopping:
+            await self._vis_ready.wait()
+            self._vis_ready.clear()
+            while self._vis_pending:
+                batch, self._vis_pending = self._vis_pending[:500], self._vis_pending[500:]
+                try:
+                    if self._visibility_handler is not None:
+                        await self._visibility_handler([t for _, t in batch])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    # Keep the batch (its rows stay too) and try again: the outbox backs up, never skips.
+                    log.warning(
+                        "publishing %d visibility updates failed (%s); retrying in %.1f s",
+                        len(batch),
+                        e,
+                        backoff,
+                    )
+                    self._vis_pending = batch + self._vis_pending
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.05
+                for shard_id, t in batch:
+                    self._vis_acks[shard_id].done((0, t.task_id))
+
     # -- ack levels ------------------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -253,6 +299,14 @@ class QueueProcessors:
                 )
                 levels["timer"] = new[0]
                 tm.persisted_level = new
+            vis = self._vis_acks[shard_id]
+            new = vis.compute()
+            if new > vis.persisted_level:
+                await shard.stores.executions.complete_tasks(
+                    shard_id, TaskCategory.VISIBILITY, min_key=vis.persisted_level, max_key=new
+                )
+                levels["visibility"] = new[1]
+                vis.persisted_level = new
             if levels:
                 await shard.save_ack_levels(levels)
 

@@ -221,7 +221,7 @@ class ShardContext:
     async def _encode(
         self, ms: MutableState, events: list[HistoryEvent], tasks: MutationTasks, new_branch: bool
     ) -> tuple[list[HistoryAppend], WorkflowTasks]:
-        n = len(tasks.transfer) + len(tasks.timer) + (1 if events else 0)
+        n = len(tasks.transfer) + len(tasks.timer) + len(tasks.visibility) + (1 if events else 0)
         ids = await self.allocate_task_ids(n) if n else []
         appends: list[HistoryAppend] = []
         if events:
@@ -245,6 +245,9 @@ class ShardContext:
         for t in tasks.timer:
             t.task_id = ids.pop(0)
             rows.timer.append(TaskRow(t.task_id, t.encode(), t.visibility_time))
+        for t in tasks.visibility:
+            t.task_id = ids.pop(0)
+            rows.visibility.append(TaskRow(t.task_id, t.encode()))
         return appends, rows
 
     def _row(self, ms: MutableState) -> ExecutionRow:

@@ -33,6 +33,15 @@ class TimerKind(enum.IntEnum):
     """Backoff before a transient workflow task attempt."""
 
 
+class VisibilityKind(enum.IntEnum):
+    """Why a run's visibility record changed; the record itself is built from mutable state when
+    the task is processed (as the anchors do), so a late task publishes the newest state."""
+
+    START = 1
+    UPSERT = 2
+    CLOSE = 3
+
+
 class TimeoutType(enum.StrEnum):
     START_TO_CLOSE = "START_TO_CLOSE"
     SCHEDULE_TO_START = "SCHEDULE_TO_START"
@@ -67,6 +76,7 @@ class Task:
 class MutationTasks:
     transfer: list[Task] = field(default_factory=list)
     timer: list[Task] = field(default_factory=list)
+    visibility: list[Task] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.transfer or self.timer)
+        return bool(self.transfer or self.timer or self.visibility)

@@ -15,7 +15,7 @@ from cadenza.engine.errors import InvalidArgumentError, TaskNotFoundError
 from cadenza.engine.history import limits
 from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import EMPTY_EVENT_ID, MutableState, WorkflowTaskInfo
-from cadenza.engine.history.tasks import TimeoutType, TimerKind, TransferKind
+from cadenza.engine.history.tasks import TimeoutType, TimerKind, TransferKind, VisibilityKind
 from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
 
 TRANSIENT_SCHEDULED_ID = -1
@@ -387,6 +387,7 @@ def _record_marker(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
 
 
 def _upsert_search_attributes(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
+    m.visibility(VisibilityKind.UPSERT)
     m.ms.add_event(
         EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
         m.now,
