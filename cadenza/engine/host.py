@@ -14,9 +14,9 @@ import uuid
 from cadenza.engine.clock import Clock, SystemClock
 from cadenza.engine.errors import AlreadyExistsError, WorkflowNotFoundError
 from cadenza.engine.frontend import Frontend
-from cadenza.engine.history import activities
+from cadenza.engine.history import activities, chaining, cross_workflow
 from cadenza.engine.history import workflow_tasks as wft
-from cadenza.engine.history.engine import HistoryEngine, Mutation, close_run
+from cadenza.engine.history.engine import HistoryEngine, Mutation
 from cadenza.engine.history.queues import QueueProcessors
 from cadenza.engine.history.tasks import Task, TimerKind
 from cadenza.engine.history.workflow_tasks import TRANSIENT_SCHEDULED_ID
@@ -55,6 +55,7 @@ class Host:
             self.matching,
             timer_handler=self._on_timer,
             visibility_handler=self._on_visibility,
+            transfer_handler=self._on_transfer,
             now_us=clock.now_us,
             sleep_until=clock.sleep_until,
         )
@@ -149,6 +150,9 @@ class Host:
             )
         await self.visibility_sink.publish(updates)
 
+    async def _on_transfer(self, task: Task) -> None:
+        await cross_workflow.process(self.history, task)
+
     # -- timers ----------------------------------------------------------------------------------------
 
     async def _on_timer(self, task: Task) -> None:
@@ -168,6 +172,8 @@ class Host:
             await self._redispatch(task, ACTIVITY_TASK)
         elif kind == TimerKind.WORKFLOW_TASK_RETRY:
             await self._redispatch(task, WORKFLOW_TASK)
+        elif kind == TimerKind.WORKFLOW_BACKOFF:
+            await mutate(ns, wid, rid, _backoff_over)
 
     async def _redispatch(self, task: Task, task_type: int) -> None:
         """A retry's backoff is over: offer the attempt to matching if it is still the pending one."""
@@ -214,4 +220,25 @@ def _run_timed_out(m: Mutation) -> None:
     if not m.ms.is_running:
         m.noop = True
         return
-    close_run(m, EventType.WORKFLOW_EXECUTION_TIMED_OUT, {"retry_state": "TIMEOUT"})
+    failure = {
+        "message": "workflow run timed out",
+        "source": "Server",
+        "stack_trace": "",
+        "failure_type": "TimeoutFailure",
+        "application_type": None,
+        "non_retryable": False,
+        "details": None,
+        "timeout_type": "START_TO_CLOSE",
+        "cause": None,
+    }
+    chaining.fail_or_retry(m, failure, 0, timed_out=True)
+
+
+def _backoff_over(m: Mutation) -> None:
+    """A run's first workflow task waited for its backoff (cron, retry, continue-as-new): now."""
+    ms = m.ms
+    if not ms.is_running or ms.has_pending_workflow_task or ms.info.last_completed_workflow_task_event_id:
+        m.noop = True
+        return
+    ms.info.execution_time = min(ms.info.execution_time, m.now)
+    m.schedule_workflow_task()

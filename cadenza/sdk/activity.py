@@ -159,6 +159,9 @@ class ActivityInfo:
     """Schedule-to-close timeout, if set."""
     start_to_close_timeout: timedelta | None = None
     """Start-to-close timeout, if set."""
+    is_local: bool = False
+    """True for a local activity (run by the workflow's worker, without the task queues; heartbeats
+    are accepted and ignored)."""
 
 
 @dataclass

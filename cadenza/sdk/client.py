@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from cadenza.schemas.events import EventType, HistoryEvent
+from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
     DescribeWorkflowResponse,
     GetHistoryRequest,
@@ -61,6 +62,19 @@ def _handler_name(handler: Any, mark: str, kind: str) -> str:
     return str(name)
 
 
+@dataclass(frozen=True)
+class TLSConfig:
+    """TLS for ``Client.connect``: PEM bytes. Set ``client_cert`` and ``client_private_key`` for a
+    server that requires mutual TLS."""
+
+    server_root_ca_cert: bytes | None = None
+    """CA that signed the server's certificate; None uses the system's roots."""
+    client_cert: bytes | None = None
+    client_private_key: bytes | None = None
+    domain: str | None = None
+    """Name to verify the server's certificate against, when it differs from the target's host."""
+
+
 class Client:
     def __init__(
         self,
@@ -83,20 +97,51 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         data_converter: DataConverter | None = None,
+        tls: TLSConfig | bool | None = None,
+        rpc_timeout: float = 10.0,
+        retries: int = 5,
     ) -> Client:
-        """Connects to a server. ``target`` is an in-process server object (a ``Host`` or anything
-        with a ``frontend``), which is what the embedded engine and the test environment pass."""
-        from cadenza.sdk._local import local_service
+        """Connects to a server.
 
+        ``target`` is ``"host:port"``, a list of them (calls rotate between them and a retry moves
+        on to the next), ``"dns:///name:port"`` (every address the name resolves to gets calls), or
+        an in-process server object (a ``Host`` or anything with a ``frontend``), which is what the
+        embedded engine and the test environment pass. ``tls`` is a ``TLSConfig`` (or True for TLS
+        with the system's roots). ``rpc_timeout`` is the deadline of one call (long polls get
+        their wait on top); ``retries`` bounds the retries of UNAVAILABLE. Over the network the
+        server is asked for its cluster info once, so a wrong address fails here.
+        """
         frontend = getattr(target, "frontend", None)
-        if frontend is None:
+        if frontend is not None:
+            from cadenza.sdk._local import local_service
+
+            service: WorkflowService = local_service(frontend)
+        elif isinstance(target, str) or (
+            isinstance(target, list | tuple) and target and all(isinstance(t, str) for t in target)
+        ):
+            from cadenza.sdk._grpc import ChannelTLS, GrpcService
+
+            targets = [target] if isinstance(target, str) else list(target)
+            channel_tls = None
+            if isinstance(tls, TLSConfig):
+                channel_tls = ChannelTLS(
+                    tls.server_root_ca_cert, tls.client_cert, tls.client_private_key, tls.domain
+                )
+            elif tls:
+                channel_tls = ChannelTLS()
+            grpc_service = GrpcService(targets, tls=channel_tls, rpc_timeout=rpc_timeout, retries=retries)
+            try:
+                await grpc_service.get_cluster_info()
+            except BaseException:
+                await grpc_service.close()
+                raise
+            service = grpc_service
+        else:
             raise ValueError(
-                f"cannot connect to {target!r}: this build connects to in-process servers only "
-                "(pass the object returned by Host.start or WorkflowEnvironment)"
+                f"cannot connect to {target!r}: pass 'host:port', a list of them, 'dns:///name:port', "
+                "or an in-process server (the object returned by Host.start or WorkflowEnvironment)"
             )
-        return cls(
-            local_service(frontend), namespace=namespace, identity=identity, data_converter=data_converter
-        )
+        return cls(service, namespace=namespace, identity=identity, data_converter=data_converter)
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -132,7 +177,7 @@ class Client:
             workflow_execution_timeout_ms=timedelta_to_ms(execution_timeout, "execution_timeout"),
             workflow_run_timeout_ms=timedelta_to_ms(run_timeout, "run_timeout"),
             workflow_task_timeout_ms=timedelta_to_ms(task_timeout, "task_timeout"),
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or new_id(),
             identity=self.identity,
             workflow_id_reuse_policy=WorkflowIDReusePolicy(id_reuse_policy).value,
             retry_policy=retry_policy.to_dict() if retry_policy else None,
@@ -199,12 +244,15 @@ class WorkflowHandle(Generic[R]):
     def _execution(self, run_id: str | None = None) -> WorkflowExecution:
         return WorkflowExecution(self.id, run_id or self.run_id or "")
 
-    async def result(self, *, timeout: float | None = None) -> R:
-        """Waits for the run to close; returns its result or raises ``WorkflowFailureError``."""
-        run_id = self.run_id or self.first_run_id or ""
-        return await asyncio.wait_for(self._wait_result(run_id), timeout)
+    async def result(self, *, timeout: float | None = None, follow_runs: bool = True) -> R:
+        """Waits for the workflow to close; returns its result or raises ``WorkflowFailureError``.
 
-    async def _wait_result(self, run_id: str) -> Any:
+        With ``follow_runs`` (the default) a run that continued as new, was retried or is a cron run
+        is followed to the run that finally closes, as the anchors' clients do."""
+        run_id = self.run_id or self.first_run_id or ""
+        return await asyncio.wait_for(self._wait_result(run_id, follow_runs), timeout)
+
+    async def _wait_result(self, run_id: str, follow_runs: bool = True) -> Any:
         c = self.client
         while True:
             resp = await c.service.get_workflow_execution_history(
@@ -217,7 +265,12 @@ class WorkflowHandle(Generic[R]):
                 )
             )
             if resp.events:
-                return self._decode_close(resp.events[-1])
+                close = resp.events[-1]
+                next_run = close.attributes.get("new_execution_run_id")
+                if follow_runs and next_run:
+                    run_id = next_run
+                    continue
+                return self._decode_close(close)
 
     def _decode_close(self, event: HistoryEvent) -> Any:
         conv = self.client.data_converter
@@ -247,7 +300,7 @@ class WorkflowHandle(Generic[R]):
             name,
             c.data_converter.to_payloads(args) if args else None,
             identity=c.identity,
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or new_id(),
         )
 
     async def query(self, query: Any, *args: Any, result_type: Any = None) -> Any:
@@ -262,7 +315,7 @@ class WorkflowHandle(Generic[R]):
     async def cancel(self) -> None:
         c = self.client
         await c.service.request_cancel_workflow_execution(
-            c.namespace, self._execution(), identity=c.identity, request_id=str(uuid.uuid4())
+            c.namespace, self._execution(), identity=c.identity, request_id=new_id()
         )
 
     async def terminate(self, reason: str = "", *details: Any) -> None:

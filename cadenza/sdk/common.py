@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 __all__ = [
+    "QueryRejectCondition",
     "RetryPolicy",
     "WorkflowIDReusePolicy",
     "ms_to_timedelta",
@@ -145,3 +146,28 @@ class WorkflowIDReusePolicy(enum.StrEnum):
     """Never reuse the id."""
     TERMINATE_IF_RUNNING = "TERMINATE_IF_RUNNING"
     """Terminate a running run with this id and start a new one."""
+
+
+class QueryRejectCondition(enum.StrEnum):
+    """When a client refuses to send a query, by the run's status (checked by describing it first).
+
+    A refused query raises ``QueryRejectedError`` naming the status, so a caller can tell "the run is
+    gone" from "the query failed".
+    """
+
+    NONE = "NONE"
+    """Query whatever the status (a closed run is replayed to answer)."""
+    NOT_OPEN = "NOT_OPEN"
+    """Refuse unless the run is RUNNING."""
+    NOT_COMPLETED_CLEANLY = "NOT_COMPLETED_CLEANLY"
+    """Refuse if the run closed other than COMPLETED (failed, cancelled, terminated, timed out or
+    continued as new)."""
+
+    def rejects(self, status: str) -> bool:
+        """True when a run in ``status`` (``RUNNING``, ``COMPLETED``, ...) must not be queried."""
+        status = status.upper()
+        if self is QueryRejectCondition.NOT_OPEN:
+            return status != "RUNNING"
+        if self is QueryRejectCondition.NOT_COMPLETED_CLEANLY:
+            return status not in ("RUNNING", "COMPLETED")
+        return False

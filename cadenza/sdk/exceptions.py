@@ -27,9 +27,11 @@ __all__ = [
     "PayloadDecodeError",
     "PayloadEncodeError",
     "QueryFailedError",
+    "QueryRejectedError",
     "RPCError",
     "RetryState",
     "ServerError",
+    "SessionFailedError",
     "TerminatedError",
     "TimeoutError",
     "TimeoutType",
@@ -414,6 +416,34 @@ class QueryFailedError(CadenzaError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class QueryRejectedError(CadenzaError):
+    """A query was not sent because the run's status met the query's reject condition."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"Query rejected: the workflow run is {status}")
+        self.status = status
+        """The run's status when the query was refused (``COMPLETED``, ``FAILED``, ...)."""
+
+
+class SessionFailedError(FailureError):
+    """A worker session could not be created, or failed while open (its worker stopped heartbeating
+    or its execution timeout passed).
+
+    Raised in workflow code by ``create_session`` / ``recreate_session`` and by activities started in
+    a failed session; activities that were running in it fail with an :class:`ActivityError` whose
+    cause is this error.
+    """
+
+    def __init__(self, message: str, *, session_id: str = "") -> None:
+        super().__init__(message)
+        self._session_id = session_id
+
+    @property
+    def session_id(self) -> str:
+        """Id of the session within its workflow run."""
+        return self._session_id
 
 
 class PayloadEncodeError(CadenzaError, TypeError):

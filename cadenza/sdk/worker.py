@@ -4,6 +4,9 @@ A worker keeps recently used workflow runs in a cache, so a workflow task for a 
 only the new events instead of replaying the whole history. A run leaves the cache when it closes,
 when a task of it fails (its instance may have run code whose commands were thrown away), or when the
 cache is full.
+
+Local activities run while their workflow task is open (see ``_runtime/local_activity_runner.py``);
+sessions add two queues to poll (see ``_runtime/session_worker.py``).
 """
 
 from __future__ import annotations
@@ -12,14 +15,12 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
-import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from cadenza.schemas.events import CLOSE_EVENT_TYPES, COMMAND_EVENT, EventType, HistoryEvent
+from cadenza.schemas.events import CLOSE_EVENT_TYPES, COMMAND_EVENT, HistoryEvent
 from cadenza.schemas.service import (
     PollActivityTaskResponse,
     PollWorkflowTaskResponse,
@@ -27,9 +28,14 @@ from cadenza.schemas.service import (
     RespondWorkflowTaskFailedRequest,
 )
 from cadenza.sdk import activity as activity_mod
+from cadenza.sdk._runtime.activity_tasks import Heartbeater, activity_info_from_task, is_cancel
 from cadenza.sdk._runtime.definitions import WorkflowDefinition
 from cadenza.sdk._runtime.instance import StaleInstanceError, WorkflowInstance
-from cadenza.sdk.activity import ActivityContext, ActivityDefinition, ActivityInfo
+from cadenza.sdk._runtime.local_activity_runner import LocalActivityRunner
+from cadenza.sdk._runtime.replayer import Replayer
+from cadenza.sdk._runtime.session_worker import SessionHost
+from cadenza.sdk._runtime.sessions import SESSION_CREATION_ACTIVITY
+from cadenza.sdk.activity import ActivityContext, ActivityDefinition
 from cadenza.sdk.client import Client
 from cadenza.sdk.converter import DataConverter, default_converter
 from cadenza.sdk.exceptions import (
@@ -38,19 +44,12 @@ from cadenza.sdk.exceptions import (
     NondeterminismError,
     WorkflowTaskError,
 )
-from cadenza.sdk.history import WorkflowHistory
+
+__all__ = ["Replayer", "Worker"]
 
 log = logging.getLogger("cadenza.worker")
 
 _CLOSE_COMMAND_EVENTS = {ct for ct, et in COMMAND_EVENT.items() if et in CLOSE_EVENT_TYPES}
-
-
-def _ms_to_td(ms: int) -> timedelta | None:
-    return timedelta(milliseconds=ms) if ms else None
-
-
-def _us_to_dt(us: int) -> datetime:
-    return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 class Worker:
@@ -71,9 +70,14 @@ class Worker:
         max_cached_workflows: int = 10_000,
         activity_executor: concurrent.futures.Executor | None = None,
         identity: str | None = None,
+        max_concurrent_sessions: int = 0,
     ) -> None:
+        """``max_concurrent_sessions`` > 0 lets the worker accept that many worker sessions at a time
+        (``workflow.create_session``); it then also runs the activities of its sessions."""
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
+        if max_concurrent_sessions and not activities:
+            raise ValueError("a worker accepting sessions needs the activities to run in them")
         self.client = client
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}:{task_queue}:{uuid.uuid4().hex[:6]}"
@@ -89,7 +93,14 @@ class Worker:
             if a.name in self._activities:
                 raise ValueError(f"activity type {a.name!r} is registered twice")
             self._activities[a.name] = a
+        self._sessions: SessionHost | None = None
+        if max_concurrent_sessions:
+            self._sessions = SessionHost(client, task_queue, self.identity, max_concurrent_sessions)
+            self._activities[SESSION_CREATION_ACTIVITY] = self._sessions.definition()
         self._converter: DataConverter = client.data_converter or default_converter()
+        self._local_activities = LocalActivityRunner(
+            self._activities, self._converter, lambda: self._executor
+        )
         self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
         self._max_cached = max_cached_workflows
         self._activity_slots = asyncio.Semaphore(max_concurrent_activities)
@@ -101,7 +112,6 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._running_activities: dict[bytes, tuple[asyncio.Task[Any] | None, ActivityContext]] = {}
         self._stopping = asyncio.Event()
-        self._run_lock: dict[str, asyncio.Lock] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -126,7 +136,21 @@ class Worker:
         for i in range(self._workflow_pollers):
             self._tasks.append(asyncio.create_task(self._workflow_poll_loop(), name=f"wf-poller-{i}"))
         for i in range(self._activity_pollers):
-            self._tasks.append(asyncio.create_task(self._activity_poll_loop(), name=f"act-poller-{i}"))
+            self._tasks.append(
+                asyncio.create_task(self._activity_poll_loop(self.task_queue), name=f"act-poller-{i}")
+            )
+        sessions = self._sessions
+        if sessions is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._activity_poll_loop(sessions.creation_queue, sessions.has_capacity),
+                    name="session-creation-poller",
+                )
+            )
+            for i in range(2):
+                self._tasks.append(
+                    asyncio.create_task(self._activity_poll_loop(sessions.queue), name=f"session-poller-{i}")
+                )
 
     async def run(self) -> None:
         self.start()
@@ -159,6 +183,9 @@ class Worker:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+    def _user_activities(self) -> list[str]:
+        return [name for name in self._activities if name != SESSION_CREATION_ACTIVITY]
 
     def _registered_workflows(self) -> str:
         return ", ".join(sorted(self._workflows)) or "none"
@@ -233,6 +260,7 @@ class Worker:
                 )
             )
             return
+        received = asyncio.get_running_loop().time()
         inst, events = self._instance_for(task, defn)
         try:
             try:
@@ -242,6 +270,8 @@ class Worker:
                 self._cache.pop(run_id, None)
                 inst, events = self._instance_for(task, defn)
                 commands = inst.activate(events)
+            if inst.task_open:
+                commands = await self._local_activities.complete_task(inst, received)
         except (WorkflowTaskError, Exception) as e:
             self._cache.pop(run_id, None)
             cause = "NON_DETERMINISTIC_ERROR" if isinstance(e, NondeterminismError) else "WORKFLOW_TASK_ERROR"
@@ -308,13 +338,19 @@ class Worker:
 
     # -- activities --------------------------------------------------------------------------------
 
-    async def _activity_poll_loop(self) -> None:
+    async def _activity_poll_loop(
+        self, queue: str, ready: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Poll ``queue``; with ``ready``, wait for it before each poll (how a worker holding its
+        maximum of sessions stops asking for more)."""
         service = self.client.service
         ns = self.client.namespace
         while not self._stopping.is_set():
+            if ready is not None:
+                await ready()
             await self._activity_slots.acquire()
             try:
-                task = await service.poll_activity_task_queue(ns, self.task_queue, identity=self.identity)
+                task = await service.poll_activity_task_queue(ns, queue, identity=self.identity)
             except asyncio.CancelledError:
                 self._activity_slots.release()
                 raise
@@ -328,6 +364,9 @@ class Worker:
                 continue
             t = asyncio.create_task(self._run_activity(task))
             t.add_done_callback(lambda _: self._activity_slots.release())
+            if ready is not None:
+                # Let the new task take its session slot before deciding whether to poll again.
+                await asyncio.sleep(0)
 
     async def _run_activity(self, task: PollActivityTaskResponse) -> None:
         service = self.client.service
@@ -336,7 +375,7 @@ class Worker:
         if defn is None:
             err = ApplicationError(
                 f"activity type {task.activity_type!r} is not registered on task queue {self.task_queue!r} "
-                f"(this worker has: {', '.join(sorted(self._activities)) or 'none'})",
+                f"(this worker has: {', '.join(sorted(self._user_activities())) or 'none'})",
                 type="ActivityTypeNotFound",
             )
             await self._report(
@@ -346,24 +385,8 @@ class Worker:
             )
             return
         loop = asyncio.get_running_loop()
-        info = ActivityInfo(
-            activity_id=task.activity_id,
-            activity_type=task.activity_type,
-            attempt=task.attempt,
-            task_queue=task.task_queue,
-            workflow_id=task.workflow_execution.workflow_id,
-            run_id=task.workflow_execution.run_id,
-            workflow_type=task.workflow_type,
-            namespace=task.namespace,
-            heartbeat_details=conv.from_payloads(task.heartbeat_details) if task.heartbeat_details else [],
-            heartbeat_timeout=_ms_to_td(task.heartbeat_timeout_ms),
-            scheduled_time=_us_to_dt(task.current_attempt_scheduled_time),
-            started_time=_us_to_dt(task.started_time),
-            task_token=task.task_token,
-            schedule_to_close_timeout=_ms_to_td(task.schedule_to_close_timeout_ms),
-            start_to_close_timeout=_ms_to_td(task.start_to_close_timeout_ms),
-        )
-        heartbeater = _Heartbeater(self, task, loop)
+        info = activity_info_from_task(task, conv)
+        heartbeater = Heartbeater(self, task, loop)
         ctx = ActivityContext(info=info, heartbeat=heartbeater.heartbeat_threadsafe)
         heartbeater.ctx = ctx
         try:
@@ -408,7 +431,7 @@ class Worker:
                 raise
             return
         except Exception as e:
-            if heartbeater.cancel_requested and _is_cancel(e):
+            if heartbeater.cancel_requested and is_cancel(e):
                 await self._report(
                     service.respond_activity_task_canceled(task.task_token, None, identity=self.identity)
                 )
@@ -451,149 +474,3 @@ class Worker:
         except CadenzaError as e:
             # The attempt is no longer current (timed out and retried elsewhere): nothing to do.
             log.info("activity result was not accepted: %s", e)
-
-
-def _is_cancel(e: BaseException) -> bool:
-    from cadenza.sdk.exceptions import CanceledError
-
-    return isinstance(e, CanceledError | asyncio.CancelledError)
-
-
-class _Heartbeater:
-    """Sends an activity's heartbeats, at most one in flight, keeping only the latest details."""
-
-    def __init__(
-        self, worker: Worker, task: PollActivityTaskResponse, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.worker = worker
-        self.task = task
-        self.loop = loop
-        self.ctx: ActivityContext | None = None
-        self.cancel_requested = False
-        self._pending: Sequence[Any] | None = None
-        self._sending = False
-        self._stopped = False
-        self._lock = threading.Lock()
-
-    def heartbeat_threadsafe(self, details: Sequence[Any]) -> None:
-        with self._lock:
-            self._pending = list(details)
-        if threading.current_thread() is threading.main_thread() and self._in_loop():
-            self._kick()
-        else:
-            self.loop.call_soon_threadsafe(self._kick)
-
-    def _in_loop(self) -> bool:
-        try:
-            return asyncio.get_running_loop() is self.loop
-        except RuntimeError:
-            return False
-
-    def _kick(self) -> None:
-        if self._sending or self._stopped:
-            return
-        self._sending = True
-        self.loop.create_task(self._send())
-
-    async def _send(self) -> None:
-        service = self.worker.client.service
-        conv = self.worker._converter
-        try:
-            while not self._stopped:
-                with self._lock:
-                    details, self._pending = self._pending, None
-                if details is None:
-                    return
-                try:
-                    cancel = await service.record_activity_task_heartbeat(
-                        self.task.task_token,
-                        conv.to_payloads(details) if details else None,
-                        identity=self.worker.identity,
-                    )
-                except CadenzaError:
-                    cancel = True  # the attempt is gone (timed out): stop the work
-                if cancel and self.ctx is not None:
-                    self.cancel_requested = True
-                    self.ctx.cancelled.set()
-                    entry = self.worker._running_activities.get(self.task.task_token)
-                    if (
-                        entry
-                        and entry[0] is not None
-                        and self.worker._activities[self.task.activity_type].is_async
-                    ):
-                        entry[0].cancel()
-                    return
-        finally:
-            self._sending = False
-
-    def stop(self) -> None:
-        self._stopped = True
-
-
-class Replayer:
-    """Replays recorded histories against workflow code, to prove a code change keeps determinism."""
-
-    def __init__(self, *, workflows: Sequence[type], data_converter: DataConverter | None = None) -> None:
-        self._workflows = {
-            WorkflowDefinition.from_class(w).name: WorkflowDefinition.from_class(w) for w in workflows
-        }
-        self._converter = data_converter or default_converter()
-
-    def replay_workflow(self, history: WorkflowHistory | str) -> None:
-        """Raises ``NondeterminismError`` (or the workflow code's error) when replay diverges."""
-        if isinstance(history, str):
-            history = WorkflowHistory.from_file(history)
-        events = history.events
-        if not events:
-            raise ValueError("history is empty")
-        started = events[0]
-        wtype = started.attributes.get("workflow_type", "")
-        defn = self._workflows.get(wtype)
-        if defn is None:
-            raise ValueError(
-                f"workflow type {wtype!r} is not among the replayer's workflows {sorted(self._workflows)}"
-            )
-        # Every task that completed in history is replayed and its commands checked against the
-        # recorded ones; a synthetic task start at the end makes the last real one a replay too.
-        trimmed = list(events)
-        while trimmed and trimmed[-1].event_type in (
-            EventType.WORKFLOW_TASK_SCHEDULED,
-            EventType.WORKFLOW_TASK_STARTED,
-        ):
-            trimmed.pop()
-        if not any(e.event_type == EventType.WORKFLOW_TASK_COMPLETED for e in trimmed):
-            return
-        n = len(trimmed)
-        t = trimmed[-1].event_time
-        trimmed.append(
-            HistoryEvent(
-                n + 1,
-                t,
-                EventType.WORKFLOW_TASK_SCHEDULED,
-                0,
-                0,
-                {"task_queue": "", "start_to_close_timeout_ms": 0, "attempt": 1},
-            )
-        )
-        trimmed.append(
-            HistoryEvent(
-                n + 2,
-                t,
-                EventType.WORKFLOW_TASK_STARTED,
-                0,
-                0,
-                {"scheduled_event_id": n + 1, "identity": "replayer", "request_id": ""},
-            )
-        )
-        inst = WorkflowInstance(
-            defn,
-            namespace="replay",
-            workflow_id=history.workflow_id,
-            run_id=history.run_id or "replay",
-            converter=self._converter,
-        )
-        inst.activate(trimmed)
-
-    async def replay_workflows(self, histories: Sequence[WorkflowHistory | str]) -> None:
-        for h in histories:
-            self.replay_workflow(h)

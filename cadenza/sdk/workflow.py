@@ -12,7 +12,8 @@ Users write ``from cadenza import workflow``::
 
 Workflow code runs on a deterministic event loop: ``asyncio.sleep``, ``asyncio.gather``,
 ``asyncio.wait_for`` and ``asyncio.create_task`` work on workflow time, and every side effect goes
-through an activity.
+through an activity, a local activity or :func:`side_effect`. Code changes that would alter the
+commands of running workflows go behind :func:`patched`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any, TypeVar, overload
@@ -38,31 +39,57 @@ from cadenza.sdk._runtime.definitions import (
 from cadenza.sdk._runtime.info import ParentInfo, WorkflowInfo
 from cadenza.sdk._runtime.instance import WorkflowInstance, current_instance
 from cadenza.sdk._runtime.instance import in_workflow as _in_workflow
+from cadenza.sdk._runtime.local_activities import execute_local_activity
+from cadenza.sdk._runtime.markers import deprecate_patch, patched, side_effect
+from cadenza.sdk._runtime.sessions import (
+    SessionInfo,
+    SessionState,
+    create_session,
+    current_session,
+    recreate_session,
+)
 from cadenza.sdk.activity import ActivityDefinition
 from cadenza.sdk.common import RetryPolicy, timedelta_to_ms
 
 __all__ = [
     "ActivityHandle",
+    "ChildWorkflowHandle",
+    "ExternalWorkflowHandle",
+    "ParentClosePolicy",
     "ParentInfo",
     "QueryDefinition",
+    "SessionInfo",
+    "SessionState",
     "SignalDefinition",
     "WorkflowDefinition",
     "WorkflowInfo",
+    "continue_as_new",
+    "create_session",
+    "current_session",
     "defn",
+    "deprecate_patch",
     "execute_activity",
+    "execute_child_workflow",
+    "execute_local_activity",
+    "get_external_workflow_handle",
     "in_workflow",
     "info",
     "logger",
     "now",
+    "patched",
     "query",
     "random",
+    "recreate_session",
     "run",
     "set_query_handler",
     "set_signal_handler",
+    "side_effect",
     "signal",
     "sleep",
     "start_activity",
+    "start_child_workflow",
     "time",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
 ]
@@ -328,7 +355,9 @@ async def execute_activity(
         retry_policy=retry_policy,
         result_type=result_type,
     )
-    return await instance.execute_activity(activity_type, attributes, result_type, activity_id)
+    return await instance.execute_activity(
+        activity_type, attributes, result_type, activity_id, explicit_queue=task_queue is not None
+    )
 
 
 @overload
@@ -403,7 +432,20 @@ def start_activity(
         retry_policy=retry_policy,
         result_type=result_type,
     )
-    return instance.start_activity(activity_type, attributes, result_type, activity_id)
+    return instance.start_activity(
+        activity_type, attributes, result_type, activity_id, explicit_queue=task_queue is not None
+    )
+
+
+# -- search attributes ------------------------------------------------------------------------------
+
+
+def upsert_search_attributes(values: Mapping[str, Any]) -> None:
+    """Set search attributes of this run (str, int, float, bool, aware datetime, list of str).
+
+    Recorded as an UpsertWorkflowSearchAttributes event; :func:`info` shows the new values at once.
+    """
+    current_instance("workflow.upsert_search_attributes()").upsert_search_attributes(values)
 
 
 # -- logging ---------------------------------------------------------------------------------------
@@ -434,3 +476,15 @@ class _ReplaySafeLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
 
 logger = _ReplaySafeLoggerAdapter(logging.getLogger("cadenza.workflow"), None)
 """Logger for workflow code: adds workflow id and run id, and is silent during replay."""
+
+
+# Child workflows, other workflows and continue-as-new (see ``_runtime.children``).
+from cadenza.sdk._runtime.children import (  # noqa: E402
+    ChildWorkflowHandle,
+    ExternalWorkflowHandle,
+    ParentClosePolicy,
+    continue_as_new,
+    execute_child_workflow,
+    get_external_workflow_handle,
+    start_child_workflow,
+)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
 from cadenza.sdk._runtime import WorkflowInstance
+from cadenza.sdk._runtime.local_activities import LocalActivityOutcome, LocalActivityRequest
 from cadenza.sdk.converter import default_converter
 from cadenza.sdk.workflow import WorkflowDefinition
 
@@ -132,6 +133,22 @@ class HistoryBuilder:
                     EventType.WORKFLOW_EXECUTION_CANCELED,
                     {**attrs, "workflow_task_completed_event_id": completed},
                 )
+            elif kind is CommandType.RECORD_MARKER:
+                self.add(
+                    EventType.MARKER_RECORDED,
+                    {
+                        "marker_name": attrs.get("marker_name", ""),
+                        "details": attrs.get("details") or {},
+                        "header": attrs.get("header") or {},
+                        "failure": attrs.get("failure"),
+                        "workflow_task_completed_event_id": completed,
+                    },
+                )
+            elif kind is CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+                self.add(
+                    EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                    {**attrs, "workflow_task_completed_event_id": completed},
+                )
             else:
                 raise AssertionError(f"builder does not know {kind}")
 
@@ -229,6 +246,28 @@ class Driver:
         commands = self.instance.activate(self.history.events[self.instance.last_event_id :])
         self.history.complete_wft(commands)
         return commands
+
+    def step_local(
+        self, run: Callable[[LocalActivityRequest], LocalActivityOutcome]
+    ) -> tuple[list[Command], list[LocalActivityRequest]]:
+        """As :meth:`step`, playing the worker for local activities: ``run`` gives each outcome.
+
+        Returns the task's commands and the requests that were run.
+        """
+        if self.history.events[-1].event_type is not EventType.WORKFLOW_TASK_SCHEDULED:
+            self.history.schedule_wft()
+        self.history.start_wft()
+        instance = self.instance
+        commands = instance.activate(self.history.events[instance.last_event_id :])
+        ran: list[LocalActivityRequest] = []
+        while instance.task_open:
+            requests = instance.take_local_activities()
+            for request in requests:
+                instance.resolve_local_activity(request.seq, run(request))
+            ran.extend(requests)
+            commands = instance.resume()
+        self.history.complete_wft(commands)
+        return commands, ran
 
     def replay(self) -> list[Command]:
         """A fresh instance fed the whole history so far (must end with WorkflowTaskStarted)."""

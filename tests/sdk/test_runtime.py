@@ -681,7 +681,9 @@ def test_stack_trace_query_shows_where_the_run_waits() -> None:
     d = Driver(Hello, "World")
     d.step()
     (answer,) = decode(d.instance.query("__stack_trace", None))
-    assert "execute_activity" in answer
+    assert answer.startswith("Hello (run):\n")
+    assert f"{__file__}:" in answer and " in run\n" in answer
+    assert answer.endswith("waiting on activity 'greet' (id '1')")
 
 
 def test_wait_for_timeout_on_an_activity_cancels_it_and_raises_timeout() -> None:

@@ -25,7 +25,7 @@ from cadenza.engine.errors import (
 )
 from cadenza.engine.history import limits
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
-from cadenza.engine.history.shard import Deferred, RunContext, ShardContext, shard_for
+from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, shard_for
 from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind, VisibilityKind
 from cadenza.engine.persistence.errors import (
     ConditionFailedError,
@@ -49,6 +49,16 @@ log = logging.getLogger("cadenza.history")
 T = TypeVar("T")
 
 
+@dataclass(slots=True, frozen=True)
+class ParentRef:
+    """The parent of a child run, as its WorkflowExecutionStarted event records it."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    initiated_event_id: int
+
+
 @dataclass(slots=True)
 class Mutation:
     ms: MutableState
@@ -59,6 +69,11 @@ class Mutation:
     speculative: bool = False
     """Set by a start of a workflow or activity task: the change stays in memory until the run's
     next write (see ``HistoryEngine.mutate``)."""
+    next_run: tuple[MutableState, MutationTasks] | None = None
+    """A run this write creates as it closes the current one (see ``chaining``)."""
+    started_attributes: dict[str, Any] | None = None
+    """The run's WorkflowExecutionStarted attributes, loaded for runs that may chain (their input
+    and header carry over to the next run)."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -78,9 +93,13 @@ class Mutation:
         self.tasks.visibility.append(Task(int(kind), ns, wid, rid))
 
     def schedule_workflow_task(self) -> None:
-        """Schedules a workflow task unless one is pending or the run is closed."""
+        """Schedules a workflow task unless one is pending or the run is closed, or the run's first
+        task still waits for its backoff (a cron run before its fire time): the backoff timer
+        schedules it, and sees what arrived meanwhile."""
         ms = self.ms
         if ms.has_pending_workflow_task or not ms.is_running:
+            return
+        if ms.info.execution_time > self.now and not ms.info.last_completed_workflow_task_event_id:
             return
         ev = ms.add_event(
             EventType.WORKFLOW_TASK_SCHEDULED,
@@ -180,6 +199,8 @@ class HistoryEngine:
             async with ctx.lock:
                 ms = await self.load(shard, ctx)
                 m = Mutation(ms, MutationTasks(), self.clock.now_us())
+                if ms.is_running and (ms.info.cron_schedule or ms.info.retry_policy):
+                    m.started_attributes = (await shard.load_events(ctx))[0].attributes
                 try:
                     result = rule(m)
                 except ServiceError:
@@ -195,8 +216,17 @@ class HistoryEngine:
                     self._hold(shard, ctx, m, defer)
                     return result
                 limits.enforce_history_limits(m)
+                new_run = None
+                if m.next_run is not None:
+                    next_state, next_tasks = m.next_run
+                    i = next_state.info
+                    new_run = NextRun(
+                        shard.run_context((i.namespace_id, i.workflow_id, i.run_id)), next_state, next_tasks
+                    )
                 try:
-                    await shard.update_run(ctx, ms, m.tasks, still_pending=start_still_pending)
+                    await shard.update_run(
+                        ctx, ms, m.tasks, still_pending=start_still_pending, new_run=new_run
+                    )
                 except ConditionFailedError:
                     continue
                 except ShardOwnershipLostError as e:
@@ -229,7 +259,9 @@ class HistoryEngine:
 
     # -- start -------------------------------------------------------------------------------------
 
-    async def start_workflow(self, namespace_id: str, req: StartWorkflowRequest) -> tuple[str, bool]:
+    async def start_workflow(
+        self, namespace_id: str, req: StartWorkflowRequest, *, parent: ParentRef | None = None
+    ) -> tuple[str, bool]:
         """Returns (run id, started). Idempotent by ``request_id``.
 
         Optimistic, as the anchors do: a workflow id this shard has not seen is created as brand
@@ -293,7 +325,7 @@ class HistoryEngine:
             run_id = new_id()
             ms = self._new_run_state(namespace_id, run_id, req)
             m = Mutation(ms, MutationTasks(), self.clock.now_us())
-            self._record_started(m, req)
+            self._record_started(m, req, parent)
             ctx = shard.run_context((namespace_id, req.workflow_id, run_id))
             try:
                 async with ctx.lock:
@@ -341,11 +373,18 @@ class HistoryEngine:
         info.branch_id = new_id()
         return MutableState(info)
 
-    def _record_started(self, m: Mutation, req: StartWorkflowRequest) -> None:
+    def _record_started(
+        self, m: Mutation, req: StartWorkflowRequest, parent: ParentRef | None = None
+    ) -> None:
         run_timeout = req.workflow_run_timeout_ms or req.workflow_execution_timeout_ms
         if req.workflow_execution_timeout_ms:
             run_timeout = min(run_timeout, req.workflow_execution_timeout_ms)
         ms = m.ms
+        backoff_ms = 0
+        if req.cron_schedule:
+            from cadenza.engine.history.chaining import cron_backoff_ms
+
+            backoff_ms = cron_backoff_ms(req.cron_schedule, m.now)
         ms.add_event(
             EventType.WORKFLOW_EXECUTION_STARTED,
             m.now,
@@ -367,6 +406,12 @@ class HistoryEngine:
                 "search_attributes": req.search_attributes or {},
                 "header": req.header or {},
                 "request_id": req.request_id,
+                "first_workflow_task_backoff_ms": backoff_ms,
+                "parent_workflow_namespace": parent.namespace if parent else None,
+                "parent_workflow_execution": (
+                    {"workflow_id": parent.workflow_id, "run_id": parent.run_id} if parent else None
+                ),
+                "parent_initiated_event_id": parent.initiated_event_id if parent else 0,
                 "workflow_execution_expiration_time": (
                     m.now + req.workflow_execution_timeout_ms * 1000
                     if req.workflow_execution_timeout_ms
@@ -382,9 +427,12 @@ class HistoryEngine:
             )
             if req.request_id:
                 ms.signal_request_ids.add(req.request_id)
-        m.schedule_workflow_task()
+        if backoff_ms:
+            m.timer(TimerKind.WORKFLOW_BACKOFF, m.now + backoff_ms * 1000)
+        else:
+            m.schedule_workflow_task()
         if run_timeout:
-            m.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, m.now + run_timeout * 1000)
+            m.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, m.now + (backoff_ms + run_timeout) * 1000)
         m.visibility(VisibilityKind.START)
 
     # -- signal, cancel, terminate ---------------------------------------------------------------
@@ -510,7 +558,11 @@ def _require_running(ms: MutableState) -> None:
 def close_run(m: Mutation, event_type: EventType, attributes: dict[str, Any]) -> None:
     """Closes the run with ``event_type``. Buffered events are written first: they happened before
     the close and must not be lost (a signal that raced a terminate is still recorded)."""
-    m.ms.write_workflow_task_start()
-    m.ms.flush_buffered_events()
-    m.ms.add_event(event_type, m.now, attributes)
+    ms = m.ms
+    ms.write_workflow_task_start()
+    ms.flush_buffered_events()
+    ms.add_event(event_type, m.now, attributes)
     m.visibility(VisibilityKind.CLOSE)
+    if ms.info.parent_workflow_id or ms.children:
+        # Tell the parent (unless a next run carries on) and apply the parent close policy.
+        m.transfer(TransferKind.CLOSE_EXECUTION, chained=bool(attributes.get("new_execution_run_id")))

@@ -91,6 +91,10 @@ def validate_start(req: StartWorkflowRequest) -> None:
         )
     validate_payloads("input", req.input)
     validate_payloads("signal_input", req.signal_input)
+    if req.cron_schedule:
+        from cadenza.engine.history.chaining import validate_cron
+
+        validate_cron(req.cron_schedule)
 
 
 def enforce_history_limits(m: Mutation) -> None:

@@ -62,6 +62,31 @@ class TimerInfo:
 
 
 @dataclass(slots=True)
+class ChildInfo:
+    """A child workflow this run started (from StartChildWorkflowExecutionInitiated)."""
+
+    initiated_event_id: int
+    namespace: str
+    workflow_id: str
+    workflow_type: str
+    parent_close_policy: str
+    run_id: str = ""
+    started_event_id: int = 0
+
+
+@dataclass(slots=True)
+class ExternalRequest:
+    """A signal or cancel this run sent to another workflow, until it is confirmed or failed."""
+
+    initiated_event_id: int
+    namespace: str
+    workflow_id: str
+    run_id: str
+    kind: str
+    """"signal" or "cancel"."""
+
+
+@dataclass(slots=True)
 class WorkflowTaskInfo:
     scheduled_event_id: int = EMPTY_EVENT_ID
     started_event_id: int = EMPTY_EVENT_ID
@@ -112,6 +137,12 @@ class ExecutionInfo:
     branch_id: str = ""
     start_version: int = 0
     last_write_version: int = 0
+    parent_namespace: str = ""
+    parent_workflow_id: str = ""
+    parent_run_id: str = ""
+    parent_initiated_event_id: int = 0
+    workflow_execution_expiration_time: int = 0
+    """When the whole chain of runs (retries, continue-as-new, cron) must end; 0 = never."""
 
 
 class MutableState:
@@ -126,6 +157,8 @@ class MutableState:
         self.timers: dict[str, TimerInfo] = {}
         self.workflow_task = WorkflowTaskInfo()
         self.signal_request_ids: set[str] = set()
+        self.children: dict[int, ChildInfo] = {}
+        self.external_requests: dict[int, ExternalRequest] = {}
         self.buffered_events: list[HistoryEvent] = []
         # (last event id, version) pairs of the current branch; one per failover version change.
         self.version_history: list[tuple[int, int]] = []
@@ -294,6 +327,13 @@ class MutableState:
         i.memo = dict(a.get("memo") or {})
         i.search_attributes = dict(a.get("search_attributes") or {})
         i.start_version = e.version
+        i.workflow_execution_expiration_time = a.get("workflow_execution_expiration_time", 0) or 0
+        parent = a.get("parent_workflow_execution")
+        if parent:
+            i.parent_namespace = a.get("parent_workflow_namespace") or ""
+            i.parent_workflow_id = parent["workflow_id"]
+            i.parent_run_id = parent["run_id"]
+            i.parent_initiated_event_id = a.get("parent_initiated_event_id", 0)
 
     def _apply_wft_scheduled(self, e: HistoryEvent) -> None:
         a = e.attributes
@@ -379,6 +419,38 @@ class MutableState:
     def _apply_upsert(self, e: HistoryEvent) -> None:
         self.info.search_attributes.update(e.attributes.get("search_attributes") or {})
 
+    def _apply_child_initiated(self, e: HistoryEvent) -> None:
+        a = e.attributes
+        self.children[e.event_id] = ChildInfo(
+            e.event_id,
+            a["namespace"],
+            a["workflow_id"],
+            a["workflow_type"],
+            a.get("parent_close_policy") or "TERMINATE",
+        )
+
+    def _apply_child_started(self, e: HistoryEvent) -> None:
+        child = self.children.get(e.attributes["initiated_event_id"])
+        if child is not None:
+            child.run_id = (e.attributes.get("workflow_execution") or {}).get("run_id", "")
+            child.started_event_id = e.event_id
+
+    def _apply_child_closed(self, e: HistoryEvent) -> None:
+        self.children.pop(e.attributes["initiated_event_id"], None)
+
+    def _apply_external_initiated(self, e: HistoryEvent) -> None:
+        a = e.attributes
+        target = a.get("workflow_execution") or {}
+        kind = (
+            "signal" if e.event_type == EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED else "cancel"
+        )
+        self.external_requests[e.event_id] = ExternalRequest(
+            e.event_id, a.get("namespace", ""), target.get("workflow_id", ""), target.get("run_id", ""), kind
+        )
+
+    def _apply_external_resolved(self, e: HistoryEvent) -> None:
+        self.external_requests.pop(e.attributes["initiated_event_id"], None)
+
 
 _APPLY = {
     EventType.WORKFLOW_EXECUTION_STARTED: MutableState._apply_started,
@@ -400,6 +472,20 @@ _APPLY = {
     EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED: MutableState._apply_cancel_requested,
     EventType.WORKFLOW_EXECUTION_SIGNALED: MutableState._apply_signaled,
     EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: MutableState._apply_upsert,
+    EventType.START_CHILD_WORKFLOW_EXECUTION_INITIATED: MutableState._apply_child_initiated,
+    EventType.START_CHILD_WORKFLOW_EXECUTION_FAILED: MutableState._apply_child_closed,
+    EventType.CHILD_WORKFLOW_EXECUTION_STARTED: MutableState._apply_child_started,
+    EventType.CHILD_WORKFLOW_EXECUTION_COMPLETED: MutableState._apply_child_closed,
+    EventType.CHILD_WORKFLOW_EXECUTION_FAILED: MutableState._apply_child_closed,
+    EventType.CHILD_WORKFLOW_EXECUTION_CANCELED: MutableState._apply_child_closed,
+    EventType.CHILD_WORKFLOW_EXECUTION_TIMED_OUT: MutableState._apply_child_closed,
+    EventType.CHILD_WORKFLOW_EXECUTION_TERMINATED: MutableState._apply_child_closed,
+    EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: MutableState._apply_external_initiated,
+    EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: MutableState._apply_external_resolved,
+    EventType.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED: MutableState._apply_external_resolved,
+    EventType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED: MutableState._apply_external_initiated,
+    EventType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED: MutableState._apply_external_resolved,
+    EventType.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED: MutableState._apply_external_resolved,
 }
 
 _CLOSE_STATUS = {
@@ -443,6 +529,8 @@ def encode_state(ms: MutableState) -> bytes:
         "timers": [_slots(t) for t in ms.timers.values()],
         "workflow_task": _slots(ms.workflow_task),
         "signal_request_ids": list(ms.signal_request_ids),
+        "children": [_slots(c) for c in ms.children.values()],
+        "external": [_slots(x) for x in ms.external_requests.values()],
         "buffered": [(e.event_time, int(e.event_type), e.version, e.attributes) for e in ms.buffered_events],
         "version_history": ms.version_history,
         "current_version": ms.current_version,
@@ -466,6 +554,10 @@ def decode_state(data: bytes) -> MutableState:
         ms.timers[t["timer_id"]] = TimerInfo(**t)
     ms.workflow_task = WorkflowTaskInfo(**doc["workflow_task"])
     ms.signal_request_ids = set(doc["signal_request_ids"])
+    for c in doc.get("children", ()):
+        ms.children[c["initiated_event_id"]] = ChildInfo(**c)
+    for x in doc.get("external", ()):
+        ms.external_requests[x["initiated_event_id"]] = ExternalRequest(**x)
     ms.buffered_events = [
         HistoryEvent(0, t, EventType(et), v, 0, attrs) for (t, et, v, attrs) in doc["buffered"]
     ]

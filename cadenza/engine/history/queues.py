@@ -62,6 +62,7 @@ class QueueProcessors:
         *,
         timer_handler: TimerHandler,
         visibility_handler: VisibilityHandler | None = None,
+        transfer_handler: TimerHandler | None = None,
         now_us: Callable[[], int],
         sleep_until: Callable[[int], Awaitable[None]],
         flush_interval_s: float = 1.0,
@@ -81,6 +82,7 @@ class QueueProcessors:
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._visibility_handler = visibility_handler
+        self._transfer_handler = transfer_handler
         self._vis_acks: dict[int, _AckTracker] = {}
         self._vis_pending: list[tuple[int, Task]] = []
         self._vis_ready = asyncio.Event()
@@ -166,8 +168,34 @@ class QueueProcessors:
             self.offer(WORKFLOW_TASK, t, ack)
         elif t.kind == TransferKind.ACTIVITY_TASK:
             self.offer(ACTIVITY_TASK, t, ack)
+        elif self._transfer_handler is not None:
+            bg = asyncio.create_task(self._run_transfer(t, ack))
+            self._background.add(bg)
+            bg.add_done_callback(self._background.discard)
         else:
             ack()
+
+    async def _run_transfer(self, t: Task, ack: Callable[[], None]) -> None:
+        """Cross-workflow tasks: retried with backoff until their handler succeeds."""
+        assert self._transfer_handler is not None
+        delay = 0.05
+        while not self._stopping:
+            try:
+                await self._transfer_handler(t)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.info(
+                    "transfer task %s of %s failed (%s); retrying",
+                    TransferKind(t.kind).name,
+                    t.workflow_id,
+                    e,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            ack()
+            return
 
     def offer(self, task_type: int, t: Task, ack: Callable[[], None]) -> None:
         self._matching.add_task(

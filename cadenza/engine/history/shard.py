@@ -83,6 +83,15 @@ class RunContext:
                 w.set_result(None)
 
 
+@dataclass(eq=False)
+class NextRun:
+    """The run a write creates after closing the current one (continue-as-new, cron, retry)."""
+
+    context: RunContext
+    state: MutableState
+    tasks: MutationTasks
+
+
 class ShardContext:
     def __init__(
         self,
@@ -309,6 +318,7 @@ class ShardContext:
         ms: MutableState,
         tasks: MutationTasks,
         still_pending: Callable[[MutableState, Task], bool] | None = None,
+        new_run: NextRun | None = None,
     ) -> list[HistoryEvent]:
         """Persists the run's pending events and ``tasks``; returns the events written.
 
@@ -326,8 +336,31 @@ class ShardContext:
         ms.db_version = expected + 1
         try:
             appends, rows = await self._encode(ms, events, tasks, new_branch=False)
+            next_run: NewRun | None = None
+            new_events: list[HistoryEvent] = []
+            if new_run is not None:
+                new_events = new_run.state.take_pending_events()
+                new_run.state.db_version = 1
+                n_appends, n_rows = await self._encode(
+                    new_run.state, new_events, new_run.tasks, new_branch=True
+                )
+                next_run = NewRun(
+                    self._row(new_run.state),
+                    n_appends,
+                    n_rows,
+                    mode=CreateMode.CONTINUE_AS_NEW,
+                    previous_run_id=ms.info.run_id,
+                )
             await self.stores.executions.update_workflow_execution(
-                UpdateWorkflowRequest(self.shard_id, self.range_id, self._row(ms), expected, appends, rows)
+                UpdateWorkflowRequest(
+                    self.shard_id,
+                    self.range_id,
+                    self._row(ms),
+                    expected,
+                    appends,
+                    rows,
+                    continue_as_new=next_run,
+                )
             )
         except ShardOwnershipLostError:
             self.lost = True
@@ -339,6 +372,12 @@ class ShardContext:
         if ctx.events is not None:
             ctx.events.extend(events)
         self._on_new_tasks(self.shard_id, tasks)
+        if new_run is not None:
+            new_run.context.state = new_run.state
+            new_run.context.events = new_events
+            info = new_run.state.info
+            self.current_runs[(info.namespace_id, info.workflow_id)] = info.run_id
+            self._on_new_tasks(self.shard_id, new_run.tasks)
         deferred, ctx.deferred = ctx.deferred, []
         ctx.deferred_timers.clear()
         for d in deferred:

@@ -20,7 +20,10 @@ class TransferKind(enum.IntEnum):
     ACTIVITY_TASK = 2
     """Hand an activity task to matching."""
     CLOSE_EXECUTION = 3
-    """The run closed: release waiters, notify a parent, record visibility."""
+    """The run closed: tell its parent, and apply its parent close policy to its children."""
+    START_CHILD = 4
+    SIGNAL_EXTERNAL = 5
+    CANCEL_EXTERNAL = 6
 
 
 class TimerKind(enum.IntEnum):
@@ -31,6 +34,9 @@ class TimerKind(enum.IntEnum):
     ACTIVITY_RETRY = 5
     WORKFLOW_TASK_RETRY = 6
     """Backoff before a transient workflow task attempt."""
+    WORKFLOW_BACKOFF = 7
+    """The first workflow task of a run that waits: a cron schedule, a retry, a continue-as-new
+    with a backoff."""
 
 
 class VisibilityKind(enum.IntEnum):

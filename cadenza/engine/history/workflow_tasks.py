@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from cadenza.engine.errors import InvalidArgumentError, TaskNotFoundError
-from cadenza.engine.history import limits
+from cadenza.engine.history import chaining, children, limits
 from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import EMPTY_EVENT_ID, MutableState, WorkflowTaskInfo
 from cadenza.engine.history.tasks import TimeoutType, TimerKind, TransferKind, VisibilityKind
@@ -345,23 +345,15 @@ def _cancel_timer(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
 
 
 def _complete_workflow(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
-    close_run(
-        m,
-        EventType.WORKFLOW_EXECUTION_COMPLETED,
-        {"result": a.get("result"), "workflow_task_completed_event_id": completed_id},
-    )
+    chaining.complete_with_result(m, a.get("result"), completed_id)
 
 
 def _fail_workflow(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
-    close_run(
-        m,
-        EventType.WORKFLOW_EXECUTION_FAILED,
-        {
-            "failure": a.get("failure"),
-            "retry_state": "RETRY_POLICY_NOT_SET",
-            "workflow_task_completed_event_id": completed_id,
-        },
-    )
+    chaining.fail_or_retry(m, a.get("failure") or {}, completed_id)
+
+
+def _continue_as_new(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
+    chaining.continue_as_new(m, a, completed_id)
 
 
 def _cancel_workflow(m: Mutation, a: dict[str, Any], completed_id: int) -> None:
@@ -408,6 +400,10 @@ _HANDLERS = {
     CommandType.CANCEL_WORKFLOW_EXECUTION: _cancel_workflow,
     CommandType.RECORD_MARKER: _record_marker,
     CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: _upsert_search_attributes,
+    CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION: _continue_as_new,
+    CommandType.START_CHILD_WORKFLOW_EXECUTION: children.start_child,
+    CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: children.signal_external,
+    CommandType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: children.cancel_external,
 }
 
 _CLOSE_COMMANDS = frozenset(

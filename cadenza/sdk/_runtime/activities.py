@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
+from cadenza.sdk._runtime.loop import label_future
 from cadenza.sdk.exceptions import ActivityError, CanceledError, FailureError
 
 if TYPE_CHECKING:
@@ -60,8 +61,9 @@ class ActivityHandle(asyncio.Task[T], Generic[T]):
         loop: asyncio.AbstractEventLoop,
         state: ActivityState,
         activities: Activities,
+        name: str | None = None,
     ) -> None:
-        super().__init__(coro, loop=loop)
+        super().__init__(coro, loop=loop, name=name)
         # Not ``_state``/``_loop``: asyncio.Future uses those names.
         self._activity_state = state
         self._activity_manager = activities
@@ -108,6 +110,7 @@ class Activities:
             activity_id = str(self._seq)
         attributes["activity_id"] = activity_id
         state = ActivityState(activity_id, activity_type, instance.loop.create_future(), result_type)
+        label_future(state.future, f"activity {activity_type!r} (id {activity_id!r})")
 
         def on_recorded(event: HistoryEvent) -> None:
             state.scheduled_event_id = event.event_id
@@ -131,20 +134,21 @@ class Activities:
             self.cancel(state)
             raise
 
-    def cancel(self, state: ActivityState) -> ActivityError:
+    def cancel(self, state: ActivityState, *, cause: FailureError | None = None) -> ActivityError:
         """Request cancellation (TRY_CANCEL) and resolve ``state`` as cancelled.
 
-        Returns the error the awaiting code receives. A no-op (apart from the returned error) if the
-        activity is already resolved.
+        Returns the error the awaiting code receives; its cause is ``cause`` (default: a
+        :class:`CanceledError`). A no-op (apart from the returned error) if the activity is already
+        resolved.
         """
         error = ActivityError(
-            "Activity cancelled",
+            "Activity cancelled" if cause is None else f"Activity cancelled: {cause}",
             activity_type=state.activity_type,
             activity_id=state.activity_id,
             scheduled_event_id=state.scheduled_event_id,
             started_event_id=0,
             retry_state=None,
-            cause=CanceledError("Activity cancelled"),
+            cause=cause if cause is not None else CanceledError("Activity cancelled"),
         )
         if not state.done:
             state.done = True
@@ -165,7 +169,13 @@ class Activities:
 
     def start(self, state: ActivityState) -> ActivityHandle[Any]:
         """A handle (task) awaiting ``state``."""
-        return ActivityHandle(self.wait(state), loop=self._instance.loop, state=state, activities=self)
+        return ActivityHandle(
+            self.wait(state),
+            loop=self._instance.loop,
+            state=state,
+            activities=self,
+            name=f"activity {state.activity_type!r} (id {state.activity_id!r})",
+        )
 
     # -- resolution events ---------------------------------------------------------------------------
 

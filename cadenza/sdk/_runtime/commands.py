@@ -5,6 +5,11 @@ task's WorkflowTaskCompleted. Seeing a command event pops the oldest outstanding
 that it is the same command (type and key). This is the whole of replay checking: the same code
 path runs for a cached instance (its commands were returned by the previous activation) and for a
 replay from event 1.
+
+Two hooks refine matching for commands whose identity is inside payloads: ``marker_keys`` maps a
+marker name to a function giving the marker's key from its attributes (a patch id, a sequence
+number), and ``skippable`` says which history events may stand without a command (a deprecated
+patch marker, once the code no longer calls ``deprecate_patch``).
 """
 
 from __future__ import annotations
@@ -38,18 +43,31 @@ def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def describe_command(command: Command) -> str:
+MarkerKey = Callable[[dict[str, Any]], str]
+"""The identity of a marker beyond its name, from its attributes (e.g. ``"patch_id='v2'"``)."""
+
+
+def _key_text(
+    command_type: CommandType | None, attributes: dict[str, Any], marker_keys: dict[str, MarkerKey]
+) -> str:
+    fields = _KEY_FIELDS.get(command_type, ()) if command_type is not None else ()
+    parts = [f"{f}={attributes.get(f)!r}" for f in fields]
+    if command_type is CommandType.RECORD_MARKER:
+        key_fn = marker_keys.get(attributes.get("marker_name", ""))
+        if key_fn is not None:
+            parts.append(key_fn(attributes))
+    return ", ".join(parts)
+
+
+def describe_command(command: Command, marker_keys: dict[str, MarkerKey] | None = None) -> str:
     """``ScheduleActivityTask(activity_type='greet', activity_id='1')``: type and key."""
-    fields = _KEY_FIELDS.get(command.command_type, ())
-    key = ", ".join(f"{f}={command.attributes.get(f)!r}" for f in fields)
+    key = _key_text(command.command_type, command.attributes, marker_keys or {})
     return f"{_pascal(command.command_type.name)}({key})"
 
 
-def describe_event(event: HistoryEvent) -> str:
+def describe_event(event: HistoryEvent, marker_keys: dict[str, MarkerKey] | None = None) -> str:
     """``ActivityTaskScheduled(activity_type='greet', activity_id='1')``: type and key."""
-    command_type = _EVENT_COMMAND.get(event.event_type)
-    fields = _KEY_FIELDS.get(command_type, ()) if command_type is not None else ()
-    key = ", ".join(f"{f}={event.attributes.get(f)!r}" for f in fields)
+    key = _key_text(_EVENT_COMMAND.get(event.event_type), event.attributes, marker_keys or {})
     return f"{event.event_type.pascal_name}({key})"
 
 
@@ -74,6 +92,10 @@ class CommandQueue:
     def __init__(self) -> None:
         self.current: list[CommandRecord] = []
         self._outstanding: deque[CommandRecord] = deque()
+        self.marker_keys: dict[str, MarkerKey] = {}
+        """Per marker name: the key compared (with the name) when matching a marker on replay."""
+        self.skippable: Callable[[HistoryEvent], bool] | None = None
+        """Events history may hold without a matching command; matching passes over them."""
 
     def add(
         self, command: Command, on_recorded: Callable[[HistoryEvent], None] | None = None
@@ -110,7 +132,7 @@ class CommandQueue:
         """
         if self._outstanding:
             record = self._outstanding[0]
-            expected = describe_command(record.command)
+            expected = describe_command(record.command, self.marker_keys)
             raise NondeterminismError(
                 f"Nondeterminism before event {event_id}: workflow code produced {expected}, "
                 f"but history recorded no such command",
@@ -121,7 +143,10 @@ class CommandQueue:
 
     def match(self, event: HistoryEvent) -> None:
         """Pair a command event from history with the oldest outstanding command."""
-        recorded = describe_event(event)
+        recorded = describe_event(event, self.marker_keys)
+        if not self._outstanding or not self._same(self._outstanding[0].command, event):
+            if self.skippable is not None and self.skippable(event):
+                return
         if not self._outstanding:
             raise NondeterminismError(
                 f"Nondeterminism at event {event.event_id}: history recorded {recorded}, "
@@ -132,8 +157,8 @@ class CommandQueue:
             )
         record = self._outstanding.popleft()
         command = record.command
-        if not _same(command, event):
-            expected = describe_command(command)
+        if not self._same(command, event):
+            expected = describe_command(command, self.marker_keys)
             raise NondeterminismError(
                 f"Nondeterminism at event {event.event_id}: workflow code produced {expected}, "
                 f"but history recorded {recorded}",
@@ -144,14 +169,17 @@ class CommandQueue:
         if record.on_recorded is not None:
             record.on_recorded(event)
 
-
-def _same(command: Command, event: HistoryEvent) -> bool:
-    command_type = command.command_type
-    if COMMAND_EVENT[command_type] is not event.event_type:
-        return False
-    command_attrs = command.attributes
-    event_attrs: dict[str, Any] = event.attributes
-    for field in _KEY_FIELDS.get(command_type, ()):
-        if command_attrs.get(field) != event_attrs.get(field):
+    def _same(self, command: Command, event: HistoryEvent) -> bool:
+        command_type = command.command_type
+        if COMMAND_EVENT[command_type] is not event.event_type:
             return False
-    return True
+        command_attrs = command.attributes
+        event_attrs: dict[str, Any] = event.attributes
+        for field in _KEY_FIELDS.get(command_type, ()):
+            if command_attrs.get(field) != event_attrs.get(field):
+                return False
+        if command_type is CommandType.RECORD_MARKER:
+            key_fn = self.marker_keys.get(command_attrs.get("marker_name", ""))
+            if key_fn is not None and key_fn(command_attrs) != key_fn(event_attrs):
+                return False
+        return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,14 @@ from cadenza.schemas.events import HistoryEvent
 from cadenza.sdk.common import ms_to_timedelta
 from cadenza.sdk.converter import DataConverter
 
-__all__ = ["EPOCH", "ParentInfo", "WorkflowInfo", "info_from_started"]
+__all__ = [
+    "EPOCH",
+    "ParentInfo",
+    "WorkflowInfo",
+    "decode_search_attributes",
+    "encode_search_attributes",
+    "info_from_started",
+]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Event times are microseconds since this instant."""
@@ -60,7 +68,8 @@ class WorkflowInfo:
     cron_schedule: str | None
     """Cron schedule, for cron workflows."""
     search_attributes: Mapping[str, Any]
-    """Search attributes at start, decoded."""
+    """Search attributes at start, updated by every ``upsert_search_attributes``, decoded (typed
+    when the writer recorded the type: datetimes come back as datetimes)."""
     memo: Mapping[str, Any]
     """Memo at start, decoded."""
     parent: ParentInfo | None
@@ -93,7 +102,7 @@ def info_from_started(
         first_execution_run_id=attrs.get("first_execution_run_id") or run_id,
         continued_run_id=attrs.get("continued_execution_run_id"),
         cron_schedule=attrs.get("cron_schedule"),
-        search_attributes=_decode_map(converter, attrs.get("search_attributes")),
+        search_attributes=decode_search_attributes(converter, attrs.get("search_attributes")),
         memo=_decode_map(converter, attrs.get("memo")),
         parent=ParentInfo(
             namespace=attrs.get("parent_workflow_namespace") or namespace,
@@ -113,4 +122,71 @@ def _decode_map(converter: DataConverter, values: dict[str, Any] | None) -> dict
         except Exception:
             # Informational only: keep the raw payload rather than fail the run.
             decoded[key] = payload
+    return decoded
+
+
+# Search attributes are indexed by visibility, which reads plain JSON: they never go through the
+# payload codec. The ``type`` metadata (temporalio's convention) lets a reader restore datetimes.
+_JSON = b"json/plain"
+_TYPE_OF: list[tuple[type, bytes]] = [
+    (bool, b"Bool"),
+    (int, b"Int"),
+    (float, b"Double"),
+    (datetime, b"Datetime"),
+    (str, b"Keyword"),
+    (list, b"KeywordList"),
+    (tuple, b"KeywordList"),
+]
+
+
+def encode_search_attributes(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Payloads for typed search-attribute values; ``TypeError`` naming an unsupported one."""
+    encoded: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"search attribute names must be non-empty strings, got {name!r}")
+        kind = next((k for t, k in _TYPE_OF if isinstance(value, t)), None)
+        if kind is None:
+            raise TypeError(
+                f"search attribute {name!r}: {type(value).__name__} is not a search attribute type "
+                "(str, int, float, bool, datetime or a list of str)"
+            )
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise TypeError(f"search attribute {name!r}: datetimes must be timezone-aware")
+            plain: Any = value.isoformat()
+        elif isinstance(value, list | tuple):
+            if not all(isinstance(v, str) for v in value):
+                raise TypeError(f"search attribute {name!r}: lists must hold only strings")
+            plain = list(value)
+        else:
+            plain = value
+        encoded[name] = {
+            "metadata": {"encoding": _JSON, "type": kind},
+            "data": json.dumps(plain, separators=(",", ":")).encode(),
+        }
+    return encoded
+
+
+def decode_search_attributes(
+    converter: DataConverter, values: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Values of search-attribute payloads, typed where the payload says its type."""
+    decoded: dict[str, Any] = {}
+    for name, payload in (values or {}).items():
+        metadata = payload.get("metadata") or {}
+        if metadata.get("encoding") == _JSON:
+            try:
+                value = json.loads(payload.get("data") or b"null")
+            except ValueError:
+                decoded[name] = payload
+                continue
+            if metadata.get("type") == b"Datetime" and isinstance(value, str):
+                try:
+                    value = datetime.fromisoformat(value)
+                except ValueError:
+                    pass  # informational: keep the text
+            decoded[name] = value
+        else:
+            decoded.update(_decode_map(converter, {name: payload}))
     return decoded

@@ -11,8 +11,9 @@ WorkflowTaskStarted of the slice is the task being processed now: its commands a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,11 +24,23 @@ from cadenza.schemas.events import (
     EventType,
     HistoryEvent,
 )
-from cadenza.sdk._runtime.activities import Activities, ActivityHandle
+from cadenza.sdk._runtime.activities import Activities, ActivityHandle, ActivityState
+from cadenza.sdk._runtime.children import ContinueAsNewError
 from cadenza.sdk._runtime.commands import COMMAND_EVENT_TYPES, CommandQueue
-from cadenza.sdk._runtime.definitions import QueryDefinition, SignalDefinition, WorkflowDefinition, _hints
-from cadenza.sdk._runtime.info import EPOCH, WorkflowInfo, info_from_started
-from cadenza.sdk._runtime.loop import WorkflowEventLoop, WorkflowTimerHandle, task_stacks
+from cadenza.sdk._runtime.conditions import Conditions
+from cadenza.sdk._runtime.definitions import WorkflowDefinition
+from cadenza.sdk._runtime.handlers import STACK_TRACE_QUERY, Handlers
+from cadenza.sdk._runtime.info import (
+    EPOCH,
+    WorkflowInfo,
+    decode_search_attributes,
+    encode_search_attributes,
+    info_from_started,
+)
+from cadenza.sdk._runtime.local_activities import LocalActivities, LocalActivityOutcome, LocalActivityRequest
+from cadenza.sdk._runtime.loop import WorkflowEventLoop, WorkflowTimerHandle
+from cadenza.sdk._runtime.markers import Patches, SideEffects, TaskMarkers, install_marker_keys
+from cadenza.sdk._runtime.sessions import Sessions, active_session
 from cadenza.sdk._runtime.timers import Timers
 from cadenza.sdk.converter import DataConverter
 from cadenza.sdk.exceptions import (
@@ -35,14 +48,12 @@ from cadenza.sdk.exceptions import (
     CanceledError,
     ChildWorkflowError,
     FailureError,
-    QueryFailedError,
+    NondeterminismError,
     WorkflowTaskError,
 )
 
 __all__ = ["STACK_TRACE_QUERY", "StaleInstanceError", "WorkflowInstance", "current_instance", "in_workflow"]
 
-STACK_TRACE_QUERY = "__stack_trace"
-"""Built-in query (as in Temporal): the stacks of the run's waiting tasks, unless the workflow defines it."""
 _get_running_loop = asyncio.events._get_running_loop
 _set_running_loop = asyncio.events._set_running_loop
 
@@ -89,8 +100,12 @@ class WorkflowInstance:
     only the new events of later tasks. Features beyond activities, timers, signals and queries plug
     in through two points: ``commands.add(command, on_recorded)`` queues a command (its matching
     against history on replay is automatic once its key fields are listed in ``commands.py``), and
-    ``appliers[event_type]`` resolves what the engine reports back (markers for ``patched``,
-    child-workflow events, ...).
+    ``appliers[event_type]`` resolves what the engine reports back (child-workflow events, ...).
+
+    Local activities keep a task open: when ``activate`` (or ``resume``) returns while
+    :meth:`take_local_activities` has requests, the returned list is empty and the task is not
+    finished. The worker runs the requests, hands each outcome to :meth:`resolve_local_activity`
+    and calls :meth:`resume`, until the task's commands come back.
     """
 
     def __init__(
@@ -112,6 +127,14 @@ class WorkflowInstance:
         self.commands = CommandQueue()
         self.activities = Activities(self)
         self.timers = Timers(self.loop, self.commands)
+        self.handlers = Handlers(self)
+        self.task_markers = TaskMarkers(self)
+        """On replay, the markers the task being replayed recorded (what ``patched`` consults)."""
+        self.patches = Patches(self)
+        self.side_effects = SideEffects(self)
+        self.local_activities = LocalActivities(self)
+        self.sessions = Sessions(self)
+        install_marker_keys(self)
         self.random = random.Random(run_id)
         """Seeded from the run id: the same draws on every replay."""
         self.is_replaying = False
@@ -124,16 +147,15 @@ class WorkflowInstance:
         self._terminal: Command | None = None
         self._closed = False
         self._task_error: BaseException | None = None
+        self._nondeterminism: NondeterminismError | None = None
         self._broken: BaseException | None = None
         self._awaiting_completion = False
+        self._task_open = False
         self._in_query = False
         self.cancel_requested = False
         """Set once the run's cancellation has been requested."""
-        self._signals: dict[str, SignalDefinition] = dict(defn.signals)
-        self._queries: dict[str, QueryDefinition] = dict(defn.queries)
-        self._buffered_signals: dict[str, list[list[dict[str, Any]] | None]] = {}
-        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
-        # One small method per kind of event; new features (markers, children) add entries here.
+        self.conditions = Conditions(self.loop, self.on_callback_error)
+        # One small method per kind of event; new features (children, ...) add entries here.
         self.appliers: dict[EventType, Callable[[HistoryEvent], None]] = {
             EventType.WORKFLOW_EXECUTION_STARTED: self._apply_started,
             EventType.ACTIVITY_TASK_COMPLETED: self.activities.apply_completed,
@@ -141,7 +163,7 @@ class WorkflowInstance:
             EventType.ACTIVITY_TASK_TIMED_OUT: self.activities.apply_failed,
             EventType.ACTIVITY_TASK_CANCELED: self.activities.apply_canceled,
             EventType.TIMER_FIRED: self.timers.apply_fired,
-            EventType.WORKFLOW_EXECUTION_SIGNALED: self._apply_signaled,
+            EventType.WORKFLOW_EXECUTION_SIGNALED: self.handlers.apply_signaled,
             EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED: self._apply_cancel_requested,
         }
 
@@ -163,53 +185,69 @@ class WorkflowInstance:
         """Apply the next slice of history and return the commands of its last workflow task.
 
         Raises :class:`WorkflowTaskError` (or its subclass ``NondeterminismError``) when the workflow
-        code fails the task; the instance is unusable afterwards.
+        code fails the task; the instance is unusable afterwards. Returns an empty list with the task
+        left open when the code waits on local activities (see the class docstring).
         """
-        if self._broken is not None:
-            raise RuntimeError(
-                "This workflow instance failed an earlier activation and cannot be used; "
-                "replay the history in a new instance"
-            ) from self._broken
+        self._check_usable()
+        if self._task_open:
+            raise RuntimeError("The current workflow task waits on local activities: resume() it first")
         if not events:
             return []
         expected = self._last_event_id + 1
         if events[0].event_id != expected:
             raise ValueError(f"History slice starts at event {events[0].event_id}, expected event {expected}")
-        # The worker calls us from its own running loop: swap ours in for the step, then restore it.
-        previous = _get_running_loop()
-        _set_running_loop(self.loop)
-        try:
-            return self._activate(events)
-        except BaseException as exc:
-            self._broken = exc
-            raise
-        finally:
-            _set_running_loop(previous)
+        return self._on_workflow_loop(lambda: self._activate(events))
+
+    def take_local_activities(self) -> list[LocalActivityRequest]:
+        """Local activities the open task waits on that the worker has not taken yet."""
+        return self.local_activities.take_requests()
+
+    def resolve_local_activity(self, seq: int, outcome: LocalActivityOutcome) -> None:
+        """Hand back how local activity ``seq`` ended; the code sees it at the next :meth:`resume`."""
+        self._check_usable()
+        self.local_activities.resolve(seq, outcome)
+
+    def resume(self) -> list[Command]:
+        """Continue the open task after its local activities were resolved; returns its commands
+        (or an empty list, with new requests to run, if the code started more)."""
+        self._check_usable()
+        if not self._task_open:
+            raise RuntimeError("No workflow task is open")
+        return self._on_workflow_loop(self._continue_task)
+
+    @property
+    def task_open(self) -> bool:
+        """True while the current task waits on local activities."""
+        return self._task_open
 
     def query(self, name: str, args: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         """Answer query ``name`` from the current state: payloads in, payloads out."""
-        defn = self._queries.get(name)
-        if defn is None and name == STACK_TRACE_QUERY:
-            return self.converter.to_payloads([task_stacks(self.loop)])
-        if defn is None:
-            known = ", ".join(sorted(self._queries)) or "none"
-            raise QueryFailedError(f"Workflow type {self.defn.name!r} has no query {name!r} (known: {known})")
         previous = _get_running_loop()
         _set_running_loop(self.loop)
         self._in_query = True
         try:
-            values = self.converter.from_payloads(args, defn.param_types)
-            result = defn.fn(self._workflow_object(), *values) if defn.is_method else defn.fn(*values)
-            if asyncio.iscoroutine(result):
-                result.close()
-                raise TypeError("query handlers must not be async")
-            return self.converter.to_payloads([result])
-        except QueryFailedError:
-            raise
-        except Exception as exc:
-            raise QueryFailedError(f"Query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+            return self.handlers.query(name, args)
         finally:
             self._in_query = False
+            _set_running_loop(previous)
+
+    def _check_usable(self) -> None:
+        if self._broken is not None:
+            raise RuntimeError(
+                "This workflow instance failed an earlier activation and cannot be used; "
+                "replay the history in a new instance"
+            ) from self._broken
+
+    def _on_workflow_loop(self, step: Callable[[], list[Command]]) -> list[Command]:
+        # The worker calls us from its own running loop: swap ours in for the step, then restore it.
+        previous = _get_running_loop()
+        _set_running_loop(self.loop)
+        try:
+            return step()
+        except BaseException as exc:
+            self._broken = exc
+            raise
+        finally:
             _set_running_loop(previous)
 
     # -- walking history -----------------------------------------------------------------------------
@@ -223,9 +261,11 @@ class WorkflowInstance:
             event_type = event.event_type
             if event_type is _WFT_STARTED:
                 if index == last_index:
+                    self.task_markers.clear()
                     commands = self._run_task(event, replaying=False)
                     self._awaiting_completion = True
                 elif events[index + 1].event_type is _WFT_COMPLETED:
+                    self.task_markers.look_ahead(events, index + 1)
                     self._run_task(event, replaying=True)
                 # Otherwise a failed or timed-out attempt: whatever it produced never happened.
             elif event_type in COMMAND_EVENT_TYPES:
@@ -253,9 +293,21 @@ class WorkflowInstance:
         self.commands.check_all_recorded(started.event_id)
         self._now_us = started.event_time
         self.is_replaying = replaying
+        return self._continue_task()
+
+    def _continue_task(self) -> list[Command]:
+        self._task_open = False
         self._run_until_idle()
+        if self._nondeterminism is not None:
+            raise self._nondeterminism
         if self._task_error is not None:
             raise WorkflowTaskError(self._task_error)
+        if self.local_activities.has_unresolved():
+            if self.is_replaying:
+                # On replay recorded markers resolve local activities at once.
+                raise self.local_activities.missing_on_replay()
+            self._task_open = True
+            return []
         terminal = None
         if self._terminal is not None and not self._closed:
             terminal = self._terminal
@@ -266,27 +318,8 @@ class WorkflowInstance:
         loop = self.loop
         while True:
             loop.run_ready()
-            if self._task_error is not None or not self._conditions or not self._check_conditions():
+            if self._task_error is not None or not self.conditions.check():
                 return
-
-    def _check_conditions(self) -> bool:
-        fired = False
-        remaining: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
-        for fn, future in self._conditions:
-            if future.done():
-                continue
-            try:
-                ok = fn()
-            except BaseException as exc:
-                self._task_error = exc
-                return False
-            if ok:
-                future.set_result(True)
-                fired = True
-            else:
-                remaining.append((fn, future))
-        self._conditions = remaining
-        return fired
 
     # -- appliers ------------------------------------------------------------------------------------
 
@@ -300,17 +333,10 @@ class WorkflowInstance:
             converter=self.converter,
         )
         self._now_us = event.event_time
-        self._main_task = self.loop.create_task(self._run_main(event.attributes.get("input")))
+        self._main_task = self.loop.create_task(
+            self._run_main(event.attributes.get("input")), name=f"{self.defn.name} (run)"
+        )
         self._main_task.add_done_callback(self._on_main_done)
-
-    def _apply_signaled(self, event: HistoryEvent) -> None:
-        name = event.attributes.get("signal_name", "")
-        payloads = event.attributes.get("input")
-        defn = self._signals.get(name)
-        if defn is None:
-            self._buffered_signals.setdefault(name, []).append(payloads)
-        else:
-            self.loop.call_soon(self._invoke_signal, defn, payloads)
 
     def _apply_cancel_requested(self, event: HistoryEvent) -> None:
         self.cancel_requested = True
@@ -319,7 +345,8 @@ class WorkflowInstance:
 
     # -- running workflow code -----------------------------------------------------------------------
 
-    def _workflow_object(self) -> Any:
+    def workflow_object(self) -> Any:
+        """The instance of the workflow class (created on first use)."""
         if self._object is None:
             self._object = self.defn.cls()
         return self._object
@@ -331,7 +358,7 @@ class WorkflowInstance:
                 f"but the definition given is {self.defn.name!r}"
             )
         args = self.converter.from_payloads(payloads, self.defn.run_param_types)
-        return await self.defn.run_fn(self._workflow_object(), *args)
+        return await self.defn.run_fn(self.workflow_object(), *args)
 
     def _on_main_done(self, task: asyncio.Task[Any]) -> None:
         if self._terminal is not None:
@@ -344,43 +371,32 @@ class WorkflowInstance:
                 self._task_error = err
                 return
             self._terminal = Command(CommandType.COMPLETE_WORKFLOW_EXECUTION, {"result": result})
+        elif isinstance(exc, ContinueAsNewError):
+            self._terminal = exc.command
         elif self.cancel_requested and is_cancelled_exception(exc):
             self._terminal = Command(CommandType.CANCEL_WORKFLOW_EXECUTION, {"details": None})
         elif isinstance(exc, FailureError):
-            self._fail(exc)
+            self.fail(exc)
         else:
             # A bug (TypeError, KeyError, ...): fail the task, not the workflow, so a fix can resume it.
             self._task_error = exc
 
-    def _fail(self, exc: FailureError) -> None:
+    def fail(self, exc: FailureError) -> None:
+        """Close the run as failed with ``exc`` (unless it already has an outcome)."""
+        if self._terminal is not None:
+            return
         self._terminal = Command(
             CommandType.FAIL_WORKFLOW_EXECUTION, {"failure": self.converter.exception_to_failure(exc)}
         )
 
-    def _invoke_signal(self, defn: SignalDefinition, payloads: list[dict[str, Any]] | None) -> None:
-        try:
-            args = self.converter.from_payloads(payloads, defn.param_types)
-            result = defn.fn(self._workflow_object(), *args) if defn.is_method else defn.fn(*args)
-            if asyncio.iscoroutine(result):
-                self.loop.create_task(result).add_done_callback(self._on_handler_done)
-        except BaseException as exc:
-            self._on_handler_error(exc)
-
-    def _on_handler_done(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._on_handler_error(task.exception())  # type: ignore[arg-type]
-
-    def _on_handler_error(self, exc: BaseException) -> None:
-        if isinstance(exc, FailureError):
-            # As in temporalio: a failure raised by a signal handler fails the workflow.
-            if self._terminal is None:
-                self._fail(exc)
-        elif not isinstance(exc, asyncio.CancelledError):
-            self._task_error = exc
-
     def on_callback_error(self, exc: BaseException) -> None:
         """A loop callback raised (part of the loop's host interface)."""
         self._task_error = exc
+
+    def report_nondeterminism(self, error: NondeterminismError) -> None:
+        """Fail the task with ``error`` even if workflow code catches it."""
+        if self._nondeterminism is None:
+            self._nondeterminism = error
 
     # -- what workflow code calls --------------------------------------------------------------------
 
@@ -401,18 +417,50 @@ class WorkflowInstance:
         """Workflow time in seconds (the loop's clock)."""
         return self._now_us / 1_000_000
 
-    def start_activity(
-        self, activity_type: str, attributes: dict[str, Any], result_type: Any, activity_id: str | None
-    ) -> ActivityHandle[Any]:
-        """Schedule an activity and return a handle (task) for it."""
+    def _schedule_activity(
+        self,
+        activity_type: str,
+        attributes: dict[str, Any],
+        result_type: Any,
+        activity_id: str | None,
+        explicit_queue: bool,
+    ) -> ActivityState:
+        session = active_session()
+        if session is not None:
+            session.prepare(attributes, explicit_queue)
         state = self.activities.schedule(activity_type, attributes, result_type, activity_id)
+        if session is not None:
+            session.track(state)
+        return state
+
+    def start_activity(
+        self,
+        activity_type: str,
+        attributes: dict[str, Any],
+        result_type: Any,
+        activity_id: str | None,
+        *,
+        explicit_queue: bool = True,
+    ) -> ActivityHandle[Any]:
+        """Schedule an activity and return a handle (task) for it.
+
+        Inside a worker session, an activity whose queue was not chosen explicitly
+        (``explicit_queue=False``) goes to the session's worker.
+        """
+        state = self._schedule_activity(activity_type, attributes, result_type, activity_id, explicit_queue)
         return self.activities.start(state)
 
     async def execute_activity(
-        self, activity_type: str, attributes: dict[str, Any], result_type: Any, activity_id: str | None
+        self,
+        activity_type: str,
+        attributes: dict[str, Any],
+        result_type: Any,
+        activity_id: str | None,
+        *,
+        explicit_queue: bool = True,
     ) -> Any:
         """Schedule an activity and wait for its result (no extra task, unlike start_activity)."""
-        state = self.activities.schedule(activity_type, attributes, result_type, activity_id)
+        state = self._schedule_activity(activity_type, attributes, result_type, activity_id, explicit_queue)
         return await self.activities.wait(state)
 
     def start_timer(self, delay: float, handle: WorkflowTimerHandle) -> None:
@@ -426,38 +474,25 @@ class WorkflowInstance:
 
     async def wait_condition(self, fn: Callable[[], bool], timeout: float | None) -> None:
         """Wait until ``fn()`` is true, checked whenever the code has nothing else to run."""
-        if fn():
-            return
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self._conditions.append((fn, future))
-        if timeout is None:
-            await future
-        else:
-            await asyncio.wait_for(future, timeout)
+        await self.conditions.wait(fn, timeout)
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Install (or, with None, remove) a handler; signals buffered under ``name`` go to it."""
-        if handler is None:
-            self._signals.pop(name, None)
-            return
-        params, _ = _hints(handler)
-        defn = SignalDefinition(
-            name=name,
-            fn=handler,
-            is_async=asyncio.iscoroutinefunction(handler),
-            param_types=params,
-            is_method=False,
-        )
-        self._signals[name] = defn
-        for payloads in self._buffered_signals.pop(name, []):
-            self.loop.call_soon(self._invoke_signal, defn, payloads)
+        self.handlers.set_signal_handler(name, handler)
 
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Install (or, with None, remove) a query handler."""
-        if handler is None:
-            self._queries.pop(name, None)
+        self.handlers.set_query_handler(name, handler)
+
+    def upsert_search_attributes(self, values: Mapping[str, Any]) -> None:
+        """Record new values for search attributes; ``info().search_attributes`` shows them at once."""
+        self.check_can_command("upsert search attributes")
+        encoded = encode_search_attributes(values)
+        if not encoded:
             return
-        params, ret = _hints(handler)
-        self._queries[name] = QueryDefinition(
-            name=name, fn=handler, param_types=params, return_type=ret, is_method=False
+        self.commands.add(
+            Command(CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, {"search_attributes": encoded})
         )
+        info = self.info
+        merged = {**info.search_attributes, **decode_search_attributes(self.converter, encoded)}
+        self._info = dataclasses.replace(info, search_attributes=merged)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
-__all__ = ["TimerHost", "WorkflowEventLoop", "WorkflowTimerHandle", "task_stacks"]
+__all__ = ["TimerHost", "WorkflowEventLoop", "WorkflowTimerHandle", "label_future", "task_stacks"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -73,6 +75,7 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         self._debug = False
         self._exception_handler: Any = None
         self._task_factory: Any = None
+        self._task_count = 0
 
     @property
     def host(self) -> TimerHost:
@@ -177,13 +180,21 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        """A task on this loop (what ``asyncio.create_task`` and ``gather`` use)."""
+        """A task on this loop (what ``asyncio.create_task`` and ``gather`` use).
+
+        Unnamed tasks are numbered per run (``workflow-task-2``), not by asyncio's process-wide
+        counter, so the stack-trace query names them the same way on every worker.
+        """
+        self._task_count += 1
+        if name is None:
+            name = f"workflow-task-{self._task_count}"
         if self._task_factory is not None:
             task: asyncio.Task[T] = self._task_factory(self, coro)
-            if name is not None:
-                task.set_name(name)
-            return task
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+            task.set_name(name)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+        task._cadenza_number = self._task_count  # type: ignore[attr-defined]
+        return task
 
     def set_task_factory(self, factory: Any) -> None:
         """Set a task factory, as the asyncio API allows."""
@@ -253,24 +264,62 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
             self.default_exception_handler(context)
 
 
+_labels: weakref.WeakKeyDictionary[asyncio.Future[Any], str] = weakref.WeakKeyDictionary()
+
+
+def label_future(future: asyncio.Future[Any], label: str) -> None:
+    """Name what ``future`` stands for (``activity 'greet' (id 1)``) in the stack-trace query."""
+    _labels[future] = label
+
+
 def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
-    """Where every unfinished task of ``loop`` is waiting, one block per task."""
+    """Where every unfinished task of ``loop`` is waiting: one block per task, oldest first.
+
+    Each block names the task and lists ``file:line in function`` for every suspended coroutine of
+    its await chain, outermost first, then what the task waits on (an activity, a timer, another
+    task). Frames of the SDK itself are left out: they are the same in every workflow.
+    """
     # Task.get_stack() shows only a suspended coroutine's outer frame; following ``cr_await``
-    # shows the whole chain down to the future it waits on.
+    # shows the whole chain. The future at its end is the task's ``_fut_waiter``.
+    tasks = sorted(asyncio.all_tasks(loop), key=_creation_order)
     stacks: list[str] = []
-    for task in asyncio.all_tasks(loop):
+    for task in tasks:
         lines = [f"{task.get_name()}:"]
         awaited: Any = task.get_coro()
         while awaited is not None:
             frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
             if frame is None:
-                lines.append(f"  waiting on {awaited!r}")
                 break
             code = frame.f_code
-            lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
+            if not code.co_filename.startswith(_SDK_DIR):
+                lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}")
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        waiter = getattr(task, "_fut_waiter", None)
+        if waiter is not None:
+            lines.append(f"  waiting on {_describe_awaitable(waiter)}")
         stacks.append("\n".join(lines))
     return "\n\n".join(stacks)
+
+
+_SDK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _creation_order(task: asyncio.Task[Any]) -> tuple[int, str]:
+    name = task.get_name()
+    number = getattr(task, "_cadenza_number", None)
+    return (number if isinstance(number, int) else 1 << 30, name)
+
+
+def _describe_awaitable(awaited: Any) -> str:
+    if isinstance(awaited, asyncio.Task):
+        return f"task {awaited.get_name()!r}"
+    label = _labels.get(awaited) if isinstance(awaited, asyncio.Future) else None
+    if label:
+        return label
+    if isinstance(awaited, asyncio.Future):
+        # A future's repr carries its callbacks (internal functions): its class is what helps.
+        return f"{type(awaited).__name__}"
+    return repr(awaited)
 
 
 def _disallowed(name: str, why: str) -> Callable[..., Any]:

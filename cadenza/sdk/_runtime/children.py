@@ -1,0 +1,350 @@
+"""Child workflows, handles to other workflows, and continue-as-new, as workflow code sees them.
+
+A child is started by a START_CHILD_WORKFLOW_EXECUTION command; its handle resolves "started" when
+history shows ChildWorkflowExecutionStarted (or fails on StartChildWorkflowExecutionFailed) and its
+result on the child's close event. Signals and cancels to other workflows are commands whose
+outcome events resolve their futures. Continue-as-new ends the run by raising
+``ContinueAsNewError``, a ``BaseException`` so that ``except Exception`` in workflow code cannot
+swallow it by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
+from cadenza.sdk.common import RetryPolicy, WorkflowIDReusePolicy, timedelta_to_ms
+from cadenza.sdk.exceptions import (
+    ApplicationError,
+    CanceledError,
+    ChildWorkflowError,
+    TerminatedError,
+    TimeoutError,
+    TimeoutType,
+    WorkflowAlreadyStartedError,
+)
+
+if TYPE_CHECKING:
+    from cadenza.sdk._runtime.instance import WorkflowInstance
+
+__all__ = [
+    "ChildWorkflowHandle",
+    "ContinueAsNewError",
+    "ExternalWorkflowHandle",
+    "ParentClosePolicy",
+    "continue_as_new",
+    "get_external_workflow_handle",
+    "start_child_workflow",
+]
+
+
+class ParentClosePolicy(str, enum.Enum):
+    """What happens to a running child when its parent closes."""
+
+    TERMINATE = "TERMINATE"
+    REQUEST_CANCEL = "REQUEST_CANCEL"
+    ABANDON = "ABANDON"
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by ``workflow.continue_as_new``: the run closes and a fresh one starts."""
+
+    def __init__(self, command: Command) -> None:
+        super().__init__("continue as new")
+        self.command = command
+
+
+def _instance(what: str) -> WorkflowInstance:
+    from cadenza.sdk._runtime.instance import current_instance
+
+    return current_instance(what)
+
+
+def _type_name(workflow: Any) -> tuple[str, Any]:
+    from cadenza.sdk._runtime.definitions import WorkflowDefinition
+
+    if isinstance(workflow, str):
+        return workflow, None
+    defn = WorkflowDefinition.from_class(workflow) if isinstance(workflow, type) else WorkflowDefinition.from_run_fn(
+        workflow
+    )
+    return defn.name, defn.run_return_type
+
+
+class _Children:
+    """Per-instance bookkeeping, installed on first use (its events only follow its commands)."""
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self.instance = instance
+        self.by_initiated: dict[int, ChildWorkflowHandle] = {}
+        self.requests: dict[int, asyncio.Future[None]] = {}
+        a = instance.appliers
+        a[EventType.START_CHILD_WORKFLOW_EXECUTION_FAILED] = self._start_failed
+        a[EventType.CHILD_WORKFLOW_EXECUTION_STARTED] = self._started
+        for et in (
+            EventType.CHILD_WORKFLOW_EXECUTION_COMPLETED,
+            EventType.CHILD_WORKFLOW_EXECUTION_FAILED,
+            EventType.CHILD_WORKFLOW_EXECUTION_CANCELED,
+            EventType.CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
+            EventType.CHILD_WORKFLOW_EXECUTION_TERMINATED,
+        ):
+            a[et] = self._closed
+        for et in (
+            EventType.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+            EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+            EventType.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            EventType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+        ):
+            a[et] = self._request_done
+
+    @classmethod
+    def of(cls, instance: WorkflowInstance) -> _Children:
+        existing: _Children | None = getattr(instance, "_cadenza_children", None)
+        if existing is None:
+            existing = cls(instance)
+            instance._cadenza_children = existing  # type: ignore[attr-defined]
+        return existing
+
+    def _start_failed(self, event: HistoryEvent) -> None:
+        handle = self.by_initiated.get(event.attributes["initiated_event_id"])
+        if handle is not None and not handle._started.done():
+            handle._started.set_exception(
+                WorkflowAlreadyStartedError(handle.id, "", event.attributes.get("workflow_type", ""))
+            )
+
+    def _started(self, event: HistoryEvent) -> None:
+        handle = self.by_initiated.get(event.attributes["initiated_event_id"])
+        if handle is None:
+            return
+        handle.run_id = (event.attributes.get("workflow_execution") or {}).get("run_id", "")
+        handle.started_event_id = event.event_id
+        if not handle._started.done():
+            handle._started.set_result(None)
+
+    def _closed(self, event: HistoryEvent) -> None:
+        a = event.attributes
+        handle = self.by_initiated.get(a["initiated_event_id"])
+        if handle is None or handle._result.done():
+            return
+        conv = self.instance.converter
+        et = event.event_type
+        if et == EventType.CHILD_WORKFLOW_EXECUTION_COMPLETED:
+            try:
+                values = conv.from_payloads(a.get("result"), [handle.result_type] if handle.result_type else None)
+            except Exception as err:
+                handle._result.set_exception(err)
+                return
+            handle._result.set_result(values[0] if values else None)
+            return
+        cause: BaseException
+        if et == EventType.CHILD_WORKFLOW_EXECUTION_FAILED:
+            cause = conv.failure_to_exception(a.get("failure") or {})
+        elif et == EventType.CHILD_WORKFLOW_EXECUTION_CANCELED:
+            cause = CanceledError("child workflow canceled")
+        elif et == EventType.CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+            cause = TimeoutError("child workflow timed out", type=TimeoutType.START_TO_CLOSE)
+        else:
+            cause = TerminatedError("child workflow terminated")
+        handle._result.set_exception(
+            ChildWorkflowError(
+                f"child workflow {handle.id!r} ended: {cause}",
+                namespace=a.get("namespace", ""),
+                workflow_id=handle.id,
+                run_id=handle.run_id,
+                workflow_type=handle.workflow_type,
+                initiated_event_id=a["initiated_event_id"],
+                started_event_id=handle.started_event_id,
+                retry_state=a.get("retry_state"),
+                cause=cause,
+            )
+        )
+
+    def _request_done(self, event: HistoryEvent) -> None:
+        fut = self.requests.pop(event.attributes["initiated_event_id"], None)
+        if fut is None or fut.done():
+            return
+        if event.event_type in (
+            EventType.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+            EventType.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        ):
+            fut.set_result(None)
+        else:
+            target = event.attributes.get("workflow_execution") or {}
+            fut.set_exception(
+                ApplicationError(
+                    f"workflow {target.get('workflow_id')!r} not found or already closed",
+                    type="ExternalWorkflowExecutionNotFound",
+                )
+            )
+
+    def request(self, command: Command) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = self.instance.loop.create_future()
+
+        def on_recorded(event: HistoryEvent) -> None:
+            self.requests[event.event_id] = fut
+
+        self.instance.commands.add(command, on_recorded)
+        return fut
+
+
+class ChildWorkflowHandle:
+    """A started child workflow: ``await`` it for its result, or signal it."""
+
+    def __init__(self, instance: WorkflowInstance, workflow_id: str, workflow_type: str, result_type: Any) -> None:
+        self._instance = instance
+        self.id = workflow_id
+        self.workflow_type = workflow_type
+        self.run_id = ""
+        self.started_event_id = 0
+        self.result_type = result_type
+        self._started: asyncio.Future[None] = instance.loop.create_future()
+        self._result: asyncio.Future[Any] = instance.loop.create_future()
+
+    def __await__(self) -> Any:
+        return self._result.__await__()
+
+    async def result(self) -> Any:
+        return await self._result
+
+    async def signal(self, signal: Any, *args: Any) -> None:
+        await ExternalWorkflowHandle(self.id, self.run_id, child_only=True).signal(signal, *args)
+
+
+class ExternalWorkflowHandle:
+    """Another workflow, to signal or cancel from workflow code."""
+
+    def __init__(self, workflow_id: str, run_id: str = "", *, child_only: bool = False) -> None:
+        self.id = workflow_id
+        self.run_id = run_id
+        self._child_only = child_only
+
+    async def signal(self, signal: Any, *args: Any) -> None:
+        from cadenza.sdk._runtime.definitions import _SIGNAL_MARK
+
+        inst = _instance("signalling another workflow")
+        inst.check_can_command("signal another workflow")
+        name = signal if isinstance(signal, str) else getattr(signal, _SIGNAL_MARK, None)
+        if not name:
+            raise ValueError(f"{signal!r} is not a signal name or a @workflow.signal method")
+        await _Children.of(inst).request(
+            Command(
+                CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+                {
+                    "namespace": "",
+                    "workflow_id": self.id,
+                    "run_id": self.run_id,
+                    "signal_name": name,
+                    "input": inst.converter.to_payloads(args) if args else None,
+                    "child_workflow_only": self._child_only,
+                },
+            )
+        )
+
+    async def cancel(self) -> None:
+        inst = _instance("cancelling another workflow")
+        inst.check_can_command("cancel another workflow")
+        await _Children.of(inst).request(
+            Command(
+                CommandType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+                {"namespace": "", "workflow_id": self.id, "run_id": self.run_id,
+                 "child_workflow_only": self._child_only},
+            )
+        )
+
+
+def get_external_workflow_handle(workflow_id: str, *, run_id: str = "") -> ExternalWorkflowHandle:
+    return ExternalWorkflowHandle(workflow_id, run_id)
+
+
+async def start_child_workflow(
+    workflow: Any,
+    *args: Any,
+    id: str,
+    task_queue: str | None = None,
+    execution_timeout: timedelta | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    retry_policy: RetryPolicy | None = None,
+    cron_schedule: str = "",
+    memo: dict[str, Any] | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    result_type: Any = None,
+) -> ChildWorkflowHandle:
+    """Starts a child workflow; returns once the child is running (raises if it could not start)."""
+    inst = _instance("starting a child workflow")
+    inst.check_can_command("start a child workflow")
+    name, ret = _type_name(workflow)
+    conv = inst.converter
+    handle = ChildWorkflowHandle(inst, id, name, result_type or ret)
+    children = _Children.of(inst)
+
+    def on_recorded(event: HistoryEvent) -> None:
+        children.by_initiated[event.event_id] = handle
+
+    inst.commands.add(
+        Command(
+            CommandType.START_CHILD_WORKFLOW_EXECUTION,
+            {
+                "namespace": "",
+                "workflow_id": id,
+                "workflow_type": name,
+                "task_queue": task_queue or inst.info.task_queue,
+                "input": conv.to_payloads(args) if args else None,
+                "workflow_execution_timeout_ms": timedelta_to_ms(execution_timeout, "execution_timeout"),
+                "workflow_run_timeout_ms": timedelta_to_ms(run_timeout, "run_timeout"),
+                "workflow_task_timeout_ms": timedelta_to_ms(task_timeout, "task_timeout"),
+                "parent_close_policy": ParentClosePolicy(parent_close_policy).value,
+                "workflow_id_reuse_policy": WorkflowIDReusePolicy(id_reuse_policy).value,
+                "retry_policy": retry_policy.to_dict() if retry_policy else None,
+                "cron_schedule": cron_schedule or None,
+                "memo": {k: conv.to_payload(v) for k, v in (memo or {}).items()},
+                "search_attributes": {k: conv.to_payload(v) for k, v in (search_attributes or {}).items()},
+            },
+        ),
+        on_recorded,
+    )
+    await handle._started
+    return handle
+
+
+async def execute_child_workflow(workflow: Any, *args: Any, id: str, **kwargs: Any) -> Any:
+    """Starts a child workflow and waits for its result."""
+    handle = await start_child_workflow(workflow, *args, id=id, **kwargs)
+    return await handle.result()
+
+
+def continue_as_new(
+    *args: Any,
+    workflow: Any = None,
+    task_queue: str | None = None,
+    run_timeout: timedelta | None = None,
+    task_timeout: timedelta | None = None,
+    memo: dict[str, Any] | None = None,
+    search_attributes: dict[str, Any] | None = None,
+    backoff: timedelta | None = None,
+) -> NoReturn:
+    """Closes this run and starts a fresh one of the same workflow id with ``args`` (carried state)
+    and an empty history. Never returns."""
+    inst = _instance("continue_as_new")
+    conv = inst.converter
+    name = _type_name(workflow)[0] if workflow is not None else inst.defn.name
+    attrs: dict[str, Any] = {
+        "workflow_type": name,
+        "task_queue": task_queue or inst.info.task_queue,
+        "input": conv.to_payloads(args) if args else None,
+        "workflow_run_timeout_ms": timedelta_to_ms(run_timeout, "run_timeout"),
+        "workflow_task_timeout_ms": timedelta_to_ms(task_timeout, "task_timeout"),
+        "backoff_start_interval_ms": timedelta_to_ms(backoff, "backoff"),
+        "initiator": "Workflow",
+    }
+    if memo is not None:
+        attrs["memo"] = {k: conv.to_payload(v) for k, v in memo.items()}
+    if search_attributes is not None:
+        attrs["search_attributes"] = {k: conv.to_payload(v) for k, v in search_attributes.items()}
+    raise ContinueAsNewError(Command(CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION, attrs))
+

@@ -1,0 +1,119 @@
+"""Signal and query handlers of one workflow run: the class's, and those installed at run time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cadenza.schemas.events import HistoryEvent
+from cadenza.sdk._runtime.definitions import QueryDefinition, SignalDefinition, _hints
+from cadenza.sdk._runtime.loop import task_stacks
+from cadenza.sdk.exceptions import FailureError, QueryFailedError
+
+if TYPE_CHECKING:
+    from cadenza.sdk._runtime.instance import WorkflowInstance
+
+__all__ = ["STACK_TRACE_QUERY", "Handlers"]
+
+STACK_TRACE_QUERY = "__stack_trace"
+"""Built-in query (as in Temporal): the stacks of the run's waiting tasks, unless the workflow defines it."""
+
+
+class Handlers:
+    """Delivers signals (buffering those without a handler) and answers queries."""
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+        defn = instance.defn
+        self._signals: dict[str, SignalDefinition] = dict(defn.signals)
+        self._queries: dict[str, QueryDefinition] = dict(defn.queries)
+        self._buffered: dict[str, list[list[dict[str, Any]] | None]] = {}
+
+    # -- signals -------------------------------------------------------------------------------------
+
+    def apply_signaled(self, event: HistoryEvent) -> None:
+        """WorkflowExecutionSignaled: run the handler in this activation, or buffer the signal."""
+        name = event.attributes.get("signal_name", "")
+        payloads = event.attributes.get("input")
+        defn = self._signals.get(name)
+        if defn is None:
+            self._buffered.setdefault(name, []).append(payloads)
+        else:
+            self._instance.loop.call_soon(self._invoke_signal, defn, payloads)
+
+    def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
+        """Install (or, with None, remove) a handler; signals buffered under ``name`` go to it."""
+        if handler is None:
+            self._signals.pop(name, None)
+            return
+        params, _ = _hints(handler)
+        defn = SignalDefinition(
+            name=name,
+            fn=handler,
+            is_async=asyncio.iscoroutinefunction(handler),
+            param_types=params,
+            is_method=False,
+        )
+        self._signals[name] = defn
+        for payloads in self._buffered.pop(name, []):
+            self._instance.loop.call_soon(self._invoke_signal, defn, payloads)
+
+    def _invoke_signal(self, defn: SignalDefinition, payloads: list[dict[str, Any]] | None) -> None:
+        instance = self._instance
+        try:
+            args = instance.converter.from_payloads(payloads, defn.param_types)
+            result = defn.fn(instance.workflow_object(), *args) if defn.is_method else defn.fn(*args)
+            if asyncio.iscoroutine(result):
+                task = instance.loop.create_task(result, name=f"signal handler {defn.name!r}")
+                task.add_done_callback(self._on_handler_done)
+        except BaseException as exc:
+            self._on_handler_error(exc)
+
+    def _on_handler_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._on_handler_error(task.exception())  # type: ignore[arg-type]
+
+    def _on_handler_error(self, exc: BaseException) -> None:
+        instance = self._instance
+        if isinstance(exc, FailureError):
+            # As in temporalio: a failure raised by a signal handler fails the workflow.
+            instance.fail(exc)
+        elif not isinstance(exc, asyncio.CancelledError):
+            instance.on_callback_error(exc)
+
+    # -- queries -------------------------------------------------------------------------------------
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
+        """Install (or, with None, remove) a query handler."""
+        if handler is None:
+            self._queries.pop(name, None)
+            return
+        params, ret = _hints(handler)
+        self._queries[name] = QueryDefinition(
+            name=name, fn=handler, param_types=params, return_type=ret, is_method=False
+        )
+
+    def query(self, name: str, args: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """Answer query ``name`` (the workflow loop is the running loop): payloads in, payloads out."""
+        instance = self._instance
+        converter = instance.converter
+        defn = self._queries.get(name)
+        if defn is None and name == STACK_TRACE_QUERY:
+            return converter.to_payloads([task_stacks(instance.loop)])
+        if defn is None:
+            known = ", ".join(sorted(self._queries)) or "none"
+            raise QueryFailedError(
+                f"Workflow type {instance.defn.name!r} has no query {name!r} (known: {known})"
+            )
+        try:
+            values = converter.from_payloads(args, defn.param_types)
+            result = defn.fn(instance.workflow_object(), *values) if defn.is_method else defn.fn(*values)
+            if asyncio.iscoroutine(result):
+                result.close()
+                raise TypeError("query handlers must not be async")
+            return converter.to_payloads([result])
+        except QueryFailedError:
+            raise
+        except Exception as exc:
+            raise QueryFailedError(f"Query {name!r} failed: {type(exc).__name__}: {exc}") from exc
