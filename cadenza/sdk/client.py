@@ -24,10 +24,11 @@ from cadenza.schemas.service import (
     WorkflowService,
 )
 from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, WorkflowDefinition
-from cadenza.sdk.common import RetryPolicy, WorkflowIDReusePolicy, timedelta_to_ms
+from cadenza.sdk.common import QueryRejectCondition, RetryPolicy, WorkflowIDReusePolicy, timedelta_to_ms
 from cadenza.sdk.converter import DataConverter, default_converter
 from cadenza.sdk.exceptions import (
     CanceledError,
+    QueryRejectedError,
     TerminatedError,
     TimeoutError,
     TimeoutType,
@@ -303,8 +304,20 @@ class WorkflowHandle(Generic[R]):
             request_id=request_id or new_id(),
         )
 
-    async def query(self, query: Any, *args: Any, result_type: Any = None) -> Any:
+    async def query(
+        self,
+        query: Any,
+        *args: Any,
+        result_type: Any = None,
+        reject_condition: QueryRejectCondition = QueryRejectCondition.NONE,
+    ) -> Any:
+        """Runs a query handler on the workflow's current state. ``reject_condition`` refuses the
+        query (``QueryRejectedError``) when the run is closed, or closed other than cleanly."""
         c = self.client
+        if reject_condition is not QueryRejectCondition.NONE:
+            status = (await self.describe()).status
+            if reject_condition.rejects(status):
+                raise QueryRejectedError(status)
         name = _handler_name(query, _QUERY_MARK, "query")
         result = await c.service.query_workflow(
             c.namespace, self._execution(), name, c.data_converter.to_payloads(args) if args else None

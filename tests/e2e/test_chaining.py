@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -59,15 +60,22 @@ def test_workflow_retry_policy_retries_the_run_until_it_succeeds() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="wretry", workflows=[Flaky]):
             policy = RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=5)
-            handle = await env.client.start_workflow(Flaky.run, id="flaky", task_queue="wretry", retry_policy=policy)
+            handle = await env.client.start_workflow(
+                Flaky.run, id="flaky", task_queue="wretry", retry_policy=policy
+            )
             assert await handle.result() == 3
             first = await env.client.get_workflow_handle("flaky", run_id=handle.first_run_id).fetch_history()
             closed = first.events[-1]
             assert closed.event_type == EventType.WORKFLOW_EXECUTION_FAILED
-            assert closed.attributes["retry_state"] == "IN_PROGRESS" and closed.attributes["new_execution_run_id"]
+            assert (
+                closed.attributes["retry_state"] == "IN_PROGRESS"
+                and closed.attributes["new_execution_run_id"]
+            )
 
             policy = RetryPolicy(initial_interval=timedelta(milliseconds=10), maximum_attempts=2)
-            handle = await env.client.start_workflow(Flaky.run, id="flaky-2", task_queue="wretry", retry_policy=policy)
+            handle = await env.client.start_workflow(
+                Flaky.run, id="flaky-2", task_queue="wretry", retry_policy=policy
+            )
             with pytest.raises(WorkflowFailureError) as info:
                 await handle.result()
             assert "attempt 2 failed" in str(info.value.cause)
@@ -85,20 +93,24 @@ class Tick:
 def test_cron_schedule_runs_once_per_fire_time_under_time_skipping() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="cron", workflows=[Tick]):
-            handle = await env.client.start_workflow(Tick.run, id="tick", task_queue="cron", cron_schedule="*/5 * * * *")
+            handle = await env.client.start_workflow(
+                Tick.run, id="tick", task_queue="cron", cron_schedule="*/5 * * * *"
+            )
             run_id = handle.first_run_id
             fire_times = []
             for _ in range(3):
                 h = env.client.get_workflow_handle("tick", run_id=run_id)
                 await h.result(follow_runs=False)
                 history = (await h.fetch_history()).events
-                fire_times.append(history[0].event_time + history[0].attributes["first_workflow_task_backoff_ms"] * 1000)
+                fire_times.append(
+                    history[0].event_time + history[0].attributes["first_workflow_task_backoff_ms"] * 1000
+                )
                 run_id = history[-1].attributes["new_execution_run_id"]
                 assert run_id, "a cron run schedules the next one"
             await env.client.get_workflow_handle("tick").terminate("enough")
         # Every run started on a five-minute boundary, one boundary apart.
         assert all(t % (300 * 1_000_000) < 1_000_000 for t in fire_times), fire_times
-        assert [round((b - a) / 1e6) for a, b in zip(fire_times, fire_times[1:])] == [300, 300]
+        assert [round((b - a) / 1e6) for a, b in itertools.pairwise(fire_times)] == [300, 300]
 
     run_in_env(scenario, time_skipping=True)
 
@@ -117,8 +129,10 @@ class SumOfSquares:
     @workflow.run
     async def run(self, numbers: list[int]) -> int:
         results = await asyncio.gather(
-            *(workflow.execute_child_workflow(Square.run, n, id=f"{workflow.info().workflow_id}-sq-{i}")
-              for i, n in enumerate(numbers))
+            *(
+                workflow.execute_child_workflow(Square.run, n, id=f"{workflow.info().workflow_id}-sq-{i}")
+                for i, n in enumerate(numbers)
+            )
         )
         return sum(results)
 
@@ -126,7 +140,10 @@ class SumOfSquares:
 def test_child_workflows_run_in_parallel_and_report_results_and_failures() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="kids", workflows=[SumOfSquares, Square]):
-            assert await env.client.execute_workflow(SumOfSquares.run, [1, 2, 3], id="sos", task_queue="kids") == 14
+            assert (
+                await env.client.execute_workflow(SumOfSquares.run, [1, 2, 3], id="sos", task_queue="kids")
+                == 14
+            )
             events = (await env.client.get_workflow_handle("sos").fetch_history()).events
             types = [e.event_type for e in events]
             assert types.count(EventType.START_CHILD_WORKFLOW_EXECUTION_INITIATED) == 3
@@ -159,7 +176,9 @@ def test_parent_close_policy_terminates_or_abandons_running_children() -> None:
             await env.client.execute_workflow(Parent.run, "TERMINATE", id="parent-t", task_queue="pcp")
             await env.client.execute_workflow(Parent.run, "ABANDON", id="parent-a", task_queue="pcp")
             for _ in range(300):
-                if (await env.client.get_workflow_handle("child-TERMINATE").describe()).status == "TERMINATED":
+                if (
+                    await env.client.get_workflow_handle("child-TERMINATE").describe()
+                ).status == "TERMINATED":
                     break
                 await asyncio.sleep(0.01)
             assert (await env.client.get_workflow_handle("child-TERMINATE").describe()).status == "TERMINATED"

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 
-class ParentClosePolicy(str, enum.Enum):
+class ParentClosePolicy(enum.StrEnum):
     """What happens to a running child when its parent closes."""
 
     TERMINATE = "TERMINATE"
@@ -68,8 +68,10 @@ def _type_name(workflow: Any) -> tuple[str, Any]:
 
     if isinstance(workflow, str):
         return workflow, None
-    defn = WorkflowDefinition.from_class(workflow) if isinstance(workflow, type) else WorkflowDefinition.from_run_fn(
-        workflow
+    defn = (
+        WorkflowDefinition.from_class(workflow)
+        if isinstance(workflow, type)
+        else WorkflowDefinition.from_run_fn(workflow)
     )
     return defn.name, defn.run_return_type
 
@@ -133,7 +135,9 @@ class _Children:
         et = event.event_type
         if et == EventType.CHILD_WORKFLOW_EXECUTION_COMPLETED:
             try:
-                values = conv.from_payloads(a.get("result"), [handle.result_type] if handle.result_type else None)
+                values = conv.from_payloads(
+                    a.get("result"), [handle.result_type] if handle.result_type else None
+                )
             except Exception as err:
                 handle._result.set_exception(err)
                 return
@@ -193,7 +197,9 @@ class _Children:
 class ChildWorkflowHandle:
     """A started child workflow: ``await`` it for its result, or signal it."""
 
-    def __init__(self, instance: WorkflowInstance, workflow_id: str, workflow_type: str, result_type: Any) -> None:
+    def __init__(
+        self, instance: WorkflowInstance, workflow_id: str, workflow_type: str, result_type: Any
+    ) -> None:
         self._instance = instance
         self.id = workflow_id
         self.workflow_type = workflow_type
@@ -249,8 +255,12 @@ class ExternalWorkflowHandle:
         await _Children.of(inst).request(
             Command(
                 CommandType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
-                {"namespace": "", "workflow_id": self.id, "run_id": self.run_id,
-                 "child_workflow_only": self._child_only},
+                {
+                    "namespace": "",
+                    "workflow_id": self.id,
+                    "run_id": self.run_id,
+                    "child_workflow_only": self._child_only,
+                },
             )
         )
 
@@ -347,4 +357,3 @@ def continue_as_new(
     if search_attributes is not None:
         attrs["search_attributes"] = {k: conv.to_payload(v) for k, v in search_attributes.items()}
     raise ContinueAsNewError(Command(CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION, attrs))
-
