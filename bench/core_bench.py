@@ -4,6 +4,7 @@
 
 Workloads (issue targets in brackets):
   throughput  hello world (one activity) at concurrency 200               [>= 1,000 workflows/s]
+  throughput_visibility  the same with the embedded visibility path on (no target; for comparison)
   latency     serial hello world, start -> result                          [p50 <= 2 ms, p99 <= 10 ms]
   sequential  one workflow running 2,000 activities one after another      [>= 1,000 activities/s]
   signals     1,000 signals into one workflow                              [>= 5,000 signals/s]
@@ -67,12 +68,18 @@ class SignalSink:
         self.count += 1
 
 
-async def _env(db: str) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(db_path=db)
+async def _env(db: str, visibility: bool = False) -> WorkflowEnvironment:
+    # The core engine, as the targets define it; `throughput_visibility` adds the embedded
+    # visibility path (outbox -> embedded log -> indexer -> SQLite visibility store).
+    return await WorkflowEnvironment.start_local(db_path=db, visibility=visibility)
 
 
-async def throughput(db: str, n: int = 4000, concurrency: int = 200) -> str:
-    env = await _env(db)
+async def throughput_visibility(db: str) -> str:
+    return (await throughput(db, visibility=True)).replace("throughput:", "throughput with visibility:")
+
+
+async def throughput(db: str, n: int = 4000, concurrency: int = 200, visibility: bool = False) -> str:
+    env = await _env(db, visibility)
     async with Worker(env.client, task_queue="b", workflows=[Hello], activities=[hello]):
         # Warm up caches and code paths.
         await asyncio.gather(
@@ -136,7 +143,10 @@ async def signals(db: str, n: int = 1000) -> str:
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
-        "which", nargs="?", default="all", choices=["throughput", "latency", "sequential", "signals", "all"]
+        "which",
+        nargs="?",
+        default="all",
+        choices=["throughput", "throughput_visibility", "latency", "sequential", "signals", "all"],
     )
     ap.add_argument("--db", help="SQLite file (default: a fresh temporary file)")
     args = ap.parse_args()
@@ -144,7 +154,11 @@ async def main() -> None:
         f"# {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
         "durable SQLite file"
     )
-    names = ["throughput", "latency", "sequential", "signals"] if args.which == "all" else [args.which]
+    names = (
+        ["throughput", "throughput_visibility", "latency", "sequential", "signals"]
+        if args.which == "all"
+        else [args.which]
+    )
     for name in names:
         with tempfile.TemporaryDirectory() as d:
             db = args.db or str(Path(d) / "bench.db")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from typing import Any
 
 from cadenza.engine.clock import Clock, SystemClock
 from cadenza.engine.errors import AlreadyExistsError, WorkflowNotFoundError
@@ -68,6 +69,7 @@ class Host:
             on_volatile_timer=self.queues.push_volatile_timer,
         )
         self.namespaces = NamespaceRegistry(stores.namespaces)
+        self._indexer: Any = None
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
 
     @classmethod
@@ -80,7 +82,19 @@ class Host:
         host_id: str | None = None,
         default_namespace: str | None = DEFAULT_NAMESPACE,
         visibility_sink: VisibilitySink | None = None,
+        visibility_store: Any = None,
+        bus: Any = None,
     ) -> Host:
+        """``visibility_store`` with ``bus`` runs the anchors' visibility path in this process: the
+        outbox publishes to the bus, and an indexer consumes it into the store (which the frontend
+        then lists and counts from). ``visibility_sink`` alone replaces the publisher (tests)."""
+        indexer = None
+        if visibility_store is not None and bus is not None and visibility_sink is None:
+            from cadenza.visibility.pipeline import BusVisibilitySink, VisibilityIndexer, ensure_topics
+
+            await ensure_topics(bus)
+            visibility_sink = BusVisibilitySink(bus)
+            indexer = VisibilityIndexer(bus, visibility_store)
         host = cls(
             stores,
             clock or SystemClock(),
@@ -88,8 +102,12 @@ class Host:
             host_id=host_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
             visibility_sink=visibility_sink,
         )
+        host.frontend.visibility = visibility_store
+        host._indexer = indexer
         await host.history.start()
         await host.queues.start(host.history.shards)
+        if indexer is not None:
+            indexer.start()
         if default_namespace:
             try:
                 await host.namespaces.register(NamespaceInfo(name=default_namespace, id=""))
@@ -100,6 +118,11 @@ class Host:
     async def stop(self) -> None:
         self.matching.drain()
         await self.queues.stop()
+        if self._indexer is not None:
+            await self._indexer.stop()
+        close = getattr(self.visibility_sink, "close", None)
+        if close is not None:
+            await close()
         try:
             await self.queues.flush_ack_levels()
         except Exception:

@@ -262,3 +262,35 @@ class WorkflowService(Protocol):
     async def list_namespaces(self) -> list[NamespaceInfo]: ...
 
     async def update_namespace(self, info: NamespaceInfo) -> None: ...
+
+
+@dataclass(slots=True)
+class WorkflowExecutionInfo:
+    """One run as visibility lists it."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    """As queries spell it: Running, Completed, Failed, Canceled, Terminated, ContinuedAsNew, TimedOut."""
+    start_time: int
+    execution_time: int
+    close_time: int
+    history_length: int
+    task_queue: str
+    search_attributes: dict[str, Any] = field(default_factory=dict)
+    """Payloads (JSON) by attribute name."""
+    memo: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ListWorkflowExecutionsResponse:
+    executions: list[WorkflowExecutionInfo]
+    next_page_token: bytes | None = None
+
+
+@dataclass(slots=True)
+class CountWorkflowExecutionsResponse:
+    count: int
+    groups: dict[str, int] = field(default_factory=dict)
+    """With group-by-status: the count of each status."""

@@ -40,18 +40,35 @@ class WorkflowEnvironment:
         clock: Clock | None = None,
         stores: Stores | None = None,
         visibility_sink: Any = None,
+        visibility: bool = True,
     ) -> WorkflowEnvironment:
         """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown."""
         if stores is None:
             stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
         clock = clock or SystemClock()
+        bus = store = None
+        if visibility and visibility_sink is None:
+            # The embedded defaults: visibility flows through an embedded log to a SQLite store,
+            # beside the database file (or in memory), exactly as it would through Kafka.
+            from cadenza.engine.bus import EmbeddedBus
+            from cadenza.visibility.sqlite_store import SqliteVisibilityStore
+
+            base = str(db_path) if db_path else None
+            bus = EmbeddedBus(f"{base}-bus" if base else ":memory:")
+            from cadenza.visibility.pipeline import DEV_SEARCH_ATTRIBUTES
+
+            store = await SqliteVisibilityStore.open(f"{base}-visibility" if base else ":memory:")
+            await store.add_search_attributes(DEV_SEARCH_ATTRIBUTES)
         host = await Host.start(
             stores,
             clock=clock,
             num_shards=num_shards,
             default_namespace=namespace,
             visibility_sink=visibility_sink,
+            visibility_store=store,
+            bus=bus,
         )
+        host._owned = [x for x in (bus, store) if x is not None]  # type: ignore[attr-defined]
         client = Client(local_service(host.frontend), namespace=namespace, data_converter=data_converter)
         return cls(host, client, clock)
 
@@ -105,6 +122,8 @@ class WorkflowEnvironment:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._skipper
         await self.host.stop()
+        for owned in getattr(self.host, "_owned", ()):
+            await owned.close()
         await self.host.stores.close()
 
     async def __aenter__(self) -> WorkflowEnvironment:
