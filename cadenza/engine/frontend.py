@@ -153,6 +153,27 @@ class Frontend:
             ns_id, execution.workflow_id, execution.run_id, reason=reason, details=details, identity=identity
         )
 
+    async def reset_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        *,
+        reset_type: str,
+        event_id: int = 0,
+        reason: str = "",
+        identity: str = "",
+    ) -> str:
+        ns_id = await self._ns_id(namespace)
+        return await self.history.reset(
+            ns_id,
+            execution.workflow_id,
+            execution.run_id,
+            reset_type=reset_type,
+            event_id=event_id,
+            reason=reason,
+            identity=identity,
+        )
+
     async def describe_workflow_execution(
         self, namespace: str, execution: WorkflowExecution
     ) -> DescribeWorkflowResponse:

@@ -341,6 +341,20 @@ class WorkflowHandle(Generic[R]):
             identity=c.identity,
         )
 
+    async def reset(self, *, reset_type: str = "LastWorkflowTask", event_id: int = 0, reason: str) -> str:
+        """Starts the workflow over from a past workflow task (``FirstWorkflowTask``,
+        ``LastWorkflowTask`` or ``EventId`` with a WorkflowTaskCompleted ``event_id``); the current run
+        is terminated and signals received after that point are delivered again. Returns the new
+        run's id; this handle then follows the new run."""
+        c = self.client
+        new_run = await c.service.reset_workflow_execution(  # type: ignore[attr-defined]
+            c.namespace, self._execution(), reset_type=reset_type, event_id=event_id, reason=reason,
+            identity=c.identity,
+        )
+        self.run_id = None
+        self.first_run_id = new_run
+        return str(new_run)
+
     async def describe(self) -> DescribeWorkflowResponse:
         c = self.client
         return await c.service.describe_workflow_execution(c.namespace, self._execution())

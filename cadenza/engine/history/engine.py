@@ -507,6 +507,45 @@ class HistoryEngine:
 
         await self.mutate(namespace_id, workflow_id, run_id, rule)
 
+    async def reset(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        *,
+        reset_type: str,
+        event_id: int = 0,
+        reason: str = "",
+        identity: str = "",
+    ) -> str:
+        """Starts the workflow over from a past workflow task of run ``run_id`` (the current run if
+        empty); returns the new run's id. See ``reset``."""
+        from cadenza.engine.history import reset as resetting
+
+        if not reason:
+            raise InvalidArgumentError("reason is required for a reset")
+        _, base, events = await self.get_state_and_events(namespace_id, workflow_id, run_id)
+        started_id = resetting.reset_point(events, reset_type, event_id)
+        new_state, tasks, _ = resetting.build_reset_run(
+            list(events),
+            started_id,
+            namespace_id=namespace_id,
+            workflow_id=workflow_id,
+            base_run_id=base.info.run_id,
+            now=self.clock.now_us(),
+            reason=reason,
+            identity=identity,
+        )
+        shard = self.shard(namespace_id, workflow_id)
+        current = await shard.current_run_id(namespace_id, workflow_id)
+        await self.mutate(
+            namespace_id,
+            workflow_id,
+            current,
+            lambda m: resetting.terminate_for_reset(m, (new_state, tasks), reason, identity),
+        )
+        return new_state.info.run_id
+
     # -- reads -------------------------------------------------------------------------------------
 
     async def get_state_and_events(
