@@ -210,3 +210,45 @@ def test_history_limits_warn_then_terminate(
     with caplog.at_level(logging.WARNING, logger="cadenza.history"):
         run_in_env(scenario)
     assert any("history of workflow long" in r.getMessage() for r in caplog.records)
+
+
+@workflow.defn
+class FanOut:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        await asyncio.gather(
+            *(
+                workflow.execute_activity(noop, i, start_to_close_timeout=timedelta(seconds=5))
+                for i in range(n)
+            )
+        )
+        return n
+
+
+def test_pending_activity_and_signal_limits_are_refused_naming_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The anchors' limits (2,000 pending activities, 10,000 signals per run), scaled down for speed.
+    monkeypatch.setattr(limits, "MAX_PENDING_ACTIVITIES", 5)
+    monkeypatch.setattr(limits, "MAX_SIGNALS", 3)
+
+    async def scenario(env: WorkflowEnvironment) -> None:
+        async with Worker(env.client, task_queue="lim", workflows=[FanOut, Approval]):
+            handle = await env.client.start_workflow(FanOut.run, 6, id="fan", task_queue="lim")
+            for _ in range(300):
+                events = (await handle.fetch_history()).events
+                failed = [e for e in events if e.event_type == EventType.WORKFLOW_TASK_FAILED]
+                if failed:
+                    break
+                await asyncio.sleep(0.01)
+            assert failed and "over the limit of 5" in failed[0].attributes["failure"]["message"]
+            assert not any(e.event_type == EventType.ACTIVITY_TASK_SCHEDULED for e in events)
+
+            approval = await env.client.start_workflow(Approval.run, 10, id="sig-limit", task_queue="lim")
+            for i in range(3):
+                await approval.signal(Approval.approve, str(i))
+            with pytest.raises(RPCError) as info:
+                await approval.signal(Approval.approve, "one too many")
+            assert info.value.status == "RESOURCE_EXHAUSTED" and "limit of 3" in info.value.message
+
+    run_in_env(scenario)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from cadenza.engine.clock import Clock
 from cadenza.engine.errors import (
     InvalidArgumentError,
+    ResourceExhaustedError,
     ServiceError,
     UnavailableError,
     WorkflowAlreadyStartedError,
@@ -458,6 +459,12 @@ class HistoryEngine:
             if request_id and request_id in ms.signal_request_ids:
                 m.noop = True
                 return
+            if ms.info.signal_count + len(ms.buffered_events) >= limits.MAX_SIGNALS:
+                raise ResourceExhaustedError(
+                    f"workflow {workflow_id!r} has received {ms.info.signal_count} signals, the limit of "
+                    f"{limits.MAX_SIGNALS} per run; continue it as new to receive more",
+                    limit=limits.MAX_SIGNALS,
+                )
             if request_id:
                 ms.signal_request_ids.add(request_id)
             ms.add_or_buffer(

@@ -147,7 +147,40 @@ def complete(
             m.schedule_workflow_task()
 
 
+def _check_pending_limits(ms: MutableState, commands: list[Command]) -> None:
+    counts = {t: 0 for t in _PENDING_LIMITS}
+    for cmd in commands:
+        if cmd.command_type in counts:
+            counts[cmd.command_type] += 1
+    pending = {
+        CommandType.SCHEDULE_ACTIVITY_TASK: len(ms.activities),
+        CommandType.START_CHILD_WORKFLOW_EXECUTION: len(ms.children),
+        CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: sum(
+            1 for r in ms.external_requests.values() if r.kind == "signal"
+        ),
+    }
+    for command_type, (limit_name, what) in _PENDING_LIMITS.items():
+        limit = getattr(limits, limit_name)
+        total = pending[command_type] + counts[command_type]
+        if counts[command_type] and total > limit:
+            raise BadCommandError(
+                "PENDING_LIMIT_EXCEEDED",
+                f"{command_type.name}: the run would have {total} pending {what}, over the limit of {limit}",
+            )
+
+
+_PENDING_LIMITS = {
+    CommandType.SCHEDULE_ACTIVITY_TASK: ("MAX_PENDING_ACTIVITIES", "activities"),
+    CommandType.START_CHILD_WORKFLOW_EXECUTION: ("MAX_PENDING_CHILDREN", "child workflows"),
+    CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: (
+        "MAX_PENDING_EXTERNAL_SIGNALS",
+        "signals to other workflows",
+    ),
+}
+
+
 def _validate_commands(ms: MutableState, commands: list[Command]) -> None:
+    _check_pending_limits(ms, commands)
     timer_ids = set(ms.timers)
     activity_ids = set(ms.activity_ids)
     for i, cmd in enumerate(commands):
