@@ -50,6 +50,15 @@ log = logging.getLogger("cadenza.history")
 T = TypeVar("T")
 
 
+@dataclass(slots=True)
+class _PendingSignal:
+    signal_name: str
+    input: list[dict[str, Any]] | None
+    identity: str
+    request_id: str
+    done: asyncio.Future[None]
+
+
 @dataclass(slots=True, frozen=True)
 class ParentRef:
     """The parent of a child run, as its WorkflowExecutionStarted event records it."""
@@ -135,6 +144,7 @@ class HistoryEngine:
         self._on_volatile_timer = on_volatile_timer
         self.speculative_flush_s = speculative_flush_s
         self._flushes: set[asyncio.Task[None]] = set()
+        self._signal_queues: dict[tuple[str, str, str], list[_PendingSignal]] = {}
 
     async def start(self) -> None:
         for shard_id in range(self.num_shards):
@@ -452,29 +462,78 @@ class HistoryEngine:
         limits.validate_payloads("input", input)
         if not signal_name:
             raise InvalidArgumentError("signal_name is required")
+        item = _PendingSignal(
+            signal_name, input, identity, request_id, asyncio.get_running_loop().create_future()
+        )
+        key = (namespace_id, workflow_id, run_id)
+        queue = self._signal_queues.get(key)
+        if queue is not None:
+            # A signal of this run is being written: ride along with the next write.
+            queue.append(item)
+            return await item.done
+        queue = self._signal_queues[key] = [item]
+        try:
+            while queue:
+                batch = queue[:]
+                del queue[:]
+                await self._write_signals(namespace_id, workflow_id, run_id, batch)
+        finally:
+            del self._signal_queues[key]
+        return await item.done
+
+    async def _write_signals(
+        self, namespace_id: str, workflow_id: str, run_id: str, batch: list[_PendingSignal]
+    ) -> None:
+        """Applies a batch of signals to one run in one write (group commit at the run level: many
+        clients signalling one workflow pay one write per batch, not one each). Each signal is
+        checked on its own, so one refused signal does not refuse the others."""
+        outcomes: dict[int, ServiceError] = {}
 
         def rule(m: Mutation) -> None:
+            outcomes.clear()
             ms = m.ms
-            _require_running(ms)
-            if request_id and request_id in ms.signal_request_ids:
-                m.noop = True
-                return
-            if ms.info.signal_count + len(ms.buffered_events) >= limits.MAX_SIGNALS:
-                raise ResourceExhaustedError(
-                    f"workflow {workflow_id!r} has received {ms.info.signal_count} signals, the limit of "
-                    f"{limits.MAX_SIGNALS} per run; continue it as new to receive more",
-                    limit=limits.MAX_SIGNALS,
+            applied = False
+            for n, s in enumerate(batch):
+                try:
+                    _require_running(ms)
+                    if s.request_id and s.request_id in ms.signal_request_ids:
+                        continue
+                    if ms.info.signal_count + len(ms.buffered_events) >= limits.MAX_SIGNALS:
+                        raise ResourceExhaustedError(
+                            f"workflow {workflow_id!r} has received {ms.info.signal_count} signals, "
+                            f"the limit of {limits.MAX_SIGNALS} per run; continue it as new to receive more",
+                            limit=limits.MAX_SIGNALS,
+                        )
+                except ServiceError as e:
+                    outcomes[n] = e
+                    continue
+                if s.request_id:
+                    ms.signal_request_ids.add(s.request_id)
+                ms.add_or_buffer(
+                    EventType.WORKFLOW_EXECUTION_SIGNALED,
+                    m.now,
+                    {"signal_name": s.signal_name, "input": s.input, "identity": s.identity},
                 )
-            if request_id:
-                ms.signal_request_ids.add(request_id)
-            ms.add_or_buffer(
-                EventType.WORKFLOW_EXECUTION_SIGNALED,
-                m.now,
-                {"signal_name": signal_name, "input": input, "identity": identity},
-            )
-            m.schedule_workflow_task()
+                applied = True
+            if applied:
+                m.schedule_workflow_task()
+            else:
+                m.noop = True
 
-        await self.mutate(namespace_id, workflow_id, run_id, rule)
+        try:
+            await self.mutate(namespace_id, workflow_id, run_id, rule)
+        except BaseException as e:
+            for s in batch:
+                if not s.done.done():
+                    s.done.set_exception(e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        for n, s in enumerate(batch):
+            if n in outcomes:
+                s.done.set_exception(outcomes[n])
+            else:
+                s.done.set_result(None)
 
     async def request_cancel(
         self, namespace_id: str, workflow_id: str, run_id: str, *, identity: str = "", request_id: str = ""
