@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from cadenza.ops.commands.common import AliasedGroup, connection_options, root_settings
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cadenza")
-def cli() -> None:
-    """Cadenza: a durable, event-sourced workflow engine."""
+@connection_options
+@click.pass_context
+def cli(ctx: click.Context, **conn: Any) -> None:
+    """Cadenza: a durable, event-sourced workflow engine.
+
+    Connection options given here apply to every command (as with tctl's global flags); a command's
+    own options win. Short forms: `n` for namespace, `wf` for workflow.
+    """
+    ctx.obj = root_settings(**conn)
 
 
 @cli.group()
@@ -18,9 +29,18 @@ def dev() -> None:
 
 def _register() -> None:
     # Sub-commands live next to the code they drive; importing them here keeps `cadenza --help` complete.
+    from cadenza.ops.commands.namespace import namespace
+    from cadenza.ops.commands.server import server
+    from cadenza.ops.commands.workflow import workflow
     from cadenza.ops.devservices.cli import services
 
-    dev.add_command(services)
+    if "services" not in dev.commands:
+        dev.add_command(services)
+        cli.add_command(server)
+        cli.add_command(namespace)
+        cli.add_command(workflow)
+        root: AliasedGroup = cli  # type: ignore[assignment]
+        root.aliases.update({"n": "namespace", "ns": "namespace", "wf": "workflow", "w": "workflow"})
 
 
 def main() -> None:

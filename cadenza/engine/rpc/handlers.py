@@ -1,0 +1,211 @@
+"""One handler per gRPC method: an API record in, the ``Frontend`` call, an API record out.
+
+Handlers only convert; every rule lives behind the frontend. A handler raises ``ValueError`` (or a
+``SchemaError``) for a record it cannot turn into a call, which the server answers with
+INVALID_ARGUMENT naming the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cadenza.engine.errors import ServiceError
+from cadenza.schemas.api import convert as cv
+from cadenza.schemas.service import (
+    GetHistoryRequest,
+    RespondWorkflowTaskCompletedRequest,
+    RespondWorkflowTaskFailedRequest,
+)
+
+Record = dict[str, Any]
+Handler = Callable[[Record], Awaitable[Record]]
+EMPTY: Record = {}
+
+
+class VisibilityUnavailableError(ServiceError):
+    code = "UNIMPLEMENTED"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    cluster_name: str = "active"
+    num_history_shards: int = 4
+    persistence: str = "sqlite"
+    server_version: str = ""
+    capabilities: list[str] = field(default_factory=list)
+
+
+class Handlers:
+    """The gRPC surface of one ``Frontend`` (anything shaped like ``WorkflowService``)."""
+
+    def __init__(self, frontend: Any, cluster: ClusterInfo) -> None:
+        self.fe = frontend
+        self.cluster = cluster
+
+    def table(self) -> dict[str, Handler]:
+        return {name: getattr(self, name) for name in _METHOD_NAMES}
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    async def StartWorkflowExecution(self, r: Record) -> Record:
+        resp = await self.fe.start_workflow_execution(cv.start_request_from_record(r))
+        return {"run_id": resp.run_id, "started": resp.started}
+
+    async def SignalWorkflowExecution(self, r: Record) -> Record:
+        await self.fe.signal_workflow_execution(
+            r["namespace"],
+            cv.execution_from_record(r["execution"]),
+            r["signal_name"],
+            r["input"],
+            identity=r["identity"],
+            request_id=r["request_id"],
+        )
+        return EMPTY
+
+    async def QueryWorkflow(self, r: Record) -> Record:
+        result = await self.fe.query_workflow(
+            r["namespace"], cv.execution_from_record(r["execution"]), r["query_type"], r["query_args"]
+        )
+        return {"result": result}
+
+    async def RequestCancelWorkflowExecution(self, r: Record) -> Record:
+        await self.fe.request_cancel_workflow_execution(
+            r["namespace"],
+            cv.execution_from_record(r["execution"]),
+            identity=r["identity"],
+            request_id=r["request_id"],
+        )
+        return EMPTY
+
+    async def TerminateWorkflowExecution(self, r: Record) -> Record:
+        await self.fe.terminate_workflow_execution(
+            r["namespace"],
+            cv.execution_from_record(r["execution"]),
+            reason=r["reason"],
+            details=r["details"],
+            identity=r["identity"],
+        )
+        return EMPTY
+
+    async def DescribeWorkflowExecution(self, r: Record) -> Record:
+        resp = await self.fe.describe_workflow_execution(
+            r["namespace"], cv.execution_from_record(r["execution"])
+        )
+        return cv.describe_to_record(resp)
+
+    async def GetWorkflowExecutionHistory(self, r: Record) -> Record:
+        resp = await self.fe.get_workflow_execution_history(
+            GetHistoryRequest(
+                r["namespace"],
+                cv.execution_from_record(r["execution"]),
+                next_page_token=r["next_page_token"],
+                maximum_page_size=r["maximum_page_size"],
+                wait_new_event=r["wait_new_event"],
+                close_event_only=r["close_event_only"],
+                timeout_s=r["timeout_s"],
+            )
+        )
+        return {
+            "history": cv.history_to_bytes(resp.events) if resp.events else b"",
+            "next_page_token": resp.next_page_token,
+            "run_id": resp.run_id,
+        }
+
+    # -- workflow tasks ----------------------------------------------------------------------------
+
+    async def PollWorkflowTaskQueue(self, r: Record) -> Record:
+        task = await self.fe.poll_workflow_task_queue(
+            r["namespace"], r["task_queue"], identity=r["identity"], timeout_s=r["timeout_s"]
+        )
+        return {"task": cv.workflow_task_to_record(task) if task is not None else None}
+
+    async def RespondWorkflowTaskCompleted(self, r: Record) -> Record:
+        await self.fe.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(
+                r["task_token"], cv.commands_from_records(r["commands"]), r["identity"], r["namespace"]
+            )
+        )
+        return EMPTY
+
+    async def RespondWorkflowTaskFailed(self, r: Record) -> Record:
+        await self.fe.respond_workflow_task_failed(
+            RespondWorkflowTaskFailedRequest(
+                r["task_token"], r["cause"], r["failure"], r["identity"], r["namespace"]
+            )
+        )
+        return EMPTY
+
+    async def RespondQueryTaskCompleted(self, r: Record) -> Record:
+        await self.fe.respond_query_task_completed(
+            r["namespace"], r["query_id"], result=r["result"], error_message=r["error_message"]
+        )
+        return EMPTY
+
+    # -- activity tasks ------------------------------------------------------------------------------
+
+    async def PollActivityTaskQueue(self, r: Record) -> Record:
+        task = await self.fe.poll_activity_task_queue(
+            r["namespace"], r["task_queue"], identity=r["identity"], timeout_s=r["timeout_s"]
+        )
+        return {"task": cv.activity_task_to_record(task) if task is not None else None}
+
+    async def RecordActivityTaskHeartbeat(self, r: Record) -> Record:
+        cancel = await self.fe.record_activity_task_heartbeat(
+            r["task_token"], r["details"], identity=r["identity"]
+        )
+        return {"cancel_requested": bool(cancel)}
+
+    async def RespondActivityTaskCompleted(self, r: Record) -> Record:
+        await self.fe.respond_activity_task_completed(r["task_token"], r["result"], identity=r["identity"])
+        return EMPTY
+
+    async def RespondActivityTaskFailed(self, r: Record) -> Record:
+        if r["failure"] is None:
+            raise ValueError("failure is required")
+        await self.fe.respond_activity_task_failed(r["task_token"], r["failure"], identity=r["identity"])
+        return EMPTY
+
+    async def RespondActivityTaskCanceled(self, r: Record) -> Record:
+        await self.fe.respond_activity_task_canceled(r["task_token"], r["details"], identity=r["identity"])
+        return EMPTY
+
+    # -- namespaces and cluster ----------------------------------------------------------------------
+
+    async def RegisterNamespace(self, r: Record) -> Record:
+        await self.fe.register_namespace(cv.namespace_from_record(r["namespace"]))
+        return EMPTY
+
+    async def DescribeNamespace(self, r: Record) -> Record:
+        return {"namespace": cv.namespace_to_record(await self.fe.describe_namespace(r["name"]))}
+
+    async def ListNamespaces(self, r: Record) -> Record:
+        return {"namespaces": [cv.namespace_to_record(n) for n in await self.fe.list_namespaces()]}
+
+    async def UpdateNamespace(self, r: Record) -> Record:
+        await self.fe.update_namespace(cv.namespace_from_record(r["namespace"]))
+        return EMPTY
+
+    async def ListWorkflowExecutions(self, r: Record) -> Record:
+        method = getattr(self.fe, "list_workflow_executions", None)
+        if method is None:
+            raise VisibilityUnavailableError("visibility is not available on this server")
+        resp = await method(r["namespace"], r["query"], r["page_size"] or 100, r["next_page_token"])
+        return cv.executions_page_to_record(resp)
+
+    async def GetClusterInfo(self, r: Record) -> Record:
+        c = self.cluster
+        capabilities = list(c.capabilities)
+        if hasattr(self.fe, "list_workflow_executions"):
+            capabilities.append("visibility")
+        return {
+            "server_version": c.server_version,
+            "cluster_name": c.cluster_name,
+            "num_history_shards": c.num_history_shards,
+            "persistence": c.persistence,
+            "capabilities": capabilities,
+        }
+
+
+_METHOD_NAMES = tuple(n for n in vars(Handlers) if n[:1].isupper())

@@ -1,0 +1,147 @@
+"""The gRPC frontend: ``cadenza.api.v1.WorkflowService`` over grpcio's asyncio server.
+
+Methods are registered as generic handlers taking and returning raw bytes: each request is an Avro
+single-object message (see ``cadenza.schemas.api``), decoded here, handed to ``Handlers`` and its
+response encoded back. Errors travel as gRPC status codes:
+
+* undecodable bytes, a message of the wrong schema or a record that cannot become a call:
+  INVALID_ARGUMENT, with the decoder's explanation, and the server keeps serving;
+* a request over ``MAX_REQUEST_BYTES``: RESOURCE_EXHAUSTED, refused by grpc before any decoding;
+* the engine's ``ServiceError``: its ``code``; its class name and details go in trailing metadata
+  so the client can rebuild the precise SDK exception (the run id of an already-started workflow,
+  the namespace that was not found).
+
+The standard ``grpc.health.v1.Health`` service answers SERVING while the server runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from cadenza.engine.errors import ServiceError
+from cadenza.engine.rpc.handlers import ClusterInfo, Handler, Handlers
+from cadenza.schemas import api
+from cadenza.schemas.registry import SchemaError
+
+log = logging.getLogger("cadenza.rpc")
+
+ERROR_TYPE_KEY = "cadenza-error-type"
+ERROR_DETAILS_KEY = "cadenza-error-details-bin"
+
+# Server codes that are not gRPC codes travel as the nearest one (as the anchors send QueryFailed).
+_CODE_ALIASES = {"QUERY_FAILED": "INVALID_ARGUMENT"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTLS:
+    """PEM material for TLS. With ``client_ca`` set the server requires mutual TLS: a client must
+    present a certificate signed by that CA or the handshake fails."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+
+def _status(code: str) -> grpc.StatusCode:
+    code = _CODE_ALIASES.get(code, code)
+    return getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
+
+
+def _wrap(method: str, handler: Handler) -> grpc.RpcMethodHandler:
+    request_name, response_name = f"{method}Request", f"{method}Response"
+
+    async def call(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        try:
+            record = api.decode(request_name, request)
+        except SchemaError as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{method}: {e}")
+        try:
+            response = await handler(record)
+        except ServiceError as e:
+            details = json.dumps(e.details, default=str).encode()
+            context.set_trailing_metadata(((ERROR_TYPE_KEY, type(e).__name__), (ERROR_DETAILS_KEY, details)))
+            await context.abort(_status(e.code), e.message)
+        except (SchemaError, ValueError, KeyError, TypeError) as e:
+            # A record that decoded but cannot become a call (an unknown command type, a missing
+            # failure): the caller's fault, so say what is wrong rather than INTERNAL.
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{method}: {type(e).__name__}: {e}")
+        try:
+            return api.encode(response_name, response)
+        except SchemaError as e:
+            log.exception("cannot encode the response of %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"{method}: cannot encode the response: {e}")
+        raise AssertionError("unreachable")  # abort raises
+
+    return grpc.unary_unary_rpc_method_handler(call)
+
+
+def server_options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", api.MAX_REQUEST_BYTES),
+        ("grpc.max_send_message_length", api.MAX_RESPONSE_BYTES),
+        # Two servers on one port would split the traffic between them without an error.
+        ("grpc.so_reuseport", 0),
+        # Workers hold long polls open for a minute; let their keepalive pings through.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ]
+
+
+class RpcServer:
+    """Serves one ``Frontend`` on ``host:port`` (port 0 picks a free one; see ``port``)."""
+
+    def __init__(self, frontend: Any, *, cluster: ClusterInfo | None = None) -> None:
+        self.handlers = Handlers(frontend, cluster or ClusterInfo())
+        table = self.handlers.table()
+        missing = set(api.METHODS) ^ set(table)
+        if missing:
+            raise RuntimeError(f"API schemas and handlers disagree on methods: {sorted(missing)}")
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 7233, *, tls: ServerTLS | None = None) -> int:
+        server = grpc.aio.server(options=server_options())
+        generic = grpc.method_handlers_generic_handler(
+            api.SERVICE, {m: _wrap(m, h) for m, h in self.handlers.table().items()}
+        )
+        server.add_generic_rpc_handlers((generic,))
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(tls.private_key, tls.cert_chain)],
+                root_certificates=tls.client_ca,
+                require_client_auth=tls.client_ca is not None,
+            )
+            bound = server.add_secure_port(address, creds)
+        if not bound:
+            raise OSError(f"cannot listen on {address}")
+        await server.start()
+        for service in ("", api.SERVICE):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.port = bound
+        log.info("serving %s on %s:%d%s", api.SERVICE, host, bound, " (TLS)" if tls else "")
+        return bound
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Stops accepting calls; calls in flight (long polls included) get ``grace`` seconds."""
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        self._server = None
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()

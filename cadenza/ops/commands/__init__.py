@@ -1,0 +1,1 @@
+"""Command groups of the `cadenza` CLI; ``cadenza.ops.cli`` registers them."""

@@ -1,0 +1,141 @@
+"""`cadenza server start-dev` and `cadenza server start --config FILE`.
+
+start-dev runs every role in one process on embedded SQLite (in memory unless ``--db-filename``),
+registers the ``default`` namespace and serves gRPC on 127.0.0.1:7233 until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from cadenza.ops import logsetup
+from cadenza.ops.config import ROLES, ConfigError, load_config, settings_from_config
+from cadenza.ops.devserver import ServerSettings, serve_forever
+
+_LOG_FORMAT = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format (stderr)",
+)
+_LOG_LEVEL = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+)
+
+
+@click.group("server")
+def server() -> None:
+    """Run the Cadenza server."""
+
+
+def _tls(cert: str | None, key: str | None, client_ca: str | None) -> object:
+    from cadenza.engine.rpc import ServerTLS
+
+    if not cert and not key:
+        if client_ca:
+            raise click.UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if not (cert and key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    return ServerTLS(
+        Path(cert).read_bytes(), Path(key).read_bytes(), Path(client_ca).read_bytes() if client_ca else None
+    )
+
+
+def _serve(settings: ServerSettings) -> None:
+    try:
+        asyncio.run(serve_forever(settings))
+    except OSError as e:
+        click.echo(f"error: cannot start the server on {settings.ip}:{settings.port}: {e}", err=True)
+        raise SystemExit(1) from None
+
+
+@server.command("start-dev")
+@click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", "-p", type=int, default=7233, show_default=True, help="gRPC port (0: any free port)")
+@click.option("--db-filename", "-f", default=None, help="SQLite file to keep state in [default: in memory]")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Namespace to register (repeatable) [default: default]",
+)
+@click.option("--num-shards", type=int, default=4, show_default=True, help="History shards")
+@click.option(
+    "--visibility/--no-visibility",
+    default=True,
+    show_default=True,
+    help="Index workflows for `workflow list` (embedded bus and SQLite visibility store)",
+)
+@click.option("--tls-cert", default=None, help="PEM server certificate chain (enables TLS)")
+@click.option("--tls-key", default=None, help="PEM private key of --tls-cert")
+@click.option("--tls-client-ca", default=None, help="PEM CA for client certificates (requires mutual TLS)")
+@_LOG_FORMAT
+@_LOG_LEVEL
+def start_dev(
+    ip: str,
+    port: int,
+    db_filename: str | None,
+    namespaces: tuple[str, ...],
+    num_shards: int,
+    visibility: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """All roles in one process on embedded SQLite, for development."""
+    logsetup.configure(log_format, log_level)
+    settings = ServerSettings(
+        ip=ip,
+        port=port,
+        db_filename=db_filename or ":memory:",
+        num_shards=num_shards,
+        namespaces=namespaces or ("default",),
+        visibility=visibility,
+        tls=_tls(tls_cert, tls_key, tls_client_ca),  # type: ignore[arg-type]
+    )
+    _serve(settings)
+
+
+@server.command("start")
+@click.option("--config", "-c", "config_path", required=True, help="YAML config file (see docs)")
+@click.option(
+    "--services",
+    "-s",
+    default=",".join(ROLES),
+    show_default=True,
+    help="Roles to run in this process (comma-separated)",
+)
+@_LOG_FORMAT
+@_LOG_LEVEL
+def start(config_path: str, services: str, log_format: str, log_level: str) -> None:
+    """Start a server from a config file (SQLite datastores only, for now)."""
+    roles = [r.strip() for r in services.split(",") if r.strip()]
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}", param_hint="--services"
+        )
+    if set(roles) != set(ROLES):
+        raise click.BadParameter(
+            "this build runs every role in one process; running a subset of roles "
+            "(separate frontend, history, matching processes) is not supported yet",
+            param_hint="--services",
+        )
+    try:
+        settings = settings_from_config(load_config(config_path), config_path)
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        raise SystemExit(1) from None
+    logsetup.configure(log_format, log_level)
+    _serve(settings)

@@ -1,0 +1,153 @@
+"""The server's YAML config, shaped like the anchors' ``development.yaml`` (DESIGN §10).
+
+Only what this server acts on is modelled strictly (persistence on SQLite, the frontend's address,
+the cluster name, namespace defaults); a typo there is an error naming the key and the file. Sections
+that belong to later work (kafka, archival, dynamic config, ...) are accepted as they are.
+
+    persistence:
+      numHistoryShards: 4
+      defaultStore: sqlite-default
+      datastores:
+        sqlite-default:
+          sqlite:
+            databaseName: /var/lib/cadenza/cadenza.db    # or ":memory:"
+    services:
+      frontend:
+        rpc: {grpcPort: 7233, bindOnIP: 127.0.0.1}
+    clusterMetadata:
+      currentClusterName: active
+    namespaceDefaults:
+      namespaces: [default]
+      retentionDays: 3
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cadenza.ops.devserver import ServerSettings
+
+
+class ConfigError(ValueError):
+    """The config file is missing, not YAML, or has a bad key; the message names key and file."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SqliteStore(_Strict):
+    databaseName: str = ":memory:"
+
+
+class DataStore(_Strict):
+    sqlite: SqliteStore | None = None
+    cassandra: dict[str, Any] | None = None
+    sql: dict[str, Any] | None = None
+    elasticsearch: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> DataStore:
+        chosen = [k for k in ("sqlite", "cassandra", "sql", "elasticsearch") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"a datastore needs exactly one of sqlite, cassandra, sql, elasticsearch (got {chosen})"
+            )
+        return self
+
+
+class Persistence(_Strict):
+    numHistoryShards: Annotated[int, Field(ge=1, le=16384)] = 4
+    defaultStore: str
+    visibilityStore: str | None = None
+    datastores: dict[str, DataStore]
+
+    @model_validator(mode="after")
+    def _stores_exist(self) -> Persistence:
+        for key in ("defaultStore", "visibilityStore"):
+            name = getattr(self, key)
+            if name is not None and name not in self.datastores:
+                raise ValueError(
+                    f"{key} {name!r} is not one of the datastores ({', '.join(self.datastores)})"
+                )
+        return self
+
+
+class Rpc(_Strict):
+    grpcPort: Annotated[int, Field(ge=0, le=65535)] = 7233
+    bindOnIP: str = "127.0.0.1"
+    membershipPort: int | None = None
+
+
+class Service(BaseModel):
+    # Metrics and other per-service sections are accepted for later use.
+    model_config = ConfigDict(extra="allow")
+    rpc: Rpc = Rpc()
+
+
+class ClusterMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    currentClusterName: str = "active"
+
+
+class NamespaceDefaults(_Strict):
+    namespaces: list[str] = ["default"]
+    retentionDays: Annotated[int, Field(ge=0)] = 3
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    persistence: Persistence
+    services: dict[str, Service] = {}
+    clusterMetadata: ClusterMetadata = ClusterMetadata()
+    namespaceDefaults: NamespaceDefaults = NamespaceDefaults()
+
+
+ROLES = ("frontend", "history", "matching", "worker")
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_config(path: str | Path) -> ServerConfig:
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(doc).__name__}")
+    try:
+        return ServerConfig.model_validate(doc)
+    except ValidationError as e:
+        problems = [f"{path}: {_where(err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ConfigError("\n".join(problems)) from None
+
+
+def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettings:
+    """What this build can run from ``config``: SQLite only for now."""
+    p = config.persistence
+    store = p.datastores[p.defaultStore]
+    if store.sqlite is None:
+        kind = next(k for k in ("cassandra", "sql", "elasticsearch") if getattr(store, k) is not None)
+        raise ConfigError(
+            f"{path}: persistence.datastores.{p.defaultStore}: {kind} is not supported by this server "
+            "yet; use a sqlite datastore"
+        )
+    frontend = config.services.get("frontend", Service())
+    return ServerSettings(
+        ip=frontend.rpc.bindOnIP,
+        port=frontend.rpc.grpcPort,
+        db_filename=store.sqlite.databaseName,
+        num_shards=p.numHistoryShards,
+        namespaces=tuple(config.namespaceDefaults.namespaces),
+        cluster_name=config.clusterMetadata.currentClusterName,
+        retention_days=config.namespaceDefaults.retentionDays,
+    )

@@ -1,0 +1,140 @@
+"""Running a server process: every role in one process, serving gRPC until told to stop.
+
+``ServerProcess`` opens the stores, starts the host (history shards, queue processors, matching),
+registers the namespaces asked for and serves the frontend over gRPC. ``serve_forever`` adds what a
+process needs: SIGTERM/SIGINT start a clean shutdown (stop accepting calls, let in-flight calls
+finish briefly, save queue ack levels, close the database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cadenza.engine.errors import AlreadyExistsError
+from cadenza.engine.host import Host
+from cadenza.engine.persistence import open_sqlite_stores
+from cadenza.engine.rpc import ClusterInfo, RpcServer, ServerTLS
+from cadenza.schemas.service import NamespaceInfo
+
+log = logging.getLogger("cadenza.server")
+
+
+def server_version() -> str:
+    try:
+        return metadata.version("cadenza")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class ServerSettings:
+    ip: str = "127.0.0.1"
+    port: int = 7233
+    db_filename: str = ":memory:"
+    num_shards: int = 4
+    namespaces: Sequence[str] = ("default",)
+    cluster_name: str = "active"
+    tls: ServerTLS | None = None
+    retention_days: int = 3
+    visibility: bool = True
+    """List and count workflows: the embedded bus carries visibility records to a SQLite visibility
+    store (next to the database file, or in memory)."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ServerProcess:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.host: Host | None = None
+        self.rpc: RpcServer | None = None
+        self.port = 0
+        self._closers: list[Any] = []
+
+    async def start(self) -> int:
+        s = self.settings
+        if s.db_filename != ":memory:":
+            Path(s.db_filename).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        stores = open_sqlite_stores(s.db_filename)
+        try:
+            visibility: dict[str, Any] = {}
+            if s.visibility:
+                visibility = await self._open_visibility(s.db_filename)
+            self.host = await Host.start(
+                stores, num_shards=s.num_shards, default_namespace=None, **visibility
+            )
+            for name in s.namespaces:
+                with contextlib.suppress(AlreadyExistsError):
+                    await self.host.namespaces.register(
+                        NamespaceInfo(name=name, id="", retention_days=s.retention_days)
+                    )
+            cluster = ClusterInfo(
+                cluster_name=s.cluster_name,
+                num_history_shards=s.num_shards,
+                persistence="sqlite",
+                server_version=server_version(),
+            )
+            self.rpc = RpcServer(self.host.frontend, cluster=cluster)
+            self.port = await self.rpc.start(s.ip, s.port, tls=s.tls)
+        except BaseException:
+            await self.stop()
+            if self.host is None:
+                await stores.close()
+            raise
+        return self.port
+
+    async def _open_visibility(self, db_filename: str) -> dict[str, Any]:
+        from cadenza.engine.bus.embedded import EmbeddedBus
+        from cadenza.visibility.sqlite_store import SqliteVisibilityStore
+
+        memory = db_filename == ":memory:"
+        store = await SqliteVisibilityStore.open(":memory:" if memory else f"{db_filename}.visibility")
+        bus = EmbeddedBus(":memory:" if memory else f"{db_filename}.bus")
+        self._closers += [bus, store]
+        return {"visibility_store": store, "bus": bus}
+
+    async def stop(self, grace: float = 1.0) -> None:
+        if self.rpc is not None:
+            await self.rpc.stop(grace)
+            self.rpc = None
+        if self.host is not None:
+            host, self.host = self.host, None
+            await host.stop()
+            await host.stores.close()
+        for closer in self._closers:
+            await closer.close()
+        self._closers.clear()
+
+
+async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> None:
+    """Serves until SIGTERM or SIGINT, then shuts down cleanly."""
+    server = ServerProcess(settings)
+    port = await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if announce:
+        # A line on stdout, whatever the log level: scripts and tests wait for it.
+        s = settings
+        print(
+            f"Cadenza server {server_version()} serving on {s.ip}:{port} "
+            f"(namespaces: {', '.join(s.namespaces)}; database: {s.db_filename}; "
+            f"ready)",
+            flush=True,
+        )
+    log.info("server ready", extra={"port": port})
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("shutting down")
+        await server.stop()

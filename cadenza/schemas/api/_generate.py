@@ -1,0 +1,425 @@
+"""Generate the frontend API's Avro schemas (``*.avsc`` beside this file) from one table.
+
+Every gRPC call of ``cadenza.api.v1.WorkflowService`` carries one request and one response message,
+each a single-object encoded Avro record (``io.cadenza.api.v1.<Name>``). The table below is the
+source of truth; the generated files are committed, self-contained (each inlines the named types it
+uses), so other languages can read them, and a test fails when they drift from the table.
+
+History events inside responses are *not* re-described here: they travel as ``bytes`` holding an
+``io.cadenza.v1.HistoryEventBatch`` written by ``encode_events``, so they keep the history schema and
+its fingerprint. Command attributes are typed per command type from the history field table.
+
+Changing a message: only add fields with defaults (old clients and servers keep talking), and bump
+``SCHEMA_VERSION``. Run ``python -m cadenza.schemas.api._generate`` to rewrite, ``--check`` to verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from cadenza.schemas.events import COMMAND_EVENT, COMMAND_FIELDS, EVENT_FIELDS, CommandType
+
+NAMESPACE = "io.cadenza.api.v1"
+SCHEMA_VERSION = 1
+VERSION_PROPERTY = "cadenza.schema_version"
+API_DIR = Path(__file__).parent
+
+Schema = Any
+
+# Type codes. The first block matches ``cadenza.schemas._generate`` (history); the rest are API-only.
+_TYPES: dict[str, tuple[Schema, Any]] = {
+    "s": ("string", ""),
+    "l": ("long", 0),
+    "i": ("int", 0),
+    "b": ("boolean", False),
+    "d": ("double", 0.0),
+    "P": (["null", {"type": "array", "items": "Payload"}], None),
+    "F": (["null", "Failure"], None),
+    "R": (["null", "RetryPolicy"], None),
+    "X": (["null", "WorkflowExecution"], None),
+    "M": ({"type": "map", "values": "Payload"}, {}),
+    "MP": ({"type": "map", "values": {"type": "array", "items": "Payload"}}, {}),
+    "S?": (["null", "string"], None),
+    "L?": (["null", "long"], None),
+    # API-only
+    "B": ("bytes", ""),
+    "B?": (["null", "bytes"], None),
+    "E": ("WorkflowExecution", {"workflow_id": "", "run_id": ""}),
+    "MS": ({"type": "map", "values": "string"}, {}),
+    "AS": ({"type": "array", "items": "string"}, []),
+    "NS": ("NamespaceInfo", None),
+    "NSL": ({"type": "array", "items": "NamespaceInfo"}, []),
+    "PAL": ({"type": "array", "items": "PendingActivity"}, []),
+    "CL": ({"type": "array", "items": "Command"}, []),
+    "Q?": (["null", "WorkflowTaskQuery"], None),
+    "WT?": (["null", "WorkflowTask"], None),
+    "AT?": (["null", "ActivityTask"], None),
+    "VL": ({"type": "array", "items": "WorkflowExecutionInfo"}, []),
+}
+
+# Fields a command carries that its event spells differently (the event has the execution record).
+_COMMAND_ONLY_FIELDS = {"workflow_id": "s", "run_id": "s", "retry_policy": "R", "cron_schedule": "S?"}
+
+# Named helper records (not messages on their own).
+TYPES: dict[str, dict[str, str]] = {
+    "WorkflowExecution": {"workflow_id": "s", "run_id": "s"},
+    "NamespaceInfo": {
+        "name": "s",
+        "id": "s",
+        "description": "s",
+        "owner_email": "s",
+        "retention_days": "i",
+        "state": "s",
+        "is_global": "b",
+        "clusters": "AS",
+        "active_cluster": "s",
+        "failover_version": "l",
+        "data": "MS",
+    },
+    "PendingActivity": {
+        "activity_id": "s",
+        "activity_type": "s",
+        "state": "s",
+        "attempt": "i",
+        "scheduled_time": "l",
+        "last_started_time": "l",
+        "last_heartbeat_time": "l",
+        "heartbeat_details": "P",
+        "last_failure": "F",
+    },
+    "WorkflowTaskQuery": {"query_id": "s", "query_type": "s", "query_args": "P"},
+    "WorkflowTask": {
+        "task_token": "B",
+        "workflow_execution": "E",
+        "workflow_type": "s",
+        "namespace": "s",
+        "attempt": "i",
+        "started_event_id": "l",
+        "history": "B",
+        "query": "Q?",
+    },
+    "ActivityTask": {
+        "task_token": "B",
+        "workflow_execution": "E",
+        "workflow_type": "s",
+        "namespace": "s",
+        "activity_id": "s",
+        "activity_type": "s",
+        "input": "P",
+        "header": "M",
+        "attempt": "i",
+        "scheduled_time": "l",
+        "current_attempt_scheduled_time": "l",
+        "started_time": "l",
+        "schedule_to_close_timeout_ms": "l",
+        "start_to_close_timeout_ms": "l",
+        "heartbeat_timeout_ms": "l",
+        "heartbeat_details": "P",
+        "task_queue": "s",
+    },
+    "WorkflowExecutionInfo": {
+        "workflow_id": "s",
+        "run_id": "s",
+        "workflow_type": "s",
+        "status": "s",
+        "start_time": "l",
+        "execution_time": "l",
+        "close_time": "l",
+        "history_length": "l",
+        "task_queue": "s",
+        "search_attributes": "M",
+        "memo": "M",
+    },
+}
+
+# gRPC method -> (request fields, response fields). Message names are <Method>Request/Response.
+METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "StartWorkflowExecution": (
+        {
+            "namespace": "s",
+            "workflow_id": "s",
+            "workflow_type": "s",
+            "task_queue": "s",
+            "input": "P",
+            "workflow_execution_timeout_ms": "l",
+            "workflow_run_timeout_ms": "l",
+            "workflow_task_timeout_ms": "l",
+            "request_id": "s",
+            "identity": "s",
+            "workflow_id_reuse_policy": "s",
+            "retry_policy": "R",
+            "cron_schedule": "s",
+            "memo": "M",
+            "search_attributes": "M",
+            "header": "M",
+            "signal_name": "s",
+            "signal_input": "P",
+        },
+        {"run_id": "s", "started": "b"},
+    ),
+    "SignalWorkflowExecution": (
+        {
+            "namespace": "s",
+            "execution": "E",
+            "signal_name": "s",
+            "input": "P",
+            "identity": "s",
+            "request_id": "s",
+        },
+        {},
+    ),
+    "QueryWorkflow": (
+        {"namespace": "s", "execution": "E", "query_type": "s", "query_args": "P"},
+        {"result": "P"},
+    ),
+    "RequestCancelWorkflowExecution": (
+        {"namespace": "s", "execution": "E", "identity": "s", "request_id": "s"},
+        {},
+    ),
+    "TerminateWorkflowExecution": (
+        {"namespace": "s", "execution": "E", "reason": "s", "details": "P", "identity": "s"},
+        {},
+    ),
+    "DescribeWorkflowExecution": (
+        {"namespace": "s", "execution": "E"},
+        {
+            "workflow_id": "s",
+            "run_id": "s",
+            "workflow_type": "s",
+            "task_queue": "s",
+            "status": "s",
+            "start_time": "l",
+            "close_time": "l",
+            "history_length": "l",
+            "history_size_bytes": "l",
+            "memo": "M",
+            "search_attributes": "M",
+            "pending_activities": "PAL",
+            "pending_timers": "i",
+            "attempt": "i",
+        },
+    ),
+    "GetWorkflowExecutionHistory": (
+        {
+            "namespace": "s",
+            "execution": "E",
+            "next_page_token": "B?",
+            "maximum_page_size": "i",
+            "wait_new_event": "b",
+            "close_event_only": "b",
+            "timeout_s": "d",
+        },
+        {"history": "B", "next_page_token": "B?", "run_id": "s"},
+    ),
+    "PollWorkflowTaskQueue": (
+        {"namespace": "s", "task_queue": "s", "identity": "s", "timeout_s": "d"},
+        {"task": "WT?"},
+    ),
+    "RespondWorkflowTaskCompleted": (
+        {"task_token": "B", "commands": "CL", "identity": "s", "namespace": "s"},
+        {},
+    ),
+    "RespondWorkflowTaskFailed": (
+        {"task_token": "B", "cause": "s", "failure": "F", "identity": "s", "namespace": "s"},
+        {},
+    ),
+    "RespondQueryTaskCompleted": (
+        {"namespace": "s", "query_id": "s", "result": "P", "error_message": "s"},
+        {},
+    ),
+    "PollActivityTaskQueue": (
+        {"namespace": "s", "task_queue": "s", "identity": "s", "timeout_s": "d"},
+        {"task": "AT?"},
+    ),
+    "RecordActivityTaskHeartbeat": (
+        {"task_token": "B", "details": "P", "identity": "s"},
+        {"cancel_requested": "b"},
+    ),
+    "RespondActivityTaskCompleted": ({"task_token": "B", "result": "P", "identity": "s"}, {}),
+    "RespondActivityTaskFailed": ({"task_token": "B", "failure": "F", "identity": "s"}, {}),
+    "RespondActivityTaskCanceled": ({"task_token": "B", "details": "P", "identity": "s"}, {}),
+    "RegisterNamespace": ({"namespace": "NS"}, {}),
+    "DescribeNamespace": ({"name": "s"}, {"namespace": "NS"}),
+    "ListNamespaces": ({}, {"namespaces": "NSL"}),
+    "UpdateNamespace": ({"namespace": "NS"}, {}),
+    "ListWorkflowExecutions": (
+        {"namespace": "s", "query": "s", "page_size": "i", "next_page_token": "B?"},
+        {"executions": "VL", "next_page_token": "B?"},
+    ),
+    "GetClusterInfo": (
+        {},
+        {
+            "server_version": "s",
+            "cluster_name": "s",
+            "num_history_shards": "i",
+            "persistence": "s",
+            "capabilities": "AS",
+        },
+    ),
+}
+
+
+def command_attribute_name(command_type: CommandType) -> str:
+    pascal = "".join(part.capitalize() for part in command_type.name.split("_"))
+    return f"{pascal}CommandAttributes"
+
+
+def command_fields(command_type: CommandType) -> dict[str, str]:
+    """A command's attribute fields, typed like the same-named fields of the event it produces."""
+    event_fields = EVENT_FIELDS[COMMAND_EVENT[command_type]]
+    return {f: event_fields.get(f) or _COMMAND_ONLY_FIELDS[f] for f in COMMAND_FIELDS[command_type]}
+
+
+def _record(name: str, doc: str, fields: dict[str, str]) -> dict[str, Any]:
+    out = []
+    for field_name, code in fields.items():
+        avro_type, default = _TYPES[code]
+        entry: dict[str, Any] = {"name": field_name, "type": avro_type}
+        if default is not None or (isinstance(avro_type, list) and avro_type[0] == "null"):
+            entry["default"] = default
+        out.append(entry)
+    return {
+        "type": "record",
+        "name": name,
+        "namespace": NAMESPACE,
+        "doc": doc,
+        VERSION_PROPERTY: SCHEMA_VERSION,
+        "fields": out,
+    }
+
+
+def named_types() -> dict[str, dict[str, Any]]:
+    """Every helper record by short name: the history's shared shapes, API helpers, commands."""
+    defs: dict[str, dict[str, Any]] = {}
+    defs["Payload"] = {
+        "type": "record",
+        "name": "Payload",
+        "namespace": NAMESPACE,
+        "doc": "An opaque value produced by the SDK's data converter; metadata names its encoding.",
+        VERSION_PROPERTY: SCHEMA_VERSION,
+        "fields": [
+            {"name": "metadata", "type": {"type": "map", "values": "bytes"}, "default": {}},
+            {"name": "data", "type": "bytes", "default": ""},
+        ],
+    }
+    defs["Failure"] = _record(
+        "Failure",
+        "An error; cause chains to the error that led to it.",
+        {
+            "message": "s",
+            "source": "s",
+            "stack_trace": "s",
+            "failure_type": "s",
+            "application_type": "S?",
+            "non_retryable": "b",
+            "details": "P",
+            "timeout_type": "S?",
+            "cause": "F",
+        },
+    )
+    retry = _record(
+        "RetryPolicy",
+        "How an activity or workflow is retried; 0 means the default.",
+        {
+            "initial_interval_ms": "l",
+            "backoff_coefficient": "d",
+            "maximum_interval_ms": "l",
+            "maximum_attempts": "i",
+            "non_retryable_error_types": "AS",
+        },
+    )
+    defs["RetryPolicy"] = retry
+    for name, fields in TYPES.items():
+        defs[name] = _record(name, f"{name}, as the frontend API carries it.", fields)
+    branches = []
+    for ct in sorted(CommandType):
+        rec = command_attribute_name(ct)
+        defs[rec] = _record(rec, f"Attributes of a {ct.name} command.", command_fields(ct))
+        branches.append(rec)
+    defs["Command"] = {
+        "type": "record",
+        "name": "Command",
+        "namespace": NAMESPACE,
+        "doc": "What workflow code asks the engine to do; attributes is the record for command_type.",
+        VERSION_PROPERTY: SCHEMA_VERSION,
+        "fields": [{"name": "command_type", "type": "int"}, {"name": "attributes", "type": branches}],
+    }
+    return defs
+
+
+def message_names() -> list[str]:
+    return [f"{m}{kind}" for m in METHODS for kind in ("Request", "Response")]
+
+
+def messages() -> dict[str, dict[str, Any]]:
+    out = {}
+    for method, (request, response) in METHODS.items():
+        out[f"{method}Request"] = _record(f"{method}Request", f"Request of {method}.", request)
+        out[f"{method}Response"] = _record(f"{method}Response", f"Response of {method}.", response)
+    return out
+
+
+def _inline(schema: Schema, defs: dict[str, dict[str, Any]], seen: set[str]) -> Schema:
+    """Replace the first reference to each named type by its definition (Avro requires it)."""
+    if isinstance(schema, str):
+        if schema in defs and schema not in seen:
+            seen.add(schema)
+            return _inline(defs[schema], defs, seen)
+        return schema
+    if isinstance(schema, list):
+        return [_inline(branch, defs, seen) for branch in schema]
+    out = dict(schema)
+    if out.get("type") == "record":
+        seen.add(out["name"])
+        out["fields"] = [{**f, "type": _inline(f["type"], defs, seen)} for f in out["fields"]]
+    elif out.get("type") == "array":
+        out["items"] = _inline(out["items"], defs, seen)
+    elif out.get("type") == "map":
+        out["values"] = _inline(out["values"], defs, seen)
+    return out
+
+
+def expected_files() -> dict[Path, str]:
+    defs = named_types()
+    return {
+        API_DIR / f"{NAMESPACE}.{name}.avsc": json.dumps(_inline(schema, defs, set()), indent=1) + "\n"
+        for name, schema in messages().items()
+    }
+
+
+def check() -> list[str]:
+    expected = expected_files()
+    problems = []
+    for path, content in expected.items():
+        if not path.exists():
+            problems.append(f"missing {path.name}")
+        elif path.read_text() != content:
+            problems.append(f"out of date: {path.name}")
+    problems += [f"stale file: {p.name}" for p in API_DIR.glob("*.avsc") if p not in expected]
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate the frontend API's Avro schemas.")
+    parser.add_argument("--check", action="store_true", help="verify only; exit 1 if out of date")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check()
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1 if problems else 0
+    for path in API_DIR.glob("*.avsc"):
+        path.unlink()
+    files = expected_files()
+    for path, content in files.items():
+        path.write_text(content)
+    print(f"wrote {len(files)} files under {API_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

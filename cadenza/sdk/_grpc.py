@@ -1,0 +1,445 @@
+"""The network transport: ``WorkflowService`` over gRPC to a Cadenza frontend.
+
+Each call encodes its arguments as the API's Avro request message, sends the bytes to
+``/cadenza.api.v1.WorkflowService/<Method>`` and decodes the response. Failures become the same SDK
+exceptions the in-process transport raises: the server puts the error's class and details in trailing
+metadata, so a duplicate start still carries the existing run id and an unknown namespace still
+names the namespace.
+
+Deadlines: unary calls get ``rpc_timeout``; long polls (task polls, history waits) get their own
+server-side wait plus ``rpc_timeout``, so a quiet queue ends in an empty response, never in
+DEADLINE_EXCEEDED. UNAVAILABLE (the server restarting, a connection dropped) is retried with
+exponential backoff and jitter, up to ``retries`` times; with several targets each retry moves on to
+the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from cadenza.schemas import api
+from cadenza.schemas.api import convert as cv
+from cadenza.schemas.registry import SchemaError
+from cadenza.schemas.service import (
+    DescribeWorkflowResponse,
+    GetHistoryRequest,
+    GetHistoryResponse,
+    ListWorkflowExecutionsResponse,
+    NamespaceInfo,
+    PollActivityTaskResponse,
+    PollWorkflowTaskResponse,
+    RespondWorkflowTaskCompletedRequest,
+    RespondWorkflowTaskFailedRequest,
+    StartWorkflowRequest,
+    StartWorkflowResponse,
+    WorkflowExecution,
+)
+from cadenza.sdk import exceptions as sdk_errors
+
+Payloads = list[dict[str, Any]]
+Record = dict[str, Any]
+
+ERROR_TYPE_KEY = "cadenza-error-type"
+ERROR_DETAILS_KEY = "cadenza-error-details-bin"
+QUERY_EXTRA_S = 15.0
+"""The server waits up to 10 s for a worker to answer a query; give it that on top of the deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTLS:
+    """PEM material for a TLS channel (built from the public ``TLSConfig``)."""
+
+    server_root_ca_cert: bytes | None = None
+    client_cert: bytes | None = None
+    client_private_key: bytes | None = None
+    domain: str | None = None
+
+
+def translate_status(code: str, message: str, metadata: Any) -> Exception:
+    """The SDK exception for a failed call, mirroring ``_local.translate_error``."""
+    kind, details = "", {}
+    for key, value in metadata or ():
+        if key == ERROR_TYPE_KEY:
+            kind = value
+        elif key == ERROR_DETAILS_KEY:
+            try:
+                details = json.loads(value)
+            except ValueError:
+                details = {}
+    if kind == "WorkflowAlreadyStartedError":
+        return sdk_errors.WorkflowAlreadyStartedError(
+            details.get("workflow_id", ""), details.get("run_id", ""), details.get("workflow_type", "")
+        )
+    if kind == "WorkflowNotFoundError":
+        err = sdk_errors.WorkflowNotFoundError(details.get("workflow_id", ""), details.get("run_id"))
+        err.args = (message,)
+        return err
+    if kind == "NamespaceNotFoundError":
+        return sdk_errors.NamespaceNotFoundError(details.get("namespace", message))
+    if kind == "QueryFailedError":
+        return sdk_errors.QueryFailedError(message)
+    return sdk_errors.RPCError(code, message, details=details)
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", api.MAX_RESPONSE_BYTES),
+        ("grpc.max_send_message_length", -1),  # the server enforces the request limit and says so
+        # With dns:///name:port every resolved address gets calls, not just the first.
+        ("grpc.lb_policy_name", "round_robin"),
+        # Retries are ours (UNAVAILABLE only, with backoff); grpc's transparent ones would double them.
+        ("grpc.enable_retries", 0),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+    ]
+
+
+def open_channel(target: str, tls: ChannelTLS | None) -> grpc.aio.Channel:
+    options = channel_options()
+    if tls is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    if tls.domain:
+        options.append(("grpc.ssl_target_name_override", tls.domain))
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=tls.server_root_ca_cert,
+        private_key=tls.client_private_key,
+        certificate_chain=tls.client_cert,
+    )
+    return grpc.aio.secure_channel(target, creds, options=options)
+
+
+class GrpcService:
+    """``WorkflowService`` over one or more gRPC channels (round-robin between them)."""
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        *,
+        tls: ChannelTLS | None = None,
+        rpc_timeout: float = 10.0,
+        retries: int = 5,
+        initial_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+    ) -> None:
+        if not targets:
+            raise ValueError("no target to connect to")
+        self.targets = list(targets)
+        self.rpc_timeout = rpc_timeout
+        self.retries = retries
+        self._backoff = (initial_backoff, max_backoff)
+        self._channels = [open_channel(t, tls) for t in self.targets]
+        self._next = itertools.cycle(range(len(self._channels)))
+        self._stubs: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+
+    async def close(self) -> None:
+        for ch in self._channels:
+            await ch.close()
+
+    def _stub(self, index: int, method: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        stub = self._stubs.get((index, method))
+        if stub is None:
+            stub = self._channels[index].unary_unary(f"/{api.SERVICE}/{method}")
+            self._stubs[(index, method)] = stub
+        return stub
+
+    async def call(self, method: str, record: Record, *, timeout: float | None = None) -> Record:
+        """One RPC with retries; raises the SDK exception for the final failure."""
+        try:
+            request = api.encode(f"{method}Request", record)
+        except SchemaError as e:
+            raise sdk_errors.RPCError("INVALID_ARGUMENT", f"{method}: {e}") from None
+        deadline = timeout if timeout is not None else self.rpc_timeout
+        delay, max_delay = self._backoff
+        attempt = 0
+        while True:
+            stub = self._stub(next(self._next), method)
+            try:
+                response: bytes = await stub(request, timeout=deadline)
+                break
+            except grpc.aio.AioRpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
+                    attempt += 1
+                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, max_delay)
+                    continue
+                message = e.details() or code.name
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    message = f"{message} (target {', '.join(self.targets)}, {attempt + 1} attempts)"
+                raise translate_status(code.name, message, e.trailing_metadata()) from None
+        try:
+            return api.decode(f"{method}Response", response)
+        except SchemaError as e:
+            raise sdk_errors.RPCError("INTERNAL", f"{method}: undecodable response: {e}") from None
+
+    def _long(self, wait_s: float) -> float:
+        return wait_s + self.rpc_timeout
+
+    # -- workflows -------------------------------------------------------------------------------
+
+    async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
+        r = await self.call("StartWorkflowExecution", cv.start_request_to_record(request))
+        return StartWorkflowResponse(run_id=r["run_id"], started=r["started"])
+
+    async def signal_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        signal_name: str,
+        input: Payloads | None,
+        *,
+        identity: str = "",
+        request_id: str = "",
+    ) -> None:
+        await self.call(
+            "SignalWorkflowExecution",
+            {
+                "namespace": namespace,
+                "execution": cv.execution_to_record(execution),
+                "signal_name": signal_name,
+                "input": input,
+                "identity": identity,
+                "request_id": request_id,
+            },
+        )
+
+    async def query_workflow(
+        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
+    ) -> Payloads | None:
+        r = await self.call(
+            "QueryWorkflow",
+            {
+                "namespace": namespace,
+                "execution": cv.execution_to_record(execution),
+                "query_type": query_type,
+                "query_args": args,
+            },
+            timeout=self._long(QUERY_EXTRA_S),
+        )
+        result: Payloads | None = r["result"]
+        return result
+
+    async def request_cancel_workflow_execution(
+        self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
+    ) -> None:
+        await self.call(
+            "RequestCancelWorkflowExecution",
+            {
+                "namespace": namespace,
+                "execution": cv.execution_to_record(execution),
+                "identity": identity,
+                "request_id": request_id,
+            },
+        )
+
+    async def terminate_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        *,
+        reason: str = "",
+        details: Payloads | None = None,
+        identity: str = "",
+    ) -> None:
+        await self.call(
+            "TerminateWorkflowExecution",
+            {
+                "namespace": namespace,
+                "execution": cv.execution_to_record(execution),
+                "reason": reason,
+                "details": details,
+                "identity": identity,
+            },
+        )
+
+    async def describe_workflow_execution(
+        self, namespace: str, execution: WorkflowExecution
+    ) -> DescribeWorkflowResponse:
+        r = await self.call(
+            "DescribeWorkflowExecution",
+            {
+                "namespace": namespace,
+                "execution": cv.execution_to_record(execution),
+            },
+        )
+        return cv.describe_from_record(r)
+
+    async def get_workflow_execution_history(self, request: GetHistoryRequest) -> GetHistoryResponse:
+        waits = request.wait_new_event or request.close_event_only
+        r = await self.call(
+            "GetWorkflowExecutionHistory",
+            {
+                "namespace": request.namespace,
+                "execution": cv.execution_to_record(request.execution),
+                "next_page_token": request.next_page_token,
+                "maximum_page_size": request.maximum_page_size,
+                "wait_new_event": request.wait_new_event,
+                "close_event_only": request.close_event_only,
+                "timeout_s": request.timeout_s,
+            },
+            timeout=self._long(request.timeout_s) if waits else None,
+        )
+        return GetHistoryResponse(cv.history_from_bytes(r["history"]), r["next_page_token"], r["run_id"])
+
+    # -- workflow tasks ----------------------------------------------------------------------------
+
+    async def poll_workflow_task_queue(
+        self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
+    ) -> PollWorkflowTaskResponse | None:
+        r = await self.call(
+            "PollWorkflowTaskQueue",
+            {
+                "namespace": namespace,
+                "task_queue": task_queue,
+                "identity": identity,
+                "timeout_s": timeout_s,
+            },
+            timeout=self._long(timeout_s),
+        )
+        return cv.workflow_task_from_record(r["task"]) if r["task"] is not None else None
+
+    async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
+        await self.call(
+            "RespondWorkflowTaskCompleted",
+            {
+                "task_token": request.task_token,
+                "commands": cv.commands_to_records(request.commands),
+                "identity": request.identity,
+                "namespace": request.namespace,
+            },
+        )
+
+    async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
+        await self.call(
+            "RespondWorkflowTaskFailed",
+            {
+                "task_token": request.task_token,
+                "cause": request.cause,
+                "failure": request.failure,
+                "identity": request.identity,
+                "namespace": request.namespace,
+            },
+        )
+
+    async def respond_query_task_completed(
+        self, namespace: str, query_id: str, *, result: Payloads | None = None, error_message: str = ""
+    ) -> None:
+        await self.call(
+            "RespondQueryTaskCompleted",
+            {
+                "namespace": namespace,
+                "query_id": query_id,
+                "result": result,
+                "error_message": error_message,
+            },
+        )
+
+    # -- activity tasks ------------------------------------------------------------------------------
+
+    async def poll_activity_task_queue(
+        self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
+    ) -> PollActivityTaskResponse | None:
+        r = await self.call(
+            "PollActivityTaskQueue",
+            {
+                "namespace": namespace,
+                "task_queue": task_queue,
+                "identity": identity,
+                "timeout_s": timeout_s,
+            },
+            timeout=self._long(timeout_s),
+        )
+        return cv.activity_task_from_record(r["task"]) if r["task"] is not None else None
+
+    async def record_activity_task_heartbeat(
+        self, task_token: bytes, details: Payloads | None, *, identity: str = ""
+    ) -> bool:
+        r = await self.call(
+            "RecordActivityTaskHeartbeat",
+            {
+                "task_token": task_token,
+                "details": details,
+                "identity": identity,
+            },
+        )
+        return bool(r["cancel_requested"])
+
+    async def respond_activity_task_completed(
+        self, task_token: bytes, result: Payloads | None, *, identity: str = ""
+    ) -> None:
+        await self.call(
+            "RespondActivityTaskCompleted",
+            {
+                "task_token": task_token,
+                "result": result,
+                "identity": identity,
+            },
+        )
+
+    async def respond_activity_task_failed(
+        self, task_token: bytes, failure: dict[str, Any], *, identity: str = ""
+    ) -> None:
+        await self.call(
+            "RespondActivityTaskFailed",
+            {
+                "task_token": task_token,
+                "failure": failure,
+                "identity": identity,
+            },
+        )
+
+    async def respond_activity_task_canceled(
+        self, task_token: bytes, details: Payloads | None, *, identity: str = ""
+    ) -> None:
+        await self.call(
+            "RespondActivityTaskCanceled",
+            {
+                "task_token": task_token,
+                "details": details,
+                "identity": identity,
+            },
+        )
+
+    # -- namespaces, visibility, cluster -------------------------------------------------------------
+
+    async def register_namespace(self, info: NamespaceInfo) -> None:
+        await self.call("RegisterNamespace", {"namespace": cv.namespace_to_record(info)})
+
+    async def describe_namespace(self, name: str) -> NamespaceInfo:
+        r = await self.call("DescribeNamespace", {"name": name})
+        return cv.namespace_from_record(r["namespace"])
+
+    async def list_namespaces(self) -> list[NamespaceInfo]:
+        r = await self.call("ListNamespaces", {})
+        return [cv.namespace_from_record(n) for n in r["namespaces"]]
+
+    async def update_namespace(self, info: NamespaceInfo) -> None:
+        await self.call("UpdateNamespace", {"namespace": cv.namespace_to_record(info)})
+
+    async def list_workflow_executions(
+        self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None
+    ) -> ListWorkflowExecutionsResponse:
+        """One page of visibility records; FAILED_PRECONDITION (or UNIMPLEMENTED on an older server)
+        when the server has no visibility store."""
+        r = await self.call(
+            "ListWorkflowExecutions",
+            {
+                "namespace": namespace,
+                "query": query,
+                "page_size": page_size,
+                "next_page_token": next_page_token,
+            },
+        )
+        return cv.executions_page_from_record(r)
+
+    async def get_cluster_info(self) -> Record:
+        return await self.call("GetClusterInfo", {})
