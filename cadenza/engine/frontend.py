@@ -16,9 +16,9 @@ from cadenza.engine.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
+    NotFoundError,
     QueryFailedError,
     QueryRejectedError,
-    TaskNotFoundError,
     UnavailableError,
 )
 from cadenza.engine.history import activities, limits
@@ -78,7 +78,7 @@ class Frontend:
         self._queries: dict[str, PendingQuery] = {}
         self.visibility: Any = None
         """The visibility store lists and counts read from (None: not configured)."""
-        self.outstanding: set[bytes] = set()
+        self.outstanding: dict[bytes, int] = {}
         """Tokens of tasks handed to workers and not yet answered (the time-skipping environment
         only moves time while this is empty)."""
 
@@ -86,7 +86,7 @@ class Frontend:
         try:
             await call
         finally:
-            self.outstanding.discard(token)
+            self.outstanding.pop(token, None)
 
     async def _ns_id(self, namespace: str) -> str:
         return (await self.namespaces.get(namespace)).id
@@ -278,23 +278,20 @@ class Frontend:
                 ),
                 defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
             )
-        except (TaskNotFoundError, UnavailableError, InvalidArgumentError) as e:
-            task.ack()
+        except Exception as e:
+            self._start_failed(task, e)
             if isinstance(e, UnavailableError):
                 raise
             return None
-        except Exception:
-            task.ack()
-            return None
         (scheduled_id, started_id, synthetic), workflow_type = result
-        _, _, events = await self.history.get_state_and_events(
+        _, ms_now, events = await self.history.get_state_and_events(
             task.namespace_id, task.workflow_id, task.run_id
         )
         history = events[: started_id - len(synthetic)] + synthetic if synthetic else events[:started_id]
         token = wft.encode_token(
             task.namespace_id, task.workflow_id, task.run_id, scheduled_id, task.attempt, started_id
         )
-        self.outstanding.add(token)
+        self.outstanding[token] = self.history.clock.now_us() + ms_now.workflow_task.timeout_ms * 1000
         return PollWorkflowTaskResponse(
             task_token=token,
             workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
@@ -304,6 +301,20 @@ class Frontend:
             started_event_id=started_id,
             history=history,
         )
+
+    def _start_failed(self, task: MatchTask, e: BaseException) -> None:
+        """A task whose start failed. Stale (nothing to start any more): done with it. Otherwise
+        (the store is down, the shard is busy...) it is offered again a second later: dropping it
+        would leave its run waiting forever, since a scheduled task has no other trigger."""
+        stale = isinstance(e, NotFoundError | InvalidArgumentError | FailedPreconditionError)
+        try:
+            lost = self.history.shard(task.namespace_id, task.workflow_id).lost
+        except UnavailableError:
+            lost = True
+        if stale or lost:
+            task.ack()  # a lost shard's new owner re-reads the task from the store
+        else:
+            asyncio.get_running_loop().call_later(1.0, self.matching.reoffer, task)
 
     async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
         ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
@@ -454,16 +465,16 @@ class Frontend:
                     rule,
                     defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
                 )
-            except UnavailableError:
-                task.ack()
-                raise
-            except Exception:
-                task.ack()
+            except Exception as e:
+                self._start_failed(task, e)
+                if isinstance(e, UnavailableError):
+                    raise
                 continue
             token = wft.encode_token(
                 task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
             )
-            self.outstanding.add(token)
+            budget = [t for t in (info.start_to_close_timeout_ms, info.heartbeat_timeout_ms) if t]
+            self.outstanding[token] = self.history.clock.now_us() + min(budget or [0]) * 1000
             return PollActivityTaskResponse(
                 task_token=token,
                 workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
@@ -489,9 +500,16 @@ class Frontend:
     ) -> bool:
         ns, wid, rid, sid, attempt, _ = wft.decode_token(task_token)
         limits.validate_payloads("details", details)
-        return await self.history.mutate(
-            ns, wid, rid, lambda m: activities.heartbeat(m, sid, attempt, details)
-        )
+
+        def rule(m: Mutation) -> tuple[bool, int]:
+            cancel = activities.heartbeat(m, sid, attempt, details)
+            return cancel, m.ms.activities[sid].heartbeat_timeout_ms
+
+        cancel, heartbeat_timeout_ms = await self.history.mutate(ns, wid, rid, rule)
+        if heartbeat_timeout_ms and task_token in self.outstanding:
+            # The worker is alive: its task counts as in flight for another heartbeat timeout.
+            self.outstanding[task_token] = self.history.clock.now_us() + heartbeat_timeout_ms * 1000
+        return cancel
 
     async def respond_activity_task_completed(
         self, task_token: bytes, result: Payloads | None, *, identity: str = ""

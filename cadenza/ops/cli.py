@@ -29,6 +29,8 @@ def dev() -> None:
 
 def _register() -> None:
     # Sub-commands live next to the code they drive; importing them here keeps `cadenza --help` complete.
+    from cadenza.ops.commands import admin as admin_commands
+    from cadenza.ops.commands import workflow_ops  # noqa: F401  (registers count/reset/reset-batch)
     from cadenza.ops.commands.namespace import namespace
     from cadenza.ops.commands.server import server
     from cadenza.ops.commands.workflow import workflow
@@ -39,6 +41,7 @@ def _register() -> None:
         cli.add_command(server)
         cli.add_command(namespace)
         cli.add_command(workflow)
+        admin_commands.register(cli)
         root: AliasedGroup = cli  # type: ignore[assignment]
         root.aliases.update({"n": "namespace", "ns": "namespace", "wf": "workflow", "w": "workflow"})
 

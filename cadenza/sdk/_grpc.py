@@ -30,6 +30,7 @@ from cadenza.schemas import api
 from cadenza.schemas.api import convert as cv
 from cadenza.schemas.registry import SchemaError
 from cadenza.schemas.service import (
+    CountWorkflowExecutionsResponse,
     DescribeWorkflowResponse,
     GetHistoryRequest,
     GetHistoryResponse,
@@ -440,6 +441,58 @@ class GrpcService:
             },
         )
         return cv.executions_page_from_record(r)
+
+    async def scan_workflow_executions(
+        self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None
+    ) -> ListWorkflowExecutionsResponse:
+        r = await self.call(
+            "ScanWorkflowExecutions",
+            {
+                "namespace": namespace,
+                "query": query,
+                "page_size": page_size,
+                "next_page_token": next_page_token,
+            },
+        )
+        return cv.executions_page_from_record(r)
+
+    async def count_workflow_executions(
+        self, namespace: str, query: str = "", *, group_by_status: bool = False
+    ) -> CountWorkflowExecutionsResponse:
+        r = await self.call(
+            "CountWorkflowExecutions",
+            {"namespace": namespace, "query": query, "group_by_status": group_by_status},
+        )
+        return CountWorkflowExecutionsResponse(r["count"], dict(r["groups"]))
+
+    async def reset_workflow_execution(
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        *,
+        reset_type: str,
+        event_id: int = 0,
+        reason: str = "",
+        identity: str = "",
+    ) -> str:
+        r = await self.call(
+            "ResetWorkflowExecution",
+            {
+                "namespace": namespace,
+                "execution": cv.execution_to_record(execution),
+                "reset_type": reset_type,
+                "event_id": event_id,
+                "reason": reason,
+                "identity": identity,
+            },
+        )
+        return str(r["run_id"])
+
+    async def get_search_attributes(self) -> dict[str, str]:
+        return dict((await self.call("GetSearchAttributes", {}))["attributes"])
+
+    async def add_search_attributes(self, attributes: dict[str, str]) -> None:
+        await self.call("AddSearchAttributes", {"attributes": dict(attributes)})
 
     async def get_cluster_info(self) -> Record:
         return await self.call("GetClusterInfo", {})

@@ -93,6 +93,11 @@ class WorkflowEnvironment:
 
     def _idle(self) -> bool:
         fe = self.host.frontend
+        now = self.clock.now_us()
+        # A task whose timeout passed no longer holds time still: its worker may be gone, and only
+        # the (skipped-to) timeout will move it on.
+        for token in [t for t, deadline in fe.outstanding.items() if deadline <= now]:
+            del fe.outstanding[token]
         if fe.outstanding or self.host.queues.in_flight():
             return False
         for q in self.host.matching._queues.values():

@@ -363,10 +363,17 @@ class Worker:
                 self._activity_slots.release()
                 continue
             t = asyncio.create_task(self._run_activity(task))
-            t.add_done_callback(lambda _: self._activity_slots.release())
+            t.add_done_callback(self._activity_done)
             if ready is not None:
                 # Let the new task take its session slot before deciding whether to poll again.
                 await asyncio.sleep(0)
+
+    def _activity_done(self, t: asyncio.Task[None]) -> None:
+        self._activity_slots.release()
+        if not t.cancelled() and t.exception() is not None:
+            # Reporting the outcome failed (server unreachable): the attempt will time out and be
+            # retried by the server, so this is logged, not raised.
+            log.warning("activity task ended with an unreported error: %s", t.exception())
 
     async def _run_activity(self, task: PollActivityTaskResponse) -> None:
         service = self.client.service

@@ -153,3 +153,36 @@ def test_heartbeat_details_let_the_next_attempt_resume_after_a_worker_dies() -> 
         assert done_by_first >= 10
 
     run_in_env(scenario)
+
+
+def test_time_skipping_resumes_after_a_worker_dies_mid_activity() -> None:
+    """A task whose worker died must not hold skipped time still forever: once its heartbeat
+    timeout passes, time skips again and the retry runs on another worker."""
+
+    @workflow.defn(name="CounterSkipping")
+    class CounterSkipping:
+        @workflow.run
+        async def run(self, n: int) -> dict[str, int]:
+            await asyncio.sleep(3600)  # an hour of workflow time first: skipped
+            return await workflow.execute_activity(
+                count_to, n, start_to_close_timeout=timedelta(hours=1),
+                heartbeat_timeout=timedelta(milliseconds=500),
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)),
+            )
+
+    async def scenario(env: WorkflowEnvironment) -> None:
+        PROGRESS.clear()
+        loop = asyncio.get_running_loop()
+        first = Worker(env.client, task_queue="skip", workflows=[CounterSkipping], activities=[count_to])
+        first.start()
+        started = loop.time()
+        handle = await env.client.start_workflow(CounterSkipping.run, 200, id="skip-counter", task_queue="skip")
+        while len(PROGRESS) < 5:
+            await asyncio.sleep(0.01)
+        await first.abandon()
+        async with Worker(env.client, task_queue="skip", workflows=[CounterSkipping], activities=[count_to]):
+            result = await handle.result()
+        assert result["attempt"] == 2
+        assert loop.time() - started < 15
+
+    run_in_env(scenario, time_skipping=True)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
+from cadenza.engine.persistence.errors import ShardOwnershipLostError
 from cadenza.engine.persistence.protocols import TaskCategory
 
 if TYPE_CHECKING:
@@ -307,36 +308,34 @@ class QueueProcessors:
                 log.exception("saving queue ack levels failed; will retry")
 
     async def flush_ack_levels(self) -> None:
+        """Saves each shard's ack levels, then deletes the rows below them. The save is fenced by
+        the shard's range_id and comes first, so a host that lost the shard (and does not know it
+        yet) fails there and never deletes rows that now belong to the new owner."""
         for shard_id, shard in self._shards.items():
             if shard.lost:
                 continue
-            levels: dict[str, int] = {}
-            tr = self._transfer[shard_id]
-            new = tr.compute()
-            if new > tr.persisted_level:
+            trackers = {
+                "transfer": (TaskCategory.TRANSFER, self._transfer[shard_id], 1),
+                "timer": (TaskCategory.TIMER, self._timer_acks[shard_id], 0),
+                "visibility": (TaskCategory.VISIBILITY, self._vis_acks[shard_id], 1),
+            }
+            moved = {}
+            for name, (_, tracker, _part) in trackers.items():
+                new = tracker.compute()
+                if new > tracker.persisted_level:
+                    moved[name] = new
+            if not moved:
+                continue
+            try:
+                await shard.save_ack_levels({name: level[trackers[name][2]] for name, level in moved.items()})
+            except ShardOwnershipLostError:
+                continue
+            for name, new in moved.items():
+                category, tracker, _ = trackers[name]
                 await shard.stores.executions.complete_tasks(
-                    shard_id, TaskCategory.TRANSFER, min_key=tr.persisted_level, max_key=new
+                    shard_id, category, min_key=tracker.persisted_level, max_key=new
                 )
-                levels["transfer"] = new[1]
-                tr.persisted_level = new
-            tm = self._timer_acks[shard_id]
-            new = tm.compute()
-            if new > tm.persisted_level:
-                await shard.stores.executions.complete_tasks(
-                    shard_id, TaskCategory.TIMER, min_key=tm.persisted_level, max_key=new
-                )
-                levels["timer"] = new[0]
-                tm.persisted_level = new
-            vis = self._vis_acks[shard_id]
-            new = vis.compute()
-            if new > vis.persisted_level:
-                await shard.stores.executions.complete_tasks(
-                    shard_id, TaskCategory.VISIBILITY, min_key=vis.persisted_level, max_key=new
-                )
-                levels["visibility"] = new[1]
-                vis.persisted_level = new
-            if levels:
-                await shard.save_ack_levels(levels)
+                tracker.persisted_level = new
 
     def next_timer_time(self) -> int | None:
         return self._timers[0][0] if self._timers else None

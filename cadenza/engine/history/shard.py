@@ -139,9 +139,18 @@ class ShardContext:
             self._max_task_id = (self.range_id + 1) << RANGE_BITS
 
     def _lose(self) -> None:
-        self.lost = True
-        log.error("shard %d: ownership lost; this host stops writing to it", self.shard_id)
+        self.mark_lost()
         raise ShardOwnershipLostError(self.shard_id, self.range_id, None)
+
+    def mark_lost(self) -> None:
+        """Another host acquired the shard: stop writing to it (logged once)."""
+        if not self.lost:
+            self.lost = True
+            log.error(
+                "shard %d: ownership lost (range_id %d is stale); this host stops writing to it",
+                self.shard_id,
+                self.range_id,
+            )
 
     async def allocate_task_ids(self, n: int) -> list[int]:
         if self._next_task_id + n > self._max_task_id:
@@ -154,7 +163,11 @@ class ShardContext:
         self.ack_levels.update(levels)
         info = await self.stores.shards.get_shard(self.shard_id)
         info.ack_levels = dict(self.ack_levels)
-        await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+        try:
+            await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+        except ShardOwnershipLostError:
+            self.mark_lost()
+            raise
 
     # -- the run cache -----------------------------------------------------------------------------
 
@@ -304,7 +317,7 @@ class ShardContext:
                 )
             )
         except ShardOwnershipLostError:
-            self.lost = True
+            self.mark_lost()
             raise
         ctx.state = ms
         ctx.events = events
@@ -363,7 +376,7 @@ class ShardContext:
                 )
             )
         except ShardOwnershipLostError:
-            self.lost = True
+            self.mark_lost()
             self.invalidate(ctx)
             raise
         except BaseException:

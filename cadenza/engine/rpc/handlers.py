@@ -194,6 +194,36 @@ class Handlers:
         resp = await method(r["namespace"], r["query"], r["page_size"] or 100, r["next_page_token"])
         return cv.executions_page_to_record(resp)
 
+    async def ScanWorkflowExecutions(self, r: Record) -> Record:
+        resp = await self.fe.scan_workflow_executions(
+            r["namespace"], r["query"], r["page_size"] or 100, r["next_page_token"]
+        )
+        return cv.executions_page_to_record(resp)
+
+    async def CountWorkflowExecutions(self, r: Record) -> Record:
+        resp = await self.fe.count_workflow_executions(
+            r["namespace"], r["query"], group_by_status=r["group_by_status"]
+        )
+        return {"count": resp.count, "groups": dict(resp.groups)}
+
+    async def ResetWorkflowExecution(self, r: Record) -> Record:
+        run_id = await self.fe.reset_workflow_execution(
+            r["namespace"],
+            cv.execution_from_record(r["execution"]),
+            reset_type=r["reset_type"],
+            event_id=r["event_id"],
+            reason=r["reason"],
+            identity=r["identity"],
+        )
+        return {"run_id": run_id}
+
+    async def GetSearchAttributes(self, r: Record) -> Record:
+        return {"attributes": await self.fe.get_search_attributes()}
+
+    async def AddSearchAttributes(self, r: Record) -> Record:
+        await self.fe.add_search_attributes(dict(r["attributes"]))
+        return EMPTY
+
     async def GetClusterInfo(self, r: Record) -> Record:
         c = self.cluster
         capabilities = list(c.capabilities)

@@ -59,6 +59,7 @@ _TYPES: dict[str, tuple[Schema, Any]] = {
     "WT?": (["null", "WorkflowTask"], None),
     "AT?": (["null", "ActivityTask"], None),
     "VL": ({"type": "array", "items": "WorkflowExecutionInfo"}, []),
+    "ML": ({"type": "map", "values": "long"}, {}),
 }
 
 # Fields a command carries that its event spells differently (the event has the execution record).
@@ -250,6 +251,20 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"namespace": "s", "query": "s", "page_size": "i", "next_page_token": "B?"},
         {"executions": "VL", "next_page_token": "B?"},
     ),
+    "ScanWorkflowExecutions": (
+        {"namespace": "s", "query": "s", "page_size": "i", "next_page_token": "B?"},
+        {"executions": "VL", "next_page_token": "B?"},
+    ),
+    "CountWorkflowExecutions": (
+        {"namespace": "s", "query": "s", "group_by_status": "b"},
+        {"count": "l", "groups": "ML"},
+    ),
+    "ResetWorkflowExecution": (
+        {"namespace": "s", "execution": "E", "reset_type": "s", "event_id": "l", "reason": "s", "identity": "s"},
+        {"run_id": "s"},
+    ),
+    "GetSearchAttributes": ({}, {"attributes": "MS"}),
+    "AddSearchAttributes": ({"attributes": "MS"}, {}),
     "GetClusterInfo": (
         {},
         {
