@@ -165,7 +165,9 @@ def test_time_skipping_resumes_after_a_worker_dies_mid_activity() -> None:
         async def run(self, n: int) -> dict[str, int]:
             await asyncio.sleep(3600)  # an hour of workflow time first: skipped
             return await workflow.execute_activity(
-                count_to, n, start_to_close_timeout=timedelta(hours=1),
+                count_to,
+                n,
+                start_to_close_timeout=timedelta(hours=1),
                 heartbeat_timeout=timedelta(milliseconds=500),
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)),
             )
@@ -176,7 +178,9 @@ def test_time_skipping_resumes_after_a_worker_dies_mid_activity() -> None:
         first = Worker(env.client, task_queue="skip", workflows=[CounterSkipping], activities=[count_to])
         first.start()
         started = loop.time()
-        handle = await env.client.start_workflow(CounterSkipping.run, 200, id="skip-counter", task_queue="skip")
+        handle = await env.client.start_workflow(
+            CounterSkipping.run, 200, id="skip-counter", task_queue="skip"
+        )
         while len(PROGRESS) < 5:
             await asyncio.sleep(0.01)
         await first.abandon()

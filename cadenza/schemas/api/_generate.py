@@ -260,7 +260,14 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"count": "l", "groups": "ML"},
     ),
     "ResetWorkflowExecution": (
-        {"namespace": "s", "execution": "E", "reset_type": "s", "event_id": "l", "reason": "s", "identity": "s"},
+        {
+            "namespace": "s",
+            "execution": "E",
+            "reset_type": "s",
+            "event_id": "l",
+            "reason": "s",
+            "identity": "s",
+        },
         {"run_id": "s"},
     ),
     "GetSearchAttributes": ({}, {"attributes": "MS"}),
