@@ -179,22 +179,12 @@ def _update_run(conn: sqlite3.Connection, request: UpdateWorkflowRequest) -> Non
     shard_id, ex = request.shard_id, request.execution
     check_range_id(conn, shard_id, request.range_id)
     key = (shard_id, ex.namespace_id, ex.workflow_id, ex.run_id)
-    row = conn.execute(
-        "SELECT db_version FROM executions "
-        "WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? AND run_id = ?",
-        key,
-    ).fetchone()
-    if row is None:
-        raise ConditionFailedError(f"execution {ex.namespace_id}/{ex.workflow_id}/{ex.run_id} not found")
-    if row[0] != request.expected_db_version:
-        raise ConditionFailedError(
-            f"execution {ex.namespace_id}/{ex.workflow_id}/{ex.run_id}: db_version is {row[0]}, "
-            f"expected {request.expected_db_version}"
-        )
-    conn.execute(
+    # The condition is part of the UPDATE (one statement on the hot path); only a miss reads the row
+    # to say why.
+    updated = conn.execute(
         "UPDATE executions SET state = ?, status = ?, next_event_id = ?, db_version = ?, "
         "last_write_version = ?, start_request_id = ?, data = ?, start_version = ? "
-        "WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? AND run_id = ?",
+        "WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? AND run_id = ? AND db_version = ?",
         (
             int(ex.state),
             int(ex.status),
@@ -205,13 +195,37 @@ def _update_run(conn: sqlite3.Connection, request: UpdateWorkflowRequest) -> Non
             ex.data,
             ex.start_version,
             *key,
+            request.expected_db_version,
         ),
-    )
+    ).rowcount
+    if updated != 1:
+        row = conn.execute(
+            "SELECT db_version FROM executions "
+            "WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? AND run_id = ?",
+            key,
+        ).fetchone()
+        if row is None:
+            raise ConditionFailedError(f"execution {ex.namespace_id}/{ex.workflow_id}/{ex.run_id} not found")
+        raise ConditionFailedError(
+            f"execution {ex.namespace_id}/{ex.workflow_id}/{ex.run_id}: db_version is {row[0]}, "
+            f"expected {request.expected_db_version}"
+        )
     # The pointer mirrors the current run's state/status; a non-current run leaves it alone.
+    # Usually nothing changed (state and status move only when the run closes): the extra terms
+    # keep that case a read, not a page write.
     conn.execute(
         "UPDATE current_executions SET state = ?, status = ?, last_write_version = ? "
-        "WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? AND run_id = ?",
-        (int(ex.state), int(ex.status), ex.last_write_version, *key),
+        "WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? AND run_id = ? "
+        "AND (state != ? OR status != ? OR last_write_version != ?)",
+        (
+            int(ex.state),
+            int(ex.status),
+            ex.last_write_version,
+            *key,
+            int(ex.state),
+            int(ex.status),
+            ex.last_write_version,
+        ),
     )
     for append in request.history:
         write_append(conn, append)
