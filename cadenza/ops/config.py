@@ -44,11 +44,35 @@ class SqliteStore(_Strict):
     databaseName: str = ":memory:"
 
 
+class CassandraStore(_Strict):
+    hosts: str | list[str]
+    """One host, a comma-separated list, or a YAML list."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 9042
+    keyspace: str = "cadenza"
+    user: str | None = None
+    password: str | None = None
+    consistency: str = "LOCAL_QUORUM"
+    serialConsistency: str = "LOCAL_SERIAL"
+
+    def host_list(self) -> list[str]:
+        hosts = self.hosts if isinstance(self.hosts, list) else self.hosts.split(",")
+        return [h.strip() for h in hosts if h.strip()]
+
+
+class ElasticsearchIndices(_Strict):
+    visibility: str = "cadenza_visibility_v1"
+
+
+class ElasticsearchStore(_Strict):
+    url: str
+    indices: ElasticsearchIndices = ElasticsearchIndices()
+
+
 class DataStore(_Strict):
     sqlite: SqliteStore | None = None
-    cassandra: dict[str, Any] | None = None
+    cassandra: CassandraStore | None = None
     sql: dict[str, Any] | None = None
-    elasticsearch: dict[str, Any] | None = None
+    elasticsearch: ElasticsearchStore | None = None
 
     @model_validator(mode="after")
     def _one_backend(self) -> DataStore:
@@ -99,9 +123,21 @@ class NamespaceDefaults(_Strict):
     retentionDays: Annotated[int, Field(ge=0)] = 3
 
 
+class KafkaCluster(_Strict):
+    brokers: list[str]
+
+
+class Kafka(BaseModel):
+    # Topic layout keys (topics, cluster-topics, applications) are accepted as the anchors write them;
+    # the visibility topics are created by `cadenza admin setup-schema --store kafka`.
+    model_config = ConfigDict(extra="allow")
+    clusters: dict[str, KafkaCluster]
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     persistence: Persistence
+    kafka: Kafka | None = None
     services: dict[str, Service] = {}
     clusterMetadata: ClusterMetadata = ClusterMetadata()
     namespaceDefaults: NamespaceDefaults = NamespaceDefaults()
@@ -132,20 +168,50 @@ def load_config(path: str | Path) -> ServerConfig:
 
 
 def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettings:
-    """What this build can run from ``config``: SQLite only for now."""
+    """What to run from ``config``: the default store on SQLite or Cassandra; visibility on the
+    embedded SQLite store or Elasticsearch, fed through the embedded log or Kafka."""
     p = config.persistence
     store = p.datastores[p.defaultStore]
-    if store.sqlite is None:
-        kind = next(k for k in ("cassandra", "sql", "elasticsearch") if getattr(store, k) is not None)
-        raise ConfigError(
-            f"{path}: persistence.datastores.{p.defaultStore}: {kind} is not supported by this server "
-            "yet; use a sqlite datastore"
+    where = f"{path}: persistence.datastores.{p.defaultStore}"
+    if store.sqlite is None and store.cassandra is None:
+        kind = next(k for k in ("sql", "elasticsearch") if getattr(store, k) is not None)
+        raise ConfigError(f"{where}: {kind} cannot hold workflows; use sqlite or cassandra")
+    visibility_es = None
+    if p.visibilityStore is not None:
+        vis = p.datastores[p.visibilityStore]
+        if vis.elasticsearch is None and vis.sqlite is None:
+            raise ConfigError(
+                f"{path}: persistence.datastores.{p.visibilityStore}: "
+                "visibility needs an elasticsearch or sqlite datastore"
+            )
+        if vis.elasticsearch is not None:
+            visibility_es = {"url": vis.elasticsearch.url, "index": vis.elasticsearch.indices.visibility}
+    kafka_brokers = None
+    if config.kafka is not None and config.kafka.clusters:
+        cluster = config.kafka.clusters.get(config.clusterMetadata.currentClusterName) or next(
+            iter(config.kafka.clusters.values())
         )
+        kafka_brokers = ",".join(cluster.brokers)
+    cassandra = None
+    if store.cassandra is not None:
+        c = store.cassandra
+        cassandra = {
+            "hosts": c.host_list(),
+            "port": c.port,
+            "keyspace": c.keyspace,
+            "user": c.user,
+            "password": c.password,
+            "consistency": c.consistency,
+            "serial_consistency": c.serialConsistency,
+        }
     frontend = config.services.get("frontend", Service())
     return ServerSettings(
         ip=frontend.rpc.bindOnIP,
         port=frontend.rpc.grpcPort,
-        db_filename=store.sqlite.databaseName,
+        db_filename=store.sqlite.databaseName if store.sqlite is not None else ":memory:",
+        cassandra=cassandra,
+        visibility_es=visibility_es,
+        kafka_brokers=kafka_brokers,
         num_shards=p.numHistoryShards,
         namespaces=tuple(config.namespaceDefaults.namespaces),
         cluster_name=config.clusterMetadata.currentClusterName,

@@ -47,6 +47,12 @@ class ServerSettings:
     visibility: bool = True
     """List and count workflows: the embedded bus carries visibility records to a SQLite visibility
     store (next to the database file, or in memory)."""
+    cassandra: dict[str, Any] | None = None
+    """Workflows in Cassandra instead of SQLite: hosts, port, keyspace, user, password, consistency."""
+    visibility_es: dict[str, str] | None = None
+    """Visibility in Elasticsearch: url and index."""
+    kafka_brokers: str | None = None
+    """Visibility records travel through Kafka instead of the embedded log."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,7 +68,14 @@ class ServerProcess:
         s = self.settings
         if s.db_filename != ":memory:":
             Path(s.db_filename).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        stores = open_sqlite_stores(s.db_filename)
+        stores: Any
+        if s.cassandra is not None:
+            from cadenza.engine.persistence.cassandra import open_cassandra_stores_async
+
+            c = dict(s.cassandra)
+            stores = await open_cassandra_stores_async(c.pop("hosts"), c.pop("port"), c.pop("keyspace"), **c)
+        else:
+            stores = open_sqlite_stores(s.db_filename)
         try:
             visibility: dict[str, Any] = {}
             if s.visibility:
@@ -78,7 +91,7 @@ class ServerProcess:
             cluster = ClusterInfo(
                 cluster_name=s.cluster_name,
                 num_history_shards=s.num_shards,
-                persistence="sqlite",
+                persistence="cassandra" if s.cassandra is not None else "sqlite",
                 server_version=server_version(),
             )
             self.rpc = RpcServer(self.host.frontend, cluster=cluster)
@@ -92,11 +105,28 @@ class ServerProcess:
 
     async def _open_visibility(self, db_filename: str) -> dict[str, Any]:
         from cadenza.engine.bus.embedded import EmbeddedBus
+        from cadenza.visibility.pipeline import DEV_SEARCH_ATTRIBUTES
         from cadenza.visibility.sqlite_store import SqliteVisibilityStore
 
+        s = self.settings
         memory = db_filename == ":memory:"
-        store = await SqliteVisibilityStore.open(":memory:" if memory else f"{db_filename}.visibility")
-        bus = EmbeddedBus(":memory:" if memory else f"{db_filename}.bus")
+        store: Any
+        if s.visibility_es is not None:
+            from cadenza.visibility.es_store import ElasticsearchVisibilityStore
+
+            store = await ElasticsearchVisibilityStore.open(
+                s.visibility_es["url"], index=s.visibility_es["index"]
+            )
+        else:
+            store = await SqliteVisibilityStore.open(":memory:" if memory else f"{db_filename}.visibility")
+            await store.add_search_attributes(DEV_SEARCH_ATTRIBUTES)
+        bus: Any
+        if s.kafka_brokers:
+            from cadenza.engine.bus.kafka import KafkaBus
+
+            bus = KafkaBus(s.kafka_brokers)
+        else:
+            bus = EmbeddedBus(":memory:" if memory else f"{db_filename}.bus")
         self._closers += [bus, store]
         return {"visibility_store": store, "bus": bus}
 

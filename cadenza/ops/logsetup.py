@@ -42,3 +42,8 @@ def configure(log_format: str = "text", level: str = "warning") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The Cassandra driver logs each failed connection attempt with a traceback; the server reports
+    # an unreachable cluster itself, once, naming the hosts. Its own errors still show at --log-level
+    # debug.
+    if root.level > logging.DEBUG:
+        logging.getLogger("cassandra").setLevel(logging.CRITICAL)

@@ -50,10 +50,17 @@ def _tls(cert: str | None, key: str | None, client_ca: str | None) -> object:
 
 
 def _serve(settings: ServerSettings) -> None:
+    from cadenza.engine.persistence.errors import PersistenceError
+
     try:
         asyncio.run(serve_forever(settings))
     except OSError as e:
         click.echo(f"error: cannot start the server on {settings.ip}:{settings.port}: {e}", err=True)
+        raise SystemExit(1) from None
+    except PersistenceError as e:
+        # e.g. Cassandra unreachable, or a keyspace without the schema: the message names the hosts
+        # or the command that fixes it.
+        click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
 
 
@@ -119,7 +126,8 @@ def start_dev(
 @_LOG_FORMAT
 @_LOG_LEVEL
 def start(config_path: str, services: str, log_format: str, log_level: str) -> None:
-    """Start a server from a config file (SQLite datastores only, for now)."""
+    """Start a server from a config file (SQLite or Cassandra; visibility on SQLite or Elasticsearch,
+    through the embedded log or Kafka)."""
     roles = [r.strip() for r in services.split(",") if r.strip()]
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
