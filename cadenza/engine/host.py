@@ -67,6 +67,7 @@ class Host:
             host=host_id,
             on_new_tasks=self.queues.on_new_tasks,
             on_volatile_timer=self.queues.push_volatile_timer,
+            ledger=self.queues,
         )
         self.namespaces = NamespaceRegistry(stores.namespaces)
         self._indexer: Any = None

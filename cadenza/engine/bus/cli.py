@@ -24,12 +24,18 @@ from .topology import KafkaTopology, setup_topics
 T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "CADENZA"}
 
-bus_option = click.option("--bus", "bus_url", envvar="CADENZA_BUS", required=True,
-                          help="kafka://host:port[,...] or sqlite:///path (env CADENZA_BUS).")
+bus_option = click.option(
+    "--bus",
+    "bus_url",
+    envvar="CADENZA_BUS",
+    required=True,
+    help="kafka://host:port[,...] or sqlite:///path (env CADENZA_BUS).",
+)
 topic_option = click.option("--topic", required=True, help="The DLQ topic, e.g. cadenza-visibility-dlq.")
 partition_option = click.option("--partition", type=int, default=None, help="Only this DLQ partition.")
-output_option = click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table",
-                             show_default=True)
+output_option = click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 
 
 def _run(bus_url: str, action: Callable[[Bus], Awaitable[T]]) -> T:
@@ -82,8 +88,9 @@ def read_command(bus_url: str, topic: str, partition: int | None, limit: int, ou
 @click.option("--up-to", type=int, default=None, help="Drop messages through this offset (inclusive).")
 @click.option("--all", "everything", is_flag=True, help="Drop every message.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def purge_command(bus_url: str, topic: str, partition: int | None, up_to: int | None, everything: bool,
-                  yes: bool) -> None:
+def purge_command(
+    bus_url: str, topic: str, partition: int | None, up_to: int | None, everything: bool, yes: bool
+) -> None:
     """Drop dead-lettered messages (they are not re-driven)."""
     if (up_to is None) == (not everything):
         raise click.UsageError("give exactly one of --up-to OFFSET and --all")
@@ -126,10 +133,20 @@ def load_topology(path: Path) -> KafkaTopology:
 
 
 @click.command("topics", context_settings=CONTEXT)
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="Server config file with a kafka: block.")
-@click.option("--bus", "bus_url", envvar="CADENZA_BUS", default=None,
-              help="Create them on this bus instead of the configured Kafka clusters (e.g. sqlite:///...).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Server config file with a kafka: block.",
+)
+@click.option(
+    "--bus",
+    "bus_url",
+    envvar="CADENZA_BUS",
+    default=None,
+    help="Create them on this bus instead of the configured Kafka clusters (e.g. sqlite:///...).",
+)
 @click.option("--dry-run", is_flag=True, help="Only print the topics that would be created.")
 def topics(config_path: Path, bus_url: str | None, dry_run: bool) -> None:
     """Create the configured topics (replication per cluster, visibility, their DLQs)."""
@@ -140,8 +157,10 @@ def topics(config_path: Path, bus_url: str | None, dry_run: bool) -> None:
     if dry_run:
         for cluster, specs in topology.topic_specs().items():
             for spec in specs:
-                click.echo(f"{cluster}\t{spec.name}\tpartitions={spec.partitions}\t"
-                           f"replicas={spec.replication_factor}")
+                click.echo(
+                    f"{cluster}\t{spec.name}\tpartitions={spec.partitions}\t"
+                    f"replicas={spec.replication_factor}"
+                )
         return
     if bus_url:
         created = _run(bus_url, lambda bus: setup_topics(topology, bus=bus))

@@ -57,8 +57,9 @@ def dead_letter_headers(message: Message, *, error: str, attempts: int) -> list[
     ]
 
 
-def send_to_dlq(producer: Producer, message: Message, dlq_topic: str, *, error: str,
-                attempts: int) -> asyncio.Future[Delivery]:
+def send_to_dlq(
+    producer: Producer, message: Message, dlq_topic: str, *, error: str, attempts: int
+) -> asyncio.Future[Delivery]:
     """Produce ``message`` to ``dlq_topic`` with the DLQ headers; resolves when acknowledged."""
     headers = dead_letter_headers(message, error=error, attempts=attempts)
     return producer.produce(dlq_topic, message.key, message.value or b"", headers)
@@ -86,14 +87,23 @@ class DeadLetter:
             except ValueError:
                 return -1
 
-        return DeadLetter(message, text(H_ERROR), number(H_ATTEMPTS), text(H_SOURCE_TOPIC),
-                          number(H_SOURCE_PARTITION), number(H_SOURCE_OFFSET))
+        return DeadLetter(
+            message,
+            text(H_ERROR),
+            number(H_ATTEMPTS),
+            text(H_SOURCE_TOPIC),
+            number(H_SOURCE_PARTITION),
+            number(H_SOURCE_OFFSET),
+        )
 
     def as_json(self) -> dict[str, object]:
         m = self.message
         return {
-            "partition": m.partition, "offset": m.offset,
-            "key": (m.key or b"").decode(errors="replace"), "error": self.error, "attempts": self.attempts,
+            "partition": m.partition,
+            "offset": m.offset,
+            "key": (m.key or b"").decode(errors="replace"),
+            "error": self.error,
+            "attempts": self.attempts,
             "source": f"{self.source_topic}[{self.source_partition}]@{self.source_offset}",
             "timestamp_ms": m.timestamp_ms,
         }
@@ -110,8 +120,9 @@ async def _positions(bus: Bus, dlq_topic: str) -> dict[int, tuple[CommittedOffse
     return out
 
 
-async def _read_range(bus: Bus, topic: str, partition: int, start: int, end: int,
-                      batch: int = 500) -> list[Message]:
+async def _read_range(
+    bus: Bus, topic: str, partition: int, start: int, end: int, batch: int = 500
+) -> list[Message]:
     out: list[Message] = []
     while start < end:
         got = await bus.read(topic, partition, start, max_messages=min(batch, end - start))
@@ -123,8 +134,9 @@ async def _read_range(bus: Bus, topic: str, partition: int, start: int, end: int
     return out
 
 
-async def read_dlq(bus: Bus, dlq_topic: str, *, limit: int = 100,
-                   partition: int | None = None) -> list[DeadLetter]:
+async def read_dlq(
+    bus: Bus, dlq_topic: str, *, limit: int = 100, partition: int | None = None
+) -> list[DeadLetter]:
     """The messages still in the DLQ (not purged or merged), oldest first per partition."""
     out: list[DeadLetter] = []
     for p, (position, high) in (await _positions(bus, dlq_topic)).items():
@@ -135,8 +147,9 @@ async def read_dlq(bus: Bus, dlq_topic: str, *, limit: int = 100,
     return out[:limit]
 
 
-async def purge_dlq(bus: Bus, dlq_topic: str, *, up_to: int | None = None,
-                    partition: int | None = None) -> int:
+async def purge_dlq(
+    bus: Bus, dlq_topic: str, *, up_to: int | None = None, partition: int | None = None
+) -> int:
     """Drop messages through offset ``up_to`` (inclusive; all when None); returns how many."""
     dropped = 0
     updates: dict[int, CommittedOffset] = {}
@@ -165,8 +178,9 @@ def _merged_from(dlq_topic: str, partition: int, offset: int) -> bytes:
     return f"{dlq_topic}:{partition}:{offset}".encode()
 
 
-async def merge_dlq(bus: Bus, dlq_topic: str, *, up_to: int | None = None, partition: int | None = None,
-                    batch: int = 500) -> MergeResult:
+async def merge_dlq(
+    bus: Bus, dlq_topic: str, *, up_to: int | None = None, partition: int | None = None, batch: int = 500
+) -> MergeResult:
     """Move messages through offset ``up_to`` (all when None) back to their source topics."""
     merged = skipped = 0
     producer = bus.producer()
@@ -186,8 +200,12 @@ async def merge_dlq(bus: Bus, dlq_topic: str, *, up_to: int | None = None, parti
                     break
                 stop = messages[-1].offset + 1
                 sources = sorted({_source_of(m) for m in messages})
-                intent = {"end": stop, "sources": {
-                    t: {str(q): hi for q, (_, hi) in (await bus.watermarks(t)).items()} for t in sources}}
+                intent = {
+                    "end": stop,
+                    "sources": {
+                        t: {str(q): hi for q, (_, hi) in (await bus.watermarks(t)).items()} for t in sources
+                    },
+                }
                 await bus.set_committed(DLQ_GROUP, dlq_topic, {p: CommittedOffset(start, json.dumps(intent))})
                 await _produce_back(producer, dlq_topic, messages)
                 await bus.set_committed(DLQ_GROUP, dlq_topic, {p: CommittedOffset(stop)})
@@ -203,7 +221,8 @@ def _source_of(message: Message) -> str:
     if not source:
         raise DeadLetterError(
             f"{message.topic}[{message.partition}]@{message.offset} has no {H_SOURCE_TOPIC} header: "
-            "it was not dead-lettered by a consumer runner; purge it instead")
+            "it was not dead-lettered by a consumer runner; purge it instead"
+        )
     return source.decode()
 
 
@@ -216,8 +235,9 @@ async def _produce_back(producer: Producer, dlq_topic: str, messages: Sequence[M
     await asyncio.gather(*futures)  # every one acknowledged, or the merge stops before committing
 
 
-async def _finish_interrupted(bus: Bus, producer: Producer, dlq_topic: str, partition: int, start: int,
-                              metadata: str) -> tuple[int, int]:
+async def _finish_interrupted(
+    bus: Bus, producer: Producer, dlq_topic: str, partition: int, start: int, metadata: str
+) -> tuple[int, int]:
     intent = json.loads(metadata)
     end = int(intent["end"])
     already: set[bytes] = set()

@@ -45,9 +45,14 @@ __all__ = ["KafkaBus", "KafkaConsumer", "KafkaProducer"]
 class KafkaBus:
     """A Kafka cluster. ``config`` adds librdkafka settings to every client (e.g. security)."""
 
-    def __init__(self, bootstrap_servers: str, *, config: Mapping[str, Any] | None = None,
-                 producer_config: Mapping[str, Any] | None = None,
-                 consumer_config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        producer_config: Mapping[str, Any] | None = None,
+        consumer_config: Mapping[str, Any] | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         # librdkafka's own log lines (e.g. a refused connection every 50 ms while a broker restarts)
         # go to Python logging instead of stderr.
@@ -71,8 +76,12 @@ class KafkaBus:
         if not topics:
             return []
         futures = self._admin.create_topics(
-            [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor)
-             for s in topics], operation_timeout=ADMIN_TIMEOUT)
+            [
+                NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor)
+                for s in topics
+            ],
+            operation_timeout=ADMIN_TIMEOUT,
+        )
         created: list[str] = []
         for name, future in futures.items():
             try:
@@ -94,8 +103,12 @@ class KafkaBus:
             while True:
                 meta = await asyncio.to_thread(self._admin.list_topics, name, 10)
                 topic = meta.topics.get(name)
-                if topic is not None and topic.error is None and len(topic.partitions) == count and all(
-                        p.leader >= 0 for p in topic.partitions.values()):
+                if (
+                    topic is not None
+                    and topic.error is None
+                    and len(topic.partitions) == count
+                    and all(p.leader >= 0 for p in topic.partitions.values())
+                ):
                     break
                 if time.monotonic() > deadline:
                     raise BusUnavailableError(f"topic {name!r} has no leader after {ADMIN_TIMEOUT:.0f}s")
@@ -141,27 +154,40 @@ class KafkaBus:
         partitions = await self._partitions(topic)
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
         result = await _retrying(
-            lambda: asyncio.wrap_future(self._admin.list_consumer_group_offsets([request])[group]))
-        return {tp.partition: CommittedOffset(tp.offset, tp.metadata or "")
-                for tp in result.topic_partitions if tp.offset >= 0}
+            lambda: asyncio.wrap_future(self._admin.list_consumer_group_offsets([request])[group])
+        )
+        return {
+            tp.partition: CommittedOffset(tp.offset, tp.metadata or "")
+            for tp in result.topic_partitions
+            if tp.offset >= 0
+        }
 
     async def set_committed(self, group: str, topic: str, offsets: Mapping[int, CommittedOffset]) -> None:
         if not offsets:
             return
         request = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(topic, p, o.offset, o.metadata) for p, o in offsets.items()])
+            group, [TopicPartition(topic, p, o.offset, o.metadata) for p, o in offsets.items()]
+        )
         await _retrying(
-            lambda: asyncio.wrap_future(self._admin.alter_consumer_group_offsets([request])[group]))
+            lambda: asyncio.wrap_future(self._admin.alter_consumer_group_offsets([request])[group])
+        )
 
     async def read(
         self, topic: str, partition: int, start: int, *, max_messages: int = 500, timeout: float = 5.0
     ) -> list[Message]:
         return await asyncio.to_thread(self._read, topic, partition, start, max_messages, timeout)
 
-    def _read(self, topic: str, partition: int, start: int, max_messages: int,
-              timeout: float) -> list[Message]:
-        reader = _RdConsumer({**self._base, "group.id": f"cadenza-reader-{uuid.uuid4().hex}",
-                              "enable.auto.commit": False, "enable.partition.eof": True})
+    def _read(
+        self, topic: str, partition: int, start: int, max_messages: int, timeout: float
+    ) -> list[Message]:
+        reader = _RdConsumer(
+            {
+                **self._base,
+                "group.id": f"cadenza-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
         try:
             low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             start = max(start, low)
@@ -253,8 +279,15 @@ class KafkaProducer:
         self._send(loop, future, topic, key, value, raw)
         return future
 
-    def _send(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Delivery], topic: str,
-              key: bytes | None, value: bytes, headers: list[tuple[str, str | bytes | None]]) -> None:
+    def _send(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Delivery],
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, str | bytes | None]],
+    ) -> None:
         if future.done():
             return
 

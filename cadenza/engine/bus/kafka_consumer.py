@@ -40,8 +40,9 @@ class KafkaConsumer:
         self._closed = False
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"cadenza-kafka-consumer-{group}")
         self._consumer = _RdConsumer(conf)
-        self._consumer.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                 on_lost=self._on_lost)
+        self._consumer.subscribe(
+            list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
 
     @property
     def group(self) -> str:
@@ -144,8 +145,9 @@ class KafkaConsumer:
         if not points:
             return {}
         try:
-            self._consumer.commit(offsets=[TopicPartition(t, p, off) for (t, p), off in points.items()],
-                                  asynchronous=False)
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, off) for (t, p), off in points.items()], asynchronous=False
+            )
         except KafkaException as exc:
             raise translate(exc) from exc
         with self._lock:

@@ -199,8 +199,9 @@ class ConsumerRunner:
             try:
                 await self._batch_handler(messages)
             except Exception as exc:
-                log.info("group %s: batch of %d failed (%s); retrying one by one",
-                         self.group, len(messages), exc)
+                log.info(
+                    "group %s: batch of %d failed (%s); retrying one by one", self.group, len(messages), exc
+                )
             else:
                 for message in messages:
                     self.consumer.ack(message)
@@ -224,8 +225,15 @@ class ConsumerRunner:
                 if attempt >= self.options.max_attempts:
                     return await self._dead_letter(message, exc, attempt)
                 self.metrics.retried(message.topic, 1)
-                log.info("group %s: %s[%d]@%d attempt %d failed: %s", self.group, message.topic,
-                         message.partition, message.offset, attempt, exc)
+                log.info(
+                    "group %s: %s[%d]@%d attempt %d failed: %s",
+                    self.group,
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    attempt,
+                    exc,
+                )
                 if await self._sleep(self.options.backoff(attempt)):
                     return False
             else:
@@ -247,8 +255,16 @@ class ConsumerRunner:
                 log.warning("group %s: DLQ write to %s failed: %s", self.group, self.dlq_topic, dlq_exc)
                 if await self._sleep(self.options.backoff(retry)):
                     return False
-        log.warning("group %s: %s[%d]@%d dead-lettered to %s after %d attempt(s): %s", self.group,
-                    message.topic, message.partition, message.offset, self.dlq_topic, attempts, error)
+        log.warning(
+            "group %s: %s[%d]@%d dead-lettered to %s after %d attempt(s): %s",
+            self.group,
+            message.topic,
+            message.partition,
+            message.offset,
+            self.dlq_topic,
+            attempts,
+            error,
+        )
         self.consumer.ack(message)
         self.metrics.dead_lettered(message.topic, 1)
         return True

@@ -80,8 +80,10 @@ class KafkaTopology(_Model):
         out = []
         for name, topic in self.topics.items():
             if topic.cluster not in self.clusters:
-                out.append(f"kafka.topics.{name}.cluster: unknown cluster {topic.cluster!r}; "
-                           f"known: {', '.join(sorted(self.clusters))}")
+                out.append(
+                    f"kafka.topics.{name}.cluster: unknown cluster {topic.cluster!r}; "
+                    f"known: {', '.join(sorted(self.clusters))}"
+                )
         pairs = [(f"cluster-topics.{c}", pair) for c, pair in self.cluster_topics.items()]
         if self.applications.visibility is not None:
             pairs.append(("applications.visibility", self.applications.visibility))
@@ -124,9 +126,15 @@ def _error(source: str, problems: list[str]) -> TopologyError:
     return TopologyError(f"invalid kafka config in {source} for {len(problems)} {noun}:\n{reasons}")
 
 
-def default_topology(replication_clusters: list[str], *, brokers: list[str], partitions: int = 4,
-                     replicas: int = 1, kafka_cluster: str = "default",
-                     visibility_topic: str = DEFAULT_VISIBILITY_TOPIC) -> KafkaTopology:
+def default_topology(
+    replication_clusters: list[str],
+    *,
+    brokers: list[str],
+    partitions: int = 4,
+    replicas: int = 1,
+    kafka_cluster: str = "default",
+    visibility_topic: str = DEFAULT_VISIBILITY_TOPIC,
+) -> KafkaTopology:
     """The conventional layout on one Kafka cluster: ``<cluster>``/``<cluster>-dlq`` per replication
     cluster, and ``cadenza-visibility``/``cadenza-visibility-dlq``. DLQs get one partition."""
     topics: dict[str, Any] = {}
@@ -136,12 +144,16 @@ def default_topology(replication_clusters: list[str], *, brokers: list[str], par
         topics[f"{name}-dlq"] = {"cluster": kafka_cluster, "partitions": 1, "replicas": replicas}
     for name in replication_clusters:
         cluster_topics[name] = {"topic": name, "dlq-topic": f"{name}-dlq"}
-    return KafkaTopology.from_mapping({
-        "clusters": {kafka_cluster: {"brokers": brokers}},
-        "topics": topics,
-        "cluster-topics": cluster_topics,
-        "applications": {"visibility": {"topic": visibility_topic, "dlq-topic": f"{visibility_topic}-dlq"}},
-    })
+    return KafkaTopology.from_mapping(
+        {
+            "clusters": {kafka_cluster: {"brokers": brokers}},
+            "topics": topics,
+            "cluster-topics": cluster_topics,
+            "applications": {
+                "visibility": {"topic": visibility_topic, "dlq-topic": f"{visibility_topic}-dlq"}
+            },
+        }
+    )
 
 
 async def setup_topics(topology: KafkaTopology, *, bus: Bus | None = None) -> dict[str, list[str]]:

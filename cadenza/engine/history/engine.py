@@ -26,7 +26,7 @@ from cadenza.engine.errors import (
 )
 from cadenza.engine.history import limits
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
-from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, shard_for
+from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, TaskLedger, shard_for
 from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind, VisibilityKind
 from cadenza.engine.persistence.errors import (
     ConditionFailedError,
@@ -133,6 +133,7 @@ class HistoryEngine:
         host: str,
         on_new_tasks: Callable[[int, MutationTasks], None],
         on_volatile_timer: Callable[[int, Task], None],
+        ledger: TaskLedger | None = None,
         speculative_flush_s: float = 5.0,
     ) -> None:
         self.stores = stores
@@ -142,6 +143,7 @@ class HistoryEngine:
         self.shards: dict[int, ShardContext] = {}
         self._on_new_tasks = on_new_tasks
         self._on_volatile_timer = on_volatile_timer
+        self._ledger = ledger
         self.speculative_flush_s = speculative_flush_s
         self._flushes: set[asyncio.Task[None]] = set()
         self._signal_queues: dict[tuple[str, str, str], list[_PendingSignal]] = {}
@@ -149,7 +151,12 @@ class HistoryEngine:
     async def start(self) -> None:
         for shard_id in range(self.num_shards):
             shard = ShardContext(
-                shard_id, self.stores, self.clock, self.host, on_new_tasks=self._on_new_tasks
+                shard_id,
+                self.stores,
+                self.clock,
+                self.host,
+                on_new_tasks=self._on_new_tasks,
+                ledger=self._ledger,
             )
             await shard.acquire()
             self.shards[shard_id] = shard

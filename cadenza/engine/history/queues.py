@@ -56,6 +56,14 @@ TimerHandler = Callable[[Task], Awaitable[None]]
 VisibilityHandler = Callable[[list[Task]], Awaitable[None]]
 
 
+def _tasks_of(category: TaskCategory, t: Task) -> MutationTasks:
+    if category == TaskCategory.TRANSFER:
+        return MutationTasks(transfer=[t])
+    if category == TaskCategory.TIMER:
+        return MutationTasks(timer=[t])
+    return MutationTasks(visibility=[t])
+
+
 class QueueProcessors:
     def __init__(
         self,
@@ -155,6 +163,65 @@ class QueueProcessors:
         heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
         if earliest is None or t.visibility_time < earliest:
             self._timer_changed.set()
+
+    def _keys(
+        self, shard_id: int, tasks: MutationTasks
+    ) -> list[tuple[TaskCategory, tuple[int, int], _AckTracker]]:
+        keys: list[tuple[TaskCategory, tuple[int, int], _AckTracker]] = []
+        if shard_id not in self._transfer:
+            return keys
+        for t in tasks.transfer:
+            keys.append((TaskCategory.TRANSFER, (0, t.task_id), self._transfer[shard_id]))
+        for t in tasks.timer:
+            keys.append((TaskCategory.TIMER, (t.visibility_time, t.task_id), self._timer_acks[shard_id]))
+        for t in tasks.visibility:
+            keys.append((TaskCategory.VISIBILITY, (0, t.task_id), self._vis_acks[shard_id]))
+        return keys
+
+    def reserve(self, shard_id: int, tasks: MutationTasks) -> None:
+        """Called with a write's tasks before it is sent: the ack levels stay below them until the
+        write's outcome is known, so a slow write's rows cannot be range-deleted under it."""
+        for _, key, tracker in self._keys(shard_id, tasks):
+            tracker.add(key)
+
+    def release(self, shard_id: int, tasks: MutationTasks) -> None:
+        """The write definitely failed: its tasks do not exist."""
+        for _, key, tracker in self._keys(shard_id, tasks):
+            tracker.done(key)
+
+    def recover(self, shard_id: int, tasks: MutationTasks) -> None:
+        """Tasks of a write whose outcome is unknown (reserved, so the ack levels are held): look them
+        up until the store answers; the ones that were written are processed, the rest released."""
+        shard = self._shards.get(shard_id)
+        wanted = self._keys(shard_id, tasks)
+        if shard is None or not wanted:
+            return
+        bg = asyncio.create_task(self._recover(shard, wanted))
+        self._background.add(bg)
+        bg.add_done_callback(self._background.discard)
+
+    async def _recover(
+        self, shard: ShardContext, wanted: list[tuple[TaskCategory, tuple[int, int], _AckTracker]]
+    ) -> None:
+        delay = 0.5
+        while wanted and not self._stopping and not shard.lost:
+            await asyncio.sleep(delay)
+            remaining = []
+            for category, key, tracker in wanted:
+                try:
+                    rows = await shard.stores.executions.get_tasks(
+                        shard.shard_id, category, min_key=key, max_key=(key[0], key[1] + 1), batch_size=1
+                    )
+                except Exception:
+                    remaining.append((category, key, tracker))
+                    continue
+                tracker.done(key)
+                if rows:
+                    r = rows[0]
+                    found = Task.decode(r.data, r.task_id, r.visibility_time)
+                    self.on_new_tasks(shard.shard_id, _tasks_of(category, found))
+            wanted = remaining
+            delay = min(delay * 2, 5.0)
 
     # -- transfer --------------------------------------------------------------------------------------
 

@@ -18,11 +18,18 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cadenza.engine.clock import Clock
 from cadenza.engine.history.mutable_state import MutableState, decode_state, encode_state
 from cadenza.engine.history.tasks import MutationTasks, Task
-from cadenza.engine.persistence.errors import EntityNotFoundError, ShardOwnershipLostError
+from cadenza.engine.persistence.errors import (
+    AlreadyExistsError,
+    ConditionFailedError,
+    CurrentWorkflowConditionFailedError,
+    EntityNotFoundError,
+    ShardOwnershipLostError,
+)
 from cadenza.engine.persistence.protocols import (
     CreateMode,
     CreateWorkflowRequest,
@@ -49,6 +56,16 @@ def shard_for(namespace_id: str, workflow_id: str, num_shards: int) -> int:
 
 
 RunKey = tuple[str, str, str]  # namespace_id, workflow_id, run_id
+
+
+class TaskLedger(Protocol):
+    """The queue processors' view of writes in flight (see ``QueueProcessors.reserve``)."""
+
+    def reserve(self, shard_id: int, tasks: MutationTasks) -> None: ...
+
+    def release(self, shard_id: int, tasks: MutationTasks) -> None: ...
+
+    def recover(self, shard_id: int, tasks: MutationTasks) -> None: ...
 
 
 @dataclass(slots=True)
@@ -101,6 +118,7 @@ class ShardContext:
         owner: str,
         *,
         on_new_tasks: Callable[[int, MutationTasks], None],
+        ledger: TaskLedger | None = None,
         cache_size: int = 20_000,
     ) -> None:
         self.shard_id = shard_id
@@ -112,6 +130,7 @@ class ShardContext:
         self._max_task_id = 0
         self._renew_lock = asyncio.Lock()
         self._on_new_tasks = on_new_tasks
+        self._ledger = ledger
         self._cache: OrderedDict[RunKey, RunContext] = OrderedDict()
         self._cache_size = cache_size
         self.current_runs: dict[tuple[str, str], str] = {}
@@ -302,6 +321,8 @@ class ShardContext:
         ms.db_version = 1
         try:
             appends, rows = await self._encode(ms, events, tasks, new_branch=True)
+            if self._ledger is not None:
+                self._ledger.reserve(self.shard_id, tasks)
             await self.stores.executions.create_workflow_execution(
                 CreateWorkflowRequest(
                     self.shard_id,
@@ -316,14 +337,36 @@ class ShardContext:
                     ),
                 )
             )
-        except ShardOwnershipLostError:
-            self.mark_lost()
+        except BaseException as e:
+            if isinstance(e, ShardOwnershipLostError):
+                self.mark_lost()
+            self._maybe_written(e, tasks)
             raise
         ctx.state = ms
         ctx.events = events
         self.current_runs[(ms.info.namespace_id, ms.info.workflow_id)] = ms.info.run_id
         self._on_new_tasks(self.shard_id, tasks)
         ctx.notify()
+
+    def _maybe_written(self, e: BaseException, tasks: MutationTasks) -> None:
+        """A write failed without a definite answer (the store timed out, the connection dropped):
+        it may have been applied. Its tasks' ids were allocated, so later tasks would move the ack
+        level past them and delete their rows if they exist; the queue processors hold the level
+        and look them up until the store answers (see ``QueueProcessors.recover``)."""
+        if self._ledger is None or not tasks:
+            return
+        if not any(t.task_id for t in (*tasks.transfer, *tasks.timer, *tasks.visibility)):
+            return  # failed before ids were allocated: nothing was sent (and nothing reserved)
+        definite = (
+            ConditionFailedError,
+            CurrentWorkflowConditionFailedError,
+            AlreadyExistsError,
+            ShardOwnershipLostError,
+        )
+        if isinstance(e, definite):
+            self._ledger.release(self.shard_id, tasks)
+        else:
+            self._ledger.recover(self.shard_id, tasks)
 
     async def update_run(
         self,
@@ -364,6 +407,10 @@ class ShardContext:
                     mode=CreateMode.CONTINUE_AS_NEW,
                     previous_run_id=ms.info.run_id,
                 )
+            if self._ledger is not None:
+                self._ledger.reserve(self.shard_id, tasks)
+                if new_run is not None:
+                    self._ledger.reserve(self.shard_id, new_run.tasks)
             await self.stores.executions.update_workflow_execution(
                 UpdateWorkflowRequest(
                     self.shard_id,
@@ -375,12 +422,13 @@ class ShardContext:
                     continue_as_new=next_run,
                 )
             )
-        except ShardOwnershipLostError:
-            self.mark_lost()
+        except BaseException as e:
+            if isinstance(e, ShardOwnershipLostError):
+                self.mark_lost()
             self.invalidate(ctx)
-            raise
-        except BaseException:
-            self.invalidate(ctx)
+            self._maybe_written(e, tasks)
+            if new_run is not None:
+                self._maybe_written(e, new_run.tasks)
             raise
         if ctx.events is not None:
             ctx.events.extend(events)
