@@ -166,7 +166,9 @@ def test_server_start_names_the_bad_key_and_the_file(tmp_path: Path) -> None:
         env=env(),
         timeout=60,
     )
-    assert proc.returncode == 1 and "cassandra is not supported" in proc.stderr and str(config) in proc.stderr
+    # Cassandra is a supported store; a host that does not resolve is one clear line, no traceback.
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot reach Cassandra at x" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_workflow_list_on_a_server_without_visibility_says_so() -> None:

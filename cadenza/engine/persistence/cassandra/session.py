@@ -146,17 +146,22 @@ class CassandraSession:
             kwargs["protocol_version"] = protocol_version
         if user is not None:
             kwargs["auth_provider"] = PlainTextAuthProvider(username=user, password=password or "")
-        cluster = Cluster(
-            contact_points=list(hosts),
-            port=port,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connect_timeout=connect_timeout,
-            control_connection_timeout=connect_timeout,
-            # The driver's default backs off to 10 minutes: after a node restart the engine would
-            # wait that long to notice. Cap the back-off so service resumes within seconds.
-            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
-            **kwargs,
-        )
+        try:
+            cluster = Cluster(
+                contact_points=list(hosts),
+                port=port,
+                execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                connect_timeout=connect_timeout,
+                control_connection_timeout=connect_timeout,
+                # The driver's default backs off to 10 minutes: after a node restart the engine would
+                # wait that long to notice. Cap the back-off so service resumes within seconds.
+                reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+                **kwargs,
+            )
+        except Exception as exc:  # e.g. UnresolvableContactPoints: no host name resolves
+            raise StoreUnavailableError(
+                f"cannot reach Cassandra at {where}: {type(exc).__name__}: {exc or 'no host resolves'}"
+            ) from None
         try:
             session = cluster.connect()
         except Exception as exc:
