@@ -205,3 +205,53 @@ def test_signal_to_another_workflow_is_delivered_and_a_missing_target_is_reporte
             assert "not found" in str(info.value.cause)
 
     run_in_env(scenario)
+
+
+@workflow.defn
+class Relay:
+    """Counts pings; every run waits for at least one, then hands the count to a fresh run."""
+
+    def __init__(self) -> None:
+        self.pings = 0
+
+    @workflow.signal
+    def ping(self) -> None:
+        self.pings += 1
+
+    @workflow.run
+    async def run(self, seen: int, runs_left: int) -> int:
+        await workflow.wait_condition(lambda: self.pings > 0)
+        if runs_left == 0:
+            return seen + self.pings
+        workflow.continue_as_new(seen + self.pings, runs_left - 1)
+
+
+def test_two_hundred_continue_as_new_runs_with_signals_throughout_lose_no_signal() -> None:
+    async def scenario(env: WorkflowEnvironment) -> None:
+        async with Worker(env.client, task_queue="relay", workflows=[Relay]):
+            handle = await env.client.start_workflow(Relay.run, 0, 200, id="relay", task_queue="relay")
+            target = env.client.get_workflow_handle("relay")  # the current run, whichever it is
+            accepted = 0
+            refused: list[str] = []
+            done = asyncio.Event()
+
+            async def pinger() -> None:
+                nonlocal accepted
+                while not done.is_set():
+                    try:
+                        await target.signal(Relay.ping)
+                        accepted += 1
+                    except Exception as e:  # only once the last run has closed
+                        refused.append(str(e))
+                        return
+                    await asyncio.sleep(0.001)
+
+            pingers = [asyncio.create_task(pinger()) for _ in range(4)]
+            result = await handle.result()
+            done.set()
+            await asyncio.gather(*pingers)
+        assert result == accepted, (result, accepted)
+        assert accepted >= 201  # every run saw at least one
+        assert all("already closed" in r for r in refused), refused
+
+    run_in_env(scenario, timeout=60)

@@ -101,6 +101,9 @@ def start_next_run(
         "request_id": new_id(),
     }
     ms.add_event(EventType.WORKFLOW_EXECUTION_STARTED, m.now, attrs)
+    for signal in m.carried_signals:
+        ms.add_event(EventType.WORKFLOW_EXECUTION_SIGNALED, signal.event_time, dict(signal.attributes))
+    m.carried_signals = []
     if backoff_ms:
         nxt.timer(TimerKind.WORKFLOW_BACKOFF, m.now + backoff_ms * 1000)
     else:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cadenza.engine.clock import Clock
@@ -41,7 +41,7 @@ from cadenza.engine.persistence.protocols import (
     ExecutionStatus,
     Stores,
 )
-from cadenza.schemas.events import EventType
+from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import StartWorkflowRequest
 
@@ -81,6 +81,8 @@ class Mutation:
     next write (see ``HistoryEngine.mutate``)."""
     next_run: tuple[MutableState, MutationTasks] | None = None
     """A run this write creates as it closes the current one (see ``chaining``)."""
+    carried_signals: list[HistoryEvent] = field(default_factory=list)
+    """Signals a continue-as-new hands to the next run (see ``workflow_tasks.complete``)."""
     started_attributes: dict[str, Any] | None = None
     """The run's WorkflowExecutionStarted attributes, loaded for runs that may chain (their input
     and header carry over to the next run)."""
@@ -469,6 +471,49 @@ class HistoryEngine:
         limits.validate_payloads("input", input)
         if not signal_name:
             raise InvalidArgumentError("signal_name is required")
+        await self.on_current_run(
+            namespace_id,
+            workflow_id,
+            run_id,
+            lambda rid: self._signal_run(
+                namespace_id, workflow_id, rid, signal_name, input, identity, request_id
+            ),
+        )
+
+    async def on_current_run(
+        self, namespace_id: str, workflow_id: str, run_id: str, op: Callable[[str], Awaitable[T]]
+    ) -> T:
+        """Runs ``op`` on run ``run_id``, or, when none is given, on the workflow's current run,
+        following it if that run closes into a next one meanwhile (continue-as-new, cron, retry):
+        a request addressed to the workflow belongs to whichever run carries it on."""
+        if run_id:
+            return await op(run_id)
+        shard = self.shard(namespace_id, workflow_id)
+        for _ in range(10):
+            try:
+                current = await shard.current_run_id(namespace_id, workflow_id)
+            except EntityNotFoundError:
+                raise WorkflowNotFoundError(
+                    f"workflow not found: workflow_id={workflow_id!r}", workflow_id=workflow_id
+                ) from None
+            try:
+                return await op(current)
+            except WorkflowCompletedError:
+                shard.current_runs.pop((namespace_id, workflow_id), None)
+                if await shard.current_run_id(namespace_id, workflow_id) == current:
+                    raise
+        raise UnavailableError(f"workflow {workflow_id!r}: its current run keeps changing, try again")
+
+    async def _signal_run(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        signal_name: str,
+        input: list[dict[str, Any]] | None,
+        identity: str,
+        request_id: str,
+    ) -> None:
         item = _PendingSignal(
             signal_name, input, identity, request_id, asyncio.get_running_loop().create_future()
         )
@@ -545,6 +590,16 @@ class HistoryEngine:
     async def request_cancel(
         self, namespace_id: str, workflow_id: str, run_id: str, *, identity: str = "", request_id: str = ""
     ) -> None:
+        await self.on_current_run(
+            namespace_id,
+            workflow_id,
+            run_id,
+            lambda rid: self._request_cancel_run(namespace_id, workflow_id, rid, identity, request_id),
+        )
+
+    async def _request_cancel_run(
+        self, namespace_id: str, workflow_id: str, run_id: str, identity: str, request_id: str
+    ) -> None:
         def rule(m: Mutation) -> None:
             ms = m.ms
             _require_running(ms)
@@ -578,7 +633,9 @@ class HistoryEngine:
                 {"reason": reason, "details": details, "identity": identity},
             )
 
-        await self.mutate(namespace_id, workflow_id, run_id, rule)
+        await self.on_current_run(
+            namespace_id, workflow_id, run_id, lambda rid: self.mutate(namespace_id, workflow_id, rid, rule)
+        )
 
     async def reset(
         self,

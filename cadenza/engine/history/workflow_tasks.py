@@ -110,6 +110,16 @@ def complete(
     # Validate every command before writing anything: a bad one fails the task as a whole.
     _validate_commands(ms, commands)
     closes = [c for c in commands if c.command_type in _CLOSE_COMMANDS]
+    if (
+        closes
+        and closes[0].command_type == CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION
+        and ms.buffered_events
+        and all(e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED for e in ms.buffered_events)
+    ):
+        # Signals that arrived while the task ran go to the new run instead: the code has not seen
+        # them, and failing the task to deliver them would never let a workflow under a steady
+        # stream of signals continue as new.
+        m.carried_signals, ms.buffered_events = ms.buffered_events, []
     if closes and ms.buffered_events:
         # New events arrived while the task ran; the code has not seen them, so it may not close
         # yet. Fail the task (the anchors' UnhandledCommand) and let a new one deliver them.
