@@ -63,9 +63,14 @@ async def consume(bus: Bus, topic: str, count: int) -> float:
         if seen >= count:
             done.set()
 
-    runner = ConsumerRunner(bus, group=f"bench-{uuid.uuid4().hex[:8]}", topics=[topic],
-                            dlq_topic=f"{topic}-dlq", handler=noop,
-                            options=RunnerOptions(batch_size=2000, poll_timeout=0.5, lag_interval=0))
+    runner = ConsumerRunner(
+        bus,
+        group=f"bench-{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        dlq_topic=f"{topic}-dlq",
+        handler=noop,
+        options=RunnerOptions(batch_size=2000, poll_timeout=0.5, lag_interval=0),
+    )
     started = time.perf_counter()
     runner.start()
     await done.wait()
@@ -105,8 +110,13 @@ async def bench(backend: str, messages: int, window: int, rate: int, seconds: fl
     with tempfile.TemporaryDirectory() as tmp:
         bus = open_backend(backend, Path(tmp))
         topic = f"bench-{uuid.uuid4().hex[:8]}"
-        await bus.create_topics([TopicSpec(topic, PARTITIONS), TopicSpec(f"{topic}-dlq", 1),
-                                 TopicSpec(f"{topic}-lat", PARTITIONS)])
+        await bus.create_topics(
+            [
+                TopicSpec(topic, PARTITIONS),
+                TopicSpec(f"{topic}-dlq", 1),
+                TopicSpec(f"{topic}-lat", PARTITIONS),
+            ]
+        )
         try:
             produced = await produce(bus, topic, messages, window)
             consumed = await consume(bus, topic, messages)
@@ -114,14 +124,17 @@ async def bench(backend: str, messages: int, window: int, rate: int, seconds: fl
         finally:
             await bus.delete_topics([topic, f"{topic}-dlq", f"{topic}-lat"])
             await bus.close()
-    print(f"{backend:9s} produce {produced:9,.0f} msg/s  consume (runner, no-op) {consumed:9,.0f} msg/s  "
-          f"ack latency at {rate}/s p50 {p50:6.1f} ms p99 {p99:6.1f} ms  ({messages} x 1 KB, "
-          f"{PARTITIONS} partitions, window {window})")
+    print(
+        f"{backend:9s} produce {produced:9,.0f} msg/s  consume (runner, no-op) {consumed:9,.0f} msg/s  "
+        f"ack latency at {rate}/s p50 {p50:6.1f} ms p99 {p99:6.1f} ms  ({messages} x 1 KB, "
+        f"{PARTITIONS} partitions, window {window})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", action="append", choices=["embedded", "kafka"])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--window", type=int, default=5_000, help="most unacknowledged messages in flight")

@@ -32,37 +32,67 @@ def typical_history(n: int) -> list[HistoryEvent]:
         events.append(HistoryEvent(event_id, t0 + event_id * 1000, et, 1, 1000 + event_id, attributes))
         return event_id
 
-    add(EventType.WORKFLOW_EXECUTION_STARTED, {
-        "workflow_type": "OrderWorkflow", "task_queue": "orders",
-        "input": [payload({"order_id": "ord-000123", "customer": "c-42", "total": 1999})],
-        "workflow_run_timeout_ms": 3_600_000, "workflow_task_timeout_ms": 10_000,
-        "original_execution_run_id": "run-1", "first_execution_run_id": "run-1", "identity": "client@h1",
-        "attempt": 1, "request_id": "req-1",
-    })
+    add(
+        EventType.WORKFLOW_EXECUTION_STARTED,
+        {
+            "workflow_type": "OrderWorkflow",
+            "task_queue": "orders",
+            "input": [payload({"order_id": "ord-000123", "customer": "c-42", "total": 1999})],
+            "workflow_run_timeout_ms": 3_600_000,
+            "workflow_task_timeout_ms": 10_000,
+            "original_execution_run_id": "run-1",
+            "first_execution_run_id": "run-1",
+            "identity": "client@h1",
+            "attempt": 1,
+            "request_id": "req-1",
+        },
+    )
     i = 0
     while len(events) < n:
         i += 1
-        sched = add(EventType.WORKFLOW_TASK_SCHEDULED,
-                    {"task_queue": "orders", "start_to_close_timeout_ms": 10_000, "attempt": 1})
-        started = add(EventType.WORKFLOW_TASK_STARTED,
-                      {"scheduled_event_id": sched, "identity": "worker-1@h2", "request_id": f"r{i}"})
-        completed = add(EventType.WORKFLOW_TASK_COMPLETED,
-                        {"scheduled_event_id": sched, "started_event_id": started, "identity": "worker-1@h2"})
-        act = add(EventType.ACTIVITY_TASK_SCHEDULED, {
-            "activity_id": str(i), "activity_type": "charge_card", "task_queue": "orders",
-            "input": [payload({"order_id": "ord-000123", "step": i, "amount": 1999})],
-            "start_to_close_timeout_ms": 30_000, "workflow_task_completed_event_id": completed,
-            "retry_policy": {"initial_interval_ms": 1000, "backoff_coefficient": 2.0,
-                             "maximum_interval_ms": 60_000, "maximum_attempts": 5,
-                             "non_retryable_error_types": []},
-        })
-        act_started = add(EventType.ACTIVITY_TASK_STARTED,
-                          {"scheduled_event_id": act, "identity": "worker-1@h2", "request_id": f"a{i}",
-                           "attempt": 1})
-        add(EventType.ACTIVITY_TASK_COMPLETED, {
-            "result": [payload({"charged": True, "auth": f"auth-{i:08d}", "ms": 12})],
-            "scheduled_event_id": act, "started_event_id": act_started, "identity": "worker-1@h2",
-        })
+        sched = add(
+            EventType.WORKFLOW_TASK_SCHEDULED,
+            {"task_queue": "orders", "start_to_close_timeout_ms": 10_000, "attempt": 1},
+        )
+        started = add(
+            EventType.WORKFLOW_TASK_STARTED,
+            {"scheduled_event_id": sched, "identity": "worker-1@h2", "request_id": f"r{i}"},
+        )
+        completed = add(
+            EventType.WORKFLOW_TASK_COMPLETED,
+            {"scheduled_event_id": sched, "started_event_id": started, "identity": "worker-1@h2"},
+        )
+        act = add(
+            EventType.ACTIVITY_TASK_SCHEDULED,
+            {
+                "activity_id": str(i),
+                "activity_type": "charge_card",
+                "task_queue": "orders",
+                "input": [payload({"order_id": "ord-000123", "step": i, "amount": 1999})],
+                "start_to_close_timeout_ms": 30_000,
+                "workflow_task_completed_event_id": completed,
+                "retry_policy": {
+                    "initial_interval_ms": 1000,
+                    "backoff_coefficient": 2.0,
+                    "maximum_interval_ms": 60_000,
+                    "maximum_attempts": 5,
+                    "non_retryable_error_types": [],
+                },
+            },
+        )
+        act_started = add(
+            EventType.ACTIVITY_TASK_STARTED,
+            {"scheduled_event_id": act, "identity": "worker-1@h2", "request_id": f"a{i}", "attempt": 1},
+        )
+        add(
+            EventType.ACTIVITY_TASK_COMPLETED,
+            {
+                "result": [payload({"charged": True, "auth": f"auth-{i:08d}", "ms": 12})],
+                "scheduled_event_id": act,
+                "started_event_id": act_started,
+                "identity": "worker-1@h2",
+            },
+        )
     return events[:n]
 
 
@@ -83,8 +113,9 @@ def main() -> None:
         decode_events(data)
         dec.append(time.perf_counter() - t)
     total = [a + b for a, b in zip(enc, dec, strict=True)]
-    print(f"{args.events} events, {len(data)} bytes ({len(data) / args.events:.0f} B/event), "
-          f"{args.repeat} runs")
+    print(
+        f"{args.events} events, {len(data)} bytes ({len(data) / args.events:.0f} B/event), {args.repeat} runs"
+    )
     for label, xs in (("encode", enc), ("decode", dec), ("encode+decode", total)):
         print(f"  {label:14s} median {statistics.median(xs) * 1e3:7.2f} ms   best {min(xs) * 1e3:7.2f} ms")
 

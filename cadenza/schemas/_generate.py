@@ -108,8 +108,14 @@ def shared_records() -> list[dict[str, Any]]:
         "Failure",
         "An error as recorded in history; cause chains to the error that led to it.",
         {
-            "message": "s", "source": "s", "stack_trace": "s", "failure_type": "s",
-            "application_type": "S?", "non_retryable": "b", "details": "P", "timeout_type": "S?",
+            "message": "s",
+            "source": "s",
+            "stack_trace": "s",
+            "failure_type": "s",
+            "application_type": "S?",
+            "non_retryable": "b",
+            "details": "P",
+            "timeout_type": "S?",
             "cause": "F",
         },
     )
@@ -117,7 +123,9 @@ def shared_records() -> list[dict[str, Any]]:
         "RetryPolicy",
         "How an activity or workflow is retried; 0 means the server default.",
         {
-            "initial_interval_ms": "l", "backoff_coefficient": "d", "maximum_interval_ms": "l",
+            "initial_interval_ms": "l",
+            "backoff_coefficient": "d",
+            "maximum_interval_ms": "l",
             "maximum_attempts": "i",
         },
     )

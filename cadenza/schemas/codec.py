@@ -40,8 +40,12 @@ _FIELDS: dict[int, frozenset[str]] = {et: frozenset(fields) for et, fields in EV
 # value, fastavro picks a union branch by validating the value against each branch (walking whole
 # payload lists and records) before writing it; naming the branch skips that and cuts encode time
 # by about a fifth on a typical history.
-_UNION_BRANCH = {"P": "array", "F": f"{NAMESPACE}.Failure", "R": f"{NAMESPACE}.RetryPolicy",
-                 "X": f"{NAMESPACE}.WorkflowExecution"}
+_UNION_BRANCH = {
+    "P": "array",
+    "F": f"{NAMESPACE}.Failure",
+    "R": f"{NAMESPACE}.RetryPolicy",
+    "X": f"{NAMESPACE}.WorkflowExecution",
+}
 _TAGGED: dict[int, tuple[tuple[str, str], ...]] = {
     et: tuple((name, _UNION_BRANCH[code]) for name, code in fields.items() if code in _UNION_BRANCH)
     for et, fields in EVENT_FIELDS.items()
@@ -86,14 +90,16 @@ def encode_events(events: Sequence[HistoryEvent]) -> bytes:
             raise SchemaError(f"event {e.event_id}: unknown event type {e.event_type!r}") from None
         if tag:
             attributes = _tag_unions(attributes, tag)
-        append({
-            "event_id": e.event_id,
-            "event_time": e.event_time,
-            "event_type": e.event_type,
-            "version": e.version,
-            "task_id": e.task_id,
-            "attributes": (name, attributes),
-        })
+        append(
+            {
+                "event_id": e.event_id,
+                "event_time": e.event_time,
+                "event_type": e.event_type,
+                "version": e.version,
+                "task_id": e.task_id,
+                "attributes": (name, attributes),
+            }
+        )
     out = io.BytesIO()
     out.write(_current.header)
     try:
@@ -127,8 +133,12 @@ def _diagnose(events: Sequence[HistoryEvent], batch_error: Exception) -> SchemaE
             )
         attributes = _tag_unions(e.attributes, _TAGGED[et])
         record = {
-            "event_id": e.event_id, "event_time": e.event_time, "event_type": e.event_type,
-            "version": e.version, "task_id": e.task_id, "attributes": (_BRANCH[et], attributes),
+            "event_id": e.event_id,
+            "event_time": e.event_time,
+            "event_type": e.event_type,
+            "version": e.version,
+            "task_id": e.task_id,
+            "attributes": (_BRANCH[et], attributes),
         }
         try:
             fastavro.schemaless_writer(io.BytesIO(), _event_schema, record, strict_allow_default=True)
@@ -153,8 +163,14 @@ def decode_events(data: bytes, *, registry: SchemaRegistry | None = None) -> lis
     types = _EVENT_TYPES
     try:
         return [
-            HistoryEvent(e["event_id"], e["event_time"], types[e["event_type"]], e["version"], e["task_id"],
-                         e["attributes"])
+            HistoryEvent(
+                e["event_id"],
+                e["event_time"],
+                types[e["event_type"]],
+                e["version"],
+                e["task_id"],
+                e["attributes"],
+            )
             for e in batch["events"]
         ]
     except KeyError as exc:

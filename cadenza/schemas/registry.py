@@ -25,8 +25,17 @@ HEADER_SIZE = 10  # marker + 8-byte fingerprint
 VERSION_PROPERTY = "cadenza.schema_version"
 
 # What fastavro raises on data that does not fit a schema; it has no common base class for them.
-AVRO_DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, EOFError,
-                UnicodeDecodeError, fastavro.read.SchemaResolutionError)
+AVRO_DATA_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    EOFError,
+    UnicodeDecodeError,
+    fastavro.read.SchemaResolutionError,
+)
 
 
 class SchemaError(ValueError):
@@ -79,7 +88,10 @@ class SchemaRegistry:
         self._by_name: dict[str, dict[int, RegisteredSchema]] = {}
 
     def register(
-        self, schema: str | os.PathLike[str] | Mapping[str, Any], *, name: str | None = None,
+        self,
+        schema: str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        name: str | None = None,
         version: int | None = None,
     ) -> RegisteredSchema:
         """Register a schema given as a dict or a path to an ``.avsc`` file.
@@ -152,9 +164,7 @@ class SchemaRegistry:
     def writer_of(self, data: bytes) -> RegisteredSchema:
         """The schema that wrote single-object encoded ``data`` (checks the header only)."""
         if len(data) < HEADER_SIZE:
-            raise SchemaError(
-                f"truncated single-object header: need {HEADER_SIZE} bytes, got {len(data)}"
-            )
+            raise SchemaError(f"truncated single-object header: need {HEADER_SIZE} bytes, got {len(data)}")
         if data[:2] != MAGIC:
             raise SchemaError(
                 f"not Avro single-object encoded: marker is 0x{bytes(data[:2]).hex()}, expected 0xc301"
@@ -187,8 +197,9 @@ class SchemaRegistry:
         return reader.name, read_body(data, writer, reader)
 
 
-def read_body(data: bytes, writer: RegisteredSchema, reader: RegisteredSchema | None = None,
-              **options: Any) -> Any:
+def read_body(
+    data: bytes, writer: RegisteredSchema, reader: RegisteredSchema | None = None, **options: Any
+) -> Any:
     """Read the Avro body after the header, resolving ``writer`` into ``reader`` if they differ.
 
     ``options`` are passed to ``fastavro.schemaless_reader``. Trailing bytes are an error: they

@@ -348,7 +348,11 @@ class WorkflowHandle(Generic[R]):
         run's id; this handle then follows the new run."""
         c = self.client
         new_run = await c.service.reset_workflow_execution(  # type: ignore[attr-defined]
-            c.namespace, self._execution(), reset_type=reset_type, event_id=event_id, reason=reason,
+            c.namespace,
+            self._execution(),
+            reset_type=reset_type,
+            event_id=event_id,
+            reason=reason,
             identity=c.identity,
         )
         self.run_id = None

@@ -51,8 +51,9 @@ async def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0
         await asyncio.sleep(0.02)
 
 
-async def consume(bus: Bus, group: str, topic: str, count: int, *, ack: bool = True,
-                  timeout: float = 30.0) -> list[Message]:
+async def consume(
+    bus: Bus, group: str, topic: str, count: int, *, ack: bool = True, timeout: float = 30.0
+) -> list[Message]:
     """Poll a fresh member of ``group`` until ``count`` messages arrived, then close it."""
     consumer = bus.consumer(group, [topic])
     got: list[Message] = []
@@ -145,9 +146,14 @@ class BusContract:
             topic = await self.topic(bus, 3)
             producer = bus.producer()
             keys = [workflow_key("ns", f"wf-{i}") for i in range(5)]
-            deliveries = await asyncio.gather(*(
-                producer.produce(topic, keys[i % 5], f"{i % 5}:{i // 5}".encode(), {"seq": str(i).encode()})
-                for i in range(60)))
+            deliveries = await asyncio.gather(
+                *(
+                    producer.produce(
+                        topic, keys[i % 5], f"{i % 5}:{i // 5}".encode(), {"seq": str(i).encode()}
+                    )
+                    for i in range(60)
+                )
+            )
             await producer.close()
             for i, delivery in enumerate(deliveries):
                 assert delivery.partition == partition_for(keys[i % 5], 3)
@@ -243,8 +249,9 @@ class BusContract:
             group = name("g")
             producer = bus.producer()
             sent = [f"m{i}".encode() for i in range(200)]
-            await asyncio.gather(*(producer.produce(topic, f"k{i}".encode(), v)
-                                   for i, v in enumerate(sent[:100])))
+            await asyncio.gather(
+                *(producer.produce(topic, f"k{i}".encode(), v) for i, v in enumerate(sent[:100]))
+            )
             a, b = bus.consumer(group, [topic]), bus.consumer(group, [topic])
             acked: set[bytes] = set()
 
@@ -255,14 +262,14 @@ class BusContract:
                 await c.commit()
 
             deadline = asyncio.get_running_loop().time() + 60
-            while not (a.assignment() and b.assignment()) or \
-                    set(a.assignment()) & set(b.assignment()):
+            while not (a.assignment() and b.assignment()) or set(a.assignment()) & set(b.assignment()):
                 assert asyncio.get_running_loop().time() < deadline, "the group never split the partitions"
                 await asyncio.gather(step(a), step(b))
             assert set(a.assignment()) | set(b.assignment()) == {(topic, p) for p in range(4)}
 
-            await asyncio.gather(*(producer.produce(topic, f"k{i}".encode(), v)
-                                   for i, v in enumerate(sent[100:], start=100)))
+            await asyncio.gather(
+                *(producer.produce(topic, f"k{i}".encode(), v) for i, v in enumerate(sent[100:], start=100))
+            )
             await producer.close()
             in_flight: list[Message] = []
             while not in_flight:  # a takes a batch and leaves without acknowledging it
@@ -291,8 +298,15 @@ class BusContract:
                 handled.append(m.value or b"")
 
             metrics = CountingMetrics()
-            runner = ConsumerRunner(bus, group=name("g"), topics=[topic], dlq_topic=f"{topic}-dlq",
-                                    handler=handler, options=FAST, metrics=metrics)
+            runner = ConsumerRunner(
+                bus,
+                group=name("g"),
+                topics=[topic],
+                dlq_topic=f"{topic}-dlq",
+                handler=handler,
+                options=FAST,
+                metrics=metrics,
+            )
             producer = bus.producer()
             for value in (b"a", b"poison", b"b"):
                 await producer.produce(topic, b"wf", value, {"trace": b"t-1"})
@@ -323,8 +337,9 @@ class BusContract:
                     raise RuntimeError("dependency missing")
                 applied.append(m.value or b"")
 
-            runner = ConsumerRunner(bus, group=name("g"), topics=[topic], dlq_topic=dlq_topic,
-                                    handler=handler, options=FAST)
+            runner = ConsumerRunner(
+                bus, group=name("g"), topics=[topic], dlq_topic=dlq_topic, handler=handler, options=FAST
+            )
             runner.start()
             producer = bus.producer()
             await producer.produce(topic, b"wf", b"needs-fix")
@@ -348,9 +363,18 @@ class BusContract:
             dlq_topic = f"{topic}-dlq"
             producer = bus.producer()
             for i in range(4):
-                await producer.produce(dlq_topic, f"wf{i}".encode(), f"v{i}".encode(), {
-                    "error": b"boom", "attempts": b"3", "source-topic": topic.encode(),
-                    "source-partition": b"0", "source-offset": str(i).encode()})
+                await producer.produce(
+                    dlq_topic,
+                    f"wf{i}".encode(),
+                    f"v{i}".encode(),
+                    {
+                        "error": b"boom",
+                        "attempts": b"3",
+                        "source-topic": topic.encode(),
+                        "source-partition": b"0",
+                        "source-offset": str(i).encode(),
+                    },
+                )
             await producer.close()
             with pytest.raises(BusError, match="simulated crash"):
                 await merge_dlq(FlakyBus(bus, fail_on_call=2), dlq_topic)  # type: ignore[arg-type]
@@ -372,8 +396,9 @@ class BusContract:
             async def index(m: Message) -> None:
                 indexed.append(decode_visibility(m.value or b""))
 
-            runner = ConsumerRunner(bus, group=name("g"), topics=[topic], dlq_topic=f"{topic}-dlq",
-                                    handler=index, options=FAST)
+            runner = ConsumerRunner(
+                bus, group=name("g"), topics=[topic], dlq_topic=f"{topic}-dlq", handler=index, options=FAST
+            )
             good = VisibilityMessage(namespace_id="ns", workflow_id="wf", run_id="r", task_id=7)
             producer = bus.producer()
             await producer.produce(topic, good.key, b"\x00garbage that is not avro")

@@ -22,6 +22,9 @@ def kafka_address() -> str:
 def require_kafka(timeout: float = 10.0) -> str:
     address = kafka_address()
     if not probe_kafka(address, timeout):
-        pytest.fail(f"Kafka does not answer at {address}: run `cadenza dev services up kafka` "
-                    "(or set CADENZA_TEST_KAFKA to a running broker)", pytrace=False)
+        pytest.fail(
+            f"Kafka does not answer at {address}: run `cadenza dev services up kafka` "
+            "(or set CADENZA_TEST_KAFKA to a running broker)",
+            pytrace=False,
+        )
     return address

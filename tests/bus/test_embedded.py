@@ -71,8 +71,9 @@ def test_the_log_can_share_the_servers_sqlite_file(tmp_path: Path) -> None:
         try:
             await bus.create_topics([TopicSpec("t", 2)])
             await bus.producer().produce("t", b"k", b"v")
-            tables = await db.read(lambda c: [r[0] for r in c.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")])
+            tables = await db.read(
+                lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            )
             assert "bus_messages" in tables and "schema_version" in tables
         finally:
             await bus.close()

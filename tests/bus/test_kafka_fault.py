@@ -38,8 +38,11 @@ RATE = 300  # messages per second: the run spans about ten seconds
 def kill_kafka(manager: ServiceManager) -> PidRecord:
     record = manager.record("kafka")
     if record is None or not is_alive(record):
-        pytest.fail("Kafka was not started by `cadenza dev services up kafka` (no live PID file); "
-                    "the fault test must be able to kill and restart it", pytrace=False)
+        pytest.fail(
+            "Kafka was not started by `cadenza dev services up kafka` (no live PID file); "
+            "the fault test must be able to kill and restart it",
+            pytrace=False,
+        )
     os.kill(record.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while is_alive(record) and time.monotonic() < deadline:
@@ -52,8 +55,14 @@ def restart_kafka(manager: ServiceManager, old: PidRecord, address: str) -> None
     run_dir = manager.run_dir("kafka")
     command = (run_dir / "command.txt").read_text(encoding="utf-8").split()
     with manager.log_file("kafka").open("ab") as log:
-        proc = subprocess.Popen(command, cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=run_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     # Recorded like `up` records it, so `cadenza dev services down` stops this process later.
     record = PidRecord(proc.pid, process_start_ticks(proc.pid) or 0, old.address, time.time())
     manager.pid_file("kafka").write_text(record.to_json(), encoding="utf-8")
@@ -69,8 +78,11 @@ def test_sigkill_and_restart_during_load_loses_no_acknowledged_message() -> None
     manager = ServiceManager(progress=lambda _: None)
     record = manager.record("kafka")
     if record is None or record.address != address:
-        pytest.fail(f"the Kafka under test ({address}) is not the one `cadenza dev services up kafka` "
-                    "runs; the fault test needs to kill and restart it", pytrace=False)
+        pytest.fail(
+            f"the Kafka under test ({address}) is not the one `cadenza dev services up kafka` "
+            "runs; the fault test needs to kill and restart it",
+            pytrace=False,
+        )
 
     async def main() -> None:
         bus = KafkaBus(address, producer_config={"message.timeout.ms": 15_000})
@@ -90,8 +102,14 @@ def test_sigkill_and_restart_during_load_loses_no_acknowledged_message() -> None
                 applied_ids.add(ident)
                 applied.append(ident)
 
-        runner = ConsumerRunner(bus, group=name("g"), topics=[topic], dlq_topic=f"{topic}-dlq",
-                                handler=effect, options=RunnerOptions(max_attempts=1000, backoff_max=1.0))
+        runner = ConsumerRunner(
+            bus,
+            group=name("g"),
+            topics=[topic],
+            dlq_topic=f"{topic}-dlq",
+            handler=effect,
+            options=RunnerOptions(max_attempts=1000, backoff_max=1.0),
+        )
         runner.start()
         producer = bus.producer()
 

@@ -7,15 +7,18 @@ import pytest
 from cadenza.engine.bus._offsets import PartitionTracker
 
 
-@pytest.mark.parametrize("delivered, acked, point", [
-    ([], [], 7),                       # nothing in flight: the start
-    ([7, 8, 9], [], 7),                # nothing acknowledged
-    ([7, 8, 9], [7, 8], 9),            # a prefix
-    ([7, 8, 9], [8, 9], 7),            # out of order: held back by 7
-    ([7, 8, 9], [9, 8, 7], 10),        # all, in any order
-    ([7, 10, 12], [7, 10], 12),        # gaps in the log (compaction) are not waited for
-    ([7, 10, 12], [7, 10, 12], 13),
-])
+@pytest.mark.parametrize(
+    "delivered, acked, point",
+    [
+        ([], [], 7),  # nothing in flight: the start
+        ([7, 8, 9], [], 7),  # nothing acknowledged
+        ([7, 8, 9], [7, 8], 9),  # a prefix
+        ([7, 8, 9], [8, 9], 7),  # out of order: held back by 7
+        ([7, 8, 9], [9, 8, 7], 10),  # all, in any order
+        ([7, 10, 12], [7, 10], 12),  # gaps in the log (compaction) are not waited for
+        ([7, 10, 12], [7, 10, 12], 13),
+    ],
+)
 def test_commit_point(delivered: list[int], acked: list[int], point: int) -> None:
     tracker = PartitionTracker(7)
     for offset in delivered:

@@ -43,18 +43,22 @@ def test_topology_names_the_replication_and_visibility_topics() -> None:
 
 def test_topology_validation_reports_every_problem_by_key() -> None:
     with pytest.raises(TopologyError) as info:
-        KafkaTopology.from_mapping({
-            "clusters": {"test": {"brokers": ["b:9092"]}},
-            "topics": {"active": {"cluster": "nope"}},
-            "cluster-topics": {"active": {"topic": "active", "dlq-topic": "active-dlq"}},
-        }, source="dev.yaml")
+        KafkaTopology.from_mapping(
+            {
+                "clusters": {"test": {"brokers": ["b:9092"]}},
+                "topics": {"active": {"cluster": "nope"}},
+                "cluster-topics": {"active": {"topic": "active", "dlq-topic": "active-dlq"}},
+            },
+            source="dev.yaml",
+        )
     text = str(info.value)
     assert "dev.yaml for 2 reasons" in text
     assert "kafka.topics.active.cluster: unknown cluster 'nope'" in text
     assert "kafka.cluster-topics.active.dlq-topic: topic 'active-dlq' is not declared" in text
     with pytest.raises(TopologyError, match=r"kafka\.topics\.t\.partitions: Input should be greater"):
-        KafkaTopology.from_mapping({"clusters": {"c": {"brokers": ["b"]}},
-                                    "topics": {"t": {"cluster": "c", "partitions": 0}}})
+        KafkaTopology.from_mapping(
+            {"clusters": {"c": {"brokers": ["b"]}}, "topics": {"t": {"cluster": "c", "partitions": 0}}}
+        )
 
 
 def test_every_command_answers_help() -> None:
@@ -98,9 +102,18 @@ def _seed_dlq(path: Path, count: int) -> None:
             await bus.create_topics([TopicSpec("src", 1), TopicSpec("src-dlq", 1)])
             producer = bus.producer()
             for i in range(count):
-                await producer.produce("src-dlq", f"wf{i}".encode(), f"v{i}".encode(), {
-                    "error": f"RuntimeError: boom {i}".encode(), "attempts": b"5",
-                    "source-topic": b"src", "source-partition": b"0", "source-offset": str(i).encode()})
+                await producer.produce(
+                    "src-dlq",
+                    f"wf{i}".encode(),
+                    f"v{i}".encode(),
+                    {
+                        "error": f"RuntimeError: boom {i}".encode(),
+                        "attempts": b"5",
+                        "source-topic": b"src",
+                        "source-partition": b"0",
+                        "source-offset": str(i).encode(),
+                    },
+                )
         finally:
             await bus.close()
 

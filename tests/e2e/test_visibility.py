@@ -39,13 +39,15 @@ def test_started_upserted_and_closed_workflows_are_listed_with_their_latest_stat
     async def scenario(env: WorkflowEnvironment) -> None:
         svc = env.client.service
         await svc.add_search_attributes({"CustomerId": "Keyword", "Priority": "Int"})  # type: ignore[attr-defined]
-        async with Worker(env.client, task_queue="vis", workflows=[Tagged, HelloWorkflow, Approval],
-                          activities=[say_hello]):
+        async with Worker(
+            env.client, task_queue="vis", workflows=[Tagged, HelloWorkflow, Approval], activities=[say_hello]
+        ):
             for c in ("acme", "globex"):
                 await env.client.execute_workflow(Tagged.run, c, id=f"tagged-{c}", task_queue="vis")
             await env.client.execute_workflow(HelloWorkflow.run, "x", id="hello-vis", task_queue="vis")
-            await env.client.start_workflow(Approval.run, 1, id="open-vis", task_queue="vis",
-                                            search_attributes={"CustomerId": "acme"})
+            await env.client.start_workflow(
+                Approval.run, 1, id="open-vis", task_queue="vis", search_attributes={"CustomerId": "acme"}
+            )
 
             async def acme() -> list:  # type: ignore[type-arg]
                 resp = await svc.list_workflow_executions(  # type: ignore[attr-defined]
@@ -83,8 +85,13 @@ def test_a_bad_query_or_unknown_attribute_is_refused_with_its_position() -> None
         with pytest.raises(RPCError, match="Nope"):
             await svc.count_workflow_executions("default", "Nope = 1")  # type: ignore[attr-defined]
         with pytest.raises(RPCError, match="search_attributes"):
-            await env.client.start_workflow(Approval.run, 1, id="bad-sa", task_queue="q",
-                                            search_attributes={"Undeclared": "x"},
-                                            run_timeout=timedelta(seconds=5))
+            await env.client.start_workflow(
+                Approval.run,
+                1,
+                id="bad-sa",
+                task_queue="q",
+                search_attributes={"Undeclared": "x"},
+                run_timeout=timedelta(seconds=5),
+            )
 
     run_in_env(scenario)

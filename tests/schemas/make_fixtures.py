@@ -41,9 +41,15 @@ def payload(value: Any, encoding: bytes = b"json/plain") -> dict[str, Any]:
 
 def failure(message: str, cause: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
-        "message": message, "source": "PythonSDK", "stack_trace": f"Traceback: {message}",
-        "failure_type": "application", "application_type": "ValueError", "non_retryable": True,
-        "details": [payload({"why": message})], "timeout_type": "START_TO_CLOSE", "cause": cause,
+        "message": message,
+        "source": "PythonSDK",
+        "stack_trace": f"Traceback: {message}",
+        "failure_type": "application",
+        "application_type": "ValueError",
+        "non_retryable": True,
+        "details": [payload({"why": message})],
+        "timeout_type": "START_TO_CLOSE",
+        "cause": cause,
     }
 
 
@@ -67,8 +73,11 @@ def _value(code: str, field: str, n: int) -> Any:
         return failure(f"{field} {n}", cause=failure(f"cause of {field}"))
     if code == "R":
         return {
-            "initial_interval_ms": 1000, "backoff_coefficient": 2.0, "maximum_interval_ms": 60_000,
-            "maximum_attempts": 5, "non_retryable_error_types": ["ValueError", "KeyError"],
+            "initial_interval_ms": 1000,
+            "backoff_coefficient": 2.0,
+            "maximum_interval_ms": 60_000,
+            "maximum_attempts": 5,
+            "non_retryable_error_types": ["ValueError", "KeyError"],
         }
     if code == "X":
         return {"workflow_id": f"wf-{n}", "run_id": f"run-{n}"}
@@ -83,7 +92,11 @@ def full_events() -> list[HistoryEvent]:
     """One event of each of the 40 types with every attribute field set to a non-default value."""
     return [
         HistoryEvent(
-            n, T0 + n * 1_000, et, 7, 1_000 + n,
+            n,
+            T0 + n * 1_000,
+            et,
+            7,
+            1_000 + n,
             {name: _value(code, name, n) for name, code in EVENT_FIELDS[et].items()},
         )
         for n, et in enumerate(EventType, start=1)
@@ -94,32 +107,57 @@ def typical_events() -> list[HistoryEvent]:
     """A short real-looking history; most fields are left out and take their defaults."""
     e = EventType
     rows: list[tuple[EventType, dict[str, Any]]] = [
-        (e.WORKFLOW_EXECUTION_STARTED, {
-            "workflow_type": "OrderWorkflow", "task_queue": "orders", "input": [payload({"order": 1})],
-            "workflow_run_timeout_ms": 60_000, "workflow_task_timeout_ms": 10_000, "attempt": 1,
-            "original_execution_run_id": "run-1", "first_execution_run_id": "run-1",
-        }),
-        (e.WORKFLOW_TASK_SCHEDULED,
-         {"task_queue": "orders", "start_to_close_timeout_ms": 10_000, "attempt": 1}),
+        (
+            e.WORKFLOW_EXECUTION_STARTED,
+            {
+                "workflow_type": "OrderWorkflow",
+                "task_queue": "orders",
+                "input": [payload({"order": 1})],
+                "workflow_run_timeout_ms": 60_000,
+                "workflow_task_timeout_ms": 10_000,
+                "attempt": 1,
+                "original_execution_run_id": "run-1",
+                "first_execution_run_id": "run-1",
+            },
+        ),
+        (
+            e.WORKFLOW_TASK_SCHEDULED,
+            {"task_queue": "orders", "start_to_close_timeout_ms": 10_000, "attempt": 1},
+        ),
         (e.WORKFLOW_TASK_STARTED, {"scheduled_event_id": 2, "identity": "w1", "request_id": "r1"}),
         (e.WORKFLOW_TASK_COMPLETED, {"scheduled_event_id": 2, "started_event_id": 3, "identity": "w1"}),
-        (e.ACTIVITY_TASK_SCHEDULED, {
-            "activity_id": "1", "activity_type": "charge", "task_queue": "orders",
-            "input": [payload({"amount": 10})], "start_to_close_timeout_ms": 5_000,
-            "workflow_task_completed_event_id": 4,
-        }),
-        (e.TIMER_STARTED, {"timer_id": "t1", "start_to_fire_timeout_ms": 1_000,
-                           "workflow_task_completed_event_id": 4}),
+        (
+            e.ACTIVITY_TASK_SCHEDULED,
+            {
+                "activity_id": "1",
+                "activity_type": "charge",
+                "task_queue": "orders",
+                "input": [payload({"amount": 10})],
+                "start_to_close_timeout_ms": 5_000,
+                "workflow_task_completed_event_id": 4,
+            },
+        ),
+        (
+            e.TIMER_STARTED,
+            {"timer_id": "t1", "start_to_fire_timeout_ms": 1_000, "workflow_task_completed_event_id": 4},
+        ),
         (e.ACTIVITY_TASK_STARTED, {"scheduled_event_id": 5, "identity": "w1", "attempt": 1}),
-        (e.ACTIVITY_TASK_FAILED, {
-            "failure": failure("card declined", cause=failure("gateway 402")), "scheduled_event_id": 5,
-            "started_event_id": 7, "retry_state": "NON_RETRYABLE_FAILURE",
-        }),
+        (
+            e.ACTIVITY_TASK_FAILED,
+            {
+                "failure": failure("card declined", cause=failure("gateway 402")),
+                "scheduled_event_id": 5,
+                "started_event_id": 7,
+                "retry_state": "NON_RETRYABLE_FAILURE",
+            },
+        ),
         (e.TIMER_FIRED, {"timer_id": "t1", "started_event_id": 6}),
         (e.WORKFLOW_EXECUTION_SIGNALED, {"signal_name": "cancel", "input": None}),
         (e.MARKER_RECORDED, {"marker_name": "Version", "details": {"change_id": [payload("v2")]}}),
-        (e.WORKFLOW_EXECUTION_COMPLETED,
-         {"result": [payload("done")], "workflow_task_completed_event_id": 4}),
+        (
+            e.WORKFLOW_EXECUTION_COMPLETED,
+            {"result": [payload("done")], "workflow_task_completed_event_id": 4},
+        ),
     ]
     return [HistoryEvent(n, T0 + n, et, 1, 500 + n, attrs) for n, (et, attrs) in enumerate(rows, start=1)]
 
@@ -128,9 +166,8 @@ def typical_events() -> list[HistoryEvent]:
 V0_REMOVED: dict[str, set[str]] = {
     "Failure": {"application_type", "details", "timeout_type"},
     "ActivityTaskScheduledEventAttributes": {"header", "retry_policy", "heartbeat_timeout_ms"},
-    "WorkflowExecutionStartedEventAttributes": set(
-        EVENT_FIELDS[EventType.WORKFLOW_EXECUTION_STARTED]
-    ) - {"workflow_type", "task_queue", "input", "identity"},
+    "WorkflowExecutionStartedEventAttributes": set(EVENT_FIELDS[EventType.WORKFLOW_EXECUTION_STARTED])
+    - {"workflow_type", "task_queue", "input", "identity"},
 }
 
 
@@ -151,29 +188,65 @@ def v0_events() -> list[HistoryEvent]:
         for name in V0_REMOVED["Failure"]:
             del f[name]
     return [
-        HistoryEvent(1, T0, EventType.WORKFLOW_EXECUTION_STARTED, 0, 1, {
-            "workflow_type": "OldWorkflow", "task_queue": "old", "input": [payload([1, 2])],
-            "identity": "old-client",
-        }),
-        HistoryEvent(2, T0 + 1, EventType.ACTIVITY_TASK_SCHEDULED, 0, 2, {
-            "activity_id": "1", "activity_type": "legacy", "task_queue": "old", "input": None,
-            "start_to_close_timeout_ms": 1_000,
-        }),
-        HistoryEvent(3, T0 + 2, EventType.ACTIVITY_TASK_FAILED, 0, 3, {
-            "failure": v0_failure, "scheduled_event_id": 2, "started_event_id": 0, "identity": "w",
-        }),
+        HistoryEvent(
+            1,
+            T0,
+            EventType.WORKFLOW_EXECUTION_STARTED,
+            0,
+            1,
+            {
+                "workflow_type": "OldWorkflow",
+                "task_queue": "old",
+                "input": [payload([1, 2])],
+                "identity": "old-client",
+            },
+        ),
+        HistoryEvent(
+            2,
+            T0 + 1,
+            EventType.ACTIVITY_TASK_SCHEDULED,
+            0,
+            2,
+            {
+                "activity_id": "1",
+                "activity_type": "legacy",
+                "task_queue": "old",
+                "input": None,
+                "start_to_close_timeout_ms": 1_000,
+            },
+        ),
+        HistoryEvent(
+            3,
+            T0 + 2,
+            EventType.ACTIVITY_TASK_FAILED,
+            0,
+            3,
+            {
+                "failure": v0_failure,
+                "scheduled_event_id": 2,
+                "started_event_id": 0,
+                "identity": "w",
+            },
+        ),
     ]
 
 
 def encode_v0(events: list[HistoryEvent], schema: dict[str, Any]) -> bytes:
     registry = load_default_registry()
     registry.register(schema, version=0)
-    batch = {"events": [
-        {"event_id": e.event_id, "event_time": e.event_time, "event_type": int(e.event_type),
-         "version": e.version, "task_id": e.task_id,
-         "attributes": (f"io.cadenza.v1.{record_name(e.event_type)}", e.attributes)}
-        for e in events
-    ]}
+    batch = {
+        "events": [
+            {
+                "event_id": e.event_id,
+                "event_time": e.event_time,
+                "event_type": int(e.event_type),
+                "version": e.version,
+                "task_id": e.task_id,
+                "attributes": (f"io.cadenza.v1.{record_name(e.event_type)}", e.attributes),
+            }
+            for e in events
+        ]
+    }
     return registry.encode(BATCH_SCHEMA, batch, version=0)
 
 
@@ -199,8 +272,14 @@ def from_json(value: Any) -> Any:
 
 def events_to_json(events: list[HistoryEvent]) -> str:
     rows = [
-        {"event_id": e.event_id, "event_time": e.event_time, "event_type": EventType(e.event_type).name,
-         "version": e.version, "task_id": e.task_id, "attributes": to_json(e.attributes)}
+        {
+            "event_id": e.event_id,
+            "event_time": e.event_time,
+            "event_type": EventType(e.event_type).name,
+            "version": e.version,
+            "task_id": e.task_id,
+            "attributes": to_json(e.attributes),
+        }
         for e in events
     ]
     return json.dumps(rows, indent=1) + "\n"
@@ -208,8 +287,14 @@ def events_to_json(events: list[HistoryEvent]) -> str:
 
 def events_from_json(text: str) -> list[HistoryEvent]:
     return [
-        HistoryEvent(r["event_id"], r["event_time"], EventType[r["event_type"]], r["version"], r["task_id"],
-                     from_json(r["attributes"]))
+        HistoryEvent(
+            r["event_id"],
+            r["event_time"],
+            EventType[r["event_type"]],
+            r["version"],
+            r["task_id"],
+            from_json(r["attributes"]),
+        )
         for r in json.loads(text)
     ]
 

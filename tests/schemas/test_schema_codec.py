@@ -49,7 +49,11 @@ def assert_events_resolved(decoded: list[HistoryEvent], expected: list[HistoryEv
     for d, e in zip(decoded, expected, strict=True):
         assert type(d.event_type) is EventType
         assert (d.event_id, d.event_time, d.event_type, d.version, d.task_id) == (
-            e.event_id, e.event_time, e.event_type, e.version, e.task_id,
+            e.event_id,
+            e.event_time,
+            e.event_type,
+            e.version,
+            e.task_id,
         )
         assert_resolved(d.attributes, e.attributes, f"event {e.event_id}")
 
@@ -80,10 +84,17 @@ def test_missing_attributes_take_defaults() -> None:
     event = HistoryEvent(1, 5, EventType.ACTIVITY_TASK_SCHEDULED, attributes={"activity_id": "a"})
     attrs = decode_events(encode_events([event]))[0].attributes
     assert attrs == {
-        "activity_id": "a", "activity_type": "", "task_queue": "", "header": {}, "input": None,
-        "schedule_to_close_timeout_ms": 0, "schedule_to_start_timeout_ms": 0,
-        "start_to_close_timeout_ms": 0, "heartbeat_timeout_ms": 0,
-        "workflow_task_completed_event_id": 0, "retry_policy": None,
+        "activity_id": "a",
+        "activity_type": "",
+        "task_queue": "",
+        "header": {},
+        "input": None,
+        "schedule_to_close_timeout_ms": 0,
+        "schedule_to_start_timeout_ms": 0,
+        "start_to_close_timeout_ms": 0,
+        "heartbeat_timeout_ms": 0,
+        "workflow_task_completed_event_id": 0,
+        "retry_policy": None,
     }
 
 
@@ -132,12 +143,15 @@ def test_header_names_the_current_schema() -> None:
     assert (writer.name, writer.version) == ("io.cadenza.v1.HistoryEventBatch", SCHEMA_VERSION)
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "truncated single-object header"),
-    (b"\xc3\x01\x00", "truncated single-object header"),
-    (b"not avro at all", "bad marker|marker is 0x6e6f"),
-    (b"\xc3\x01" + b"\xff" * 8 + b"\x00", r"unknown schema fingerprint 0xffffffffffffffff; known: .*v1"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "truncated single-object header"),
+        (b"\xc3\x01\x00", "truncated single-object header"),
+        (b"not avro at all", "bad marker|marker is 0x6e6f"),
+        (b"\xc3\x01" + b"\xff" * 8 + b"\x00", r"unknown schema fingerprint 0xffffffffffffffff; known: .*v1"),
+    ],
+)
 def test_garbage_is_refused_with_a_clear_message(data: bytes, message: str) -> None:
     with pytest.raises(SchemaError, match=message):
         decode_events(data)
@@ -160,6 +174,7 @@ def test_other_schema_message_is_not_a_history_batch() -> None:
 
 
 # Fixtures: every released version's bytes keep decoding into the current shape.
+
 
 def _fixture(name: str) -> tuple[bytes, list[HistoryEvent]]:
     return (FIXTURES / f"{name}.bin").read_bytes(), events_from_json((FIXTURES / f"{name}.json").read_text())

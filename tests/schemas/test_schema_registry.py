@@ -13,7 +13,9 @@ from cadenza.schemas import SchemaError, SchemaRegistry
 from cadenza.schemas.registry import MAGIC, schema_fingerprint
 
 PING_V1: dict[str, Any] = {
-    "type": "record", "name": "Ping", "namespace": "io.cadenza.v1",
+    "type": "record",
+    "name": "Ping",
+    "namespace": "io.cadenza.v1",
     "fields": [{"name": "seq", "type": "long", "default": 0}],
 }
 PING_V2: dict[str, Any] = {
@@ -66,7 +68,9 @@ def test_unknown_fields_are_refused_and_missing_ones_defaulted(registry: SchemaR
     with pytest.raises(SchemaError, match=r"cannot encode io.cadenza.v1.Ping v2.*surprise"):
         registry.encode("io.cadenza.v1.Ping", {"seq": 1, "surprise": True})
     assert registry.decode(registry.encode("io.cadenza.v1.Ping", {}))[1] == {
-        "seq": 0, "note": None, "tags": [],
+        "seq": 0,
+        "note": None,
+        "tags": [],
     }
 
 
@@ -97,22 +101,36 @@ def test_versions_are_never_reused(registry: SchemaRegistry) -> None:
 
 
 def test_register_from_file_with_named_references(tmp_path: Path) -> None:
-    (tmp_path / "io.cadenza.v1.Inner.avsc").write_text(json.dumps(
-        {"type": "record", "name": "Inner", "namespace": "io.cadenza.v1",
-         "fields": [{"name": "x", "type": "int", "default": 0}]}
-    ))
+    (tmp_path / "io.cadenza.v1.Inner.avsc").write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "Inner",
+                "namespace": "io.cadenza.v1",
+                "fields": [{"name": "x", "type": "int", "default": 0}],
+            }
+        )
+    )
     outer = tmp_path / "io.cadenza.v1.Outer.avsc"
-    outer.write_text(json.dumps(
-        {"type": "record", "name": "Outer", "namespace": "io.cadenza.v1", "cadenza.schema_version": 4,
-         "fields": [{"name": "inner", "type": "Inner"}]}
-    ))
+    outer.write_text(
+        json.dumps(
+            {
+                "type": "record",
+                "name": "Outer",
+                "namespace": "io.cadenza.v1",
+                "cadenza.schema_version": 4,
+                "fields": [{"name": "inner", "type": "Inner"}],
+            }
+        )
+    )
     registry = SchemaRegistry()
     entry = registry.register(outer)
     assert (entry.name, entry.version) == ("io.cadenza.v1.Outer", 4)
     data = registry.encode("io.cadenza.v1.Outer", {"inner": {"x": 5}})
     assert registry.decode(data) == ("io.cadenza.v1.Outer", {"inner": {"x": 5}})
     assert [e.name for e in registry.register_directory(tmp_path)] == [
-        "io.cadenza.v1.Inner", "io.cadenza.v1.Outer",
+        "io.cadenza.v1.Inner",
+        "io.cadenza.v1.Outer",
     ]
 
 

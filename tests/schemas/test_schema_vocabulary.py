@@ -13,29 +13,63 @@ from cadenza.schemas.events import COMMAND_EVENT, COMMAND_FIELDS, EVENT_FIELDS
 
 # temporal.api.enums.v1.EventType, without EVENT_TYPE_UNSPECIFIED (0).
 TEMPORAL_EVENT_TYPES = [
-    "WorkflowExecutionStarted", "WorkflowExecutionCompleted", "WorkflowExecutionFailed",
-    "WorkflowExecutionTimedOut", "WorkflowTaskScheduled", "WorkflowTaskStarted",
-    "WorkflowTaskCompleted", "WorkflowTaskTimedOut", "WorkflowTaskFailed", "ActivityTaskScheduled",
-    "ActivityTaskStarted", "ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut",
-    "ActivityTaskCancelRequested", "ActivityTaskCanceled", "TimerStarted", "TimerFired",
-    "TimerCanceled", "WorkflowExecutionCancelRequested", "WorkflowExecutionCanceled",
-    "RequestCancelExternalWorkflowExecutionInitiated", "RequestCancelExternalWorkflowExecutionFailed",
-    "ExternalWorkflowExecutionCancelRequested", "MarkerRecorded", "WorkflowExecutionSignaled",
-    "WorkflowExecutionTerminated", "WorkflowExecutionContinuedAsNew",
-    "StartChildWorkflowExecutionInitiated", "StartChildWorkflowExecutionFailed",
-    "ChildWorkflowExecutionStarted", "ChildWorkflowExecutionCompleted", "ChildWorkflowExecutionFailed",
-    "ChildWorkflowExecutionCanceled", "ChildWorkflowExecutionTimedOut",
-    "ChildWorkflowExecutionTerminated", "SignalExternalWorkflowExecutionInitiated",
-    "SignalExternalWorkflowExecutionFailed", "ExternalWorkflowExecutionSignaled",
+    "WorkflowExecutionStarted",
+    "WorkflowExecutionCompleted",
+    "WorkflowExecutionFailed",
+    "WorkflowExecutionTimedOut",
+    "WorkflowTaskScheduled",
+    "WorkflowTaskStarted",
+    "WorkflowTaskCompleted",
+    "WorkflowTaskTimedOut",
+    "WorkflowTaskFailed",
+    "ActivityTaskScheduled",
+    "ActivityTaskStarted",
+    "ActivityTaskCompleted",
+    "ActivityTaskFailed",
+    "ActivityTaskTimedOut",
+    "ActivityTaskCancelRequested",
+    "ActivityTaskCanceled",
+    "TimerStarted",
+    "TimerFired",
+    "TimerCanceled",
+    "WorkflowExecutionCancelRequested",
+    "WorkflowExecutionCanceled",
+    "RequestCancelExternalWorkflowExecutionInitiated",
+    "RequestCancelExternalWorkflowExecutionFailed",
+    "ExternalWorkflowExecutionCancelRequested",
+    "MarkerRecorded",
+    "WorkflowExecutionSignaled",
+    "WorkflowExecutionTerminated",
+    "WorkflowExecutionContinuedAsNew",
+    "StartChildWorkflowExecutionInitiated",
+    "StartChildWorkflowExecutionFailed",
+    "ChildWorkflowExecutionStarted",
+    "ChildWorkflowExecutionCompleted",
+    "ChildWorkflowExecutionFailed",
+    "ChildWorkflowExecutionCanceled",
+    "ChildWorkflowExecutionTimedOut",
+    "ChildWorkflowExecutionTerminated",
+    "SignalExternalWorkflowExecutionInitiated",
+    "SignalExternalWorkflowExecutionFailed",
+    "ExternalWorkflowExecutionSignaled",
     "UpsertWorkflowSearchAttributes",
 ]
 
 # temporal.api.enums.v1.CommandType, without COMMAND_TYPE_UNSPECIFIED (0).
 TEMPORAL_COMMAND_TYPES = [
-    "ScheduleActivityTask", "RequestCancelActivityTask", "StartTimer", "CompleteWorkflowExecution",
-    "FailWorkflowExecution", "CancelTimer", "CancelWorkflowExecution",
-    "RequestCancelExternalWorkflowExecution", "RecordMarker", "ContinueAsNewWorkflowExecution",
-    "StartChildWorkflowExecution", "SignalExternalWorkflowExecution", "UpsertWorkflowSearchAttributes",
+    "ScheduleActivityTask",
+    "RequestCancelActivityTask",
+    "StartTimer",
+    "CompleteWorkflowExecution",
+    "FailWorkflowExecution",
+    "CancelTimer",
+    "CancelWorkflowExecution",
+    "RequestCancelExternalWorkflowExecution",
+    "RecordMarker",
+    "ContinueAsNewWorkflowExecution",
+    "StartChildWorkflowExecution",
+    "SignalExternalWorkflowExecution",
+    "UpsertWorkflowSearchAttributes",
 ]
 
 
@@ -44,9 +78,7 @@ def _pascal(name: str) -> str:
 
 
 def test_event_type_numbering_matches_temporal() -> None:
-    assert [(et.value, et.pascal_name) for et in EventType] == list(
-        enumerate(TEMPORAL_EVENT_TYPES, start=1)
-    )
+    assert [(et.value, et.pascal_name) for et in EventType] == list(enumerate(TEMPORAL_EVENT_TYPES, start=1))
 
 
 def test_command_type_numbering_matches_temporal() -> None:
@@ -75,9 +107,7 @@ def test_current_version_is_the_latest_registered() -> None:
     current = default_registry().get(BATCH_SCHEMA)
     assert current.version == gen.SCHEMA_VERSION
     released = {int(p.stem.rsplit(".v", 1)[1]) for p in gen.RELEASED_DIR.glob("HistoryEventBatch.v*.avsc")}
-    assert released == {
-        s.version for s in default_registry().schemas() if s.name == BATCH_SCHEMA
-    }
+    assert released == {s.version for s in default_registry().schemas() if s.name == BATCH_SCHEMA}
 
 
 def test_every_field_has_a_default_and_union_follows_event_numbering() -> None:

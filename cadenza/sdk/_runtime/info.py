@@ -168,9 +168,7 @@ def encode_search_attributes(values: Mapping[str, Any]) -> dict[str, dict[str, A
     return encoded
 
 
-def decode_search_attributes(
-    converter: DataConverter, values: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def decode_search_attributes(converter: DataConverter, values: Mapping[str, Any] | None) -> dict[str, Any]:
     """Values of search-attribute payloads, typed where the payload says its type."""
     decoded: dict[str, Any] = {}
     for name, payload in (values or {}).items():

@@ -182,9 +182,7 @@ class Patches:
         instance = self._instance
         instance.check_can_command("call patched() or deprecate_patch()")
         converter = instance.converter
-        command = marker_command(
-            converter, PATCH_MARKER, {"patch_id": patch_id, "deprecated": deprecated}
-        )
+        command = marker_command(converter, PATCH_MARKER, {"patch_id": patch_id, "deprecated": deprecated})
         if instance.is_replaying:
             # The new path was taken exactly when the task recorded the marker. A deprecated patch
             # always takes the new path; its marker is matched only if history has it.

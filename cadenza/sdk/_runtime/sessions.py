@@ -189,8 +189,7 @@ class Session:
             error = handle.exception() if not handle.cancelled() else None
             self.info._state = SessionState.FAILED
             raise SessionFailedError(
-                f"Session {session_id} could not be created on {self._creation_queue!r}: "
-                f"{_describe(error)}",
+                f"Session {session_id} could not be created on {self._creation_queue!r}: {_describe(error)}",
                 session_id=session_id,
             ) from error
         self.info._task_queue, self.info._worker_identity = created.result()
@@ -214,8 +213,7 @@ class Session:
         if info.state is SessionState.FAILED:
             failure = info.failure
             raise SessionFailedError(
-                f"Session {info.session_id} has failed ({failure}); "
-                "activities cannot be started in it",
+                f"Session {info.session_id} has failed ({failure}); activities cannot be started in it",
                 session_id=info.session_id,
             )
         if not explicit_queue:

@@ -20,9 +20,7 @@ from .workflows import Tagged, Waiter, wait_for_release
 
 def test_stack_trace_names_each_waiting_coroutine_and_where_it_waits() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
-        async with Worker(
-            env.client, task_queue="stacks", workflows=[Waiter], activities=[wait_for_release]
-        ):
+        async with Worker(env.client, task_queue="stacks", workflows=[Waiter], activities=[wait_for_release]):
             handle = await env.client.start_workflow(Waiter.run, id="stacks-1", task_queue="stacks")
             await eventually(lambda: activity_started(handle, "wait_for_release"))
             trace = await handle.query("__stack_trace")
