@@ -111,7 +111,11 @@ class VisibilityIndexer:
             topics=[topic],
             dlq_topic=dlq_topic,
             batch_handler=self._index_batch,
-            options=options or RunnerOptions(poll_timeout=0.05, max_attempts=8, backoff_max=5.0),
+            # A store that is down (Elasticsearch restarting) is retried for as long as it takes, with
+            # backoff: dead-lettering records during an outage would leave them unsearchable until
+            # someone merged the DLQ. Records that can never be indexed raise PermanentMessageError
+            # and go to the DLQ at once.
+            options=options or RunnerOptions(poll_timeout=0.05, max_attempts=1 << 30, backoff_max=5.0),
         )
 
     def start(self) -> asyncio.Task[None]:

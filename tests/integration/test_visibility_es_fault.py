@@ -1,0 +1,112 @@
+"""Elasticsearch killed (SIGKILL) and restarted in the middle of a load run: afterwards every workflow
+is searchable with its latest state, and nothing is duplicated. The outbox and the bus keep the
+records meanwhile, and the indexer retries the store for as long as it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from services.restart_in_place import kill_service, restart_service
+
+from cadenza import workflow
+from cadenza.engine.bus import EmbeddedBus
+from cadenza.engine.host import Host
+from cadenza.engine.persistence import open_sqlite_stores
+from cadenza.ops.devservices.manager import ServiceManager
+from cadenza.ops.devservices.services import probe_elasticsearch
+from cadenza.sdk._local import local_service
+from cadenza.sdk.client import Client
+from cadenza.visibility.es_store import ElasticsearchVisibilityStore
+from cadenza.visibility.pipeline import DEV_SEARCH_ATTRIBUTES
+from cadenza.worker import Worker
+
+pytestmark = [pytest.mark.elasticsearch, pytest.mark.slow]
+WORKFLOWS = 240
+
+
+@workflow.defn
+class Tagged:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        workflow.upsert_search_attributes({"CustomIntField": n})
+        return n
+
+
+def test_elasticsearch_killed_and_restarted_under_load_loses_no_record(
+    elasticsearch_url: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    manager = ServiceManager(progress=lambda _: None)
+    index = f"cadenza_vis_fault_{uuid.uuid4().hex[:8]}"
+
+    async def main() -> None:
+        store = await ElasticsearchVisibilityStore.open(elasticsearch_url, index=index)
+        await store.add_search_attributes(DEV_SEARCH_ATTRIBUTES)
+        bus = EmbeddedBus(str(tmp_path / "bus.db"))
+        host = await Host.start(
+            open_sqlite_stores(str(tmp_path / "cadenza.db")), visibility_store=store, bus=bus
+        )
+        client = Client(local_service(host.frontend))
+        loop = asyncio.get_running_loop()
+        try:
+            async with Worker(client, task_queue="fault", workflows=[Tagged]):
+                sem = asyncio.Semaphore(20)
+                completed = 0
+
+                async def one(i: int) -> None:
+                    nonlocal completed
+                    async with sem:
+                        await client.execute_workflow(Tagged.run, i, id=f"es-fault-{i}", task_queue="fault")
+                        completed += 1
+
+                load = [asyncio.create_task(one(i)) for i in range(WORKFLOWS)]
+                while completed < WORKFLOWS // 3:
+                    await asyncio.sleep(0.01)
+                old = await loop.run_in_executor(None, kill_service, manager, "elasticsearch")
+                at_kill = completed
+                await asyncio.sleep(2)  # the load goes on while the store is down
+                await loop.run_in_executor(
+                    None,
+                    lambda: restart_service(
+                        manager,
+                        "elasticsearch",
+                        old,
+                        lambda: probe_elasticsearch(elasticsearch_url, 2.0),
+                    ),
+                )
+                await asyncio.gather(*load)
+                new = manager.record("elasticsearch")
+                assert new is not None and new.pid != old.pid, "Elasticsearch was not restarted"
+                assert at_kill < WORKFLOWS, "the load finished before the kill: nothing was tested"
+            deadline = time.monotonic() + 120
+            counts: dict[str, int] = {}
+            while time.monotonic() < deadline:
+                try:
+                    await store.refresh()
+                    counts = await store.count_group_by_status(
+                        host.frontend.namespaces._by_name["default"].id, ""
+                    )
+                except Exception:
+                    counts = {}
+                if counts == {"Completed": WORKFLOWS}:
+                    break
+                await asyncio.sleep(0.5)
+            assert counts == {"Completed": WORKFLOWS}, counts
+            ns_id = host.frontend.namespaces._by_name["default"].id
+            seen: list[str] = []
+            token = None
+            while True:
+                records, token = await store.list(ns_id, "CustomIntField >= 0", 100, token)
+                seen += [r.workflow_id for r in records]
+                if not token:
+                    break
+            assert sorted(seen) == sorted(f"es-fault-{i}" for i in range(WORKFLOWS))  # each once
+        finally:
+            await host.stop()
+            await bus.close()
+            await store.drop()
+            await store.close()
+
+    asyncio.run(main())
