@@ -82,6 +82,16 @@ class Frontend:
         """Tokens of tasks handed to workers and not yet answered (the time-skipping environment
         only moves time while this is empty)."""
 
+    def _handed_out(self, token: bytes, timeout_ms: int) -> None:
+        """Tracks a task handed to a worker until it is answered or its timeout passes. Expired
+        entries (their worker died; the timeout retried the task) are dropped as new ones arrive, so
+        a long-running server does not keep them forever."""
+        now = self.history.clock.now_us()
+        if len(self.outstanding) >= 4096:
+            for t in [t for t, deadline in self.outstanding.items() if deadline <= now]:
+                del self.outstanding[t]
+        self.outstanding[token] = now + timeout_ms * 1000
+
     async def _answered(self, token: bytes, call: Any) -> None:
         try:
             await call
@@ -291,7 +301,7 @@ class Frontend:
         token = wft.encode_token(
             task.namespace_id, task.workflow_id, task.run_id, scheduled_id, task.attempt, started_id
         )
-        self.outstanding[token] = self.history.clock.now_us() + ms_now.workflow_task.timeout_ms * 1000
+        self._handed_out(token, ms_now.workflow_task.timeout_ms)
         return PollWorkflowTaskResponse(
             task_token=token,
             workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
@@ -474,7 +484,7 @@ class Frontend:
                 task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
             )
             budget = [t for t in (info.start_to_close_timeout_ms, info.heartbeat_timeout_ms) if t]
-            self.outstanding[token] = self.history.clock.now_us() + min(budget or [0]) * 1000
+            self._handed_out(token, min(budget or [0]))
             return PollActivityTaskResponse(
                 task_token=token,
                 workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
