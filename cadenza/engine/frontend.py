@@ -188,7 +188,7 @@ class Frontend:
         self, namespace: str, execution: WorkflowExecution
     ) -> DescribeWorkflowResponse:
         ns_id = await self._ns_id(namespace)
-        _, ms, _ = await self.history.get_state_and_events(ns_id, execution.workflow_id, execution.run_id)
+        _, ms = await self.history.get_state(ns_id, execution.workflow_id, execution.run_id)
         i = ms.info
         return DescribeWorkflowResponse(
             workflow_id=i.workflow_id,
@@ -228,12 +228,18 @@ class Frontend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_s
         while True:
-            ctx, ms, events = await self.history.get_state_and_events(ns_id, ex.workflow_id, ex.run_id)
             if request.close_event_only:
+                ctx, ms = await self.history.get_state(ns_id, ex.workflow_id, ex.run_id)
                 if not ms.is_running:
-                    close = events[ms.info.completion_event_id - 1]
+                    close = ctx.close_event
+                    if close is None:
+                        _, ms, events = await self.history.get_state_and_events(
+                            ns_id, ex.workflow_id, ex.run_id
+                        )
+                        close = events[ms.info.completion_event_id - 1]
                     return GetHistoryResponse([close], None, ms.info.run_id)
             else:
+                ctx, ms, events = await self.history.get_state_and_events(ns_id, ex.workflow_id, ex.run_id)
                 available = len(events)
                 if available >= first:
                     chunk = events[first - 1 : first - 1 + page]
@@ -247,7 +253,7 @@ class Frontend:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return GetHistoryResponse([], request.next_page_token or b"1", ms.info.run_id)
-            await self.history.wait_for_change(ctx, remaining)
+            await self.history.wait_for_change(ctx, remaining, close_only=request.close_event_only)
 
     # -- workflow tasks ----------------------------------------------------------------------------------
 
@@ -297,9 +303,20 @@ class Frontend:
         _, ms_now, events = await self.history.get_state_and_events(
             task.namespace_id, task.workflow_id, task.run_id
         )
+        wt = ms_now.workflow_task
+        if wt.started_event_id != started_id or wt.request_id != request_id:
+            # The state holding this start was dropped meanwhile (a failed write): the task was
+            # offered again, and the history at hand may lack what the start was based on.
+            return None
         history = events[: started_id - len(synthetic)] + synthetic if synthetic else events[:started_id]
         token = wft.encode_token(
-            task.namespace_id, task.workflow_id, task.run_id, scheduled_id, task.attempt, started_id
+            task.namespace_id,
+            task.workflow_id,
+            task.run_id,
+            scheduled_id,
+            task.attempt,
+            started_id,
+            request_id=request_id,
         )
         self._handed_out(token, ms_now.workflow_task.timeout_ms)
         return PollWorkflowTaskResponse(
@@ -327,7 +344,7 @@ class Frontend:
             asyncio.get_running_loop().call_later(1.0, self.matching.reoffer, task)
 
     async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
-        ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
+        ns, wid, rid, sid, attempt, started, start_id = wft.decode_workflow_token(request.task_token)
         try:
             await self._answered(
                 request.task_token,
@@ -335,7 +352,9 @@ class Frontend:
                     ns,
                     wid,
                     rid,
-                    lambda m: wft.complete(m, sid, attempt, started, request.commands, request.identity),
+                    lambda m: wft.complete(
+                        m, sid, attempt, started, request.commands, request.identity, request_id=start_id
+                    ),
                 ),
             )
         except wft.BadCommandError as e:
@@ -354,12 +373,17 @@ class Frontend:
             }
             cause = e.cause
             await self.history.mutate(
-                ns, wid, rid, lambda m: wft.fail(m, sid, attempt, started, cause, failure, request.identity)
+                ns,
+                wid,
+                rid,
+                lambda m: wft.fail(
+                    m, sid, attempt, started, cause, failure, request.identity, request_id=start_id
+                ),
             )
             raise
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
-        ns, wid, rid, sid, attempt, started = wft.decode_token(request.task_token)
+        ns, wid, rid, sid, attempt, started, start_id = wft.decode_workflow_token(request.task_token)
         await self._answered(
             request.task_token,
             self.history.mutate(
@@ -367,7 +391,14 @@ class Frontend:
                 wid,
                 rid,
                 lambda m: wft.fail(
-                    m, sid, attempt, started, request.cause, request.failure, request.identity
+                    m,
+                    sid,
+                    attempt,
+                    started,
+                    request.cause,
+                    request.failure,
+                    request.identity,
+                    request_id=start_id,
                 ),
             ),
         )
@@ -382,9 +413,7 @@ class Frontend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.query_timeout_s
         while True:
-            ctx, ms, _ = await self.history.get_state_and_events(
-                ns_id, execution.workflow_id, execution.run_id
-            )
+            ctx, ms = await self.history.get_state(ns_id, execution.workflow_id, execution.run_id)
             # Before the first workflow task completes there is no state to query: wait for it, as
             # the anchors do, rather than fail a query sent right after a start.
             if ms.info.last_completed_workflow_task_event_id or not ms.is_running:

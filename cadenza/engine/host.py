@@ -132,10 +132,12 @@ class Host:
     # -- the visibility outbox ----------------------------------------------------------------------
 
     async def _on_visibility(self, tasks: list[Task]) -> None:
+        if type(self.visibility_sink) is DiscardingSink:
+            return  # no visibility configured: building records from the runs' state is wasted work
         updates: list[VisibilityUpdate] = []
         for t in tasks:
             try:
-                _, ms, _ = await self.history.get_state_and_events(t.namespace_id, t.workflow_id, t.run_id)
+                _, ms = await self.history.get_state(t.namespace_id, t.workflow_id, t.run_id)
             except WorkflowNotFoundError:
                 updates.append(
                     VisibilityUpdate(
@@ -201,7 +203,7 @@ class Host:
 
     async def _redispatch(self, task: Task, task_type: int) -> None:
         """A retry's backoff is over: offer the attempt to matching if it is still the pending one."""
-        _, ms, _ = await self.history.get_state_and_events(task.namespace_id, task.workflow_id, task.run_id)
+        _, ms = await self.history.get_state(task.namespace_id, task.workflow_id, task.run_id)
         a = task.args
         if not ms.is_running:
             return

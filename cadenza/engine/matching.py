@@ -38,11 +38,17 @@ class MatchTask:
     created_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
 
+def expire(fut: asyncio.Future[Any]) -> None:
+    """Ends a long-poll that nothing answered in time: it returns None."""
+    if not fut.done():
+        fut.set_result(None)
+
+
 class TaskQueue:
     def __init__(self) -> None:
         self.tasks: collections.deque[MatchTask] = collections.deque()
         self.queries: collections.deque[MatchTask] = collections.deque()
-        self.pollers: collections.deque[asyncio.Future[MatchTask]] = collections.deque()
+        self.pollers: collections.deque[asyncio.Future[MatchTask | None]] = collections.deque()
         self.last_poll_time = 0.0
 
     def offer(self, task: MatchTask) -> None:
@@ -89,17 +95,22 @@ class MatchingEngine:
         task = q.take()
         if task is not None:
             return task
-        fut: asyncio.Future[MatchTask] = loop.create_future()
+        fut: asyncio.Future[MatchTask | None] = loop.create_future()
         q.pollers.append(fut)
+        # A timer that answers None rather than ``asyncio.wait_for``, which wraps every poll in a
+        # second future and callbacks: polls are a hot path.
+        expiry = loop.call_later(timeout_s, expire, fut)
         try:
-            return await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            return None
+            return await fut
         except asyncio.CancelledError:
             # A task handed to a poller that went away must not be lost: offer it again.
             if fut.done() and not fut.cancelled():
-                q.offer(fut.result())
+                task = fut.result()
+                if task is not None:
+                    q.offer(task)
             raise
+        finally:
+            expiry.cancel()
 
     def has_pollers(self, namespace_id: str, name: str, task_type: int, within_s: float = 70.0) -> bool:
         q = self._queues.get((namespace_id, name, task_type))

@@ -65,6 +65,7 @@ class Worker:
         workflows: Sequence[type] = (),
         activities: Sequence[Callable[..., Any]] = (),
         max_concurrent_activities: int = 200,
+        max_concurrent_workflow_tasks: int | None = None,
         workflow_pollers: int = 4,
         activity_pollers: int = 4,
         max_cached_workflows: int = 10_000,
@@ -73,7 +74,9 @@ class Worker:
         max_concurrent_sessions: int = 0,
     ) -> None:
         """``max_concurrent_sessions`` > 0 lets the worker accept that many worker sessions at a time
-        (``workflow.create_session``); it then also runs the activities of its sessions."""
+        (``workflow.create_session``); it then also runs the activities of its sessions.
+        ``max_concurrent_workflow_tasks`` (default: ``workflow_pollers``) bounds the workflow tasks
+        being handled at once."""
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
         if max_concurrent_sessions and not activities:
@@ -104,6 +107,12 @@ class Worker:
         self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
         self._max_cached = max_cached_workflows
         self._activity_slots = asyncio.Semaphore(max_concurrent_activities)
+        # Workflow tasks may be handled concurrently (each waits for its completion to be written),
+        # so a few pollers keep many runs moving; a run never has two tasks at once. By default
+        # each poller handles the task it got before polling again.
+        self._workflow_tasks_inline = (max_concurrent_workflow_tasks or workflow_pollers) <= workflow_pollers
+        self._workflow_task_slots = asyncio.Semaphore(max_concurrent_workflow_tasks or workflow_pollers)
+        self._workflow_tasks_running: set[asyncio.Task[None]] = set()
         self._max_concurrent_activities = max_concurrent_activities
         self._executor = activity_executor
         self._own_executor = activity_executor is None
@@ -162,11 +171,11 @@ class Worker:
     async def shutdown(self) -> None:
         """Stops polling and waits for running tasks; activities get cancellation."""
         self._stopping.set()
-        for t in self._tasks:
+        for t in (*self._tasks, *self._workflow_tasks_running):
             t.cancel()
         for _, ctx in self._running_activities.values():
             ctx.cancelled.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._workflow_tasks_running, return_exceptions=True)
         self._tasks.clear()
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -179,9 +188,9 @@ class Worker:
             ctx.cancelled.set()
             if task is not None:
                 task.cancel()
-        for t in self._tasks:
+        for t in (*self._tasks, *self._workflow_tasks_running):
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._workflow_tasks_running, return_exceptions=True)
         self._tasks.clear()
 
     def _user_activities(self) -> list[str]:
@@ -195,26 +204,52 @@ class Worker:
     async def _workflow_poll_loop(self) -> None:
         service = self.client.service
         ns = self.client.namespace
+        inline = self._workflow_tasks_inline
         while not self._stopping.is_set():
+            if inline:
+                try:
+                    task = await service.poll_workflow_task_queue(ns, self.task_queue, identity=self.identity)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("polling workflow tasks failed; retrying")
+                    await asyncio.sleep(0.2)
+                    continue
+                if task is not None:
+                    await self._run_workflow_task(task)
+                continue
+            await self._workflow_task_slots.acquire()
             try:
                 task = await service.poll_workflow_task_queue(ns, self.task_queue, identity=self.identity)
             except asyncio.CancelledError:
+                self._workflow_task_slots.release()
                 raise
             except Exception:
+                self._workflow_task_slots.release()
                 log.exception("polling workflow tasks failed; retrying")
                 await asyncio.sleep(0.2)
                 continue
             if task is None:
+                self._workflow_task_slots.release()
                 continue
-            try:
-                if task.query is not None:
-                    await self._answer_query(task)
-                else:
-                    await self._handle_workflow_task(task)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("workflow task of %s failed to report", task.workflow_execution.workflow_id)
+            t = asyncio.create_task(self._run_workflow_task(task))
+            self._workflow_tasks_running.add(t)
+            t.add_done_callback(self._workflow_task_done)
+
+    def _workflow_task_done(self, t: asyncio.Task[None]) -> None:
+        self._workflow_tasks_running.discard(t)
+        self._workflow_task_slots.release()
+
+    async def _run_workflow_task(self, task: PollWorkflowTaskResponse) -> None:
+        try:
+            if task.query is not None:
+                await self._answer_query(task)
+            else:
+                await self._handle_workflow_task(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("workflow task of %s failed to report", task.workflow_execution.workflow_id)
 
     def _instance_for(
         self, task: PollWorkflowTaskResponse, defn: WorkflowDefinition
@@ -303,6 +338,11 @@ class Worker:
             log.info(
                 "workflow %s: completing the task was refused: %s", task.workflow_execution.workflow_id, e
             )
+        except BaseException:
+            # The outcome is unknown (the server or its store failed, the call was cancelled): the
+            # instance may be ahead of history too, and must not answer a later task of the run.
+            self._cache.pop(run_id, None)
+            raise
 
     async def _answer_query(self, task: PollWorkflowTaskResponse) -> None:
         service = self.client.service

@@ -25,9 +25,11 @@ from cadenza.engine.errors import (
     WorkflowNotFoundError,
 )
 from cadenza.engine.history import limits
+from cadenza.engine.history.flushes import FlushSchedule, start_still_pending
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
 from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, TaskLedger, shard_for
 from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind, VisibilityKind
+from cadenza.engine.matching import expire
 from cadenza.engine.persistence.errors import (
     ConditionFailedError,
     CurrentWorkflowConditionFailedError,
@@ -146,7 +148,7 @@ class HistoryEngine:
         self._on_new_tasks = on_new_tasks
         self._on_volatile_timer = on_volatile_timer
         self._ledger = ledger
-        self.speculative_flush_s = speculative_flush_s
+        self._start_flushes = FlushSchedule(speculative_flush_s, self._start_flush)
         self._flushes: set[asyncio.Task[None]] = set()
         self._signal_queues: dict[tuple[str, str, str], list[_PendingSignal]] = {}
 
@@ -261,11 +263,9 @@ class HistoryEngine:
         for t in m.tasks.timer:
             ctx.deferred_timers.append(t)
             self._on_volatile_timer(shard.shard_id, t)
-        asyncio.get_running_loop().call_later(self.speculative_flush_s, self._flush_later, ctx)
+        self._start_flushes.add(ctx)
 
-    def _flush_later(self, ctx: RunContext) -> None:
-        if not ctx.deferred or ctx.state is None:
-            return
+    def _start_flush(self, ctx: RunContext) -> None:
         task = asyncio.create_task(self._flush(ctx))
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
@@ -678,6 +678,15 @@ class HistoryEngine:
 
     # -- reads -------------------------------------------------------------------------------------
 
+    async def get_state(
+        self, namespace_id: str, workflow_id: str, run_id: str
+    ) -> tuple[RunContext, MutableState]:
+        """The run's (cached) state, without loading its history."""
+        shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
+        async with ctx.lock:
+            ms = await self.load(shard, ctx)
+        return ctx, ms
+
     async def get_state_and_events(
         self, namespace_id: str, workflow_id: str, run_id: str
     ) -> tuple[RunContext, MutableState, list]:  # type: ignore[type-arg]
@@ -687,31 +696,20 @@ class HistoryEngine:
             events = await shard.load_events(ctx)
         return ctx, ms, events
 
-    async def wait_for_change(self, ctx: RunContext, timeout_s: float) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ctx.waiters.append(fut)
+    async def wait_for_change(self, ctx: RunContext, timeout_s: float, *, close_only: bool = False) -> None:
+        """Waits until the run gets new events (``close_only``: until it closes) or ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        (ctx.close_waiters if close_only else ctx.waiters).append(fut)
+        expiry = loop.call_later(timeout_s, expire, fut)
         try:
-            await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            pass
+            await fut
+        finally:
+            expiry.cancel()
 
 
 def _write_as_is(m: Mutation) -> None:
     """A rule that changes nothing: the write carries what the run holds in memory."""
-
-
-def start_still_pending(ms: MutableState, t: Task) -> bool:
-    """Whether the timer of a speculative start still guards something when the run is written."""
-    a = t.args
-    if not ms.is_running:
-        return False
-    if t.kind == TimerKind.WORKFLOW_TASK_TIMEOUT:
-        wt = ms.workflow_task
-        return wt.scheduled_event_id == a["s"] and wt.attempt == a["a"] and bool(wt.started_event_id)
-    if t.kind == TimerKind.ACTIVITY_TIMEOUT:
-        info = ms.activities.get(a["s"])
-        return info is not None and info.attempt == a["a"] and bool(info.started_time)
-    return True
 
 
 def _require_running(ms: MutableState) -> None:

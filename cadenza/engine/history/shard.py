@@ -89,15 +89,30 @@ class RunContext:
     events: list[HistoryEvent] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    close_waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    """Long-polls that wait for the close of the run only (a client's result): woken by the write
+    that closes it, not by every write before."""
     deferred: list[Deferred] = field(default_factory=list)
     deferred_timers: list[Task] = field(default_factory=list)
+    writes: int = 0
+    """Writes of the run by this host: a change made in memory is carried by any later one."""
+    close_event: HistoryEvent | None = None
+    """The closing event, once the close is written: a closed run keeps it (for its clients'
+    result polls) instead of its whole history, which is read again if anyone asks for it."""
 
-    def notify(self) -> None:
-        """Wakes long-polls waiting for new events or the close of the run."""
+    def notify(self, closed: bool = False) -> None:
+        """Wakes long-polls waiting for new events, and those waiting for the close if ``closed``."""
         waiters, self.waiters = self.waiters, []
+        if closed:
+            waiters += self.close_waiters
+            self.close_waiters = []
         for w in waiters:
             if not w.done():
                 w.set_result(None)
+
+    @property
+    def watched(self) -> bool:
+        return bool(self.waiters or self.close_waiters)
 
 
 @dataclass(eq=False)
@@ -205,7 +220,7 @@ class ShardContext:
         # Evict the least recently used runs that nobody is mutating right now.
         for k in list(self._cache.keys())[: max(1, self._cache_size // 10)]:
             c = self._cache[k]
-            if not c.lock.locked() and not c.waiters and not c.deferred:
+            if not c.lock.locked() and not c.watched and not c.deferred:
                 del self._cache[k]
 
     def invalidate(self, ctx: RunContext) -> None:
@@ -213,6 +228,7 @@ class ShardContext:
         offered again: the reloaded state shows them not started."""
         ctx.state = None
         ctx.events = None
+        ctx.close_event = None
         deferred, ctx.deferred = ctx.deferred, []
         ctx.deferred_timers.clear()
         for d in deferred:
@@ -430,6 +446,7 @@ class ShardContext:
             if new_run is not None:
                 self._maybe_written(e, new_run.tasks)
             raise
+        ctx.writes += 1
         if ctx.events is not None:
             ctx.events.extend(events)
         self._on_new_tasks(self.shard_id, tasks)
@@ -444,7 +461,14 @@ class ShardContext:
         for d in deferred:
             d.ack()
         if events:
-            ctx.notify()
+            closed = not ms.is_running
+            if closed:
+                # Closed runs are rarely read again, and a cache of thousands of histories makes
+                # every full garbage collection walk them: keep only the closing event.
+                close_id = ms.info.completion_event_id
+                ctx.close_event = next((e for e in reversed(events) if e.event_id == close_id), None)
+                ctx.events = None
+            ctx.notify(closed=closed)
         return events
 
     async def read_tasks_from(self, category: int, min_key: tuple[int, int]) -> list[Task]:

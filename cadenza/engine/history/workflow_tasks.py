@@ -23,17 +23,34 @@ TRANSIENT_SCHEDULED_ID = -1
 
 
 def encode_token(
-    namespace_id: str, workflow_id: str, run_id: str, scheduled_id: int, attempt: int, started_id: int = 0
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    scheduled_id: int,
+    attempt: int,
+    started_id: int = 0,
+    request_id: str = "",
 ) -> bytes:
-    return json.dumps([namespace_id, workflow_id, run_id, scheduled_id, attempt, started_id]).encode()
+    """A task token. A workflow task's names the start (``request_id``) it belongs to: a start
+    lost with the state it lived in can be made again with the same event ids, and the answer to
+    the lost one (computed from history that may never have been written) must not complete it."""
+    fields: list[Any] = [namespace_id, workflow_id, run_id, scheduled_id, attempt, started_id]
+    if request_id:
+        fields.append(request_id)
+    return json.dumps(fields).encode()
+
+
+def decode_workflow_token(token: bytes) -> tuple[str, str, str, int, int, int, str]:
+    try:
+        ns, wid, rid, sid, attempt, started, *rest = json.loads(token)
+        request_id = str(rest[0]) if rest else ""
+        return str(ns), str(wid), str(rid), int(sid), int(attempt), int(started), request_id
+    except (ValueError, TypeError) as e:
+        raise InvalidArgumentError(f"task_token is malformed: {e}") from None
 
 
 def decode_token(token: bytes) -> tuple[str, str, str, int, int, int]:
-    try:
-        ns, wid, rid, sid, attempt, started = json.loads(token)
-        return str(ns), str(wid), str(rid), int(sid), int(attempt), int(started)
-    except (ValueError, TypeError) as e:
-        raise InvalidArgumentError(f"task_token is malformed: {e}") from None
+    return decode_workflow_token(token)[:6]  # type: ignore[return-value]
 
 
 # -- start ---------------------------------------------------------------------------------------
@@ -77,7 +94,9 @@ def record_started(
     return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
 
 
-def _check_token(ms: MutableState, scheduled_id: int, attempt: int, started_id: int) -> WorkflowTaskInfo:
+def _check_token(
+    ms: MutableState, scheduled_id: int, attempt: int, started_id: int, request_id: str = ""
+) -> WorkflowTaskInfo:
     wt = ms.workflow_task
     if (
         not ms.is_running
@@ -85,6 +104,7 @@ def _check_token(ms: MutableState, scheduled_id: int, attempt: int, started_id: 
         or wt.attempt != attempt
         or wt.started_event_id == EMPTY_EVENT_ID
         or (started_id and wt.started_event_id != started_id)
+        or (request_id and wt.request_id != request_id)
     ):
         raise TaskNotFoundError(
             "workflow task not found: it timed out, was retried, or the run closed "
@@ -103,10 +123,17 @@ class BadCommandError(InvalidArgumentError):
 
 
 def complete(
-    m: Mutation, scheduled_id: int, attempt: int, started_id: int, commands: list[Command], identity: str
+    m: Mutation,
+    scheduled_id: int,
+    attempt: int,
+    started_id: int,
+    commands: list[Command],
+    identity: str,
+    *,
+    request_id: str = "",
 ) -> None:
     ms = m.ms
-    wt = _check_token(ms, scheduled_id, attempt, started_id)
+    wt = _check_token(ms, scheduled_id, attempt, started_id, request_id)
     # Validate every command before writing anything: a bad one fails the task as a whole.
     _validate_commands(ms, commands)
     closes = [c for c in commands if c.command_type in _CLOSE_COMMANDS]
@@ -472,9 +499,10 @@ def fail(
     identity: str,
     *,
     reschedule_now: bool = False,
+    request_id: str = "",
 ) -> None:
     ms = m.ms
-    wt = _check_token(ms, scheduled_id, attempt, started_id)
+    wt = _check_token(ms, scheduled_id, attempt, started_id, request_id)
     if wt.transient and not ms.buffered_events:
         next_attempt = wt.attempt + 1
     else:

@@ -135,8 +135,7 @@ class WorkflowInstance:
         self.local_activities = LocalActivities(self)
         self.sessions = Sessions(self)
         install_marker_keys(self)
-        self.random = random.Random(run_id)
-        """Seeded from the run id: the same draws on every replay."""
+        self._random: random.Random | None = None
         self.is_replaying = False
         """True while the code runs a task that history shows completed before."""
         self._info: WorkflowInfo | None = None
@@ -166,6 +165,14 @@ class WorkflowInstance:
             EventType.WORKFLOW_EXECUTION_SIGNALED: self.handlers.apply_signaled,
             EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED: self._apply_cancel_requested,
         }
+
+    @property
+    def random(self) -> random.Random:
+        """Seeded from the run id: the same draws on every replay. Made on first use, since
+        seeding from a string hashes it and most workflows never draw."""
+        if self._random is None:
+            self._random = random.Random(self.run_id)
+        return self._random
 
     # -- the worker's interface ----------------------------------------------------------------------
 
