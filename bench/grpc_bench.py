@@ -140,6 +140,8 @@ async def run_starter(kind: str, address: str, n: int, concurrency: int, serial:
         async with sem:
             await one(i)
 
+    # The orchestrator samples every process's CPU time between BEGIN and the result line.
+    print("BEGIN", flush=True)
     t0 = time.perf_counter()
     await asyncio.gather(*(bounded(i) for i in range(n)))
     elapsed = time.perf_counter() - t0
@@ -174,6 +176,21 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (``/proc/<pid>/stat`` utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    total = cpu_s(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            total += tree_cpu_s(int(child))
+    return total
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -294,7 +311,7 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             )
             try:
                 assert worker.stdout is not None and worker.stdout.readline().strip() == "READY"
-                out = subprocess.run(
+                starter = subprocess.Popen(
                     [
                         python,
                         __file__,
@@ -305,12 +322,31 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                         str(args.concurrency),
                         str(args.serial),
                     ],
-                    capture_output=True,
+                    stdout=subprocess.PIPE,
                     text=True,
                     env=env,
-                    check=True,
                 )
-                result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+                assert starter.stdout is not None
+                procs = {"server": server.pid, "worker": worker.pid, "starter": starter.pid}
+                before: dict[str, float] = {}
+                lines = []
+                for line in starter.stdout:
+                    if line.strip() == "BEGIN":
+                        before = {name: tree_cpu_s(pid) for name, pid in procs.items()}
+                    else:
+                        lines.append(line)
+                        if line.startswith("{"):
+                            break
+                # Sampled before the starter exits, while its /proc entry is still there.
+                after = {name: tree_cpu_s(pid) for name, pid in procs.items()}
+                if starter.wait() != 0 or not before:
+                    raise RuntimeError(f"the starter failed: {''.join(lines)}")
+                result: dict[str, Any] = json.loads(lines[-1])
+                # CPU per workflow in the concurrent phase: steadier than throughput on a shared
+                # machine, and it says which process the time goes to.
+                result["cpu_ms_per_wf"] = {
+                    name: (after[name] - before[name]) * 1e3 / args.workflows for name in procs
+                }
             finally:
                 worker.kill()
                 worker.wait()
@@ -357,6 +393,12 @@ def main() -> None:
             f"({r['workflows']} in {r['seconds']:.2f} s); serial p50 {r['p50_ms']:.2f} ms, "
             f"p99 {r['p99_ms']:.2f} ms; start-up {r['startup_s']:.2f} s; idle RSS {r['idle_rss_mb']:.0f} MB, "
             f"after load {r['loaded_rss_mb']:.0f} MB"
+        )
+        cpu = r["cpu_ms_per_wf"]
+        print(
+            f"{'':>8}  CPU per workflow: "
+            + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu.items())
+            + f" (total {sum(cpu.values()):.2f} ms)"
         )
     if len(rows) == 2:
         print(f"cadenza / temporal throughput: {rows[0]['wf_per_s'] / rows[1]['wf_per_s']:.1f}x")

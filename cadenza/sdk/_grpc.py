@@ -11,6 +11,13 @@ server-side wait plus ``rpc_timeout``, so a quiet queue ends in an empty respons
 DEADLINE_EXCEEDED. UNAVAILABLE (the server restarting, a connection dropped) is retried with
 exponential backoff and jitter, up to ``retries`` times; with several targets each retry moves on to
 the next one.
+
+Completing a workflow task also asks for the next one (``RespondWorkflowTaskCompletedAndPoll``): a
+worker's poller completes a task and then polls again, so the server long-polls right after the
+completion and the task it finds waits here for that poller's next ``poll_workflow_task_queue``,
+which then costs no round trip. This applies only when the coroutine that polled a task also
+completes it (a worker handling each task in its poller); otherwise, and against a server without
+that method, the plain completion is used.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import itertools
 import json
 import random
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +61,22 @@ ERROR_TYPE_KEY = "cadenza-error-type"
 ERROR_DETAILS_KEY = "cadenza-error-details-bin"
 QUERY_EXTRA_S = 15.0
 """The server waits up to 10 s for a worker to answer a query; give it that on top of the deadline."""
+MAX_TRACKED_TASKS = 10_000
+"""Workflow tasks remembered between their poll and their completion (a worker that abandons tasks
+must not grow this without bound)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _PolledFrom:
+    """Where a workflow task came from, so its completion can poll the same queue again."""
+
+    namespace: str
+    task_queue: str
+    timeout_s: float
+    poller: asyncio.Task[Any] | None
+    """The asyncio task that polled: only if that same task completes (and so polls next) is the
+    next workflow task fetched with the completion; a task handed to another coroutine to run
+    would leave a fetched task waiting for a poller busy in its own long poll."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +164,10 @@ class GrpcService:
         self._channels = [open_channel(t, tls) for t in self.targets]
         self._next = itertools.cycle(range(len(self._channels)))
         self._stubs: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        self._polled_from: OrderedDict[bytes, _PolledFrom] = OrderedDict()
+        self._next_workflow_tasks: dict[tuple[str, str], deque[PollWorkflowTaskResponse]] = {}
+        self._complete_and_poll = True
+        """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedAndPoll``."""
 
     async def close(self) -> None:
         for ch in self._channels:
@@ -296,30 +324,68 @@ class GrpcService:
     async def poll_workflow_task_queue(
         self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
     ) -> PollWorkflowTaskResponse | None:
-        r = await self.call(
-            "PollWorkflowTaskQueue",
-            {
-                "namespace": namespace,
-                "task_queue": task_queue,
-                "identity": identity,
-                "timeout_s": timeout_s,
-            },
-            timeout=self._long(timeout_s),
-        )
-        return cv.workflow_task_from_record(r["task"]) if r["task"] is not None else None
+        waiting = self._next_workflow_tasks.get((namespace, task_queue))
+        if waiting:
+            task: PollWorkflowTaskResponse | None = waiting.popleft()
+        else:
+            r = await self.call(
+                "PollWorkflowTaskQueue",
+                {
+                    "namespace": namespace,
+                    "task_queue": task_queue,
+                    "identity": identity,
+                    "timeout_s": timeout_s,
+                },
+                timeout=self._long(timeout_s),
+            )
+            task = cv.workflow_task_from_record(r["task"]) if r["task"] is not None else None
+        if task is not None and task.query is None:
+            self._remember(
+                task.task_token, _PolledFrom(namespace, task_queue, timeout_s, asyncio.current_task())
+            )
+        return task
+
+    def _remember(self, task_token: bytes, source: _PolledFrom) -> None:
+        self._polled_from[task_token] = source
+        while len(self._polled_from) > MAX_TRACKED_TASKS:
+            self._polled_from.popitem(last=False)
 
     async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
-        await self.call(
-            "RespondWorkflowTaskCompleted",
-            {
-                "task_token": request.task_token,
-                "commands": cv.commands_to_records(request.commands),
-                "identity": request.identity,
-                "namespace": request.namespace,
-            },
-        )
+        record = {
+            "task_token": request.task_token,
+            "commands": cv.commands_to_records(request.commands),
+            "identity": request.identity,
+            "namespace": request.namespace,
+        }
+        source = self._polled_from.pop(request.task_token, None)
+        if source is None or source.poller is not asyncio.current_task() or not self._complete_and_poll:
+            await self.call("RespondWorkflowTaskCompleted", record)
+            return
+        try:
+            r = await self.call(
+                "RespondWorkflowTaskCompletedAndPoll",
+                # The task token names the run; namespace and task_queue say where to poll next.
+                {
+                    **record,
+                    "namespace": source.namespace,
+                    "task_queue": source.task_queue,
+                    "timeout_s": source.timeout_s,
+                },
+                timeout=self._long(source.timeout_s),
+            )
+        except sdk_errors.RPCError as e:
+            if e.status != "UNIMPLEMENTED":
+                raise
+            # An older server: it did nothing with the call, so complete the plain way from now on.
+            self._complete_and_poll = False
+            await self.call("RespondWorkflowTaskCompleted", record)
+            return
+        if r["task"] is not None:
+            key = (source.namespace, source.task_queue)
+            self._next_workflow_tasks.setdefault(key, deque()).append(cv.workflow_task_from_record(r["task"]))
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
+        self._polled_from.pop(request.task_token, None)
         await self.call(
             "RespondWorkflowTaskFailed",
             {

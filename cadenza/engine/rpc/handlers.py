@@ -7,6 +7,7 @@ INVALID_ARGUMENT naming the problem.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from cadenza.schemas.service import (
     RespondWorkflowTaskCompletedRequest,
     RespondWorkflowTaskFailedRequest,
 )
+
+log = logging.getLogger("cadenza.rpc")
 
 Record = dict[str, Any]
 Handler = Callable[[Record], Awaitable[Record]]
@@ -128,6 +131,18 @@ class Handlers:
             )
         )
         return EMPTY
+
+    async def RespondWorkflowTaskCompletedAndPoll(self, r: Record) -> Record:
+        """Completes like ``RespondWorkflowTaskCompleted`` (a refusal fails the call the same way),
+        then long-polls ``task_queue`` for the worker's next workflow task."""
+        await self.RespondWorkflowTaskCompleted(r)
+        try:
+            return await self.PollWorkflowTaskQueue(r)
+        except Exception:
+            # The completion is done and must not look failed to the worker (it would drop the run
+            # from its cache); its next plain poll meets the problem again and reports it.
+            log.warning("polling after a workflow task completion failed", exc_info=True)
+            return {"task": None}
 
     async def RespondWorkflowTaskFailed(self, r: Record) -> Record:
         await self.fe.respond_workflow_task_failed(

@@ -25,7 +25,9 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 """Responses carry whole histories (a workflow task's replay input), which legitimately grow past
 the request limit; the history limits bound them well below this."""
 
-LONG_POLL_METHODS = frozenset({"PollWorkflowTaskQueue", "PollActivityTaskQueue"})
+LONG_POLL_METHODS = frozenset(
+    {"PollWorkflowTaskQueue", "PollActivityTaskQueue", "RespondWorkflowTaskCompletedAndPoll"}
+)
 
 
 def _load() -> dict[str, RegisteredSchema]:

@@ -224,6 +224,21 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"task_token": "B", "commands": "CL", "identity": "s", "namespace": "s"},
         {},
     ),
+    # A completion that also polls: the worker asks for its next workflow task of ``task_queue`` in
+    # the call that completes the last one (waiting up to ``timeout_s``), saving one round trip per
+    # workflow task. A separate method rather than new fields, so an older server answers
+    # UNIMPLEMENTED (and the client falls back) instead of refusing an unknown message version.
+    "RespondWorkflowTaskCompletedAndPoll": (
+        {
+            "task_token": "B",
+            "commands": "CL",
+            "identity": "s",
+            "namespace": "s",
+            "task_queue": "s",
+            "timeout_s": "d",
+        },
+        {"task": "WT?"},
+    ),
     "RespondWorkflowTaskFailed": (
         {"task_token": "B", "cause": "s", "failure": "F", "identity": "s", "namespace": "s"},
         {},

@@ -1,0 +1,131 @@
+"""A workflow task's completion also fetches the worker's next workflow task
+(``RespondWorkflowTaskCompletedAndPoll``), and the client falls back to the plain completion where
+that does not apply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+
+from cadenza import activity, workflow
+from cadenza.engine.errors import ServiceError
+from cadenza.engine.rpc import server as rpc_server
+from cadenza.engine.rpc.handlers import Handler, Handlers
+from cadenza.schemas.service import RespondWorkflowTaskCompletedRequest, StartWorkflowRequest
+from cadenza.sdk._grpc import GrpcService
+from cadenza.worker import Worker
+
+from .conftest import run_in_grpc_env
+
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@workflow.defn
+class Greeting:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts the calls the server receives, by method (patched before the server is built)."""
+    calls: Counter[str] = Counter()
+    wrap = rpc_server._wrap
+
+    def counted(method: str, handler: Handler) -> grpc.RpcMethodHandler:
+        async def call(r: dict[str, Any]) -> dict[str, Any]:
+            calls[method] += 1
+            return await handler(r)
+
+        return wrap(method, call)
+
+    monkeypatch.setattr(rpc_server, "_wrap", counted)
+    return calls
+
+
+def workflow_task_calls(calls: Counter[str]) -> Counter[str]:
+    methods = ("PollWorkflowTaskQueue", "RespondWorkflowTaskCompleted", "RespondWorkflowTaskCompletedAndPoll")
+    return Counter({m: n for m, n in calls.items() if m in methods})
+
+
+def test_each_completion_fetches_the_next_workflow_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_calls(monkeypatch)
+
+    async def scenario(env: Any) -> None:
+        async with Worker(
+            env.client, task_queue="q", workflows=[Greeting], activities=[greet], workflow_pollers=1
+        ):
+            for i in range(3):
+                result = await env.client.execute_workflow(Greeting.run, f"n{i}", id=f"g{i}", task_queue="q")
+                assert result == f"Hello, n{i}!"
+
+    run_in_grpc_env(scenario)
+    # Two workflow tasks per run; only the worker's very first task came from a plain poll.
+    assert workflow_task_calls(calls) == Counter(
+        {"RespondWorkflowTaskCompletedAndPoll": 6, "PollWorkflowTaskQueue": 1}
+    )
+
+
+class _NotServed(ServiceError):
+    code = "UNIMPLEMENTED"
+
+
+def test_a_server_without_the_method_gets_plain_completions(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_calls(monkeypatch)
+
+    async def unimplemented(self: Handlers, r: dict[str, Any]) -> dict[str, Any]:
+        raise _NotServed("unknown method")
+
+    monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedAndPoll", unimplemented)
+
+    async def scenario(env: Any) -> None:
+        async with Worker(
+            env.client, task_queue="q", workflows=[Greeting], activities=[greet], workflow_pollers=1
+        ):
+            for i in range(2):
+                result = await env.client.execute_workflow(Greeting.run, f"n{i}", id=f"g{i}", task_queue="q")
+                assert result == f"Hello, n{i}!"
+
+    run_in_grpc_env(scenario)
+    # Tried once, then every task is polled and completed the plain way.
+    assert workflow_task_calls(calls) == Counter(
+        {
+            "RespondWorkflowTaskCompletedAndPoll": 1,
+            "RespondWorkflowTaskCompleted": 4,
+            "PollWorkflowTaskQueue": 4,
+        }
+    )
+
+
+def test_a_task_completed_by_another_coroutine_than_its_poller_is_completed_plainly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = count_calls(monkeypatch)
+
+    async def scenario(env: Any) -> None:
+        service = env.client.service
+        assert isinstance(service, GrpcService)
+        await service.start_workflow_execution(
+            StartWorkflowRequest(
+                namespace="default", workflow_id="w", workflow_type="Greeting", task_queue="q"
+            )
+        )
+        task = await service.poll_workflow_task_queue("default", "q", identity="test", timeout_s=5)
+        assert task is not None
+        request = RespondWorkflowTaskCompletedRequest(task.task_token, [], identity="test")
+        # Handed to another coroutine, as a worker running tasks apart from its pollers does: a task
+        # fetched with this completion would wait for a poller that is busy elsewhere.
+        await asyncio.create_task(service.respond_workflow_task_completed(request))
+
+    run_in_grpc_env(scenario)
+    assert workflow_task_calls(calls) == Counter(
+        {"PollWorkflowTaskQueue": 1, "RespondWorkflowTaskCompleted": 1}
+    )
