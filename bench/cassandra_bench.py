@@ -8,7 +8,7 @@ consistency SERIAL, replication factor 1) in a fresh keyspace that is dropped af
 
 Workloads (issue target in brackets):
   store       raw execution transactions: create + 3 updates per run, 64 concurrent writers, 4 shards
-  throughput  hello world (one activity) at concurrency 100                  [>= 150 workflows/s]
+  throughput  hello world (one activity) at concurrency 200 (--concurrency)  [>= 150 workflows/s]
   latency     serial hello world, start -> result
 Every engine workload also reports persistence latency p50/p99 per store operation.
 """
@@ -106,6 +106,9 @@ class Timings:
 class Backend:
     def __init__(self, args: argparse.Namespace) -> None:
         self.sqlite = args.sqlite
+        self.shards = args.shards
+        self.concurrency = args.concurrency
+        self.visibility = args.visibility
         self.host, self.port = args.host, args.port
         self.keyspace = f"cadenza_bench_{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory()
@@ -213,10 +216,17 @@ async def store(backend: Backend, runs: int = 1500, concurrency: int = 64, shard
 
 
 async def _env(backend: Backend, timings: Timings) -> WorkflowEnvironment:
-    return await WorkflowEnvironment.start_local(stores=timings.wrap(backend.stores()))
+    # Like bench/core_bench.py, the engine alone unless --visibility: in production the visibility
+    # indexer runs beside the engine on Kafka and Elasticsearch, not in the engine's process.
+    return await WorkflowEnvironment.start_local(
+        stores=timings.wrap(backend.stores()),
+        num_shards=backend.shards,
+        visibility=backend.visibility,
+    )
 
 
-async def throughput(backend: Backend, n: int = 1500, concurrency: int = 100) -> str:
+async def throughput(backend: Backend, n: int = 1500) -> str:
+    concurrency = backend.concurrency
     timings = Timings()
     env = await _env(backend, timings)
     async with Worker(env.client, task_queue="b", workflows=[Hello], activities=[hello]):
@@ -270,12 +280,18 @@ async def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=19042)
     ap.add_argument("--sqlite", action="store_true", help="run on a durable SQLite file instead")
+    ap.add_argument("--shards", type=int, default=4, help="history shards of the engine (default 4)")
+    ap.add_argument("--concurrency", type=int, default=200, help="workflows in flight (throughput)")
+    ap.add_argument(
+        "--visibility", action="store_true", help="also run the embedded visibility path in-process"
+    )
     args = ap.parse_args()
     names = ["store", "throughput", "latency"] if args.which == "all" else [args.which]
     with Backend(args) as backend:
         print(
             f"# {platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"{backend.describe()}"
+            f"{backend.describe()}; {backend.shards} shards, visibility "
+            f"{'on' if backend.visibility else 'off'}"
         )
         for name in names:
             print(await globals()[name](backend), flush=True)
