@@ -294,6 +294,9 @@ class Frontend:
                 ),
                 defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
             )
+        except asyncio.CancelledError:
+            self._start_cancelled(task)
+            raise
         except Exception as e:
             self._start_failed(task, e)
             if isinstance(e, UnavailableError):
@@ -328,6 +331,14 @@ class Frontend:
             started_event_id=started_id,
             history=history,
         )
+
+    def _start_cancelled(self, task: MatchTask) -> None:
+        """The poll that took ``task`` was cancelled (its worker stopped, its RPC was abandoned)
+        while the start was being recorded. Whether it was recorded is unknown, and a task taken
+        from matching has no other trigger, so it is offered again: if the start was recorded, the
+        second start is refused as stale and the first one's timeout retries it; if not, the task
+        would otherwise be lost and its run would wait forever."""
+        self.matching.reoffer(task)
 
     def _start_failed(self, task: MatchTask, e: BaseException) -> None:
         """A task whose start failed. Stale (nothing to start any more): done with it. Otherwise
@@ -504,6 +515,9 @@ class Frontend:
                     rule,
                     defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
                 )
+            except asyncio.CancelledError:
+                self._start_cancelled(task)
+                raise
             except Exception as e:
                 self._start_failed(task, e)
                 if isinstance(e, UnavailableError):
