@@ -67,6 +67,7 @@ class Host:
             host=host_id,
             on_new_tasks=self.queues.on_new_tasks,
             on_volatile_timer=self.queues.push_volatile_timer,
+            on_volatile_timers_done=self.queues.drop_volatile_timers,
             ledger=self.queues,
         )
         self.namespaces = NamespaceRegistry(stores.namespaces)

@@ -216,3 +216,32 @@ def test_encoding_is_stable_for_the_current_version() -> None:
     prefix = FIXTURES / f"history_v{SCHEMA_VERSION}"
     assert encode_events(full_events()) == Path(f"{prefix}_all_types.bin").read_bytes()
     assert encode_events(typical_events()) == Path(f"{prefix}_typical.bin").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "events", [full_events(), typical_events(), []], ids=["all_types", "typical", "empty"]
+)
+def test_compiled_writer_writes_what_fastavro_writes(events: list[HistoryEvent]) -> None:
+    # The compiled writer must take these itself (no fallback) and agree byte for byte.
+    from cadenza.schemas import codec
+
+    assert codec._write_batch(events) == codec._encode_with_fastavro(events)
+
+
+def test_values_the_compiled_writer_does_not_take_are_written_by_fastavro() -> None:
+    # A tuple for a list, an int out of range: fastavro decides (the same bytes or the same error).
+    from cadenza.schemas import codec
+
+    event = full_events()[0]
+    for field, value in [("input", (payload("x"),)), ("attempt", 1 << 40)]:
+        odd = copy.deepcopy(event)
+        odd.attributes[field] = value
+        try:
+            expected: bytes | type[Exception] = codec._encode_with_fastavro([odd])
+        except SchemaError:
+            expected = SchemaError
+        if expected is SchemaError:
+            with pytest.raises(SchemaError):
+                encode_events([odd])
+        else:
+            assert encode_events([odd]) == expected

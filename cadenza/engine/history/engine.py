@@ -139,6 +139,7 @@ class HistoryEngine:
         on_volatile_timer: Callable[[int, Task], None],
         ledger: TaskLedger | None = None,
         speculative_flush_s: float = 5.0,
+        on_volatile_timers_done: Callable[[list[Task]], None] | None = None,
     ) -> None:
         self.stores = stores
         self.clock = clock
@@ -147,6 +148,7 @@ class HistoryEngine:
         self.shards: dict[int, ShardContext] = {}
         self._on_new_tasks = on_new_tasks
         self._on_volatile_timer = on_volatile_timer
+        self._on_volatile_timers_done = on_volatile_timers_done
         self._ledger = ledger
         self._start_flushes = FlushSchedule(speculative_flush_s, self._start_flush)
         self._flushes: set[asyncio.Task[None]] = set()
@@ -245,6 +247,7 @@ class HistoryEngine:
                     new_run = NextRun(
                         shard.run_context((i.namespace_id, i.workflow_id, i.run_id)), next_state, next_tasks
                     )
+                volatile_timers = ctx.deferred_timers
                 try:
                     await shard.update_run(
                         ctx, ms, m.tasks, still_pending=start_still_pending, new_run=new_run
@@ -253,6 +256,8 @@ class HistoryEngine:
                     continue
                 except ShardOwnershipLostError as e:
                     raise UnavailableError(str(e)) from e
+                if volatile_timers and self._on_volatile_timers_done is not None:
+                    self._on_volatile_timers_done(volatile_timers)
                 return result
         raise UnavailableError(f"workflow {workflow_id!r}: too many concurrent updates, try again")
 

@@ -97,6 +97,10 @@ class QueueProcessors:
         self._vis_ready = asyncio.Event()
         self._stopping = False
         self._volatile_ids = itertools.count(-1, -1)
+        # Volatile timers made redundant by a write of their run: skipped when due, and purged from
+        # the heap once they are the bulk of it (each holds its task until then, and thousands of
+        # them alive for the length of a timeout made every full garbage collection walk them).
+        self._obsolete: set[int] = set()
 
     async def start(self, shards: dict[int, ShardContext]) -> None:
         for shard_id, shard in shards.items():
@@ -163,6 +167,17 @@ class QueueProcessors:
         heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
         if earliest is None or t.visibility_time < earliest:
             self._timer_changed.set()
+
+    def drop_volatile_timers(self, timers: list[Task]) -> None:
+        """The run was written after these volatile timers were pushed: the write carried a durable
+        copy of each start that was still pending, so none of them needs to fire."""
+        obsolete = self._obsolete
+        for t in timers:
+            obsolete.add(t.task_id)
+        if len(obsolete) >= 1024 and 2 * len(obsolete) > len(self._timers):
+            self._timers = [e for e in self._timers if e[1] not in obsolete]
+            heapq.heapify(self._timers)
+            obsolete.clear()
 
     def _keys(
         self, shard_id: int, tasks: MutationTasks
@@ -279,7 +294,10 @@ class QueueProcessors:
         while not self._stopping:
             now = self._now_us()
             while self._timers and self._timers[0][0] <= now:
-                _, _, shard_id, task = heapq.heappop(self._timers)
+                _, task_id, shard_id, task = heapq.heappop(self._timers)
+                if task_id < 0 and task_id in self._obsolete:
+                    self._obsolete.discard(task_id)
+                    continue
                 await self._timer_slots.acquire()
                 bg = asyncio.create_task(self._fire(shard_id, task))
                 self._background.add(bg)

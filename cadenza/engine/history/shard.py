@@ -457,7 +457,8 @@ class ShardContext:
             self.current_runs[(info.namespace_id, info.workflow_id)] = info.run_id
             self._on_new_tasks(self.shard_id, new_run.tasks)
         deferred, ctx.deferred = ctx.deferred, []
-        ctx.deferred_timers.clear()
+        # A new list: the caller hands the old one to the timer queue to drop its entries.
+        ctx.deferred_timers = []
         for d in deferred:
             d.ack()
         if events:

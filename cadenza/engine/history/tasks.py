@@ -13,6 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+# One encoder for all task rows: ``json.dumps`` with non-default separators builds a new encoder
+# per call, and several rows are written per workflow.
+_encode_row = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class TransferKind(enum.IntEnum):
     WORKFLOW_TASK = 1
@@ -68,9 +72,7 @@ class Task:
     task_id: int = 0
 
     def encode(self) -> bytes:
-        return json.dumps(
-            [self.kind, self.namespace_id, self.workflow_id, self.run_id, self.args], separators=(",", ":")
-        ).encode()
+        return _encode_row([self.kind, self.namespace_id, self.workflow_id, self.run_id, self.args]).encode()
 
     @classmethod
     def decode(cls, data: bytes, task_id: int, visibility_time: int = 0) -> Task:
