@@ -95,12 +95,15 @@ def test_a_server_without_the_method_gets_plain_completions(monkeypatch: pytest.
                 assert result == f"Hello, n{i}!"
 
     run_in_grpc_env(scenario)
-    # Tried once, then every task is polled and completed the plain way.
+    # Tried once, then every task is polled and completed the plain way. The poller's last plain
+    # poll may or may not have reached the server when the worker stops: 4 polls brought tasks.
+    polls = calls["PollWorkflowTaskQueue"]
+    assert 4 <= polls <= 5
     assert workflow_task_calls(calls) == Counter(
         {
             "RespondWorkflowTaskCompletedAndPoll": 1,
             "RespondWorkflowTaskCompleted": 4,
-            "PollWorkflowTaskQueue": 4,
+            "PollWorkflowTaskQueue": polls,
         }
     )
 
