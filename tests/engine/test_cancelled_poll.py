@@ -7,25 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from e2e.workflows import HelloWorkflow, say_hello
 
-from cadenza import activity, workflow
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK
 from cadenza.testing import WorkflowEnvironment
 from cadenza.worker import Worker
-
-
-@activity.defn
-async def shout(s: str) -> str:
-    return s.upper()
-
-
-@workflow.defn
-class Shout:
-    @workflow.run
-    async def run(self, s: str) -> str:
-        from datetime import timedelta
-
-        return await workflow.execute_activity(shout, s, start_to_close_timeout=timedelta(seconds=30))
 
 
 @pytest.mark.parametrize("task_type", [WORKFLOW_TASK, ACTIVITY_TASK], ids=["workflow_task", "activity_task"])
@@ -52,8 +38,10 @@ def test_a_poll_cancelled_during_the_start_leaves_the_task_to_the_next_poller(ta
             handle = None
             if task_type == ACTIVITY_TASK:
                 # Let a worker take the workflow task, then stall the activity's start.
-                async with Worker(env.client, task_queue="cq", workflows=[Shout]):
-                    handle = await env.client.start_workflow(Shout.run, "hi", id="cancelled", task_queue="cq")
+                async with Worker(env.client, task_queue="cq", workflows=[HelloWorkflow]):
+                    handle = await env.client.start_workflow(
+                        HelloWorkflow.run, "hi", id="cancelled", task_queue="cq"
+                    )
                     while not any(
                         e.event_type.name == "ACTIVITY_TASK_SCHEDULED"
                         for e in (await handle.fetch_history()).events
@@ -63,14 +51,16 @@ def test_a_poll_cancelled_during_the_start_leaves_the_task_to_the_next_poller(ta
                 poll = asyncio.create_task(service.poll_activity_task_queue(env.client.namespace, "cq"))
             else:
                 stall_next[0] = True
-                handle = await env.client.start_workflow(Shout.run, "hi", id="cancelled", task_queue="cq")
+                handle = await env.client.start_workflow(
+                    HelloWorkflow.run, "hi", id="cancelled", task_queue="cq"
+                )
                 poll = asyncio.create_task(service.poll_workflow_task_queue(env.client.namespace, "cq"))
             await stalled.wait()
             poll.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await poll
-            async with Worker(env.client, task_queue="cq", workflows=[Shout], activities=[shout]):
-                assert await asyncio.wait_for(handle.result(), 10) == "HI"
+            async with Worker(env.client, task_queue="cq", workflows=[HelloWorkflow], activities=[say_hello]):
+                assert await asyncio.wait_for(handle.result(), 10) == "Hello, hi!"
         finally:
             await env.shutdown()
 

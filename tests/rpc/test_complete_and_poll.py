@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import grpc
 import pytest
+from e2e.workflows import HelloWorkflow, say_hello
 
-from cadenza import activity, workflow
 from cadenza.engine.errors import ServiceError
 from cadenza.engine.rpc import server as rpc_server
 from cadenza.engine.rpc.handlers import Handler, Handlers
@@ -21,18 +20,6 @@ from cadenza.sdk._grpc import GrpcService
 from cadenza.worker import Worker
 
 from .conftest import run_in_grpc_env
-
-
-@activity.defn
-async def greet(name: str) -> str:
-    return f"Hello, {name}!"
-
-
-@workflow.defn
-class Greeting:
-    @workflow.run
-    async def run(self, name: str) -> str:
-        return await workflow.execute_activity(greet, name, start_to_close_timeout=timedelta(seconds=10))
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -61,10 +48,12 @@ def test_each_completion_fetches_the_next_workflow_task(monkeypatch: pytest.Monk
 
     async def scenario(env: Any) -> None:
         async with Worker(
-            env.client, task_queue="q", workflows=[Greeting], activities=[greet], workflow_pollers=1
+            env.client, task_queue="q", workflows=[HelloWorkflow], activities=[say_hello], workflow_pollers=1
         ):
             for i in range(3):
-                result = await env.client.execute_workflow(Greeting.run, f"n{i}", id=f"g{i}", task_queue="q")
+                result = await env.client.execute_workflow(
+                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
+                )
                 assert result == f"Hello, n{i}!"
 
     run_in_grpc_env(scenario)
@@ -88,10 +77,12 @@ def test_a_server_without_the_method_gets_plain_completions(monkeypatch: pytest.
 
     async def scenario(env: Any) -> None:
         async with Worker(
-            env.client, task_queue="q", workflows=[Greeting], activities=[greet], workflow_pollers=1
+            env.client, task_queue="q", workflows=[HelloWorkflow], activities=[say_hello], workflow_pollers=1
         ):
             for i in range(2):
-                result = await env.client.execute_workflow(Greeting.run, f"n{i}", id=f"g{i}", task_queue="q")
+                result = await env.client.execute_workflow(
+                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
+                )
                 assert result == f"Hello, n{i}!"
 
     run_in_grpc_env(scenario)
@@ -118,7 +109,7 @@ def test_a_task_completed_by_another_coroutine_than_its_poller_is_completed_plai
         assert isinstance(service, GrpcService)
         await service.start_workflow_execution(
             StartWorkflowRequest(
-                namespace="default", workflow_id="w", workflow_type="Greeting", task_queue="q"
+                namespace="default", workflow_id="w", workflow_type="HelloWorkflow", task_queue="q"
             )
         )
         task = await service.poll_workflow_task_queue("default", "q", identity="test", timeout_s=5)
