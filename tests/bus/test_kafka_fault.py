@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.engine.bus import ConsumerRunner, Message, RunnerOptions, TopicSpec
+from cadenza.engine.bus import CommittedOffset, ConsumerRunner, Message, RunnerOptions, TopicSpec
 from cadenza.engine.bus.errors import BusError
 from cadenza.engine.bus.kafka import KafkaBus
 from cadenza.ops.devservices.manager import PidRecord, ServiceManager, is_alive, process_start_ticks
@@ -154,6 +154,40 @@ def test_sigkill_and_restart_during_load_loses_no_acknowledged_message() -> None
         assert deliveries >= MESSAGES
 
     run(main(), timeout=420)
+
+
+def test_group_offsets_are_read_while_a_restarted_broker_loads_its_coordinators() -> None:
+    # Reads of a group's offsets right after a broker restart meet "coordinator not available /
+    # not coordinator" answers. Through librdkafka's admin API a NOT_COORDINATOR answer could crash
+    # the whole process (SIGSEGV); the bus reads offsets through a group handle, which must keep
+    # answering, with the offsets (and metadata) committed before the crash.
+    address = require_kafka()
+    manager = ServiceManager(progress=lambda _: None)
+
+    async def main() -> None:
+        bus = KafkaBus(address)
+        topic, group = name("offsets-restart"), name("g")
+        await bus.create_topics([TopicSpec(topic, 3)])
+        committed = {p: CommittedOffset(7 + p, f"intent-{p}") for p in range(3)}
+        await bus.set_committed(group, topic, committed)
+        old = await asyncio.to_thread(kill_kafka, manager)
+        restart = asyncio.create_task(asyncio.to_thread(restart_kafka, manager, old, address))
+        reads = answered = 0
+        while not restart.done() or answered < 20:
+            reads += 1
+            try:
+                got = await asyncio.wait_for(bus.committed(group, topic), 60)
+            except (BusError, TimeoutError):
+                await asyncio.sleep(0.2)
+                continue
+            assert got == committed, f"read {got} after the restart, committed {committed}"
+            answered += int(restart.done())
+        await restart
+        await bus.delete_topics([topic])
+        await bus.close()
+        print(f"\n{reads} offset reads across the restart")
+
+    run(main(), timeout=300)
 
 
 def test_devservices_pid_file_location_is_known() -> None:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer as _RdConsumer
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Producer as _RdProducer
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
@@ -60,6 +60,8 @@ class KafkaBus:
         self._producer_config = dict(producer_config or {})
         self._consumer_config = dict(consumer_config or {})
         self._admin = AdminClient(dict(self._base))
+        self._group_handles: dict[str, _RdConsumer] = {}
+        self._handles_lock = threading.Lock()
 
     def producer(self) -> KafkaProducer:
         return KafkaProducer({**self._base, **self._producer_config})
@@ -68,7 +70,10 @@ class KafkaBus:
         return KafkaConsumer({**self._base, **self._consumer_config}, group, topics)
 
     async def close(self) -> None:
-        return None
+        with self._handles_lock:
+            handles, self._group_handles = list(self._group_handles.values()), {}
+        for handle in handles:
+            await asyncio.to_thread(handle.close)
 
     # -- admin --------------------------------------------------------------------------------
 
@@ -150,27 +155,50 @@ class KafkaBus:
             out[tp.partition] = (low, high)
         return out
 
+    # Group offsets go through a consumer of the group, not the admin client: librdkafka's admin
+    # ListConsumerGroupOffsets dereferences the admin client's (absent) consumer group when the broker
+    # answers NOT_COORDINATOR, which it does while a restarted broker reloads its coordinators, and
+    # the whole process dies of SIGSEGV (librdkafka issue 5040, still in 2.16). A consumer has a
+    # group handle that re-queries the coordinator and retries instead.
+
     async def committed(self, group: str, topic: str) -> dict[int, CommittedOffset]:
         partitions = await self._partitions(topic)
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
+        handle = self._group_handle(group)
         result = await _retrying(
-            lambda: asyncio.wrap_future(self._admin.list_consumer_group_offsets([request])[group])
+            lambda: asyncio.to_thread(
+                handle.committed, [TopicPartition(topic, p) for p in partitions], ADMIN_TIMEOUT
+            )
         )
         return {
             tp.partition: CommittedOffset(tp.offset, tp.metadata or "")
-            for tp in result.topic_partitions
-            if tp.offset >= 0
+            for tp in result
+            if tp.offset >= 0 and tp.error is None
         }
 
     async def set_committed(self, group: str, topic: str, offsets: Mapping[int, CommittedOffset]) -> None:
         if not offsets:
             return
-        request = ConsumerGroupTopicPartitions(
-            group, [TopicPartition(topic, p, o.offset, o.metadata) for p, o in offsets.items()]
-        )
-        await _retrying(
-            lambda: asyncio.wrap_future(self._admin.alter_consumer_group_offsets([request])[group])
-        )
+        handle = self._group_handle(group)
+        request = [TopicPartition(topic, p, o.offset, o.metadata) for p, o in offsets.items()]
+        # A commit from outside the group's generation: the broker accepts it only while the group
+        # has no active member, which is this method's contract.
+        await _retrying(lambda: asyncio.to_thread(handle.commit, offsets=request, asynchronous=False))
+
+    def _group_handle(self, group: str) -> _RdConsumer:
+        """A consumer that never subscribes: it only reads and writes ``group``'s offsets."""
+        with self._handles_lock:
+            handle = self._group_handles.get(group)
+            if handle is None:
+                handle = _RdConsumer(
+                    {
+                        **self._base,
+                        "group.id": group,
+                        "enable.auto.commit": False,
+                        "enable.auto.offset.store": False,
+                    }
+                )
+                self._group_handles[group] = handle
+            return handle
 
     async def read(
         self, topic: str, partition: int, start: int, *, max_messages: int = 500, timeout: float = 5.0
