@@ -592,7 +592,7 @@ class Frontend:
         await self._answered(
             task_token,
             self.history.mutate(
-                ns, wid, rid, lambda m: activities.completed(m, sid, attempt, result, identity)
+                ns, wid, rid, lambda m: activities.completed(m, sid, attempt, result, identity), hold=True
             ),
         )
 

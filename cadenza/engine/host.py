@@ -68,6 +68,7 @@ class Host:
             on_new_tasks=self.queues.on_new_tasks,
             on_volatile_timer=self.queues.push_volatile_timer,
             on_volatile_timers_done=self.queues.drop_volatile_timers,
+            hand_over=self.queues.hand_over,
             ledger=self.queues,
         )
         self.namespaces = NamespaceRegistry(stores.namespaces)
@@ -118,6 +119,7 @@ class Host:
         return host
 
     async def stop(self) -> None:
+        await self.history.stop()
         self.matching.drain()
         await self.queues.stop()
         if self._indexer is not None:

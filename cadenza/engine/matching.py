@@ -59,6 +59,15 @@ class TaskQueue:
                 return
         (self.queries if task.query is not None else self.tasks).append(task)
 
+    def hand_over(self, task: MatchTask) -> bool:
+        """Gives ``task`` to a poller waiting right now; False (and nothing queued) if none is."""
+        while self.pollers:
+            poller = self.pollers.popleft()
+            if not poller.done():
+                poller.set_result(task)
+                return True
+        return False
+
     def take(self) -> MatchTask | None:
         if self.queries:
             return self.queries.popleft()
@@ -83,6 +92,15 @@ class MatchingEngine:
         task.task_queue = name
         task.task_type = task_type
         self.queue(namespace_id, name, task_type).offer(task)
+
+    def hand_over(self, namespace_id: str, name: str, task_type: int, task: MatchTask) -> bool:
+        """Gives ``task`` to a poller waiting right now, if there is one (see ``TaskQueue``)."""
+        q = self._queues.get((namespace_id, name, task_type))
+        if q is None:
+            return False
+        task.task_queue = name
+        task.task_type = task_type
+        return q.hand_over(task)
 
     def reoffer(self, task: MatchTask) -> None:
         """Offers a task again whose start was lost (see ``RunContext.deferred``)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -140,6 +141,8 @@ class HistoryEngine:
         ledger: TaskLedger | None = None,
         speculative_flush_s: float = 5.0,
         on_volatile_timers_done: Callable[[list[Task]], None] | None = None,
+        hand_over: Callable[[int, Task], bool] | None = None,
+        held_flush_s: float = 0.25,
     ) -> None:
         self.stores = stores
         self.clock = clock
@@ -150,7 +153,11 @@ class HistoryEngine:
         self._on_volatile_timer = on_volatile_timer
         self._on_volatile_timers_done = on_volatile_timers_done
         self._ledger = ledger
+        self._hand_over = hand_over
         self._start_flushes = FlushSchedule(speculative_flush_s, self._start_flush)
+        self._held_flushes = FlushSchedule(held_flush_s, self._start_flush)
+        # Runs holding a change, for ``stop``; weak, since a dropped state drops its change too.
+        self._held: weakref.WeakSet[RunContext] = weakref.WeakSet()
         self._flushes: set[asyncio.Task[None]] = set()
         self._signal_queues: dict[tuple[str, str, str], list[_PendingSignal]] = {}
 
@@ -205,6 +212,7 @@ class HistoryEngine:
         rule: Callable[[Mutation], T],
         *,
         defer: Deferred | None = None,
+        hold: bool = False,
     ) -> T:
         """Applies ``rule`` to the run and persists the result atomically, retrying lost conditions.
 
@@ -217,11 +225,16 @@ class HistoryEngine:
         for the run's next write, which carries the start to disk along with whatever comes next;
         if the state is dropped first, the task is offered again. Hello world writes four times
         instead of seven this way. A start that lasts longer than ``speculative_flush_s`` is written
-        on its own, so acknowledgement levels keep moving under long activities."""
+        on its own, so acknowledgement levels keep moving under long activities.
+
+        ``hold``: the change may ride on the workflow task it schedules (see ``_hold_write``); the
+        call still returns only once the change is durable."""
         shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
+        written: asyncio.Future[None] | None = None
         for _ in range(5):
             async with ctx.lock:
                 ms = await self.load(shard, ctx)
+                unwritten = len(ms.pending_events)
                 m = Mutation(ms, MutationTasks(), self.clock.now_us())
                 if ms.is_running and (ms.info.cron_schedule or ms.info.retry_policy):
                     m.started_attributes = (await shard.load_events(ctx))[0].attributes
@@ -237,9 +250,14 @@ class HistoryEngine:
                         defer.ack()  # a duplicate offer of a task that is already started
                     return result
                 if m.speculative:
+                    assert len(ms.pending_events) == unwritten, "a speculative change may not write"
                     self._hold(shard, ctx, m, defer)
                     return result
+                if hold and self._can_hold(ctx, m) and self._hand_over_task(shard, m):
+                    written = self._hold_write(ctx, m)
+                    break
                 limits.enforce_history_limits(m)
+                self._carry_held(ctx, m)
                 new_run = None
                 if m.next_run is not None:
                     next_state, next_tasks = m.next_run
@@ -259,16 +277,103 @@ class HistoryEngine:
                 if volatile_timers and self._on_volatile_timers_done is not None:
                     self._on_volatile_timers_done(volatile_timers)
                 return result
-        raise UnavailableError(f"workflow {workflow_id!r}: too many concurrent updates, try again")
+        if written is None:
+            raise UnavailableError(f"workflow {workflow_id!r}: too many concurrent updates, try again")
+        await written
+        return result
 
     def _hold(self, shard: ShardContext, ctx: RunContext, m: Mutation, defer: Deferred | None) -> None:
-        assert not m.ms.pending_events and not m.tasks.transfer, "a speculative change may not write"
+        assert not m.tasks.transfer, "a speculative change may not write"
         if defer is not None:
             ctx.deferred.append(defer)
         for t in m.tasks.timer:
             ctx.deferred_timers.append(t)
             self._on_volatile_timer(shard.shard_id, t)
         self._start_flushes.add(ctx)
+
+    # -- held writes -------------------------------------------------------------------------------
+
+    def _can_hold(self, ctx: RunContext, m: Mutation) -> bool:
+        """A change whose only task is the workflow task it schedules, on a run holding nothing."""
+        t = m.tasks
+        return (
+            self._hand_over is not None
+            and ctx.held_task is None
+            and m.ms.is_running
+            and m.next_run is None
+            and not t.timer
+            and not t.visibility
+            and len(t.transfer) == 1
+            and t.transfer[0].kind == TransferKind.WORKFLOW_TASK
+        )
+
+    def _hand_over_task(self, shard: ShardContext, m: Mutation) -> bool:
+        """Offers the scheduled workflow task from memory to a poller waiting right now. With none
+        waiting the task would sit in a queue while the change waits unwritten, holding up its
+        caller (an activity worker's slot): then the change is written as usual."""
+        assert self._hand_over is not None
+        t = m.tasks.transfer[0]
+        return self._hand_over(
+            shard.shard_id, Task(t.kind, t.namespace_id, t.workflow_id, t.run_id, dict(t.args))
+        )
+
+    def _hold_write(self, ctx: RunContext, m: Mutation) -> asyncio.Future[None]:
+        """Keeps the change in memory and offers the workflow task it scheduled straight away.
+
+        An activity's completion schedules the workflow task that reacts to it; written alone, it
+        costs a durable write before that task can even start. Held instead, it is written by the
+        run's next write, usually that task's completion: one write per activity instead of two
+        (hello world: three instead of four). The caller is answered only when the change is
+        durable, so nothing acknowledged is lost; a crash before that loses an unacknowledged
+        completion, and the activity runs again (activities are at least once). A change is held
+        only when a poller is waiting to take its workflow task from memory at once
+        (``_hand_over_task``); the task's durable transfer task is written by the first write that
+        finds it still unstarted (``_carry_held``), and a run that gets no write within
+        ``held_flush_s`` is written on its own. If the state is dropped first, the caller gets
+        ``UnavailableError``."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+
+        def ack() -> None:
+            if not written.done():
+                written.set_result(None)
+
+        def lost() -> None:
+            if not written.done():
+                written.set_exception(
+                    UnavailableError("the change was dropped with the cached state before it was written")
+                )
+
+        task = m.tasks.transfer[0]
+        ctx.held_task = task
+        ctx.deferred.append(Deferred(ack, lost))
+        self._held.add(ctx)
+        self._held_flushes.add(ctx)
+        return written
+
+    def _carry_held(self, ctx: RunContext, m: Mutation) -> None:
+        """A write carries the run's held change; its workflow task needs a durable transfer task
+        only if it is not started yet (a started one is guarded by its timeout timer, which the
+        write carries, and a completed one needs nothing)."""
+        task, ctx.held_task = ctx.held_task, None
+        if task is None:
+            return
+        self._held.discard(ctx)
+        wt = m.ms.workflow_task
+        if (
+            m.ms.is_running
+            and wt.scheduled_event_id == task.args["s"]
+            and wt.attempt == task.args["a"]
+            and not wt.started_event_id
+        ):
+            m.tasks.transfer.append(task)
+
+    async def stop(self) -> None:
+        """Writes the held changes, so their callers are answered, and stops the flush timers."""
+        self._held_flushes.cancel()
+        for ctx in [c for c in self._held if c.held_task is not None]:
+            await self._flush(ctx)
+        self._start_flushes.cancel()
 
     def _start_flush(self, ctx: RunContext) -> None:
         task = asyncio.create_task(self._flush(ctx))

@@ -268,6 +268,11 @@ class MutableState:
         )
         return out
 
+    def unwritten_events(self) -> list[HistoryEvent]:
+        """What follows the written history when a worker starts a workflow task: the events of a
+        held change (see ``HistoryEngine._hold_write``), then the task's own unwritten events."""
+        return self.pending_events + self.unwritten_workflow_task_events()
+
     def write_workflow_task_start(self) -> None:
         """Writes the started workflow task's unwritten events, before its outcome (or the run's
         close) so history reads Scheduled, Started, then what became of the task."""

@@ -56,6 +56,10 @@ TimerHandler = Callable[[Task], Awaitable[None]]
 VisibilityHandler = Callable[[list[Task]], Awaitable[None]]
 
 
+def _nothing_to_ack() -> None:
+    pass
+
+
 def _tasks_of(category: TaskCategory, t: Task) -> MutationTasks:
     if category == TaskCategory.TRANSFER:
         return MutationTasks(transfer=[t])
@@ -279,6 +283,14 @@ class QueueProcessors:
                 continue
             ack()
             return
+
+    def hand_over(self, shard_id: int, t: Task) -> bool:
+        """Gives a workflow task that lives only in memory (see ``HistoryEngine._hold_write``) to a
+        poller waiting right now; False if none is. It has no row, so nothing to acknowledge."""
+        task = MatchTask(
+            t.namespace_id, t.workflow_id, t.run_id, t.args["s"], t.args["a"], ack=_nothing_to_ack
+        )
+        return self._matching.hand_over(t.namespace_id, t.args["q"], WORKFLOW_TASK, task)
 
     def offer(self, task_type: int, t: Task, ack: Callable[[], None]) -> None:
         self._matching.add_task(

@@ -94,6 +94,9 @@ class RunContext:
     that closes it, not by every write before."""
     deferred: list[Deferred] = field(default_factory=list)
     deferred_timers: list[Task] = field(default_factory=list)
+    held_task: Task | None = None
+    """The workflow task a held change scheduled (see ``HistoryEngine._hold_write``): offered from
+    memory, and written by the run's next write if still unstarted then."""
     writes: int = 0
     """Writes of the run by this host: a change made in memory is carried by any later one."""
     close_event: HistoryEvent | None = None
@@ -229,6 +232,7 @@ class ShardContext:
         ctx.state = None
         ctx.events = None
         ctx.close_event = None
+        ctx.held_task = None
         deferred, ctx.deferred = ctx.deferred, []
         ctx.deferred_timers.clear()
         for d in deferred:
@@ -246,6 +250,10 @@ class ShardContext:
     async def load_events(self, ctx: RunContext) -> list[HistoryEvent]:
         if ctx.events is None:
             ms = await self.load_state(ctx)
+            # Only what is written: a held change's events (see ``HistoryEngine._hold_write``) are
+            # counted in ``next_event_id`` but not written, and the store may hold stale nodes at
+            # their ids (a write whose outcome was unknown and that did not apply).
+            written_up_to = ms.next_event_id - len(ms.pending_events)
             events: list[HistoryEvent] = []
             token: bytes | None = None
             while True:
@@ -253,7 +261,7 @@ class ShardContext:
                     ms.info.tree_id,
                     ms.info.branch_id,
                     min_node_id=1,
-                    max_node_id=ms.next_event_id,
+                    max_node_id=written_up_to,
                     page_size=1000,
                     token=token,
                 )

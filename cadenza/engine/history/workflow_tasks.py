@@ -59,7 +59,8 @@ def decode_token(token: bytes) -> tuple[str, str, str, int, int, int]:
 def record_started(
     m: Mutation, scheduled_id: int, attempt: int, request_id: str, identity: str
 ) -> tuple[int, int, list[HistoryEvent]]:
-    """Starts the attempt speculatively; returns (scheduled id, started id, its unwritten events).
+    """Starts the attempt speculatively; returns (scheduled id, started id, the unwritten events
+    the worker needs after the written history: a held change's, then the attempt's own).
 
     Nothing is written: the start reserves its event ids (later events are buffered meanwhile) and
     its Started event is written with the task's outcome, saving a write per workflow task. The
@@ -69,12 +70,12 @@ def record_started(
     if not ms.is_running or wt.scheduled_event_id != scheduled_id or wt.attempt != attempt:
         if ms.is_running and wt.started_event_id and wt.request_id == request_id and wt.attempt == attempt:
             m.noop = True  # the same poll retried: answer as before
-            return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
+            return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_events()
         raise TaskNotFoundError("workflow task is no longer pending")
     if wt.started_event_id != EMPTY_EVENT_ID:
         if wt.request_id == request_id:
             m.noop = True
-            return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
+            return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_events()
         raise TaskNotFoundError("workflow task already started by another poll")
     if wt.transient:
         wt.scheduled_event_id = ms.next_event_id
@@ -91,7 +92,7 @@ def record_started(
         a=wt.attempt,
         t=str(TimeoutType.START_TO_CLOSE),
     )
-    return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_workflow_task_events()
+    return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_events()
 
 
 def _check_token(
