@@ -76,14 +76,17 @@ def default_registry() -> SchemaRegistry:
     return _registry
 
 
-def encode_events(events: Sequence[HistoryEvent]) -> bytes:
+def encode_events(events: Sequence[HistoryEvent], *, remember: bool = False) -> bytes:
     """Encode ``events`` as one single-object encoded ``HistoryEventBatch`` (current version).
 
     Attribute fields that are absent take the schema default. A key that is not a field of the event
     type raises ``SchemaError`` naming both, rather than being dropped.
+
+    An event's encoding kept in ``HistoryEvent.encoded`` is reused; ``remember`` keeps the encoding
+    of each event (for events that will not change any more: written ones).
     """
     try:
-        return _write_batch(events)
+        return _write_batch(events, remember)
     except Exception:  # anything the compiled writer does not take: fastavro decides (see above)
         return _encode_with_fastavro(events)
 
@@ -284,7 +287,7 @@ _ENVELOPE = [
 ]
 
 
-def _compile_batch_writer(batch: Any) -> Callable[[Sequence[HistoryEvent]], bytes]:
+def _compile_batch_writer(batch: Any) -> Callable[[Sequence[HistoryEvent], bool], bytes]:
     """A function writing a ``HistoryEventBatch`` exactly as fastavro writes the same value."""
     event = batch["fields"][0]["type"]["items"]
     envelope = [(f["name"], f["type"]) for f in event["fields"][:5]]
@@ -309,12 +312,16 @@ def _compile_batch_writer(batch: Any) -> Callable[[Sequence[HistoryEvent]], byte
     writers = {et: (index, namespace[fn]) for et, (index, fn) in branches.items()}
     header = _current.header
 
-    def write_batch(events: Sequence[HistoryEvent]) -> bytes:
+    def write_batch(events: Sequence[HistoryEvent], remember: bool = False) -> bytes:
         out = [header]
         a = out.append
         if events:
             a(_long(len(events)))
             for e in events:
+                if e.encoded is not None:
+                    a(e.encoded)
+                    continue
+                start = len(out)
                 index, write_attributes = writers[e.event_type]
                 a(_long(e.event_id))
                 a(_long(e.event_time))
@@ -323,6 +330,8 @@ def _compile_batch_writer(batch: Any) -> Callable[[Sequence[HistoryEvent]], byte
                 a(_long(e.task_id))
                 a(index)
                 write_attributes(e.attributes, a)
+                if remember:
+                    e.encoded = b"".join(out[start:])
         a(b"\x00")
         return b"".join(out)
 

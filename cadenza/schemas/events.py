@@ -117,6 +117,9 @@ class HistoryEvent:
     task_id: int = 0
     """Monotonic per shard: orders events written by one shard owner."""
     attributes: dict[str, Any] = field(default_factory=dict)
+    encoded: bytes | None = field(default=None, compare=False, repr=False)
+    """The event's Avro encoding inside a batch, kept once it is written (a written event does not
+    change), so histories sent to workers again and again are not encoded again each time."""
 
 
 @dataclass(slots=True)

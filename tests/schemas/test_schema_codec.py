@@ -228,6 +228,21 @@ def test_compiled_writer_writes_what_fastavro_writes(events: list[HistoryEvent])
     assert codec._write_batch(events) == codec._encode_with_fastavro(events)
 
 
+def test_remembered_event_encodings_give_the_same_batches() -> None:
+    # Written events keep their encoding; a later batch (a worker's history) of remembered and new
+    # events, in any grouping, is byte for byte what encoding them afresh gives.
+    events = full_events()
+    fresh = encode_events(events)
+    half = len(events) // 2
+    encode_events(events[:half], remember=True)
+    assert all(e.encoded is not None for e in events[:half])
+    assert all(e.encoded is None for e in events[half:])
+    assert encode_events(events) == fresh
+    assert encode_events(events, remember=True) == fresh
+    assert encode_events(events) == fresh
+    assert decode_events(fresh) == events
+
+
 def test_values_the_compiled_writer_does_not_take_are_written_by_fastavro() -> None:
     # A tuple for a list, an int out of range: fastavro decides (the same bytes or the same error).
     from cadenza.schemas import codec

@@ -293,7 +293,7 @@ class ShardContext:
             txn_id = ids.pop()
             for ev in events:
                 ev.task_id = txn_id
-            blob = encode_events(events)
+            blob = encode_events(events, remember=True)
             ms.info.history_size_bytes += len(blob)
             appends.append(
                 HistoryAppend(
