@@ -235,8 +235,3 @@ def test_a_stale_history_node_under_a_held_change_is_not_read_as_history() -> No
             await env.shutdown()
 
     asyncio.run(main())
-
-
-async def _wait_for_event(handle: Any, event_type: EventType) -> None:
-    while not any(e.event_type == event_type for e in (await handle.fetch_history()).events):
-        await asyncio.sleep(0.01)
