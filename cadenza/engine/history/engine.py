@@ -224,8 +224,9 @@ class HistoryEngine:
         run from memory, and ``defer`` (the acknowledgement of the task that offered the start) waits
         for the run's next write, which carries the start to disk along with whatever comes next;
         if the state is dropped first, the task is offered again. Hello world writes four times
-        instead of seven this way. A start that lasts longer than ``speculative_flush_s`` is written
-        on its own, so acknowledgement levels keep moving under long activities.
+        instead of seven this way (three with held completions, below). A start that lasts longer
+        than ``speculative_flush_s`` is written on its own, so acknowledgement levels keep moving
+        under long activities.
 
         ``hold``: the change may ride on the workflow task it schedules (see ``_hold_write``); the
         call still returns only once the change is durable."""
@@ -312,10 +313,7 @@ class HistoryEngine:
         waiting the task would sit in a queue while the change waits unwritten, holding up its
         caller (an activity worker's slot): then the change is written as usual."""
         assert self._hand_over is not None
-        t = m.tasks.transfer[0]
-        return self._hand_over(
-            shard.shard_id, Task(t.kind, t.namespace_id, t.workflow_id, t.run_id, dict(t.args))
-        )
+        return self._hand_over(shard.shard_id, m.tasks.transfer[0])
 
     def _hold_write(self, ctx: RunContext, m: Mutation) -> asyncio.Future[None]:
         """Keeps the change in memory and offers the workflow task it scheduled straight away.
