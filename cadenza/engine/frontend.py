@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from cadenza.engine.history import activities, limits
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
 from cadenza.engine.history.shard import Deferred
+from cadenza.engine.history.tasks import TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
@@ -263,11 +265,14 @@ class Frontend:
         ns_id = await self._ns_id(namespace)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        first = True
         while True:
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 and not first:
                 return None
-            task = await self.matching.poll(ns_id, task_queue, WORKFLOW_TASK, remaining)
+            first = False
+            # ``timeout_s`` 0: take a queued task if there is one, without waiting.
+            task = await self.matching.poll(ns_id, task_queue, WORKFLOW_TASK, max(remaining, 0.0))
             if task is None:
                 return None
             if task.query is not None:
@@ -354,20 +359,22 @@ class Frontend:
         else:
             asyncio.get_running_loop().call_later(1.0, self.matching.reoffer, task)
 
-    async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
+    async def respond_workflow_task_completed(
+        self, request: RespondWorkflowTaskCompletedRequest
+    ) -> list[PollActivityTaskResponse]:
+        """Completes a workflow task. Returns the activity tasks started for the worker that asked
+        to run them itself (``eager_activity_ids``; see ``_claim_eager``)."""
         ns, wid, rid, sid, attempt, started, start_id = wft.decode_workflow_token(request.task_token)
+        claimed: list[MatchTask] = []
+        eager = set(request.eager_activity_ids)
+
+        def rule(m: Mutation) -> None:
+            wft.complete(m, sid, attempt, started, request.commands, request.identity, request_id=start_id)
+            if eager:
+                _claim_eager(m, eager, claimed.append)
+
         try:
-            await self._answered(
-                request.task_token,
-                self.history.mutate(
-                    ns,
-                    wid,
-                    rid,
-                    lambda m: wft.complete(
-                        m, sid, attempt, started, request.commands, request.identity, request_id=start_id
-                    ),
-                ),
-            )
+            await self._answered(request.task_token, self.history.mutate(ns, wid, rid, rule))
         except wft.BadCommandError as e:
             # Nothing of the task was written; record why it failed, as the anchors do, so the
             # history shows the cause and the task is retried (by fixed code) instead of timing out.
@@ -392,6 +399,15 @@ class Frontend:
                 ),
             )
             raise
+        out: list[PollActivityTaskResponse] = []
+        for task in claimed:
+            try:
+                resp = await self._start_activity_task(request.namespace, task, request.identity)
+            except UnavailableError:
+                continue  # offered again through matching; the completion itself is done
+            if resp is not None:
+                out.append(resp)
+        return out
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
         ns, wid, rid, sid, attempt, started, start_id = wft.decode_workflow_token(request.task_token)
@@ -506,47 +522,56 @@ class Frontend:
             task = await self.matching.poll(ns_id, task_queue, ACTIVITY_TASK, remaining)
             if task is None:
                 return None
-            rule = _activity_start_rule(task, new_id(), identity)
-            try:
-                info, workflow_type = await self.history.mutate(
-                    task.namespace_id,
-                    task.workflow_id,
-                    task.run_id,
-                    rule,
-                    defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
-                )
-            except asyncio.CancelledError:
-                self._start_cancelled(task)
+            resp = await self._start_activity_task(namespace, task, identity)
+            if resp is not None:
+                return resp
+
+    async def _start_activity_task(
+        self, namespace: str, task: MatchTask, identity: str
+    ) -> PollActivityTaskResponse | None:
+        """Records the start of an activity task taken from matching (or claimed eagerly); None when
+        it cannot start (stale: dropped; the store failing: offered again)."""
+        rule = _activity_start_rule(task, new_id(), identity)
+        try:
+            info, workflow_type = await self.history.mutate(
+                task.namespace_id,
+                task.workflow_id,
+                task.run_id,
+                rule,
+                defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
+            )
+        except asyncio.CancelledError:
+            self._start_cancelled(task)
+            raise
+        except Exception as e:
+            self._start_failed(task, e)
+            if isinstance(e, UnavailableError):
                 raise
-            except Exception as e:
-                self._start_failed(task, e)
-                if isinstance(e, UnavailableError):
-                    raise
-                continue
-            token = wft.encode_token(
-                task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
-            )
-            budget = [t for t in (info.start_to_close_timeout_ms, info.heartbeat_timeout_ms) if t]
-            self._handed_out(token, min(budget or [0]))
-            return PollActivityTaskResponse(
-                task_token=token,
-                workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
-                workflow_type=workflow_type,
-                namespace=namespace,
-                activity_id=info.activity_id,
-                activity_type=info.activity_type,
-                input=info.input,
-                header=info.header,
-                attempt=info.attempt,
-                scheduled_time=info.first_scheduled_time,
-                current_attempt_scheduled_time=info.scheduled_time,
-                started_time=info.started_time,
-                schedule_to_close_timeout_ms=info.schedule_to_close_timeout_ms,
-                start_to_close_timeout_ms=info.start_to_close_timeout_ms,
-                heartbeat_timeout_ms=info.heartbeat_timeout_ms,
-                heartbeat_details=info.heartbeat_details,
-                task_queue=info.task_queue,
-            )
+            return None
+        token = wft.encode_token(
+            task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
+        )
+        budget = [t for t in (info.start_to_close_timeout_ms, info.heartbeat_timeout_ms) if t]
+        self._handed_out(token, min(budget or [0]))
+        return PollActivityTaskResponse(
+            task_token=token,
+            workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
+            workflow_type=workflow_type,
+            namespace=namespace,
+            activity_id=info.activity_id,
+            activity_type=info.activity_type,
+            input=info.input,
+            header=info.header,
+            attempt=info.attempt,
+            scheduled_time=info.first_scheduled_time,
+            current_attempt_scheduled_time=info.scheduled_time,
+            started_time=info.started_time,
+            schedule_to_close_timeout_ms=info.schedule_to_close_timeout_ms,
+            start_to_close_timeout_ms=info.start_to_close_timeout_ms,
+            heartbeat_timeout_ms=info.heartbeat_timeout_ms,
+            heartbeat_details=info.heartbeat_details,
+            task_queue=info.task_queue,
+        )
 
     async def record_activity_task_heartbeat(
         self, task_token: bytes, details: Payloads | None, *, identity: str = ""
@@ -709,6 +734,21 @@ class Frontend:
 
     async def update_namespace(self, info: NamespaceInfo) -> None:
         await self.namespaces.update(info)
+
+
+def _claim_eager(m: Mutation, eager: set[str], take: Callable[[MatchTask], None]) -> None:
+    """Eager activity dispatch, as the anchors offer it: the worker completing a workflow task names
+    the activities it scheduled that it will run itself (registered there, with a free slot). Those
+    on the run's own task queue skip matching and the worker's activity poll: once the write
+    commits, their tasks are started for that worker and returned with the completion. Their
+    transfer tasks are written as usual, so a crash before the start offers them through matching."""
+    ms = m.ms
+    for t in m.tasks.transfer:
+        if t.kind != TransferKind.ACTIVITY_TASK or t.args["q"] != ms.info.task_queue:
+            continue
+        info = ms.activities.get(t.args["s"])
+        if info is not None and info.activity_id in eager:
+            t.claim = take
 
 
 def _activity_start_rule(task: MatchTask, request_id: str, identity: str) -> Any:

@@ -111,8 +111,8 @@ class MatchingEngine:
         loop = asyncio.get_running_loop()
         q.last_poll_time = loop.time()
         task = q.take()
-        if task is not None:
-            return task
+        if task is not None or timeout_s <= 0:
+            return task  # a poll that does not wait only takes what is queued
         fut: asyncio.Future[MatchTask | None] = loop.create_future()
         q.pollers.append(fut)
         # A timer that answers None rather than ``asyncio.wait_for``, which wraps every poll in a

@@ -129,6 +129,9 @@ class RespondWorkflowTaskCompletedRequest:
     commands: list[Command]
     identity: str = ""
     namespace: str = ""
+    eager_activity_ids: list[str] = field(default_factory=list)
+    """Activities scheduled by ``commands`` that the completing worker will run itself: those on the
+    run's task queue come back started with the completion (eager dispatch)."""
 
 
 @dataclass(slots=True)
@@ -220,7 +223,11 @@ class WorkflowService(Protocol):
         self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
     ) -> PollWorkflowTaskResponse | None: ...
 
-    async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None: ...
+    async def respond_workflow_task_completed(
+        self, request: RespondWorkflowTaskCompletedRequest
+    ) -> list[PollActivityTaskResponse]:
+        """Returns the activity tasks started for the caller (``request.eager_activity_ids``)."""
+        ...
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None: ...
 

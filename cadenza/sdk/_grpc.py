@@ -18,6 +18,10 @@ completion and the task it finds waits here for that poller's next ``poll_workfl
 which then costs no round trip. This applies only when the coroutine that polled a task also
 completes it (a worker handling each task in its poller); otherwise, and against a server without
 that method, the plain completion is used.
+
+A completion that asks for eager activities (``eager_activity_ids``), or polls, goes through
+``RespondWorkflowTaskCompletedEager``, which also returns the activity tasks started for this worker;
+against a server without it the client falls back to the two ways above.
 """
 
 from __future__ import annotations
@@ -168,6 +172,8 @@ class GrpcService:
         self._next_workflow_tasks: dict[tuple[str, str], deque[PollWorkflowTaskResponse]] = {}
         self._complete_and_poll = True
         """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedAndPoll``."""
+        self._eager = True
+        """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedEager``."""
 
     async def close(self) -> None:
         for ch in self._channels:
@@ -350,7 +356,9 @@ class GrpcService:
         while len(self._polled_from) > MAX_TRACKED_TASKS:
             self._polled_from.popitem(last=False)
 
-    async def respond_workflow_task_completed(self, request: RespondWorkflowTaskCompletedRequest) -> None:
+    async def respond_workflow_task_completed(
+        self, request: RespondWorkflowTaskCompletedRequest
+    ) -> list[PollActivityTaskResponse]:
         record = {
             "task_token": request.task_token,
             "commands": cv.commands_to_records(request.commands),
@@ -358,9 +366,34 @@ class GrpcService:
             "namespace": request.namespace,
         }
         source = self._polled_from.pop(request.task_token, None)
-        if source is None or source.poller is not asyncio.current_task() or not self._complete_and_poll:
+        poll_next = source is not None and source.poller is asyncio.current_task()
+        if self._eager and (request.eager_activity_ids or (poll_next and self._complete_and_poll)):
+            try:
+                r = await self.call(
+                    "RespondWorkflowTaskCompletedEager",
+                    {
+                        **record,
+                        "namespace": source.namespace if source is not None else request.namespace,
+                        "task_queue": source.task_queue if poll_next and source is not None else "",
+                        "timeout_s": source.timeout_s if source is not None else 0.0,
+                        "eager_activity_ids": list(request.eager_activity_ids),
+                    },
+                    timeout=self._long(source.timeout_s) if poll_next and source is not None else None,
+                )
+            except sdk_errors.RPCError as e:
+                if e.status != "UNIMPLEMENTED":
+                    raise
+                self._eager = False  # an older server: it did nothing with the call
+            else:
+                if r["task"] is not None and source is not None:
+                    key = (source.namespace, source.task_queue)
+                    self._next_workflow_tasks.setdefault(key, deque()).append(
+                        cv.workflow_task_from_record(r["task"])
+                    )
+                return [cv.activity_task_from_record(a) for a in r["activity_tasks"]]
+        if not poll_next or source is None or not self._complete_and_poll:
             await self.call("RespondWorkflowTaskCompleted", record)
-            return
+            return []
         try:
             r = await self.call(
                 "RespondWorkflowTaskCompletedAndPoll",
@@ -379,10 +412,11 @@ class GrpcService:
             # An older server: it did nothing with the call, so complete the plain way from now on.
             self._complete_and_poll = False
             await self.call("RespondWorkflowTaskCompleted", record)
-            return
+            return []
         if r["task"] is not None:
             key = (source.namespace, source.task_queue)
             self._next_workflow_tasks.setdefault(key, deque()).append(cv.workflow_task_from_record(r["task"]))
+        return []
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
         self._polled_from.pop(request.task_token, None)

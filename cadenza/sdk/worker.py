@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from cadenza.schemas.events import CLOSE_EVENT_TYPES, COMMAND_EVENT, HistoryEvent
+from cadenza.schemas.events import CLOSE_EVENT_TYPES, COMMAND_EVENT, Command, CommandType, HistoryEvent
 from cadenza.schemas.service import (
     PollActivityTaskResponse,
     PollWorkflowTaskResponse,
@@ -327,10 +327,21 @@ class Worker:
             return
         if any(c.command_type in _CLOSE_COMMAND_EVENTS for c in commands):
             self._cache.pop(run_id, None)
+        eager = await self._reserve_eager_activities(commands)
         try:
-            await service.respond_workflow_task_completed(
-                RespondWorkflowTaskCompletedRequest(task.task_token, commands, identity=self.identity)
+            started = await service.respond_workflow_task_completed(
+                RespondWorkflowTaskCompletedRequest(
+                    task.task_token,
+                    commands,
+                    identity=self.identity,
+                    namespace=task.namespace,
+                    eager_activity_ids=eager,
+                )
             )
+            for activity_task in (started or [])[: len(eager)]:
+                t = asyncio.create_task(self._run_activity(activity_task))
+                t.add_done_callback(self._activity_done)  # releases the slot reserved for it
+                eager.pop()
         except CadenzaError as e:
             # The task went stale (timed out, or new events made the server fail it): the instance
             # ran ahead of history, so drop it and replay next time.
@@ -343,6 +354,24 @@ class Worker:
             # instance may be ahead of history too, and must not answer a later task of the run.
             self._cache.pop(run_id, None)
             raise
+        finally:
+            for _ in eager:  # reserved, but not started here: matching hands them to a poller
+                self._activity_slots.release()
+
+    async def _reserve_eager_activities(self, commands: Sequence[Command]) -> list[str]:
+        """Activity ids this worker asks to run itself (eager dispatch): scheduled by ``commands``,
+        registered here and not on a queue of their own, one free activity slot reserved for each."""
+        if not self._activity_pollers or self._stopping.is_set():
+            return []
+        ids: list[str] = []
+        for c in commands:
+            if c.command_type != CommandType.SCHEDULE_ACTIVITY_TASK or self._activity_slots.locked():
+                continue
+            a = c.attributes
+            if a.get("activity_type") in self._activities and a.get("task_queue") in ("", self.task_queue):
+                await self._activity_slots.acquire()
+                ids.append(a["activity_id"])
+        return ids
 
     async def _answer_query(self, task: PollWorkflowTaskResponse) -> None:
         service = self.client.service

@@ -1,6 +1,7 @@
-"""A workflow task's completion also fetches the worker's next workflow task
-(``RespondWorkflowTaskCompletedAndPoll``), and the client falls back to the plain completion where
-that does not apply."""
+"""A workflow task's completion also fetches the worker's next workflow task and brings back the
+activities it scheduled that the worker runs itself (``RespondWorkflowTaskCompletedEager``); the
+client falls back to ``RespondWorkflowTaskCompletedAndPoll`` and to the plain completion where a
+server lacks those or they do not apply."""
 
 from __future__ import annotations
 
@@ -39,12 +40,60 @@ def count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 def workflow_task_calls(calls: Counter[str]) -> Counter[str]:
-    methods = ("PollWorkflowTaskQueue", "RespondWorkflowTaskCompleted", "RespondWorkflowTaskCompletedAndPoll")
+    methods = (
+        "PollWorkflowTaskQueue",
+        "RespondWorkflowTaskCompleted",
+        "RespondWorkflowTaskCompletedAndPoll",
+        "RespondWorkflowTaskCompletedEager",
+    )
     return Counter({m: n for m, n in calls.items() if m in methods})
 
 
-def test_each_completion_fetches_the_next_workflow_task(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_completion_fetches_the_next_workflow_task_and_its_activities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls = count_calls(monkeypatch)
+
+    async def scenario(env: Any) -> None:
+        async with Worker(
+            env.client,
+            task_queue="q",
+            workflows=[HelloWorkflow],
+            activities=[say_hello],
+            workflow_pollers=1,
+            activity_pollers=1,
+        ):
+            for i in range(3):
+                result = await env.client.execute_workflow(
+                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
+                )
+                assert result == f"Hello, n{i}!"
+
+    run_in_grpc_env(scenario)
+    # Two workflow tasks per run. A completion that brought back an activity does not wait for the
+    # next workflow task (the activity must run first), so the poller then polls plainly for each
+    # run's second task; each later run's first task came with the completion before it, and only
+    # the worker's very first task from a plain poll.
+    assert workflow_task_calls(calls) == Counter(
+        {"RespondWorkflowTaskCompletedEager": 6, "PollWorkflowTaskQueue": 1 + 3}
+    )
+    # Every activity came back with the completion that scheduled it: the activity poller's first
+    # poll never brought a task, so it never polled again.
+    assert calls["PollActivityTaskQueue"] == 1
+    assert calls["RespondActivityTaskCompleted"] == 3
+
+
+class _NotServed(ServiceError):
+    code = "UNIMPLEMENTED"
+
+
+async def _unimplemented(self: Handlers, r: dict[str, Any]) -> dict[str, Any]:
+    raise _NotServed("unknown method")
+
+
+def test_a_server_without_eager_dispatch_gets_completions_that_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_calls(monkeypatch)
+    monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedEager", _unimplemented)
 
     async def scenario(env: Any) -> None:
         async with Worker(
@@ -57,23 +106,20 @@ def test_each_completion_fetches_the_next_workflow_task(monkeypatch: pytest.Monk
                 assert result == f"Hello, n{i}!"
 
     run_in_grpc_env(scenario)
-    # Two workflow tasks per run; only the worker's very first task came from a plain poll.
+    # Tried once; that completion and every later one fetch the next task the older way.
     assert workflow_task_calls(calls) == Counter(
-        {"RespondWorkflowTaskCompletedAndPoll": 6, "PollWorkflowTaskQueue": 1}
+        {
+            "RespondWorkflowTaskCompletedEager": 1,
+            "RespondWorkflowTaskCompletedAndPoll": 6,
+            "PollWorkflowTaskQueue": 1,
+        }
     )
 
 
-class _NotServed(ServiceError):
-    code = "UNIMPLEMENTED"
-
-
-def test_a_server_without_the_method_gets_plain_completions(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_without_the_methods_gets_plain_completions(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = count_calls(monkeypatch)
-
-    async def unimplemented(self: Handlers, r: dict[str, Any]) -> dict[str, Any]:
-        raise _NotServed("unknown method")
-
-    monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedAndPoll", unimplemented)
+    monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedEager", _unimplemented)
+    monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedAndPoll", _unimplemented)
 
     async def scenario(env: Any) -> None:
         async with Worker(
@@ -92,6 +138,7 @@ def test_a_server_without_the_method_gets_plain_completions(monkeypatch: pytest.
     assert 4 <= polls <= 5
     assert workflow_task_calls(calls) == Counter(
         {
+            "RespondWorkflowTaskCompletedEager": 1,
             "RespondWorkflowTaskCompletedAndPoll": 1,
             "RespondWorkflowTaskCompleted": 4,
             "PollWorkflowTaskQueue": polls,

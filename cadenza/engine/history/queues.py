@@ -254,7 +254,14 @@ class QueueProcessors:
         if t.kind == TransferKind.WORKFLOW_TASK:
             self.offer(WORKFLOW_TASK, t, ack)
         elif t.kind == TransferKind.ACTIVITY_TASK:
-            self.offer(ACTIVITY_TASK, t, ack)
+            if t.claim is not None:
+                claim, t.claim = t.claim, None
+                a = t.args
+                task = MatchTask(t.namespace_id, t.workflow_id, t.run_id, a["s"], a["a"], ack=ack)
+                task.task_queue, task.task_type = a["q"], ACTIVITY_TASK  # where to offer it again
+                claim(task)
+            else:
+                self.offer(ACTIVITY_TASK, t, ack)
         elif self._transfer_handler is not None:
             bg = asyncio.create_task(self._run_transfer(t, ack))
             self._background.add(bg)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cadenza.engine.matching import MatchTask
 
 # One encoder for all task rows: ``json.dumps`` with non-default separators builds a new encoder
 # per call, and several rows are written per workflow.
@@ -70,6 +74,10 @@ class Task:
     args: dict[str, Any] = field(default_factory=dict)
     visibility_time: int = 0
     task_id: int = 0
+    claim: Callable[[MatchTask], None] | None = field(default=None, compare=False, repr=False)
+    """Not stored: an activity task the worker completing the workflow task asked to run itself
+    (eager dispatch). Once written, it goes to ``claim`` instead of to matching; read back after a
+    crash it has none and goes to matching as usual."""
 
     def encode(self) -> bytes:
         return _encode_row([self.kind, self.namespace_id, self.workflow_id, self.run_id, self.args]).encode()

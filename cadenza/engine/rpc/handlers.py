@@ -144,6 +144,33 @@ class Handlers:
             log.warning("polling after a workflow task completion failed", exc_info=True)
             return {"task": None}
 
+    async def RespondWorkflowTaskCompletedEager(self, r: Record) -> Record:
+        """Completes like ``RespondWorkflowTaskCompleted``, returns the activity tasks started for
+        the worker (``eager_activity_ids``) and, if ``task_queue`` is set, the worker's next
+        workflow task: long-polled for when no activity was started, taken only if queued when
+        one was."""
+        started = await self.fe.respond_workflow_task_completed(
+            RespondWorkflowTaskCompletedRequest(
+                r["task_token"],
+                cv.commands_from_records(r["commands"]),
+                r["identity"],
+                r["namespace"],
+                eager_activity_ids=r["eager_activity_ids"],
+            )
+        )
+        activity_tasks = [cv.activity_task_to_record(t) for t in started]
+        if not r["task_queue"]:
+            return {"task": None, "activity_tasks": activity_tasks}
+        # With activities to run, the worker must get them now: the next workflow task is taken
+        # only if one is already queued (often so under load), never waited for.
+        poll = {**r, "timeout_s": 0.0} if activity_tasks else r
+        try:
+            polled = await self.PollWorkflowTaskQueue(poll)
+        except Exception:
+            log.warning("polling after a workflow task completion failed", exc_info=True)
+            polled = {"task": None}
+        return {"task": polled["task"], "activity_tasks": activity_tasks}
+
     async def RespondWorkflowTaskFailed(self, r: Record) -> Record:
         await self.fe.respond_workflow_task_failed(
             RespondWorkflowTaskFailedRequest(

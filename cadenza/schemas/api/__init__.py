@@ -26,7 +26,12 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 the request limit; the history limits bound them well below this."""
 
 LONG_POLL_METHODS = frozenset(
-    {"PollWorkflowTaskQueue", "PollActivityTaskQueue", "RespondWorkflowTaskCompletedAndPoll"}
+    {
+        "PollWorkflowTaskQueue",
+        "PollActivityTaskQueue",
+        "RespondWorkflowTaskCompletedAndPoll",
+        "RespondWorkflowTaskCompletedEager",
+    }
 )
 
 

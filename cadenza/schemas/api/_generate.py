@@ -58,6 +58,7 @@ _TYPES: dict[str, tuple[Schema, Any]] = {
     "Q?": (["null", "WorkflowTaskQuery"], None),
     "WT?": (["null", "WorkflowTask"], None),
     "AT?": (["null", "ActivityTask"], None),
+    "ATL": ({"type": "array", "items": "ActivityTask"}, []),
     "VL": ({"type": "array", "items": "WorkflowExecutionInfo"}, []),
     "ML": ({"type": "map", "values": "long"}, {}),
 }
@@ -238,6 +239,22 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "timeout_s": "d",
         },
         {"task": "WT?"},
+    ),
+    # The completion with eager activity dispatch (and, with ``task_queue`` set, the next poll):
+    # ``eager_activity_ids`` names scheduled activities the worker will run itself; the response
+    # carries those started for it, so they cost no activity poll. A method of its own for the same
+    # reason as the one above.
+    "RespondWorkflowTaskCompletedEager": (
+        {
+            "task_token": "B",
+            "commands": "CL",
+            "identity": "s",
+            "namespace": "s",
+            "task_queue": "s",
+            "timeout_s": "d",
+            "eager_activity_ids": "AS",
+        },
+        {"task": "WT?", "activity_tasks": "ATL"},
     ),
     "RespondWorkflowTaskFailed": (
         {"task_token": "B", "cause": "s", "failure": "F", "identity": "s", "namespace": "s"},
