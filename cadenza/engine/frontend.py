@@ -105,6 +105,23 @@ class Frontend:
 
     # -- workflows -----------------------------------------------------------------------------------
 
+    async def start_workflow_execution_and_wait(
+        self, request: StartWorkflowRequest, wait_s: float
+    ) -> tuple[StartWorkflowResponse, list[HistoryEvent]]:
+        """Starts (idempotent by ``request_id``, so a retried call does not start twice), then waits
+        up to ``wait_s`` for the run to close: its close event, or nothing if it is still open."""
+        started = await self.start_workflow_execution(request)
+        closed = await self.get_workflow_execution_history(
+            GetHistoryRequest(
+                request.namespace,
+                WorkflowExecution(request.workflow_id, started.run_id),
+                wait_new_event=True,
+                close_event_only=True,
+                timeout_s=wait_s,
+            )
+        )
+        return started, closed.events
+
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
         ns_id = await self._ns_id(request.namespace)
         if request.search_attributes and self.visibility is not None:

@@ -184,6 +184,12 @@ class WorkflowService(Protocol):
 
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse: ...
 
+    async def start_workflow_execution_and_wait(
+        self, request: StartWorkflowRequest, wait_s: float
+    ) -> tuple[StartWorkflowResponse, list[HistoryEvent]]:
+        """Starts, then waits up to ``wait_s`` for the close: its close event, or nothing."""
+        ...
+
     async def signal_workflow_execution(
         self,
         namespace: str,

@@ -40,6 +40,7 @@ import grpc.aio
 
 from cadenza.schemas import api
 from cadenza.schemas.api import convert as cv
+from cadenza.schemas.events import HistoryEvent
 from cadenza.schemas.registry import SchemaError
 from cadenza.schemas.service import (
     CountWorkflowExecutionsResponse,
@@ -174,6 +175,8 @@ class GrpcService:
         """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedAndPoll``."""
         self._eager = True
         """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedEager``."""
+        self._start_and_wait = True
+        """False once a server answered UNIMPLEMENTED to ``StartWorkflowExecutionAndWait``."""
 
     async def close(self) -> None:
         for ch in self._channels:
@@ -224,6 +227,25 @@ class GrpcService:
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
         r = await self.call("StartWorkflowExecution", cv.start_request_to_record(request))
         return StartWorkflowResponse(run_id=r["run_id"], started=r["started"])
+
+    async def start_workflow_execution_and_wait(
+        self, request: StartWorkflowRequest, wait_s: float
+    ) -> tuple[StartWorkflowResponse, list[HistoryEvent]]:
+        if self._start_and_wait:
+            try:
+                r = await self.call(
+                    "StartWorkflowExecutionAndWait",
+                    {**cv.start_request_to_record(request), "wait_s": wait_s},
+                    timeout=self._long(wait_s),
+                )
+            except sdk_errors.RPCError as e:
+                if e.status != "UNIMPLEMENTED":
+                    raise
+                self._start_and_wait = False  # an older server: it did nothing with the call
+            else:
+                started = StartWorkflowResponse(run_id=r["run_id"], started=r["started"])
+                return started, cv.history_from_bytes(r["history"])
+        return await self.start_workflow_execution(request), []
 
     async def signal_workflow_execution(
         self,

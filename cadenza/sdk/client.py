@@ -38,6 +38,9 @@ from cadenza.sdk.history import WorkflowHistory
 
 R = TypeVar("R")
 
+RESULT_POLL_S = 60.0
+"""How long one call waits for a run to close before the client asks again."""
+
 
 def _default_identity() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
@@ -167,6 +170,46 @@ class Client:
     ) -> WorkflowHandle[Any]:
         """Starts a run; with ``start_signal``, signals it (starting it first if it is not running).
         Arguments are encoded before anything is sent, so one that cannot be encoded raises here."""
+        req, ret = self._start_request(
+            workflow,
+            args,
+            id=id,
+            task_queue=task_queue,
+            execution_timeout=execution_timeout,
+            run_timeout=run_timeout,
+            task_timeout=task_timeout,
+            id_reuse_policy=id_reuse_policy,
+            retry_policy=retry_policy,
+            cron_schedule=cron_schedule,
+            memo=memo,
+            search_attributes=search_attributes,
+            request_id=request_id,
+            start_signal=start_signal,
+            start_signal_args=start_signal_args,
+        )
+        resp = await self.service.start_workflow_execution(req)
+        return WorkflowHandle(self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret)
+
+    def _start_request(
+        self,
+        workflow: Callable[..., Any] | type | str,
+        args: Sequence[Any],
+        *,
+        id: str,
+        task_queue: str,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        retry_policy: RetryPolicy | None = None,
+        cron_schedule: str = "",
+        memo: dict[str, Any] | None = None,
+        search_attributes: dict[str, Any] | None = None,
+        request_id: str | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
+    ) -> tuple[StartWorkflowRequest, Any]:
+        """The start request, and the result type the workflow's code declares."""
         name, ret = workflow_type_name(workflow)
         conv = self.data_converter
         req = StartWorkflowRequest(
@@ -188,13 +231,25 @@ class Client:
             signal_name=start_signal or "",
             signal_input=conv.to_payloads(list(start_signal_args)) if start_signal_args else None,
         )
-        resp = await self.service.start_workflow_execution(req)
-        return WorkflowHandle(self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret)
+        return req, ret
 
     async def execute_workflow(
         self, workflow: Callable[..., Any] | type | str, *args: Any, id: str, task_queue: str, **kwargs: Any
     ) -> Any:
-        handle = await self.start_workflow(workflow, *args, id=id, task_queue=task_queue, **kwargs)
+        """Starts a run and returns its result (``start_workflow`` then ``result``). The start also
+        waits for the close, so a run that ends within a minute costs one round trip."""
+        result_type = kwargs.pop("result_type", None)
+        req, ret = self._start_request(workflow, args, id=id, task_queue=task_queue, **kwargs)
+        started, closed = await self.service.start_workflow_execution_and_wait(req, RESULT_POLL_S)
+        handle: WorkflowHandle[Any] = WorkflowHandle(
+            self, id, run_id=None, first_run_id=started.run_id, result_type=result_type or ret
+        )
+        if closed:
+            close = closed[-1]
+            next_run = close.attributes.get("new_execution_run_id")
+            if not next_run:
+                return handle._decode_close(close)
+            return await handle._wait_result(next_run)  # continued as new: follow it, as result() does
         return await handle.result()
 
     async def signal_with_start_workflow(
@@ -262,7 +317,7 @@ class WorkflowHandle(Generic[R]):
                     WorkflowExecution(self.id, run_id),
                     close_event_only=True,
                     wait_new_event=True,
-                    timeout_s=60.0,
+                    timeout_s=RESULT_POLL_S,
                 )
             )
             if resp.events:

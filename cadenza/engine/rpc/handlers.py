@@ -56,6 +56,17 @@ class Handlers:
         resp = await self.fe.start_workflow_execution(cv.start_request_from_record(r))
         return {"run_id": resp.run_id, "started": resp.started}
 
+    async def StartWorkflowExecutionAndWait(self, r: Record) -> Record:
+        wait_s = r.pop("wait_s")
+        started, closed = await self.fe.start_workflow_execution_and_wait(
+            cv.start_request_from_record(r), wait_s
+        )
+        return {
+            "run_id": started.run_id,
+            "started": started.started,
+            "history": cv.history_to_bytes(closed) if closed else b"",
+        }
+
     async def SignalWorkflowExecution(self, r: Record) -> Record:
         await self.fe.signal_workflow_execution(
             r["namespace"],
