@@ -417,11 +417,17 @@ class Frontend:
             )
             raise
         out: list[PollActivityTaskResponse] = []
-        for task in claimed:
+        for n, task in enumerate(claimed):
             try:
                 resp = await self._start_activity_task(request.namespace, task, request.identity)
             except UnavailableError:
                 continue  # offered again through matching; the completion itself is done
+            except BaseException:
+                # The call was cancelled (its worker went away): the claimed tasks not started yet
+                # have no other way to matching.
+                for rest in claimed[n + 1 :]:
+                    self.matching.reoffer(rest)
+                raise
             if resp is not None:
                 out.append(resp)
         return out
