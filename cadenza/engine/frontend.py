@@ -11,7 +11,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from cadenza.engine.errors import (
     DeadlineExceededError,
@@ -52,6 +52,9 @@ from cadenza.schemas.service import (
 )
 
 Payloads = list[dict[str, Any]]
+
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -305,24 +308,14 @@ class Frontend:
         self, namespace: str, task: MatchTask, identity: str
     ) -> PollWorkflowTaskResponse | None:
         request_id = new_id()
-        try:
-            result = await self.history.mutate(
-                task.namespace_id,
-                task.workflow_id,
-                task.run_id,
-                lambda m: (
-                    wft.record_started(m, task.scheduled_event_id, task.attempt, request_id, identity),
-                    m.ms.info.workflow_type,
-                ),
-                defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
-            )
-        except asyncio.CancelledError:
-            self._start_cancelled(task)
-            raise
-        except Exception as e:
-            self._start_failed(task, e)
-            if isinstance(e, UnavailableError):
-                raise
+        result = await self._record_start(
+            task,
+            lambda m: (
+                wft.record_started(m, task.scheduled_event_id, task.attempt, request_id, identity),
+                m.ms.info.workflow_type,
+            ),
+        )
+        if result is None:
             return None
         (scheduled_id, started_id, synthetic), workflow_type = result
         _, ms_now, events = await self.history.get_state_and_events(
@@ -353,6 +346,26 @@ class Frontend:
             started_event_id=started_id,
             history=history,
         )
+
+    async def _record_start(self, task: MatchTask, rule: Callable[[Mutation], T]) -> T | None:
+        """Records the start of a task taken from matching; None when it cannot start (stale: done
+        with it; the store failing: offered again a second later, and UnavailableError raised)."""
+        try:
+            return await self.history.mutate(
+                task.namespace_id,
+                task.workflow_id,
+                task.run_id,
+                rule,
+                defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
+            )
+        except asyncio.CancelledError:
+            self._start_cancelled(task)
+            raise
+        except Exception as e:
+            self._start_failed(task, e)
+            if isinstance(e, UnavailableError):
+                raise
+            return None
 
     def _start_cancelled(self, task: MatchTask) -> None:
         """The poll that took ``task`` was cancelled (its worker stopped, its RPC was abandoned)
@@ -554,23 +567,10 @@ class Frontend:
     ) -> PollActivityTaskResponse | None:
         """Records the start of an activity task taken from matching (or claimed eagerly); None when
         it cannot start (stale: dropped; the store failing: offered again)."""
-        rule = _activity_start_rule(task, new_id(), identity)
-        try:
-            info, workflow_type = await self.history.mutate(
-                task.namespace_id,
-                task.workflow_id,
-                task.run_id,
-                rule,
-                defer=Deferred(task.ack, functools.partial(self.matching.reoffer, task)),
-            )
-        except asyncio.CancelledError:
-            self._start_cancelled(task)
-            raise
-        except Exception as e:
-            self._start_failed(task, e)
-            if isinstance(e, UnavailableError):
-                raise
+        started = await self._record_start(task, _activity_start_rule(task, new_id(), identity))
+        if started is None:
             return None
+        info, workflow_type = started
         token = wft.encode_token(
             task.namespace_id, task.workflow_id, task.run_id, info.scheduled_event_id, info.attempt
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -39,6 +40,27 @@ def count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return calls
 
 
+def hellos(n: int, **worker_options: Any) -> Callable[[Any], Awaitable[None]]:
+    """A scenario: one worker with one workflow poller runs ``n`` hello worlds, one after another."""
+
+    async def scenario(env: Any) -> None:
+        async with Worker(
+            env.client,
+            task_queue="q",
+            workflows=[HelloWorkflow],
+            activities=[say_hello],
+            workflow_pollers=1,
+            **worker_options,
+        ):
+            for i in range(n):
+                result = await env.client.execute_workflow(
+                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
+                )
+                assert result == f"Hello, n{i}!"
+
+    return scenario
+
+
 def workflow_task_calls(calls: Counter[str]) -> Counter[str]:
     methods = (
         "PollWorkflowTaskQueue",
@@ -53,23 +75,7 @@ def test_each_completion_fetches_the_next_workflow_task_and_its_activities(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = count_calls(monkeypatch)
-
-    async def scenario(env: Any) -> None:
-        async with Worker(
-            env.client,
-            task_queue="q",
-            workflows=[HelloWorkflow],
-            activities=[say_hello],
-            workflow_pollers=1,
-            activity_pollers=1,
-        ):
-            for i in range(3):
-                result = await env.client.execute_workflow(
-                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
-                )
-                assert result == f"Hello, n{i}!"
-
-    run_in_grpc_env(scenario)
+    run_in_grpc_env(hellos(3, activity_pollers=1))
     # Two workflow tasks per run. A completion that brought back an activity does not wait for the
     # next workflow task (the activity must run first), so the poller then polls plainly for each
     # run's second task; each later run's first task came with the completion before it, and only
@@ -95,17 +101,7 @@ def test_a_server_without_eager_dispatch_gets_completions_that_poll(monkeypatch:
     calls = count_calls(monkeypatch)
     monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedEager", _unimplemented)
 
-    async def scenario(env: Any) -> None:
-        async with Worker(
-            env.client, task_queue="q", workflows=[HelloWorkflow], activities=[say_hello], workflow_pollers=1
-        ):
-            for i in range(3):
-                result = await env.client.execute_workflow(
-                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
-                )
-                assert result == f"Hello, n{i}!"
-
-    run_in_grpc_env(scenario)
+    run_in_grpc_env(hellos(3))
     # Tried once; that completion and every later one fetch the next task the older way.
     assert workflow_task_calls(calls) == Counter(
         {
@@ -121,17 +117,7 @@ def test_a_server_without_the_methods_gets_plain_completions(monkeypatch: pytest
     monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedEager", _unimplemented)
     monkeypatch.setattr(Handlers, "RespondWorkflowTaskCompletedAndPoll", _unimplemented)
 
-    async def scenario(env: Any) -> None:
-        async with Worker(
-            env.client, task_queue="q", workflows=[HelloWorkflow], activities=[say_hello], workflow_pollers=1
-        ):
-            for i in range(2):
-                result = await env.client.execute_workflow(
-                    HelloWorkflow.run, f"n{i}", id=f"g{i}", task_queue="q"
-                )
-                assert result == f"Hello, n{i}!"
-
-    run_in_grpc_env(scenario)
+    run_in_grpc_env(hellos(2))
     # Tried once, then every task is polled and completed the plain way. The poller's last plain
     # poll may or may not have reached the server when the worker stops: 4 polls brought tasks.
     polls = calls["PollWorkflowTaskQueue"]

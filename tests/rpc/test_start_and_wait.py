@@ -7,33 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from e2e.workflows import HelloWorkflow, say_hello
 
 from cadenza.engine.rpc.handlers import Handlers
 from cadenza.sdk._grpc import GrpcService
-from cadenza.worker import Worker
 
 from .conftest import run_in_grpc_env
-from .test_complete_and_poll import _unimplemented, count_calls
-
-
-def _three_hellos() -> Any:
-    async def scenario(env: Any) -> None:
-        async with Worker(env.client, task_queue="q", workflows=[HelloWorkflow], activities=[say_hello]):
-            for i in range(3):
-                result = await env.client.execute_workflow(
-                    HelloWorkflow.run, f"n{i}", id=f"e{i}", task_queue="q"
-                )
-                assert result == f"Hello, n{i}!"
-
-    return scenario
+from .test_complete_and_poll import _unimplemented, count_calls, hellos
 
 
 def test_execute_workflow_is_one_call_when_the_run_closes_within_the_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = count_calls(monkeypatch)
-    run_in_grpc_env(_three_hellos())
+    run_in_grpc_env(hellos(3))
     assert calls["StartWorkflowExecutionAndWait"] == 3
     assert calls["StartWorkflowExecution"] == 0
     assert calls["GetWorkflowExecutionHistory"] == 0
@@ -51,7 +37,7 @@ def test_a_run_still_open_when_the_wait_ends_is_waited_for_as_result_does(
         return started, closed
 
     monkeypatch.setattr(GrpcService, "start_workflow_execution_and_wait", no_wait)
-    run_in_grpc_env(_three_hellos())
+    run_in_grpc_env(hellos(3))
     assert calls["StartWorkflowExecutionAndWait"] == 3
     assert calls["GetWorkflowExecutionHistory"] >= 3
 
@@ -59,7 +45,7 @@ def test_a_run_still_open_when_the_wait_ends_is_waited_for_as_result_does(
 def test_a_server_without_the_method_gets_a_start_then_a_result_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = count_calls(monkeypatch)
     monkeypatch.setattr(Handlers, "StartWorkflowExecutionAndWait", _unimplemented)
-    run_in_grpc_env(_three_hellos())
+    run_in_grpc_env(hellos(3))
     assert calls["StartWorkflowExecutionAndWait"] == 1  # tried once, then not again
     assert calls["StartWorkflowExecution"] == 3
     assert calls["GetWorkflowExecutionHistory"] >= 3

@@ -160,6 +160,16 @@ _START_FIELDS: dict[str, str] = {
 }
 """The fields of a start, shared by the plain start and the start that waits."""
 
+_COMPLETE_AND_POLL_FIELDS: dict[str, str] = {
+    "task_token": "B",
+    "commands": "CL",
+    "identity": "s",
+    "namespace": "s",
+    "task_queue": "s",
+    "timeout_s": "d",
+}
+"""A workflow task's completion that also polls ``task_queue`` for the next one."""
+
 # gRPC method -> (request fields, response fields). Message names are <Method>Request/Response.
 METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "StartWorkflowExecution": (_START_FIELDS, {"run_id": "s", "started": "b"}),
@@ -236,31 +246,13 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     # the call that completes the last one (waiting up to ``timeout_s``), saving one round trip per
     # workflow task. A separate method rather than new fields, so an older server answers
     # UNIMPLEMENTED (and the client falls back) instead of refusing an unknown message version.
-    "RespondWorkflowTaskCompletedAndPoll": (
-        {
-            "task_token": "B",
-            "commands": "CL",
-            "identity": "s",
-            "namespace": "s",
-            "task_queue": "s",
-            "timeout_s": "d",
-        },
-        {"task": "WT?"},
-    ),
+    "RespondWorkflowTaskCompletedAndPoll": (_COMPLETE_AND_POLL_FIELDS, {"task": "WT?"}),
     # The completion with eager activity dispatch (and, with ``task_queue`` set, the next poll):
     # ``eager_activity_ids`` names scheduled activities the worker will run itself; the response
     # carries those started for it, so they cost no activity poll. A method of its own for the same
     # reason as the one above.
     "RespondWorkflowTaskCompletedEager": (
-        {
-            "task_token": "B",
-            "commands": "CL",
-            "identity": "s",
-            "namespace": "s",
-            "task_queue": "s",
-            "timeout_s": "d",
-            "eager_activity_ids": "AS",
-        },
+        {**_COMPLETE_AND_POLL_FIELDS, "eager_activity_ids": "AS"},
         {"task": "WT?", "activity_tasks": "ATL"},
     ),
     "RespondWorkflowTaskFailed": (
