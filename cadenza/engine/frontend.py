@@ -251,6 +251,9 @@ class Frontend:
         deadline = loop.time() + request.timeout_s
         while True:
             if request.close_event_only:
+                _, ctx = await self.history.run_context(ns_id, ex.workflow_id, ex.run_id)
+                if ctx.close_event is not None:  # a closed run keeps only this in the cache
+                    return GetHistoryResponse([ctx.close_event], None, ctx.key[2])
                 ctx, ms = await self.history.get_state(ns_id, ex.workflow_id, ex.run_id)
                 if not ms.is_running:
                     close = ctx.close_event

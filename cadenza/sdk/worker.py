@@ -327,6 +327,7 @@ class Worker:
             return
         if any(c.command_type in _CLOSE_COMMAND_EVENTS for c in commands):
             self._cache.pop(run_id, None)
+            inst.dispose()  # the run is over: free it now rather than in a full collection
         eager = await self._reserve_eager_activities(commands)
         try:
             started = await service.respond_workflow_task_completed(

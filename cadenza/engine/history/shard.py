@@ -472,11 +472,14 @@ class ShardContext:
         if events:
             closed = not ms.is_running
             if closed:
-                # Closed runs are rarely read again, and a cache of thousands of histories makes
-                # every full garbage collection walk them: keep only the closing event.
+                # Closed runs are rarely read again, and a cache of thousands of histories and
+                # states makes every full garbage collection walk them: keep only the closing
+                # event (what clients waiting for the result read); the rest is read again if asked.
                 close_id = ms.info.completion_event_id
                 ctx.close_event = next((e for e in reversed(events) if e.event_id == close_id), None)
                 ctx.events = None
+                if ctx.close_event is not None:
+                    ctx.state = None
             ctx.notify(closed=closed)
         return events
 

@@ -123,3 +123,4 @@ class Heartbeater:
 
     def stop(self) -> None:
         self._stopped = True
+        self.ctx = None  # the context holds our heartbeat method: no cycle left for the collector

@@ -167,7 +167,10 @@ class CommandQueue:
                 event_id=event.event_id,
             )
         if record.on_recorded is not None:
-            record.on_recorded(event)
+            # Called once; dropped so the record and what the callback holds (an activity's state,
+            # which holds the record) do not form a cycle only the full collector frees.
+            on_recorded, record.on_recorded = record.on_recorded, None
+            on_recorded(event)
 
     def _same(self, command: Command, event: HistoryEvent) -> bool:
         command_type = command.command_type

@@ -76,6 +76,7 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         self._exception_handler: Any = None
         self._task_factory: Any = None
         self._task_count = 0
+        self._pending: set[asyncio.Task[Any]] = set()
 
     @property
     def host(self) -> TimerHost:
@@ -194,7 +195,13 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         else:
             task = asyncio.Task(coro, loop=self, name=name, context=context)
         task._cadenza_number = self._task_count  # type: ignore[attr-defined]
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
         return task
+
+    def has_pending_tasks(self) -> bool:
+        """True while a task of this run has not finished."""
+        return bool(self._pending)
 
     def set_task_factory(self, factory: Any) -> None:
         """Set a task factory, as the asyncio API allows."""
