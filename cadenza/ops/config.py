@@ -1,8 +1,9 @@
 """The server's YAML config, shaped like the anchors' ``development.yaml`` (DESIGN §10).
 
-Only what this server acts on is modelled strictly (persistence on SQLite, the frontend's address,
-the cluster name, namespace defaults); a typo there is an error naming the key and the file. Sections
-that belong to later work (kafka, archival, dynamic config, ...) are accepted as they are.
+Only what this server acts on is modelled strictly (persistence on SQLite or Cassandra, the
+frontend's address, the cluster metadata, the kafka topics, namespace defaults); a typo there is an
+error naming the key and the file. Sections that belong to later work (archival, dynamic config, ...)
+are accepted as they are.
 
     persistence:
       numHistoryShards: 4
@@ -15,10 +16,28 @@ that belong to later work (kafka, archival, dynamic config, ...) are accepted as
       frontend:
         rpc: {grpcPort: 7233, bindOnIP: 127.0.0.1}
     clusterMetadata:
+      enableGlobalNamespace: true
+      failoverVersionIncrement: 10
+      masterClusterName: active
       currentClusterName: active
+      clusterInformation:
+        active: {enabled: true, initialFailoverVersion: 1, rpcAddress: "127.0.0.1:7233"}
+        standby: {enabled: true, initialFailoverVersion: 2, rpcAddress: "127.0.0.1:7333"}
+    kafka:                                               # optional: the embedded log otherwise
+      clusters: {test: {brokers: ["127.0.0.1:19092"]}}
+      topics: {active: {cluster: test}, active-dlq: {cluster: test}, ...}
+      cluster-topics:
+        active: {topic: active, dlq-topic: active-dlq}
+        standby: {topic: standby, dlq-topic: standby-dlq}
+      applications:
+        visibility: {topic: cadenza-visibility, dlq-topic: cadenza-visibility-dlq}
     namespaceDefaults:
       namespaces: [default]
       retentionDays: 3
+
+Without ``clusterInformation`` the config describes one cluster named ``currentClusterName`` with
+initial failover version 0: no replication. The example configs shipped in ``cadenza/ops/config/``
+(see ``EXAMPLE_CONFIGS``) run three clusters on one machine.
 """
 
 from __future__ import annotations
@@ -27,9 +46,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cadenza.engine.bus.topology import KafkaTopology
 from cadenza.ops.devserver import ServerSettings
+from cadenza.replication.cluster import (
+    DEFAULT_FAILOVER_VERSION_INCREMENT,
+    ClusterInformation,
+    ClusterMetadata,
+)
+
+EXAMPLE_CONFIGS = Path(__file__).with_name("config")
+"""The example config set: three clusters on one machine (``development_{active,standby,other}.yaml``)
+and one cluster on Kafka and Cassandra (``development_kafka_active.yaml``). The directory has no
+``__init__.py`` on purpose: it would shadow this module."""
 
 
 class ConfigError(ValueError):
@@ -116,9 +146,87 @@ class Service(BaseModel):
     rpc: Rpc = Rpc()
 
 
-class ClusterMetadata(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ClusterInformationConfig(_Strict):
+    enabled: bool = True
+    initialFailoverVersion: int
+    rpcName: str = "cadenza-frontend"
+    rpcAddress: str = ""
+    """``host:port`` of the cluster's frontend."""
+
+
+class ClusterMetadataConfig(_Strict):
+    """``clusterMetadata``: the config's spelling of ``cadenza.replication.cluster.ClusterMetadata``.
+
+    The consistency rules (unique initial versions below the increment, current and master cluster
+    listed) live on the engine value, so they are stated once; ``problems`` maps its messages to the
+    config's keys."""
+
+    enableGlobalNamespace: bool = False
+    # Range checks are left to ClusterMetadata.problems() so that they are reported with the rest.
+    failoverVersionIncrement: int = DEFAULT_FAILOVER_VERSION_INCREMENT
+    masterClusterName: str = ""
     currentClusterName: str = "active"
+    clusterInformation: dict[str, ClusterInformationConfig] | None = None
+
+    def cluster_names(self) -> dict[str, bool]:
+        """Every cluster with whether it is enabled (the implicit single cluster when none is listed)."""
+        if self.clusterInformation is None:
+            return {self.currentClusterName: True}
+        return {name: info.enabled for name, info in self.clusterInformation.items()}
+
+    def to_engine(self) -> ClusterMetadata:
+        """The engine value; raises ``ClusterMetadataError`` when ``problems()`` is not empty."""
+        return ClusterMetadata(**self._engine_fields())
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, each as ``clusterMetadata.<key>: <what is wrong>``."""
+        implicit = self.clusterInformation is None
+        out = []
+        for problem in _UncheckedClusterMetadata(**self._engine_fields()).problems():
+            head, _, rest = problem.partition(" ")
+            key = head.rstrip(":")
+            if key.split(".")[0] not in type(self).model_fields:
+                out.append(f"clusterMetadata: {problem}")
+            elif implicit and key.startswith("clusterInformation."):
+                # The implicit cluster's version is 0, so only a bad failoverVersionIncrement can
+                # upset it, and that has its own message naming the key the user wrote.
+                continue
+            else:
+                out.append(f"clusterMetadata.{key}: {rest}")
+        return out
+
+    def _engine_fields(self) -> dict[str, Any]:
+        if self.clusterInformation is None:
+            clusters = {self.currentClusterName: ClusterInformation(self.currentClusterName, 0)}
+        else:
+            clusters = {
+                name: ClusterInformation(
+                    name,
+                    info.initialFailoverVersion,
+                    enabled=info.enabled,
+                    rpc_name=info.rpcName,
+                    rpc_address=info.rpcAddress,
+                )
+                for name, info in self.clusterInformation.items()
+            }
+        return {
+            "current_cluster_name": self.currentClusterName,
+            "clusters": clusters,
+            "failover_version_increment": self.failoverVersionIncrement,
+            # As ClusterMetadata.single(): without a master named, the current cluster is the master.
+            "master_cluster_name": self.masterClusterName or self.currentClusterName,
+            "enable_global_namespace": self.enableGlobalNamespace,
+        }
+
+
+class _UncheckedClusterMetadata(ClusterMetadata):
+    """``ClusterMetadata`` without the check at construction: the loader wants the list of problems
+    (``problems()``), not the exception that joins them into one message."""
+
+    __slots__ = ()
+
+    def __post_init__(self) -> None:
+        pass
 
 
 class NamespaceDefaults(_Strict):
@@ -126,24 +234,26 @@ class NamespaceDefaults(_Strict):
     retentionDays: Annotated[int, Field(ge=0)] = 3
 
 
-class KafkaCluster(_Strict):
-    brokers: list[str]
-
-
-class Kafka(BaseModel):
-    # Topic layout keys (topics, cluster-topics, applications) are accepted as the anchors write them;
-    # the visibility topics are created by `cadenza admin setup-schema --store kafka`.
-    model_config = ConfigDict(extra="allow")
-    clusters: dict[str, KafkaCluster]
+def _no_kafka(block: Any) -> Any:
+    """``kafka: {clusters: {}}`` is how a config says "no Kafka" (the embedded log carries
+    everything), so it reads as no kafka block rather than failing the topology's checks."""
+    if isinstance(block, dict) and set(block) <= {"clusters"} and not block.get("clusters"):
+        return None
+    return block
 
 
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     persistence: Persistence
-    kafka: Kafka | None = None
+    kafka: KafkaTopology | None = None
     services: dict[str, Service] = {}
-    clusterMetadata: ClusterMetadata = ClusterMetadata()
+    clusterMetadata: ClusterMetadataConfig = ClusterMetadataConfig()
     namespaceDefaults: NamespaceDefaults = NamespaceDefaults()
+
+    @field_validator("kafka", mode="before")
+    @classmethod
+    def _empty_kafka(cls, value: Any) -> Any:
+        return _no_kafka(value)
 
 
 ROLES = ("frontend", "history", "matching", "worker")
@@ -153,7 +263,59 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+def cross_problems(cluster: ClusterMetadataConfig, kafka: KafkaTopology | None) -> list[str]:
+    """The checks that span keys: the cluster metadata's consistency, the kafka topology's references,
+    and a replication topic for every enabled cluster. Each message starts with its key."""
+    out = cluster.problems()
+    if kafka is None:
+        return out
+    out += kafka.problems()
+    clusters = cluster.cluster_names()
+    # Only a config that lays out replication topics (cluster-topics) for several clusters needs one
+    # per cluster; a single cluster, or Kafka used for visibility only, replicates nothing.
+    if kafka.cluster_topics and len(clusters) > 1:
+        for name, enabled in clusters.items():
+            if enabled and name not in kafka.cluster_topics:
+                out.append(
+                    f"kafka.cluster-topics.{name}: missing; cluster {name!r} is enabled under "
+                    "clusterMetadata.clusterInformation and needs its replication topic and DLQ"
+                )
+    return out
+
+
+def _sections(doc: dict[str, Any]) -> tuple[ClusterMetadataConfig | None, KafkaTopology | None]:
+    """``clusterMetadata`` and ``kafka`` validated on their own, for their cross-checks to run even
+    when another part of the file is wrong. Unknown keys of ``clusterMetadata`` are dropped here:
+    they are reported already, and the rest can still be checked."""
+    cluster: ClusterMetadataConfig | None = None
+    raw = doc.get("clusterMetadata", {})
+    if isinstance(raw, dict):
+        known = {k: v for k, v in raw.items() if k in ClusterMetadataConfig.model_fields}
+        info = known.get("clusterInformation")
+        if isinstance(info, dict):
+            known["clusterInformation"] = {
+                name: {k: v for k, v in entry.items() if k in ClusterInformationConfig.model_fields}
+                if isinstance(entry, dict)
+                else entry
+                for name, entry in info.items()
+            }
+        try:
+            cluster = ClusterMetadataConfig.model_validate(known)
+        except ValidationError:
+            cluster = None
+    kafka: KafkaTopology | None = None
+    raw_kafka = _no_kafka(doc.get("kafka"))
+    if isinstance(raw_kafka, dict):
+        try:
+            kafka = KafkaTopology.model_validate(raw_kafka)
+        except ValidationError:
+            kafka = None
+    return cluster, kafka
+
+
 def load_config(path: str | Path) -> ServerConfig:
+    """Read and validate ``path``; raises ``ConfigError`` listing every problem, one a line, each as
+    ``<file>: <key>: <what is wrong>``."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text())
@@ -163,16 +325,36 @@ def load_config(path: str | Path) -> ServerConfig:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(doc).__name__}")
+    problems: list[str] = []
+    config: ServerConfig | None = None
+    cluster: ClusterMetadataConfig | None
+    kafka: KafkaTopology | None
     try:
-        return ServerConfig.model_validate(doc)
+        config = ServerConfig.model_validate(doc)
     except ValidationError as e:
-        problems = [f"{path}: {_where(err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise ConfigError("\n".join(problems)) from None
+        problems += [f"{path}: {_where(err['loc'])}: {err['msg']}" for err in e.errors()]
+    if config is not None:
+        cluster, kafka = config.clusterMetadata, config.kafka
+    else:
+        cluster, kafka = _sections(doc)
+    if cluster is not None:
+        problems += [f"{path}: {p}" for p in cross_problems(cluster, kafka)]
+    elif kafka is not None:
+        problems += [f"{path}: {p}" for p in kafka.problems()]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    assert config is not None
+    return config
 
 
 def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettings:
     """What to run from ``config``: the default store on SQLite or Cassandra; visibility on the
-    embedded SQLite store or Elasticsearch, fed through the embedded log or Kafka."""
+    embedded SQLite store or Elasticsearch, fed through the embedded log or Kafka; the cluster
+    metadata and kafka topology replication runs on."""
+    # load_config has checked these already; a config built in code has not.
+    problems = cross_problems(config.clusterMetadata, config.kafka)
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     p = config.persistence
     store = p.datastores[p.defaultStore]
     where = f"{path}: persistence.datastores.{p.defaultStore}"
@@ -190,7 +372,7 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         if vis.elasticsearch is not None:
             visibility_es = {"url": vis.elasticsearch.url, "index": vis.elasticsearch.indices.visibility}
     kafka_brokers = None
-    if config.kafka is not None and config.kafka.clusters:
+    if config.kafka is not None:
         cluster = config.kafka.clusters.get(config.clusterMetadata.currentClusterName) or next(
             iter(config.kafka.clusters.values())
         )
@@ -218,5 +400,7 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         num_shards=p.numHistoryShards,
         namespaces=tuple(config.namespaceDefaults.namespaces),
         cluster_name=config.clusterMetadata.currentClusterName,
+        cluster_metadata=config.clusterMetadata.to_engine(),
+        kafka_topology=config.kafka,
         retention_days=config.namespaceDefaults.retentionDays,
     )

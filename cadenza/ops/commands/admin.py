@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +18,9 @@ from cadenza.ops.commands.common import (
     print_table,
     run,
 )
+
+if TYPE_CHECKING:
+    from cadenza.engine.bus.topology import KafkaTopology
 
 
 @click.group(cls=AliasedGroup)
@@ -80,16 +84,65 @@ def get_search_attributes(ctx: click.Context, **conn: Any) -> None:
 @admin.command("setup-schema")
 @click.option("--store", type=click.Choice(["kafka", "elasticsearch"]), required=True)
 @click.option("--bootstrap", default="127.0.0.1:19092", show_default=True, help="Kafka bootstrap servers")
-@click.option("--partitions", type=int, default=4, show_default=True)
+@click.option(
+    "--partitions",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Partitions of each topic (DLQs get one; the topics a config declares carry their own)",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Kafka: create every topic of this server config's kafka block (each cluster's replication "
+    "topic and DLQ, visibility and its DLQ) on the brokers it names",
+)
+@click.option(
+    "--cluster",
+    "clusters",
+    multiple=True,
+    help="Kafka without --config: also create this replication cluster's topic and DLQ "
+    "(<name>, <name>-dlq) on --bootstrap; repeat for each cluster",
+)
+@click.option(
+    "--bus",
+    "bus_url",
+    default=None,
+    help="Kafka: create the topics on this bus instead (sqlite:///path for the embedded log)",
+)
 @click.option("--url", default="http://127.0.0.1:19200", show_default=True, help="Elasticsearch URL")
 @click.option("--index", default="cadenza_visibility_v1", show_default=True)
-def setup_schema(store: str, bootstrap: str, partitions: int, url: str, index: str) -> None:
-    """Create the visibility topics on Kafka, or the visibility index template and index on Elasticsearch.
+def setup_schema(
+    store: str,
+    bootstrap: str,
+    partitions: int,
+    config_path: Path | None,
+    clusters: tuple[str, ...],
+    bus_url: str | None,
+    url: str,
+    index: str,
+) -> None:
+    """Create the topics on Kafka (visibility, and replication with --config or --cluster), or the
+    visibility index template and index on Elasticsearch.
 
-    Cassandra keyspaces have their own command (`cadenza admin cassandra setup-schema`)."""
+    Existing topics are left as they are, so running it again is harmless. Cassandra keyspaces have
+    their own command."""
+    if store != "kafka" and (config_path or clusters or bus_url):
+        fail("--config, --cluster and --bus apply to --store kafka only")
+    if config_path is not None and clusters:
+        fail("give --cluster only without --config (the config's kafka.cluster-topics name the clusters)")
 
     async def go() -> str:
         if store == "kafka":
+            if config_path is not None:
+                return await _kafka_topics_from_config(config_path, partitions, bus_url)
+            if clusters or bus_url:
+                from cadenza.engine.bus.topology import default_topology
+
+                topology = default_topology(list(clusters), brokers=[bootstrap], partitions=partitions)
+                return _created(topology, await _setup_topics(topology, bus_url), bus_url)
             from cadenza.engine.bus.kafka import KafkaBus
             from cadenza.visibility.pipeline import VISIBILITY_DLQ_TOPIC, VISIBILITY_TOPIC, ensure_topics
 
@@ -113,6 +166,50 @@ def setup_schema(store: str, bootstrap: str, partitions: int, url: str, index: s
         click.echo(asyncio.run(go()))
     except Exception as e:
         fail(f"setting up {store} failed: {e}")
+
+
+async def _kafka_topics_from_config(path: Path, partitions: int, bus_url: str | None) -> str:
+    """The topics of the config's kafka block. A block that declares no topics (only the brokers
+    visibility uses) gets the visibility topics, as without a config."""
+    from cadenza.ops.config import load_config, settings_from_config
+
+    config = load_config(path)
+    if config.kafka is None:
+        raise click.ClickException(
+            f"{path}: has no kafka block; servers on it use the embedded log, which needs no topics"
+        )
+    topology = config.kafka
+    if not topology.topics:
+        from cadenza.engine.bus.topology import default_topology
+
+        # The Kafka cluster the server sends visibility records to (settings_from_config's choice).
+        brokers = settings_from_config(config, path).kafka_brokers or ""
+        name = next(n for n, c in topology.clusters.items() if ",".join(c.brokers) == brokers)
+        topology = default_topology([], brokers=brokers.split(","), partitions=partitions, kafka_cluster=name)
+    return _created(topology, await _setup_topics(topology, bus_url), bus_url)
+
+
+async def _setup_topics(topology: KafkaTopology, bus_url: str | None) -> dict[str, list[str]]:
+    from cadenza.engine.bus import open_bus
+    from cadenza.engine.bus.topology import setup_topics
+
+    if bus_url is None:
+        return await setup_topics(topology)
+    bus = open_bus(bus_url)
+    try:
+        return await setup_topics(topology, bus=bus)
+    finally:
+        await bus.close()
+
+
+def _created(topology: KafkaTopology, created: dict[str, list[str]], bus_url: str | None) -> str:
+    """One line per Kafka cluster, naming where it is and the topics made now."""
+    lines = []
+    for cluster, names in created.items():
+        where = bus_url or ",".join(topology.clusters[cluster].brokers)
+        made = ", ".join(names) if names else "nothing (all exist)"
+        lines.append(f"{cluster} ({where}): created {made}")
+    return "\n".join(lines)
 
 
 def register(root: click.Group) -> None:
