@@ -63,6 +63,23 @@ class QueryRejectedError(FailedPreconditionError):
     pass
 
 
+class NamespaceNotActiveError(FailedPreconditionError):
+    """A write reached a cluster that is standby for the namespace (or for the run: its last write
+    came from a newer failover version elsewhere). Nothing was written."""
+
+    def __init__(self, namespace: str, current_cluster: str, active_cluster: str, *, why: str = "") -> None:
+        super().__init__(
+            f"namespace {namespace!r} is not active in cluster {current_cluster!r}; "
+            f"its active cluster is {active_cluster!r}{why}",
+            namespace=namespace,
+            current_cluster=current_cluster,
+            active_cluster=active_cluster,
+        )
+        self.namespace = namespace
+        self.current_cluster = current_cluster
+        self.active_cluster = active_cluster
+
+
 class ResourceExhaustedError(ServiceError):
     code = "RESOURCE_EXHAUSTED"
 

@@ -749,6 +749,16 @@ class Frontend:
 
     # -- namespaces ------------------------------------------------------------------------------------------
 
+    async def get_raw_history(
+        self, namespace_id: str, workflow_id: str, run_id: str, start_event_id: int, end_event_id: int
+    ) -> list[Any]:
+        """A run's stored batches, as another cluster asks for them to fill a replication gap."""
+        from cadenza.replication.service import read_raw_history
+
+        return await read_raw_history(
+            self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
+        )
+
     async def register_namespace(self, info: NamespaceInfo) -> None:
         await self.namespaces.register(info)
 

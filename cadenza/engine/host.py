@@ -7,13 +7,14 @@ its shards, recovers their pending tasks and starts serving. ``Host.frontend`` i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import uuid
 from typing import Any
 
 from cadenza.engine.clock import Clock, SystemClock
-from cadenza.engine.errors import AlreadyExistsError, WorkflowNotFoundError
+from cadenza.engine.errors import AlreadyExistsError, NamespaceNotActiveError, WorkflowNotFoundError
 from cadenza.engine.frontend import Frontend
 from cadenza.engine.history import activities, chaining, cross_workflow
 from cadenza.engine.history import workflow_tasks as wft
@@ -30,6 +31,7 @@ from cadenza.engine.outbox import (
     VisibilityUpdate,
 )
 from cadenza.engine.persistence.protocols import Stores
+from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.events import EventType
 from cadenza.schemas.service import NamespaceInfo
 
@@ -47,6 +49,7 @@ class Host:
         num_shards: int,
         host_id: str,
         visibility_sink: VisibilitySink | None = None,
+        cluster: ClusterMetadata | None = None,
     ) -> None:
         self.stores = stores
         self.clock = clock
@@ -60,6 +63,7 @@ class Host:
             now_us=clock.now_us,
             sleep_until=clock.sleep_until,
         )
+        self.namespaces = NamespaceRegistry(stores.namespaces, cluster=cluster)
         self.history = HistoryEngine(
             stores,
             clock,
@@ -70,9 +74,12 @@ class Host:
             on_volatile_timers_done=self.queues.drop_volatile_timers,
             hand_over=self.queues.hand_over,
             ledger=self.queues,
+            namespaces=self.namespaces,
         )
-        self.namespaces = NamespaceRegistry(stores.namespaces)
         self._indexer: Any = None
+        self.replication: Any = None
+        """The cluster's ``cadenza.replication.Replication`` when it replicates (None otherwise)."""
+        self._refresher: asyncio.Task[None] | None = None
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
 
     @classmethod
@@ -87,30 +94,63 @@ class Host:
         visibility_sink: VisibilitySink | None = None,
         visibility_store: Any = None,
         bus: Any = None,
+        cluster: ClusterMetadata | None = None,
+        replication: Any = None,
+        visibility_topic: str | None = None,
+        namespace_refresh_s: float = 10.0,
     ) -> Host:
         """``visibility_store`` with ``bus`` runs the anchors' visibility path in this process: the
         outbox publishes to the bus, and an indexer consumes it into the store (which the frontend
-        then lists and counts from). ``visibility_sink`` alone replaces the publisher (tests)."""
+        then lists and counts from). ``visibility_sink`` alone replaces the publisher (tests).
+
+        ``cluster`` names this cluster among others; ``replication`` (a
+        ``cadenza.replication.ReplicationConfig``) publishes this cluster's writes in global
+        namespaces and applies the other clusters'. ``visibility_topic``: clusters that share one
+        bus each need their own visibility topic (default ``cadenza-visibility``)."""
         indexer = None
         if visibility_store is not None and bus is not None and visibility_sink is None:
-            from cadenza.visibility.pipeline import BusVisibilitySink, VisibilityIndexer, ensure_topics
+            from cadenza.visibility.pipeline import (
+                INDEXER_GROUP,
+                VISIBILITY_TOPIC,
+                BusVisibilitySink,
+                VisibilityIndexer,
+                ensure_topics,
+            )
 
-            await ensure_topics(bus)
-            visibility_sink = BusVisibilitySink(bus)
-            indexer = VisibilityIndexer(bus, visibility_store)
+            topic = visibility_topic or VISIBILITY_TOPIC
+            await ensure_topics(bus, topic=topic)
+            visibility_sink = BusVisibilitySink(bus, topic=topic)
+            indexer = VisibilityIndexer(
+                bus,
+                visibility_store,
+                topic=topic,
+                dlq_topic=f"{topic}-dlq",
+                group=INDEXER_GROUP if topic == VISIBILITY_TOPIC else f"{INDEXER_GROUP}-{topic}",
+            )
         host = cls(
             stores,
             clock or SystemClock(),
             num_shards=num_shards,
             host_id=host_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
             visibility_sink=visibility_sink,
+            cluster=cluster,
         )
         host.frontend.visibility = visibility_store
         host._indexer = indexer
+        await host.namespaces.load()
+        if replication is not None:
+            from cadenza.replication.service import Replication
+
+            host.replication = Replication(host, replication)
+            await host.replication.prepare()
         await host.history.start()
         await host.queues.start(host.history.shards)
         if indexer is not None:
             indexer.start()
+        if host.replication is not None:
+            host.replication.start()
+        if namespace_refresh_s > 0:
+            host._refresher = asyncio.create_task(host._refresh_namespaces(namespace_refresh_s))
         if default_namespace:
             try:
                 await host.namespaces.register(NamespaceInfo(name=default_namespace, id=""))
@@ -118,7 +158,23 @@ class Host:
                 pass
         return host
 
+    async def _refresh_namespaces(self, interval_s: float) -> None:
+        """Picks up namespace changes made by other processes on the same store (failovers)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.namespaces.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("refreshing namespaces failed: %s", e)
+
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        if self.replication is not None:
+            await self.replication.stop()
         await self.history.stop()
         self.matching.drain()
         await self.queues.stop()
@@ -180,11 +236,21 @@ class Host:
         await self.visibility_sink.publish(updates)
 
     async def _on_transfer(self, task: Task) -> None:
-        await cross_workflow.process(self.history, task)
+        try:
+            await cross_workflow.process(self.history, task)
+        except NamespaceNotActiveError as e:
+            # The namespace failed over: the active cluster owns the run's next steps now.
+            log.info("dropping transfer task of %s: %s", task.workflow_id, e)
 
     # -- timers ----------------------------------------------------------------------------------------
 
     async def _on_timer(self, task: Task) -> None:
+        try:
+            await self._fire_timer(task)
+        except NamespaceNotActiveError as e:
+            log.info("dropping timer of %s: %s", task.workflow_id, e)
+
+    async def _fire_timer(self, task: Task) -> None:
         kind = TimerKind(task.kind)
         a = task.args
         ns, wid, rid = task.namespace_id, task.workflow_id, task.run_id

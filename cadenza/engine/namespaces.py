@@ -1,55 +1,112 @@
-"""Namespaces: registration, lookup by name or id (cached), update.
+"""Namespaces: registration, lookup by name or id (cached), update, and replicated changes.
 
-The failover version and the cluster list are part of a namespace from the start, so global
-(multi-cluster) namespaces need no data-model change later.
+A *local* namespace lives in one cluster; its events carry version 0. A *global* namespace lists
+the clusters it is replicated to, one of which is active; its ``failover_version`` (owned by the
+active cluster, see ``cadenza.replication.cluster``) is stamped on every event written in it, and
+only the cluster that owns that version may write. Global namespaces are registered on the master
+cluster; every change of one (``config_version`` + 1) is handed to ``on_change``, which publishes
+it to the other clusters, and arrives there through ``apply_replicated``.
+
+The cache is complete: ``load`` reads every namespace at start-up, and ``refresh`` (run
+periodically by the host) picks up changes other processes made to the same store, so the write
+path's ``write_version`` never needs a read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 
-from cadenza.engine.errors import AlreadyExistsError, InvalidArgumentError, NamespaceNotFoundError
+from cadenza.engine.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NamespaceNotActiveError,
+    NamespaceNotFoundError,
+)
 from cadenza.engine.persistence import errors as perr
 from cadenza.engine.persistence.protocols import NamespaceRow, NamespaceStore
+from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.service import NamespaceInfo
+
+log = logging.getLogger("cadenza.namespaces")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
+ChangeListener = Callable[[NamespaceInfo], Awaitable[None]]
+
+
+class ReplicatedNamespaceError(ValueError):
+    """A replicated namespace change that can never be applied (the message names why)."""
+
 
 class NamespaceRegistry:
-    def __init__(self, store: NamespaceStore, *, cluster_name: str = "active") -> None:
+    def __init__(
+        self,
+        store: NamespaceStore,
+        *,
+        cluster_name: str = "active",
+        cluster: ClusterMetadata | None = None,
+    ) -> None:
         self._store = store
-        self._cluster = cluster_name
+        self.cluster = cluster or ClusterMetadata.single(cluster_name)
+        self._cluster = self.cluster.current_cluster_name
         self._by_name: dict[str, NamespaceInfo] = {}
         self._by_id: dict[str, NamespaceInfo] = {}
         self._versions: dict[str, int] = {}
+        self.on_change: ChangeListener | None = None
+        """Called after a change of a global namespace made here is stored (replication)."""
 
-    async def register(self, info: NamespaceInfo) -> NamespaceInfo:
-        if not _NAME.match(info.name):
-            raise InvalidArgumentError(
-                f"namespace name {info.name!r} is invalid: use 1-255 letters, digits, '.', '_' or '-', "
-                "starting with a letter or digit"
+    # -- the write path's view -------------------------------------------------------------------
+
+    def cached_by_id(self, namespace_id: str) -> NamespaceInfo | None:
+        return self._by_id.get(namespace_id)
+
+    def replicates(self, namespace_id: str) -> bool:
+        """Whether writes to the namespace go to the other clusters (a global namespace with more
+        than this cluster in it)."""
+        info = self._by_id.get(namespace_id)
+        return info is not None and info.is_global and len(info.clusters) > 1
+
+    def write_version(self, namespace_id: str, last_write_version: int = 0) -> int:
+        """The failover version a write in the namespace carries; ``NamespaceNotActiveError`` when
+        this cluster may not write: the namespace is active elsewhere, or the run was last written
+        with a newer version than this cluster's (it failed over and back, and the newer writes
+        have not arrived yet)."""
+        info = self._by_id.get(namespace_id)
+        if info is None or not info.is_global:
+            return 0
+        if info.active_cluster != self._cluster:
+            raise NamespaceNotActiveError(info.name, self._cluster, info.active_cluster)
+        if last_write_version > info.failover_version:
+            raise NamespaceNotActiveError(
+                info.name,
+                self._cluster,
+                self.cluster.cluster_for_version(last_write_version),
+                why=f" (the run was last written with version {last_write_version}, "
+                f"above this cluster's {info.failover_version})",
             )
-        if info.retention_days < 0:
-            raise InvalidArgumentError(f"retention_days must not be negative (got {info.retention_days})")
-        info.id = info.id or str(uuid.uuid4())
-        info.clusters = info.clusters or [self._cluster]
-        info.active_cluster = info.active_cluster or info.clusters[0]
-        if info.active_cluster not in info.clusters:
-            raise InvalidArgumentError(
-                f"active cluster {info.active_cluster!r} is not among the clusters {info.clusters}"
-            )
-        try:
-            await self._store.create_namespace(
-                NamespaceRow(info.id, info.name, _encode(info), is_global=info.is_global)
-            )
-        except perr.AlreadyExistsError:
-            raise AlreadyExistsError(f"namespace {info.name!r} already exists") from None
-        self._remember(info, 0)
-        return info
+        return info.failover_version
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Reads every namespace into the cache (start-up, and ``refresh``)."""
+        token: bytes | None = None
+        while True:
+            rows, token = await self._store.list_namespaces(100, token)
+            for row in rows:
+                if self._versions.get(row.id, -1) != row.notification_version:
+                    self._remember(_decode(row), row.notification_version)
+            if not token:
+                return
+
+    async def refresh(self) -> None:
+        await self.load()
 
     async def get(self, name: str) -> NamespaceInfo:
         info = self._by_name.get(name)
@@ -82,10 +139,132 @@ class NamespaceRegistry:
             if not token:
                 return out
 
+    # -- changes made here -----------------------------------------------------------------------
+
+    async def register(self, info: NamespaceInfo) -> NamespaceInfo:
+        if not _NAME.match(info.name):
+            raise InvalidArgumentError(
+                f"namespace name {info.name!r} is invalid: use 1-255 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        if info.retention_days < 0:
+            raise InvalidArgumentError(f"retention_days must not be negative (got {info.retention_days})")
+        info.id = info.id or str(uuid.uuid4())
+        info.clusters = list(dict.fromkeys(info.clusters or [self._cluster]))
+        info.active_cluster = info.active_cluster or (
+            self._cluster if self._cluster in info.clusters else info.clusters[0]
+        )
+        if info.active_cluster not in info.clusters:
+            raise InvalidArgumentError(
+                f"active cluster {info.active_cluster!r} is not among the clusters {info.clusters}"
+            )
+        if info.is_global:
+            self._check_global(info)
+            info.failover_version = self.cluster.initial_version(info.active_cluster)
+            info.config_version = 1
+        elif info.clusters != [self._cluster] or info.active_cluster != self._cluster:
+            raise InvalidArgumentError(
+                f"a local namespace lives in this cluster ({self._cluster!r}) only; got clusters "
+                f"{info.clusters} with active cluster {info.active_cluster!r} (register it with "
+                "--global-namespace true to replicate it)"
+            )
+        try:
+            await self._store.create_namespace(
+                NamespaceRow(info.id, info.name, _encode(info), is_global=info.is_global)
+            )
+        except perr.AlreadyExistsError:
+            raise AlreadyExistsError(f"namespace {info.name!r} already exists") from None
+        self._remember(info, 0)
+        await self._changed(info)
+        return info
+
+    def _check_global(self, info: NamespaceInfo) -> None:
+        c = self.cluster
+        if not c.enable_global_namespace:
+            raise FailedPreconditionError(
+                f"cluster {self._cluster!r} does not allow global namespaces "
+                "(clusterMetadata.enableGlobalNamespace is false)"
+            )
+        if not c.is_master:
+            raise FailedPreconditionError(
+                f"global namespaces are registered on the master cluster {c.master_cluster_name!r}, "
+                f"not on {self._cluster!r}"
+            )
+        unknown = [name for name in info.clusters if name not in c.clusters]
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown cluster(s) {', '.join(map(repr, unknown))}; this deployment has "
+                f"{', '.join(c.enabled_clusters())}"
+            )
+        if self._cluster not in info.clusters:
+            raise InvalidArgumentError(
+                f"a global namespace registered on cluster {self._cluster!r} must list it among "
+                f"its clusters (got {info.clusters})"
+            )
+
     async def update(self, info: NamespaceInfo) -> NamespaceInfo:
         current = await self.get(info.name)
         info.id = current.id
-        version = self._versions.get(current.id, 0)
+        if current.is_global:
+            info.is_global = True
+            info.clusters = list(dict.fromkeys(info.clusters or current.clusters))
+            info.active_cluster = info.active_cluster or current.active_cluster
+            if info.active_cluster not in info.clusters:
+                raise InvalidArgumentError(
+                    f"active cluster {info.active_cluster!r} is not among the clusters {info.clusters}"
+                )
+            self._check_global_update(current, info)
+            info.failover_version = current.failover_version
+            if info.active_cluster != current.active_cluster:
+                info.failover_version = self.cluster.next_failover_version(
+                    info.active_cluster, current.failover_version
+                )
+            info.config_version = current.config_version + 1
+        elif info.is_global:
+            raise InvalidArgumentError(f"namespace {info.name!r} is local; it cannot become global")
+        await self._store_update(info)
+        await self._changed(info)
+        return info
+
+    def _check_global_update(self, current: NamespaceInfo, info: NamespaceInfo) -> None:
+        unknown = [name for name in info.clusters if name not in self.cluster.clusters]
+        if unknown:
+            raise InvalidArgumentError(f"unknown cluster(s) {', '.join(map(repr, unknown))}")
+        if info.active_cluster != current.active_cluster and current.active_cluster != self._cluster:
+            # A failover is decided where the namespace is active (or forced there): a standby's
+            # copy may be behind, and its version arithmetic would start from a stale version.
+            raise NamespaceNotActiveError(
+                info.name,
+                self._cluster,
+                current.active_cluster,
+                why="; change its active cluster there",
+            )
+
+    async def force_active(self, name: str, cluster: str) -> NamespaceInfo:
+        """Makes ``cluster`` the namespace's active cluster in THIS cluster's record only, with the
+        next failover version, and replicates nothing: the operator's last resort when the active
+        cluster is unreachable. Clusters that disagree about the active one both accept writes
+        (a split brain) until one record is forced again; replication then resolves the runs'
+        conflicting histories (the highest version wins, nothing external is lost)."""
+        current = await self.get(name)
+        if not current.is_global:
+            raise InvalidArgumentError(
+                f"namespace {name!r} is local; it has no other cluster to fail over to"
+            )
+        if cluster not in current.clusters:
+            raise InvalidArgumentError(
+                f"cluster {cluster!r} is not among {name!r}'s clusters {current.clusters}"
+            )
+        info = replace(current, clusters=list(current.clusters), data=dict(current.data))
+        if cluster != current.active_cluster:
+            info.active_cluster = cluster
+            info.failover_version = self.cluster.next_failover_version(cluster, current.failover_version)
+            info.config_version = current.config_version + 1
+        await self._store_update(info)
+        return info
+
+    async def _store_update(self, info: NamespaceInfo) -> None:
+        version = self._versions.get(info.id, 0)
         try:
             await self._store.update_namespace(
                 NamespaceRow(info.id, info.name, _encode(info), info.is_global, version + 1),
@@ -93,11 +272,62 @@ class NamespaceRegistry:
             )
         except perr.ConditionFailedError:
             self._by_name.pop(info.name, None)
+            self._by_id.pop(info.id, None)
             raise AlreadyExistsError(f"namespace {info.name!r} was changed concurrently; retry") from None
         self._remember(info, version + 1)
-        return info
+
+    async def _changed(self, info: NamespaceInfo) -> None:
+        if info.is_global and self.on_change is not None:
+            await self.on_change(replace(info))
+
+    # -- changes made elsewhere ------------------------------------------------------------------
+
+    async def apply_replicated(self, info: NamespaceInfo) -> bool:
+        """Applies a global namespace's change made in another cluster; False when it is not newer
+        than what this cluster has (a duplicate or a late delivery). Idempotent."""
+        if not info.is_global:
+            raise ReplicatedNamespaceError(f"namespace {info.name!r}: only global namespaces replicate")
+        if self._cluster not in info.clusters:
+            return False  # not replicated here (the message reaches every consumer of the topic)
+        try:
+            current: NamespaceInfo | None = await self.get_by_id(info.id)
+        except NamespaceNotFoundError:
+            current = None
+        if current is None:
+            try:
+                await self._store.create_namespace(
+                    NamespaceRow(info.id, info.name, _encode(info), is_global=True)
+                )
+            except perr.AlreadyExistsError:
+                raise ReplicatedNamespaceError(
+                    f"namespace {info.name!r} (id {info.id}) exists in cluster {self._cluster!r} "
+                    "with another id; it cannot take the replicated one"
+                ) from None
+            self._remember(info, 0)
+            log.info("namespace %s replicated here (active cluster %s)", info.name, info.active_cluster)
+            return True
+        if info.config_version <= current.config_version:
+            return False
+        if info.failover_version < current.failover_version:
+            raise ReplicatedNamespaceError(
+                f"namespace {info.name!r}: replicated change {info.config_version} moves the failover "
+                f"version back from {current.failover_version} to {info.failover_version}"
+            )
+        await self._store_update(info)
+        if info.active_cluster != current.active_cluster:
+            log.info(
+                "namespace %s failed over from %s to %s (version %d)",
+                info.name,
+                current.active_cluster,
+                info.active_cluster,
+                info.failover_version,
+            )
+        return True
 
     def _remember(self, info: NamespaceInfo, version: int) -> None:
+        old = self._by_id.get(info.id)
+        if old is not None and old.name != info.name:
+            self._by_name.pop(old.name, None)
         self._by_name[info.name] = info
         self._by_id[info.id] = info
         self._versions[info.id] = version

@@ -12,19 +12,28 @@ import asyncio
 import contextlib
 import logging
 import signal
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cadenza.engine.bus.embedded import EmbeddedBus
 from cadenza.engine.errors import AlreadyExistsError
 from cadenza.engine.host import Host
 from cadenza.engine.persistence import open_sqlite_stores
 from cadenza.engine.rpc import ClusterInfo, RpcServer, ServerTLS
+from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.service import NamespaceInfo
 
 log = logging.getLogger("cadenza.server")
+
+
+def default_replication_log(db_filename: str) -> str:
+    if db_filename != ":memory:":
+        return str(Path(db_filename).expanduser().parent / "replication.bus")
+    return str(Path(tempfile.gettempdir()) / "cadenza-dev-replication.bus")
 
 
 def server_version() -> str:
@@ -53,6 +62,14 @@ class ServerSettings:
     """Visibility in Elasticsearch: url and index."""
     kafka_brokers: str | None = None
     """Visibility records travel through Kafka instead of the embedded log."""
+    cluster_metadata: ClusterMetadata | None = None
+    """The clusters this one replicates with (``clusterMetadata``); None means one cluster named
+    ``cluster_name``, as ``ClusterMetadata.single`` describes."""
+    kafka_topology: Any = None
+    """The validated ``kafka`` block (``cadenza.engine.bus.topology.KafkaTopology``), or None."""
+    replication_log: str | None = None
+    """With several clusters and no Kafka: the embedded log file every cluster's server shares
+    (default: ``replication.bus`` beside the database file, or in the temporary directory)."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -80,21 +97,30 @@ class ServerProcess:
             visibility: dict[str, Any] = {}
             if s.visibility:
                 visibility = await self._open_visibility(s.db_filename)
+            cluster = s.cluster_metadata or ClusterMetadata.single(s.cluster_name)
+            replication = None
+            if len(cluster.enabled_clusters()) > 1:
+                replication = await self._open_replication(cluster)
             self.host = await Host.start(
-                stores, num_shards=s.num_shards, default_namespace=None, **visibility
+                stores,
+                num_shards=s.num_shards,
+                default_namespace=None,
+                cluster=cluster,
+                replication=replication,
+                **visibility,
             )
             for name in s.namespaces:
                 with contextlib.suppress(AlreadyExistsError):
                     await self.host.namespaces.register(
                         NamespaceInfo(name=name, id="", retention_days=s.retention_days)
                     )
-            cluster = ClusterInfo(
+            info = ClusterInfo(
                 cluster_name=s.cluster_name,
                 num_history_shards=s.num_shards,
                 persistence="cassandra" if s.cassandra is not None else "sqlite",
                 server_version=server_version(),
             )
-            self.rpc = RpcServer(self.host.frontend, cluster=cluster)
+            self.rpc = RpcServer(self.host.frontend, cluster=info)
             self.port = await self.rpc.start(s.ip, s.port, tls=s.tls)
         except BaseException:
             await self.stop()
@@ -130,6 +156,36 @@ class ServerProcess:
         self._closers += [bus, store]
         return {"visibility_store": store, "bus": bus}
 
+    async def _open_replication(self, cluster: ClusterMetadata) -> Any:
+        """The bus replication runs on: Kafka with the config's cluster topics, else an embedded
+        log file shared by the servers of every cluster on this machine."""
+        from cadenza.replication.applier import ClusterTopics
+        from cadenza.replication.remote import GrpcRemoteHistory
+        from cadenza.replication.service import ReplicationConfig, default_topics
+
+        s = self.settings
+        topology = s.kafka_topology
+        bus: Any
+        if topology is not None and topology.cluster_topics:
+            from cadenza.engine.bus.kafka import KafkaBus
+
+            own = topology.replication_topics(cluster.current_cluster_name)
+            bus = KafkaBus(",".join(topology.brokers(own.topic)))
+            topics = {
+                name: ClusterTopics(pair.topic, pair.dlq_topic)
+                for name, pair in topology.cluster_topics.items()
+            }
+        else:
+            path = s.replication_log or default_replication_log(s.db_filename)
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            bus = EmbeddedBus(path)
+            topics = default_topics(cluster.enabled_clusters())
+        remote = GrpcRemoteHistory(
+            {name: c.rpc_address for name, c in cluster.clusters.items() if c.rpc_address}
+        )
+        self._closers += [bus, remote]
+        return ReplicationConfig(bus, topics, remote=remote)
+
     async def stop(self, grace: float = 1.0) -> None:
         if self.rpc is not None:
             await self.rpc.stop(grace)
@@ -157,7 +213,7 @@ async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> N
         print(
             f"Cadenza server {server_version()} serving on {s.ip}:{port} "
             f"(namespaces: {', '.join(s.namespaces)}; database: {s.db_filename}; "
-            f"ready)",
+            f"{'cluster: ' + s.cluster_name + '; ' if s.cluster_metadata is not None else ''}ready)",
             flush=True,
         )
     log.info("server ready", extra={"port": port})

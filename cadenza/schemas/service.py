@@ -177,6 +177,9 @@ class NamespaceInfo:
     active_cluster: str = ""
     failover_version: int = 0
     data: dict[str, str] = field(default_factory=dict)
+    config_version: int = 0
+    """Grows with every change of a global namespace, wherever it is made; a cluster applies a
+    replicated change only when it is newer than what it has."""
 
 
 class WorkflowService(Protocol):

@@ -52,10 +52,8 @@ DEV_SEARCH_ATTRIBUTES = {
 do, so examples can use search attributes without an admin step."""
 
 
-async def ensure_topics(bus: Bus, *, partitions: int = 4) -> None:
-    await bus.create_topics(
-        [TopicSpec(VISIBILITY_TOPIC, partitions), TopicSpec(VISIBILITY_DLQ_TOPIC, 1)], exist_ok=True
-    )
+async def ensure_topics(bus: Bus, *, partitions: int = 4, topic: str = VISIBILITY_TOPIC) -> None:
+    await bus.create_topics([TopicSpec(topic, partitions), TopicSpec(f"{topic}-dlq", 1)], exist_ok=True)
 
 
 class BusVisibilitySink:

@@ -58,10 +58,26 @@ def test_namespace_register_describe_list_update(server: DevServer) -> None:
     assert "registered" in invoke(server, "namespace", "register", name, "--desc", "first").stdout
     # tctl's spelling: `n re --ns NAME --gd false --cl active standby`
     other = f"{name}-tctl"
+    refused = invoke(server, "n", "re", "--ns", other, "--gd", "false", "--cl", "active", "standby", ok=False)
+    assert "a local namespace lives in this cluster ('active') only" in refused.stderr
     registered = as_json(
-        invoke(server, "n", "re", "--ns", other, "--gd", "false", "--cl", "active", "standby", "-o", "json")
+        invoke(
+            server,
+            "n",
+            "re",
+            "--ns",
+            other,
+            "--gd",
+            "false",
+            "--cl",
+            "active",
+            "--ac",
+            "active",
+            "-o",
+            "json",
+        )
     )
-    assert registered["name"] == other and registered["clusters"] == ["active", "standby"]
+    assert registered["name"] == other and registered["clusters"] == ["active"]
     described = as_json(invoke(server, "namespace", "describe", name, "-o", "json"))
     assert described["description"] == "first" and described["retention_days"] == 3
     assert "first" in invoke(server, "--ns", name, "n", "desc").stdout

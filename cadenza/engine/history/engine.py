@@ -31,6 +31,7 @@ from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
 from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, TaskLedger, shard_for
 from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind, VisibilityKind
 from cadenza.engine.matching import expire
+from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.errors import (
     ConditionFailedError,
     CurrentWorkflowConditionFailedError,
@@ -143,6 +144,7 @@ class HistoryEngine:
         on_volatile_timers_done: Callable[[list[Task]], None] | None = None,
         hand_over: Callable[[int, Task], bool] | None = None,
         held_flush_s: float = 0.25,
+        namespaces: NamespaceRegistry | None = None,
     ) -> None:
         self.stores = stores
         self.clock = clock
@@ -160,6 +162,9 @@ class HistoryEngine:
         self._held: weakref.WeakSet[RunContext] = weakref.WeakSet()
         self._flushes: set[asyncio.Task[None]] = set()
         self._signal_queues: dict[tuple[str, str, str], list[_PendingSignal]] = {}
+        self.namespaces = namespaces
+        """Decides the failover version of every write, and refuses writes this cluster is standby
+        for (see ``NamespaceRegistry.write_version``); None: one cluster, version 0."""
 
     async def start(self) -> None:
         for shard_id in range(self.num_shards):
@@ -170,6 +175,7 @@ class HistoryEngine:
                 self.host,
                 on_new_tasks=self._on_new_tasks,
                 ledger=self._ledger,
+                replicates=self.namespaces.replicates if self.namespaces is not None else None,
             )
             await shard.acquire()
             self.shards[shard_id] = shard
@@ -231,10 +237,12 @@ class HistoryEngine:
         ``hold``: the change may ride on the workflow task it schedules (see ``_hold_write``); the
         call still returns only once the change is durable."""
         shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
+        await self.ensure_namespace(namespace_id)
         written: asyncio.Future[None] | None = None
         for _ in range(5):
             async with ctx.lock:
                 ms = await self.load(shard, ctx)
+                ms.current_version = self.write_version(namespace_id, ms.info.last_write_version)
                 unwritten = len(ms.pending_events)
                 m = Mutation(ms, MutationTasks(), self.clock.now_us())
                 if ms.is_running and (ms.info.cron_schedule or ms.info.retry_policy):
@@ -282,6 +290,17 @@ class HistoryEngine:
             raise UnavailableError(f"workflow {workflow_id!r}: too many concurrent updates, try again")
         await written
         return result
+
+    async def ensure_namespace(self, namespace_id: str) -> None:
+        """Caches the namespace, so ``write_version`` can decide without a read."""
+        ns = self.namespaces
+        if ns is not None and ns.cached_by_id(namespace_id) is None:
+            await ns.get_by_id(namespace_id)
+
+    def write_version(self, namespace_id: str, last_write_version: int = 0) -> int:
+        if self.namespaces is None:
+            return 0
+        return self.namespaces.write_version(namespace_id, last_write_version)
 
     def _hold(self, shard: ShardContext, ctx: RunContext, m: Mutation, defer: Deferred | None) -> None:
         assert not m.tasks.transfer, "a speculative change may not write"
@@ -397,10 +416,12 @@ class HistoryEngine:
         start of a new id costs one write and no read."""
         limits.validate_start(req)
         shard = self.shard(namespace_id, req.workflow_id)
+        await self.ensure_namespace(namespace_id)
         cur: CurrentExecution | None = None
         if (namespace_id, req.workflow_id) in shard.current_runs:
             cur = await self._read_current(shard, namespace_id, req.workflow_id)
         for _ in range(5):
+            version = self.write_version(namespace_id, cur.last_write_version if cur is not None else 0)
             mode = CreateMode.BRAND_NEW
             prev_run_id, prev_version = "", 0
             if cur is not None:
@@ -452,6 +473,7 @@ class HistoryEngine:
                 )
             run_id = new_id()
             ms = self._new_run_state(namespace_id, run_id, req)
+            ms.current_version = version
             m = Mutation(ms, MutationTasks(), self.clock.now_us())
             self._record_started(m, req, parent)
             ctx = shard.run_context((namespace_id, req.workflow_id, run_id))
@@ -763,6 +785,7 @@ class HistoryEngine:
         if not reason:
             raise InvalidArgumentError("reason is required for a reset")
         _, base, events = await self.get_state_and_events(namespace_id, workflow_id, run_id)
+        version = self.write_version(namespace_id, base.info.last_write_version)
         started_id = resetting.reset_point(events, reset_type, event_id)
         new_state, tasks, _ = resetting.build_reset_run(
             list(events),
@@ -773,6 +796,7 @@ class HistoryEngine:
             now=self.clock.now_us(),
             reason=reason,
             identity=identity,
+            version=version,
         )
         shard = self.shard(namespace_id, workflow_id)
         current = await shard.current_run_id(namespace_id, workflow_id)

@@ -163,6 +163,9 @@ class MutableState:
         # (last event id, version) pairs of the current branch; one per failover version change.
         self.version_history: list[tuple[int, int]] = []
         self.current_version = 0
+        # The run's other branches, [(branch id, version history items)], kept when a conflict
+        # with another cluster's history was resolved against them (see ``replication``).
+        self.branches: list[tuple[str, list[tuple[int, int]]]] = []
         # Events made by the mutation in progress; the engine persists and clears them.
         self.pending_events: list[HistoryEvent] = []
 
@@ -342,6 +345,10 @@ class MutableState:
 
     def _apply_wft_scheduled(self, e: HistoryEvent) -> None:
         a = e.attributes
+        if not self.info.last_completed_workflow_task_event_id:
+            # A first task scheduled before its backoff was due (the backoff timer fired early)
+            # brings the execution time forward to when it was scheduled, as the timer's rule does.
+            self.info.execution_time = min(self.info.execution_time, e.event_time)
         self.workflow_task = WorkflowTaskInfo(
             scheduled_event_id=e.event_id,
             attempt=a.get("attempt", 1),
@@ -363,9 +370,30 @@ class MutableState:
         self.info.last_completed_workflow_task_event_id = e.event_id
 
     def _apply_wft_failed_or_timed_out(self, e: HistoryEvent) -> None:
-        # The next attempt is transient: it will be written only once it completes.
-        attempt = self.workflow_task.attempt
-        self.workflow_task = WorkflowTaskInfo(attempt=attempt + 1)
+        if e.attributes.get("cause") == "RESET_WORKFLOW":
+            self._apply_reset(e)
+            return
+        # The next attempt is transient, scheduled right away (its dispatch may wait for a backoff):
+        # its events are written only once it completes, with the ids it gets when it starts.
+        i = self.info
+        self.workflow_task = WorkflowTaskInfo(
+            scheduled_event_id=-1,  # workflow_tasks.TRANSIENT_SCHEDULED_ID
+            attempt=self.workflow_task.attempt + 1,
+            scheduled_time=e.event_time,
+            timeout_ms=i.workflow_task_timeout_ms,
+            task_queue=i.task_queue,
+            transient=True,
+        )
+
+    def _apply_reset(self, e: HistoryEvent) -> None:
+        """The first new event of a reset run (WorkflowTaskFailed, cause RESET_WORKFLOW): the reset
+        schedules a fresh first workflow task itself, and every activity pending at the reset point
+        starts over, scheduled at the reset, from its first attempt (the base run's attempts and
+        schedule-to-close deadline do not carry over)."""
+        self.workflow_task = WorkflowTaskInfo()
+        for info in self.activities.values():
+            info.attempt, info.started_time = 1, 0
+            info.scheduled_time = info.first_scheduled_time = e.event_time
 
     def _apply_activity_scheduled(self, e: HistoryEvent) -> None:
         a = e.attributes
@@ -539,6 +567,7 @@ def encode_state(ms: MutableState) -> bytes:
         "buffered": [(e.event_time, int(e.event_type), e.version, e.attributes) for e in ms.buffered_events],
         "version_history": ms.version_history,
         "current_version": ms.current_version,
+        "branches": [(b, [tuple(x) for x in items]) for b, items in ms.branches],
     }
     return pickle.dumps(doc, protocol=5)
 
@@ -568,4 +597,5 @@ def decode_state(data: bytes) -> MutableState:
     ]
     ms.version_history = [tuple(x) for x in doc["version_history"]]  # type: ignore[misc]
     ms.current_version = doc["current_version"]
+    ms.branches = [(b, [tuple(x) for x in items]) for b, items in doc.get("branches", ())]  # type: ignore[misc]
     return ms

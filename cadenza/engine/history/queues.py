@@ -54,6 +54,7 @@ class _AckTracker:
 
 TimerHandler = Callable[[Task], Awaitable[None]]
 VisibilityHandler = Callable[[list[Task]], Awaitable[None]]
+ReplicationHandler = Callable[[list[Task]], Awaitable[None]]
 
 
 def _nothing_to_ack() -> None:
@@ -65,6 +66,8 @@ def _tasks_of(category: TaskCategory, t: Task) -> MutationTasks:
         return MutationTasks(transfer=[t])
     if category == TaskCategory.TIMER:
         return MutationTasks(timer=[t])
+    if category == TaskCategory.REPLICATION:
+        return MutationTasks(replication=[t])
     return MutationTasks(visibility=[t])
 
 
@@ -76,6 +79,7 @@ class QueueProcessors:
         timer_handler: TimerHandler,
         visibility_handler: VisibilityHandler | None = None,
         transfer_handler: TimerHandler | None = None,
+        replication_handler: ReplicationHandler | None = None,
         now_us: Callable[[], int],
         sleep_until: Callable[[int], Awaitable[None]],
         flush_interval_s: float = 1.0,
@@ -99,6 +103,12 @@ class QueueProcessors:
         self._vis_acks: dict[int, _AckTracker] = {}
         self._vis_pending: list[tuple[int, Task]] = []
         self._vis_ready = asyncio.Event()
+        self.replication_handler = replication_handler
+        """Publishes replication tasks to this cluster's topic (None: nothing is replicated, and
+        tasks that do arrive, e.g. after the config dropped replication, are acknowledged)."""
+        self._repl_acks: dict[int, _AckTracker] = {}
+        self._repl_pending: list[tuple[int, Task]] = []
+        self._repl_ready = asyncio.Event()
         self._stopping = False
         self._volatile_ids = itertools.count(-1, -1)
         # Volatile timers made redundant by a write of their run: skipped when due, and purged from
@@ -112,13 +122,16 @@ class QueueProcessors:
             t_level = shard.ack_levels.get("transfer", 0)
             tm_level = shard.ack_levels.get("timer", 0)
             v_level = shard.ack_levels.get("visibility", 0)
+            r_level = shard.ack_levels.get("replication", 0)
             self._transfer[shard_id] = _AckTracker((0, t_level))
             self._timer_acks[shard_id] = _AckTracker((tm_level, 0))
             self._vis_acks[shard_id] = _AckTracker((0, v_level))
+            self._repl_acks[shard_id] = _AckTracker((0, r_level))
             pending = MutationTasks(
                 transfer=await shard.read_tasks_from(TaskCategory.TRANSFER, (0, t_level)),
                 timer=await shard.read_tasks_from(TaskCategory.TIMER, (tm_level, 0)),
                 visibility=await shard.read_tasks_from(TaskCategory.VISIBILITY, (0, v_level)),
+                replication=await shard.read_tasks_from(TaskCategory.REPLICATION, (0, r_level)),
             )
             if pending:
                 log.info(
@@ -132,6 +145,7 @@ class QueueProcessors:
             asyncio.create_task(self._timer_loop(), name="cadenza-timers"),
             asyncio.create_task(self._flush_loop(), name="cadenza-ack-levels"),
             asyncio.create_task(self._visibility_loop(), name="cadenza-visibility-outbox"),
+            asyncio.create_task(self._replication_loop(), name="cadenza-replication-outbox"),
         ]
 
     async def stop(self) -> None:
@@ -154,6 +168,12 @@ class QueueProcessors:
                 acks.add((0, t.task_id))
                 self._vis_pending.append((shard_id, t))
             self._vis_ready.set()
+        if tasks.replication:
+            acks = self._repl_acks[shard_id]
+            for t in tasks.replication:
+                acks.add((0, t.task_id))
+                self._repl_pending.append((shard_id, t))
+            self._repl_ready.set()
         if tasks.timer:
             earliest = self._timers[0][0] if self._timers else None
             acks = self._timer_acks[shard_id]
@@ -195,6 +215,8 @@ class QueueProcessors:
             keys.append((TaskCategory.TIMER, (t.visibility_time, t.task_id), self._timer_acks[shard_id]))
         for t in tasks.visibility:
             keys.append((TaskCategory.VISIBILITY, (0, t.task_id), self._vis_acks[shard_id]))
+        for t in tasks.replication:
+            keys.append((TaskCategory.REPLICATION, (0, t.task_id), self._repl_acks[shard_id]))
         return keys
 
     def reserve(self, shard_id: int, tasks: MutationTasks) -> None:
@@ -399,6 +421,43 @@ class QueueProcessors:
                 for shard_id, t in batch:
                     self._vis_acks[shard_id].done((0, t.task_id))
 
+    # -- the replication outbox --------------------------------------------------------------------------
+
+    async def _replication_loop(self) -> None:
+        """Publishes replication tasks in the order they were written (per shard that is the order
+        of each run's writes), acknowledging them once the bus acknowledged them. A failed publish
+        is retried with backoff, never skipped: a standby must see every batch of a run."""
+        backoff = 0.05
+        while not self._stopping:
+            await self._repl_ready.wait()
+            self._repl_ready.clear()
+            while self._repl_pending:
+                batch, self._repl_pending = self._repl_pending[:500], self._repl_pending[500:]
+                try:
+                    if self.replication_handler is not None:
+                        await self.replication_handler([t for _, t in batch])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    log.warning(
+                        "publishing %d replication tasks failed (%s); retrying in %.1f s",
+                        len(batch),
+                        e,
+                        backoff,
+                    )
+                    self._repl_pending = batch + self._repl_pending
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.05
+                for shard_id, t in batch:
+                    t.payload = None
+                    self._repl_acks[shard_id].done((0, t.task_id))
+
+    def replication_backlog(self) -> int:
+        """Replication tasks written and not yet acknowledged by the bus."""
+        return sum(len(a.outstanding) for a in self._repl_acks.values())
+
     # -- ack levels ------------------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -422,6 +481,7 @@ class QueueProcessors:
                 "transfer": (TaskCategory.TRANSFER, self._transfer[shard_id], 1),
                 "timer": (TaskCategory.TIMER, self._timer_acks[shard_id], 0),
                 "visibility": (TaskCategory.VISIBILITY, self._vis_acks[shard_id], 1),
+                "replication": (TaskCategory.REPLICATION, self._repl_acks[shard_id], 1),
             }
             moved = {}
             for name, (_, tracker, _part) in trackers.items():

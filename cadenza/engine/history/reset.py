@@ -54,11 +54,14 @@ def build_reset_run(
     now: int,
     reason: str,
     identity: str,
+    version: int = 0,
 ) -> tuple[MutableState, MutationTasks, int]:
-    """The new run's state and tasks; returns (state, tasks, number of signals re-applied)."""
+    """The new run's state and tasks; returns (state, tasks, number of signals re-applied).
+    ``version``: the namespace's failover version, which the events the reset adds carry."""
     run_id = new_id()
     kept = [_copy(e) for e in base_events[:started_id]]
     ms = MutableState.rebuild(namespace_id, workflow_id, run_id, kept)
+    ms.current_version = version
     ms.info.tree_id = run_id
     ms.info.branch_id = new_id()
     ms.pending_events = list(kept)

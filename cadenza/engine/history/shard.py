@@ -22,7 +22,7 @@ from typing import Protocol
 
 from cadenza.engine.clock import Clock
 from cadenza.engine.history.mutable_state import MutableState, decode_state, encode_state
-from cadenza.engine.history.tasks import MutationTasks, Task
+from cadenza.engine.history.tasks import MutationTasks, ReplicationKind, Task
 from cadenza.engine.persistence.errors import (
     AlreadyExistsError,
     ConditionFailedError,
@@ -49,6 +49,28 @@ log = logging.getLogger("cadenza.history")
 
 RANGE_BITS = 20
 """Task ids per range: a range is renewed (one conditional shard write) every ~1M tasks."""
+
+
+def _never(namespace_id: str) -> bool:
+    return False
+
+
+def history_replication_task(ms: MutableState, events: list[HistoryEvent]) -> Task:
+    """The replication task of one write: which events, on which branch, and the branch's version
+    history up to the last of them (what a standby needs to tell append from fork)."""
+    i = ms.info
+    last = events[-1]
+    items = [[e, v] for e, v in ms.version_history if e < last.event_id]
+    if items and items[-1][1] == last.version:
+        items.pop()
+    items.append([last.event_id, last.version])
+    return Task(
+        int(ReplicationKind.HISTORY),
+        i.namespace_id,
+        i.workflow_id,
+        i.run_id,
+        {"f": events[0].event_id, "n": last.event_id + 1, "t": i.tree_id, "b": i.branch_id, "vh": items},
+    )
 
 
 def shard_for(namespace_id: str, workflow_id: str, num_shards: int) -> int:
@@ -138,6 +160,7 @@ class ShardContext:
         on_new_tasks: Callable[[int, MutationTasks], None],
         ledger: TaskLedger | None = None,
         cache_size: int = 20_000,
+        replicates: Callable[[str], bool] | None = None,
     ) -> None:
         self.shard_id = shard_id
         self.stores = stores
@@ -153,6 +176,8 @@ class ShardContext:
         self._cache_size = cache_size
         self.current_runs: dict[tuple[str, str], str] = {}
         self.lost = False
+        self.replicates: Callable[[str], bool] = replicates or _never
+        """Whether writes to a namespace (by id) are replicated to other clusters."""
 
     async def acquire(self) -> None:
         info = await self.stores.shards.acquire_shard(self.shard_id, self.owner)
@@ -284,16 +309,39 @@ class ShardContext:
     # -- the write path ----------------------------------------------------------------------------
 
     async def _encode(
-        self, ms: MutableState, events: list[HistoryEvent], tasks: MutationTasks, new_branch: bool
+        self,
+        ms: MutableState,
+        events: list[HistoryEvent],
+        tasks: MutationTasks,
+        new_branch: bool,
+        replicated_blob: bytes | None = None,
     ) -> tuple[list[HistoryAppend], WorkflowTasks]:
-        n = len(tasks.transfer) + len(tasks.timer) + len(tasks.visibility) + (1 if events else 0)
+        """Allocates task ids and encodes the write. ``replicated_blob``: the events came from
+        another cluster, already encoded; they are stored byte for byte as the source wrote them
+        (their task ids are the source's) and are not replicated again."""
+        replication: Task | None = None
+        if events and replicated_blob is None and self.replicates(ms.info.namespace_id):
+            replication = history_replication_task(ms, events)
+            tasks.replication.append(replication)
+        n = (
+            len(tasks.transfer)
+            + len(tasks.timer)
+            + len(tasks.visibility)
+            + len(tasks.replication)
+            + (1 if events else 0)
+        )
         ids = await self.allocate_task_ids(n) if n else []
         appends: list[HistoryAppend] = []
         if events:
             txn_id = ids.pop()
-            for ev in events:
-                ev.task_id = txn_id
-            blob = encode_events(events, remember=True)
+            if replicated_blob is None:
+                for ev in events:
+                    ev.task_id = txn_id
+                blob = encode_events(events, remember=True)
+            else:
+                blob = replicated_blob
+            if replication is not None:
+                replication.payload = blob
             ms.info.history_size_bytes += len(blob)
             appends.append(
                 HistoryAppend(
@@ -313,6 +361,9 @@ class ShardContext:
         for t in tasks.visibility:
             t.task_id = ids.pop(0)
             rows.visibility.append(TaskRow(t.task_id, t.encode()))
+        for t in tasks.replication:
+            t.task_id = ids.pop(0)
+            rows.replication.append(TaskRow(t.task_id, t.encode()))
         return appends, rows
 
     def _row(self, ms: MutableState) -> ExecutionRow:
@@ -340,11 +391,12 @@ class ShardContext:
         mode: CreateMode,
         previous_run_id: str = "",
         previous_last_write_version: int = 0,
+        replicated_blob: bytes | None = None,
     ) -> None:
         events = ms.take_pending_events()
         ms.db_version = 1
         try:
-            appends, rows = await self._encode(ms, events, tasks, new_branch=True)
+            appends, rows = await self._encode(ms, events, tasks, True, replicated_blob)
             if self._ledger is not None:
                 self._ledger.reserve(self.shard_id, tasks)
             await self.stores.executions.create_workflow_execution(
@@ -399,6 +451,7 @@ class ShardContext:
         tasks: MutationTasks,
         still_pending: Callable[[MutableState, Task], bool] | None = None,
         new_run: NextRun | None = None,
+        replicated_blob: bytes | None = None,
     ) -> list[HistoryEvent]:
         """Persists the run's pending events and ``tasks``; returns the events written.
 
@@ -415,7 +468,7 @@ class ShardContext:
         expected = ms.db_version
         ms.db_version = expected + 1
         try:
-            appends, rows = await self._encode(ms, events, tasks, new_branch=False)
+            appends, rows = await self._encode(ms, events, tasks, False, replicated_blob)
             next_run: NewRun | None = None
             new_events: list[HistoryEvent] = []
             if new_run is not None:

@@ -56,6 +56,15 @@ class VisibilityKind(enum.IntEnum):
     CLOSE = 3
 
 
+class ReplicationKind(enum.IntEnum):
+    """What a replication task sends to the other clusters of a global namespace."""
+
+    HISTORY = 1
+    """A batch of events (one write of one run) with the branch's version history."""
+    SYNC_ACTIVITY = 2
+    """The state of a pending activity that history does not hold (attempt, heartbeat)."""
+
+
 class TimeoutType(enum.StrEnum):
     START_TO_CLOSE = "START_TO_CLOSE"
     SCHEDULE_TO_START = "SCHEDULE_TO_START"
@@ -78,6 +87,10 @@ class Task:
     """Not stored: an activity task the worker completing the workflow task asked to run itself
     (eager dispatch). Once written, it goes to ``claim`` instead of to matching; read back after a
     crash it has none and goes to matching as usual."""
+    payload: bytes | None = field(default=None, compare=False, repr=False)
+    """Not stored: a replication task's encoded event batch, as written in the same transaction,
+    so publishing it needs no read; read back after a crash it has none and the batch is read
+    from history."""
 
     def encode(self) -> bytes:
         return _encode_row([self.kind, self.namespace_id, self.workflow_id, self.run_id, self.args]).encode()
@@ -93,6 +106,7 @@ class MutationTasks:
     transfer: list[Task] = field(default_factory=list)
     timer: list[Task] = field(default_factory=list)
     visibility: list[Task] = field(default_factory=list)
+    replication: list[Task] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.transfer or self.timer or self.visibility)
+        return bool(self.transfer or self.timer or self.visibility or self.replication)

@@ -277,6 +277,23 @@ class Handlers:
         await self.fe.add_search_attributes(dict(r["attributes"]))
         return EMPTY
 
+    async def GetRawHistory(self, r: Record) -> Record:
+        """For other clusters filling a gap in a run's replicated history (an admin call)."""
+        batches = await self.fe.get_raw_history(
+            r["namespace_id"], r["workflow_id"], r["run_id"], r["start_event_id"], r["end_event_id"]
+        )
+        return {
+            "batches": [
+                {
+                    "first_event_id": b.first_event_id,
+                    "next_event_id": b.next_event_id,
+                    "version_history": [x for item in b.version_history for x in item],
+                    "events": b.events,
+                }
+                for b in batches
+            ]
+        }
+
     async def GetClusterInfo(self, r: Record) -> Record:
         c = self.cluster
         capabilities = list(c.capabilities)

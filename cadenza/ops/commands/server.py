@@ -14,6 +14,7 @@ import click
 from cadenza.ops import logsetup
 from cadenza.ops.config import ROLES, ConfigError, load_config, settings_from_config
 from cadenza.ops.devserver import ServerSettings, serve_forever
+from cadenza.replication.cluster import DEV_CLUSTERS, ClusterMetadata
 
 _LOG_FORMAT = click.option(
     "--log-format",
@@ -66,7 +67,13 @@ def _serve(settings: ServerSettings) -> None:
 
 @server.command("start-dev")
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on")
-@click.option("--port", "-p", type=int, default=7233, show_default=True, help="gRPC port (0: any free port)")
+@click.option(
+    "--port",
+    "-p",
+    type=int,
+    default=None,
+    help="gRPC port (0: any free port) [default: 7233, or the --cluster's]",
+)
 @click.option("--db-filename", "-f", default=None, help="SQLite file to keep state in [default: in memory]")
 @click.option(
     "--namespace",
@@ -82,6 +89,19 @@ def _serve(settings: ServerSettings) -> None:
     show_default=True,
     help="Index workflows for `workflow list` (embedded bus and SQLite visibility store)",
 )
+@click.option(
+    "--cluster",
+    type=click.Choice(list(DEV_CLUSTERS)),
+    default=None,
+    help="Run as this cluster of a three-cluster set on one machine (active 7233, standby 7333, "
+    "other 7433), replicating global namespaces through a shared embedded log",
+)
+@click.option(
+    "--replication-log",
+    default=None,
+    help="The embedded log file the --cluster servers share [default: replication.bus beside "
+    "--db-filename, or in the temporary directory]",
+)
 @click.option("--tls-cert", default=None, help="PEM server certificate chain (enables TLS)")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert")
 @click.option("--tls-client-ca", default=None, help="PEM CA for client certificates (requires mutual TLS)")
@@ -89,11 +109,13 @@ def _serve(settings: ServerSettings) -> None:
 @_LOG_LEVEL
 def start_dev(
     ip: str,
-    port: int,
+    port: int | None,
     db_filename: str | None,
     namespaces: tuple[str, ...],
     num_shards: int,
     visibility: bool,
+    cluster: str | None,
+    replication_log: str | None,
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
@@ -102,6 +124,10 @@ def start_dev(
 ) -> None:
     """All roles in one process on embedded SQLite, for development."""
     logsetup.configure(log_format, log_level)
+    if port is None:
+        port = DEV_CLUSTERS[cluster] if cluster else 7233
+    if replication_log and not cluster:
+        raise click.UsageError("--replication-log needs --cluster")
     settings = ServerSettings(
         ip=ip,
         port=port,
@@ -110,6 +136,9 @@ def start_dev(
         namespaces=namespaces or ("default",),
         visibility=visibility,
         tls=_tls(tls_cert, tls_key, tls_client_ca),  # type: ignore[arg-type]
+        cluster_name=cluster or "active",
+        cluster_metadata=ClusterMetadata.dev(cluster) if cluster else None,
+        replication_log=replication_log,
     )
     _serve(settings)
 

@@ -61,6 +61,8 @@ _TYPES: dict[str, tuple[Schema, Any]] = {
     "ATL": ({"type": "array", "items": "ActivityTask"}, []),
     "VL": ({"type": "array", "items": "WorkflowExecutionInfo"}, []),
     "ML": ({"type": "map", "values": "long"}, {}),
+    "LL": ({"type": "array", "items": "long"}, []),
+    "RBL": ({"type": "array", "items": "RawHistoryBatch"}, []),
 }
 
 # Fields a command carries that its event spells differently (the event has the execution record).
@@ -69,6 +71,12 @@ _COMMAND_ONLY_FIELDS = {"workflow_id": "s", "run_id": "s", "retry_policy": "R", 
 # Named helper records (not messages on their own).
 TYPES: dict[str, dict[str, str]] = {
     "WorkflowExecution": {"workflow_id": "s", "run_id": "s"},
+    "RawHistoryBatch": {
+        "first_event_id": "l",
+        "next_event_id": "l",
+        "version_history": "LL",
+        "events": "B",
+    },
     "NamespaceInfo": {
         "name": "s",
         "id": "s",
@@ -81,6 +89,7 @@ TYPES: dict[str, dict[str, str]] = {
         "active_cluster": "s",
         "failover_version": "l",
         "data": "MS",
+        "config_version": "l",
     },
     "PendingActivity": {
         "activity_id": "s",
@@ -303,6 +312,16 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     ),
     "GetSearchAttributes": ({}, {"attributes": "MS"}),
     "AddSearchAttributes": ({"attributes": "MS"}, {}),
+    "GetRawHistory": (
+        {
+            "namespace_id": "s",
+            "workflow_id": "s",
+            "run_id": "s",
+            "start_event_id": "l",
+            "end_event_id": "l",
+        },
+        {"batches": "RBL"},
+    ),
     "GetClusterInfo": (
         {},
         {

@@ -1,0 +1,241 @@
+"""The standby side: consume the other clusters' topics and apply what they published.
+
+One consumer group per receiving cluster (``cadenza-replication-<cluster>``) reads the topic of every
+other enabled cluster. A workflow's messages share a partition, and the runner handles a partition's
+messages one after another, so a run's batches are applied in the order they were written. Offsets
+are committed only after the batch is durable here, and applying is idempotent (a duplicate or older
+batch is dropped), so a crash at any point loses and duplicates nothing.
+
+A message that still fails after ``max_attempts`` (with backoff) goes to this cluster's DLQ topic with
+the reason, and its partition moves on: one poison message never stalls the rest. The DLQ is
+re-driven automatically (``DlqRetrier``): a batch that waited for a namespace, or for events resent
+from the source, usually applies later; ``cadenza admin dlq`` works it by hand.
+
+Events missing before a batch (its predecessors went to the DLQ, or the cluster joined late) are
+fetched from the source cluster (``RemoteHistory``) and applied first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from cadenza.engine.bus import (
+    Bus,
+    ConsumerRunner,
+    Message,
+    PermanentMessageError,
+    RunnerOptions,
+    decode_replication,
+)
+from cadenza.engine.bus.dlq import merge_dlq, read_dlq
+from cadenza.engine.bus.messages import ReplicationMessage, ReplicationTaskType
+from cadenza.engine.namespaces import ReplicatedNamespaceError
+from cadenza.replication.history_replicator import (
+    Batch,
+    HistoryReplicator,
+    InvalidBatchError,
+    MissingHistoryError,
+)
+from cadenza.replication.publisher import namespace_from_message
+
+if TYPE_CHECKING:
+    from cadenza.engine.history.engine import HistoryEngine
+    from cadenza.engine.namespaces import NamespaceRegistry
+
+log = logging.getLogger("cadenza.replication")
+
+
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """One stored batch of a run as its cluster wrote it, with the branch's items up to its end."""
+
+    first_event_id: int
+    next_event_id: int
+    version_history: list[tuple[int, int]]
+    events: bytes
+
+
+class RemoteHistory(Protocol):
+    """Reads a run's stored batches from another cluster (over its admin API, or in process)."""
+
+    async def raw_history(
+        self,
+        cluster: str,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        start_event_id: int,
+        end_event_id: int,
+    ) -> list[RawBatch]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTopics:
+    topic: str
+    dlq_topic: str
+
+
+class ReplicationApplier:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        cluster_name: str,
+        sources: Mapping[str, ClusterTopics],
+        own: ClusterTopics,
+        engine: HistoryEngine,
+        namespaces: NamespaceRegistry,
+        remote: RemoteHistory | None = None,
+        options: RunnerOptions | None = None,
+    ) -> None:
+        self.cluster_name = cluster_name
+        self.bus = bus
+        self.own = own
+        self._source_of_topic = {t.topic: name for name, t in sources.items()}
+        self.namespaces = namespaces
+        self.replicator = HistoryReplicator(engine, cluster_name=cluster_name)
+        self.remote = remote
+        self.outcomes: dict[str, int] = {}
+        """How many batches were created, appended, duplicate, forked, switched (tests, metrics)."""
+        self._options = options or RunnerOptions(
+            poll_timeout=0.05, max_attempts=5, backoff_initial=0.1, backoff_max=2.0
+        )
+        self.runner = self._runner()
+
+    def _runner(self) -> ConsumerRunner:
+        return ConsumerRunner(
+            self.bus,
+            group=f"cadenza-replication-{self.cluster_name}",
+            topics=sorted(self._source_of_topic),
+            dlq_topic=self.own.dlq_topic,
+            handler=self._handle,
+            options=self._options,
+        )
+
+    def start(self) -> asyncio.Task[None]:
+        return self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+
+    async def pause(self) -> None:
+        """Stops consuming (offsets committed); ``resume`` picks up from there."""
+        await self.runner.stop()
+        self.runner = self._runner()
+
+    def resume(self) -> None:
+        self.runner.start()
+
+    async def _handle(self, message: Message) -> None:
+        if message.value is None:
+            raise PermanentMessageError("replication message without a value")
+        m = decode_replication(message.value)  # garbage: MessageDecodeError, straight to the DLQ
+        source = self._source_of_topic.get(message.topic, "")
+        await self.apply(m, source)
+
+    async def apply(self, m: ReplicationMessage, source: str) -> None:
+        if m.task_type == ReplicationTaskType.NAMESPACE:
+            if m.namespace is None:
+                raise PermanentMessageError("namespace replication message without a namespace")
+            try:
+                await self.namespaces.apply_replicated(namespace_from_message(m.namespace))
+            except ReplicatedNamespaceError as e:
+                raise PermanentMessageError(str(e)) from e
+            return
+        if m.task_type != ReplicationTaskType.HISTORY:
+            return  # activity-state sync: taken up when the standby takes over (failover)
+        try:
+            batch = Batch.decode(
+                m.namespace_id,
+                m.workflow_id,
+                m.run_id,
+                m.first_event_id,
+                m.next_event_id,
+                m.version_history,
+                m.events,
+            )
+        except InvalidBatchError as e:
+            raise PermanentMessageError(str(e)) from e
+        await self._apply_batch(batch, source)
+
+    async def _apply_batch(self, batch: Batch, source: str, depth: int = 0) -> None:
+        for _ in range(3):
+            try:
+                outcome = await self.replicator.apply(batch)
+            except InvalidBatchError as e:
+                raise PermanentMessageError(str(e)) from e
+            except MissingHistoryError as gap:
+                if self.remote is None or not source or depth > 2:
+                    raise
+                await self._fill(gap, source, depth)
+                continue
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            return
+        raise MissingHistoryError(
+            batch.namespace_id, batch.workflow_id, batch.run_id, 0, batch.first_event_id
+        )
+
+    async def _fill(self, gap: MissingHistoryError, source: str, depth: int) -> None:
+        assert self.remote is not None
+        log.info("%s; asking cluster %s", gap, source)
+        raw = await self.remote.raw_history(
+            source, gap.namespace_id, gap.workflow_id, gap.run_id, gap.from_event_id, gap.to_event_id
+        )
+        for r in raw:
+            try:
+                batch = Batch.decode(
+                    gap.namespace_id,
+                    gap.workflow_id,
+                    gap.run_id,
+                    r.first_event_id,
+                    r.next_event_id,
+                    r.version_history,
+                    r.events,
+                )
+            except InvalidBatchError as e:
+                raise PermanentMessageError(f"resent history from {source}: {e}") from e
+            await self._apply_batch(batch, source, depth + 1)
+
+
+class DlqRetrier:
+    """Re-drives this cluster's replication DLQ with backoff: while it holds messages, they are
+    merged back into their source topics (each exactly once, see ``merge_dlq``), where the applier
+    meets them again; what still fails returns to the DLQ and waits for the next round."""
+
+    def __init__(self, bus: Bus, dlq_topic: str, *, initial_s: float = 5.0, max_s: float = 300.0) -> None:
+        self.bus = bus
+        self.dlq_topic = dlq_topic
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.merged = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"cadenza-dlq-retry-{self.dlq_topic}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        delay = self.initial_s
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                waiting = await read_dlq(self.bus, self.dlq_topic, limit=1)
+                if not waiting:
+                    delay = self.initial_s
+                    continue
+                result = await merge_dlq(self.bus, self.dlq_topic)
+                self.merged += result.merged
+                log.info("replication DLQ %s: re-drove %d messages", self.dlq_topic, result.merged)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("replication DLQ %s: re-drive failed: %s", self.dlq_topic, e)
+            delay = min(delay * 2, self.max_s)

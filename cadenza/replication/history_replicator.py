@@ -1,0 +1,462 @@
+"""Applying another cluster's history batch to a run (the standby side of replication, and NDC).
+
+A batch ``first..last`` arrives with the sender's version history ``H`` up to ``last``. Against the
+run's branches here (``version_history.py`` tabulates the cases):
+
+* no run yet: ``first`` must be 1 (else the missing events are fetched from the source first); the
+  run is created from the batch, its mutable state folded from the events;
+* ``H``'s last item is on a local branch: a duplicate or older delivery, dropped;
+* the batch extends the current branch: appended;
+* events are missing before it: ``MissingHistoryError`` names the range; the applier fetches it
+  from the source cluster, applies it, and retries the batch;
+* it diverges from every local branch (two clusters both wrote after a split-brain): a new branch is
+  made from the common prefix plus the batch. The branch whose last version is highest is the
+  run's current branch; mutable state is rebuilt from it when that changes. The losing branch is
+  kept (readable with ``wf show --branch``).
+
+Nothing external is lost in a conflict: the cluster active for the namespace re-applies, on the
+winning branch, every signal, cancel request and termination that only a losing branch has
+(``reapply_from_loser``), each once (its origin, version and event id, is remembered in the run's
+request ids). Only the active cluster does it, because it sees both branches in any case: its own
+writes, and every other cluster's through their topics.
+
+A batch is written byte for byte as the source encoded it, in one conditional write with the run's
+new state, so a crash leaves either the batch and its state or neither.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cadenza.engine.history.engine import Mutation, close_run
+from cadenza.engine.history.mutable_state import MutableState
+from cadenza.engine.history.tasks import MutationTasks, Task, VisibilityKind
+from cadenza.engine.persistence.errors import EntityNotFoundError
+from cadenza.engine.persistence.protocols import CreateMode, ExecutionState, HistoryAppend, HistoryNode
+from cadenza.replication.version_history import (
+    VersionHistories,
+    VersionHistory,
+    VersionHistoryError,
+    VersionHistoryItem,
+    compare_for_winner,
+    is_lca_appendable,
+)
+from cadenza.schemas.codec import decode_events, encode_events
+from cadenza.schemas.events import CLOSE_EVENT_TYPES, EventType, HistoryEvent
+from cadenza.schemas.ids import new_id
+
+if TYPE_CHECKING:
+    from cadenza.engine.history.engine import HistoryEngine
+    from cadenza.engine.history.shard import RunContext, ShardContext
+
+log = logging.getLogger("cadenza.replication")
+
+REAPPLIED_EVENT_TYPES = (
+    EventType.WORKFLOW_EXECUTION_SIGNALED,
+    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+    EventType.WORKFLOW_EXECUTION_TERMINATED,
+)
+
+
+class ReplicationError(Exception):
+    """A batch cannot be applied now; retrying later may succeed (the runner backs off)."""
+
+
+class InvalidBatchError(ValueError):
+    """A batch that can never be applied (the message names why): it goes to the DLQ."""
+
+
+class MissingHistoryError(ReplicationError):
+    """Events ``from_event_id .. to_event_id - 1`` of the run must be fetched from the source."""
+
+    def __init__(
+        self, namespace_id: str, workflow_id: str, run_id: str, from_event_id: int, to_event_id: int
+    ):
+        super().__init__(
+            f"workflow {workflow_id!r} run {run_id}: events {from_event_id}..{to_event_id - 1} are missing "
+            "here; they are fetched from the source cluster"
+        )
+        self.namespace_id = namespace_id
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.from_event_id = from_event_id
+        self.to_event_id = to_event_id
+
+
+@dataclass(slots=True, frozen=True)
+class Batch:
+    namespace_id: str
+    workflow_id: str
+    run_id: str
+    version_history: VersionHistory
+    events: list[HistoryEvent]
+    blob: bytes
+    """The events exactly as the source encoded them."""
+
+    @classmethod
+    def decode(
+        cls,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        first_event_id: int,
+        next_event_id: int,
+        version_history: Sequence[object],
+        blob: bytes | None,
+    ) -> Batch:
+        """Checks a batch before anything is applied; ``InvalidBatchError`` names what is wrong."""
+        where = f"workflow {workflow_id!r} run {run_id!r}"
+        if not workflow_id or not run_id:
+            raise InvalidBatchError(f"history batch without a workflow or run id ({where})")
+        if blob is None:
+            raise InvalidBatchError(
+                f"{where}: history batch {first_event_id}..{next_event_id - 1} has no events"
+            )
+        try:
+            events = decode_events(blob)
+        except Exception as exc:
+            raise InvalidBatchError(f"{where}: the events of the batch do not decode: {exc}") from None
+        ids = [e.event_id for e in events]
+        if not events or ids != list(range(first_event_id, next_event_id)):
+            raise InvalidBatchError(
+                f"{where}: batch says events {first_event_id}..{next_event_id - 1} but holds "
+                f"{ids[:3]}{'...' if len(ids) > 3 else ''} ({len(ids)} events)"
+            )
+        try:
+            vh = VersionHistory("", list(version_history))  # type: ignore[arg-type]
+        except VersionHistoryError as exc:
+            raise InvalidBatchError(f"{where}: {exc}") from None
+        if vh.is_empty() or vh.last_item().event_id != events[-1].event_id:
+            raise InvalidBatchError(
+                f"{where}: the version history {vh.to_list()} does not end at the batch's last event "
+                f"{events[-1].event_id}"
+            )
+        for e in events:
+            if vh.event_version(e.event_id) != e.version:
+                raise InvalidBatchError(
+                    f"{where}: event {e.event_id} has version {e.version} but the version history "
+                    f"says {vh.event_version(e.event_id)}"
+                )
+        return cls(namespace_id, workflow_id, run_id, vh, events, blob)
+
+    @property
+    def first_event_id(self) -> int:
+        return self.events[0].event_id
+
+    def tail_after(self, event_id: int) -> Batch:
+        """The part of the batch after ``event_id`` (a resent range may overlap what is here)."""
+        kept = [e for e in self.events if e.event_id > event_id]
+        return Batch(
+            self.namespace_id,
+            self.workflow_id,
+            self.run_id,
+            self.version_history,
+            kept,
+            encode_events(kept),
+        )
+
+
+class HistoryReplicator:
+    def __init__(self, engine: HistoryEngine, *, cluster_name: str) -> None:
+        self.engine = engine
+        self.cluster_name = cluster_name
+
+    async def apply(self, batch: Batch) -> str:
+        """Applies one batch; returns what happened ("created", "appended", "duplicate", "forked",
+        "switched"). Raises ``MissingHistoryError`` for a gap, ``ReplicationError`` to retry."""
+        engine = self.engine
+        from cadenza.engine.errors import NamespaceNotFoundError
+
+        try:
+            await engine.ensure_namespace(batch.namespace_id)
+        except NamespaceNotFoundError:
+            raise ReplicationError(
+                f"namespace id {batch.namespace_id} is not known here yet (its registration may still "
+                "be on its way)"
+            ) from None
+        shard = engine.shard(batch.namespace_id, batch.workflow_id)
+        ctx = shard.run_context((batch.namespace_id, batch.workflow_id, batch.run_id))
+        reapply: list[HistoryEvent] = []
+        async with ctx.lock:
+            try:
+                ms = await shard.load_state(ctx)
+            except EntityNotFoundError:
+                return await self._create(shard, ctx, batch)
+            if ms.pending_events or ctx.held_task is not None or ctx.deferred:
+                # A change of this run is in memory only (an active cluster's held completion or
+                # speculative start): it is written within a second; apply after it.
+                raise ReplicationError(
+                    f"workflow {batch.workflow_id!r} run {batch.run_id} has an unwritten change; retrying"
+                )
+            outcome, reapply = await self._apply_to_run(shard, ctx, ms, batch)
+        if reapply:
+            await self.reapply_from_loser(batch.namespace_id, batch.workflow_id, batch.run_id, reapply)
+        return outcome
+
+    # -- a new run -------------------------------------------------------------------------------
+
+    async def _create(self, shard: ShardContext, ctx: RunContext, batch: Batch) -> str:
+        if batch.first_event_id != 1:
+            raise MissingHistoryError(
+                batch.namespace_id, batch.workflow_id, batch.run_id, 1, batch.first_event_id
+            )
+        ms = MutableState.rebuild(batch.namespace_id, batch.workflow_id, batch.run_id, batch.events)
+        ms.info.tree_id = batch.run_id
+        ms.info.branch_id = new_id()
+        ms.pending_events = list(batch.events)
+        mode, previous_run_id, previous_version = CreateMode.BRAND_NEW, "", 0
+        try:
+            cur = await shard.stores.executions.get_current_execution(
+                shard.shard_id, batch.namespace_id, batch.workflow_id
+            )
+        except EntityNotFoundError:
+            cur = None
+        if cur is not None:
+            if cur.state in (ExecutionState.CREATED, ExecutionState.RUNNING):
+                raise ReplicationError(
+                    f"workflow {batch.workflow_id!r}: run {batch.run_id} arrived while run {cur.run_id} "
+                    "is still open here; waiting for that run's close to arrive"
+                )
+            mode, previous_run_id, previous_version = (
+                CreateMode.WORKFLOW_ID_REUSE,
+                cur.run_id,
+                cur.last_write_version,
+            )
+        await shard.create_run(
+            ctx,
+            ms,
+            _visibility_tasks(ms, batch.events),
+            mode=mode,
+            previous_run_id=previous_run_id,
+            previous_last_write_version=previous_version,
+            replicated_blob=batch.blob,
+        )
+        return "created"
+
+    # -- an existing run -------------------------------------------------------------------------
+
+    async def _apply_to_run(
+        self, shard: ShardContext, ctx: RunContext, ms: MutableState, batch: Batch
+    ) -> tuple[str, list[HistoryEvent]]:
+        histories = _histories(ms)
+        incoming = batch.version_history
+        try:
+            histories.find_first_index_containing(incoming.last_item())
+            return "duplicate", []
+        except VersionHistoryError:
+            pass
+        try:
+            index, lca = histories.find_lca(incoming)
+        except VersionHistoryError as e:
+            raise InvalidBatchError(f"workflow {batch.workflow_id!r} run {batch.run_id}: {e}") from None
+        if batch.first_event_id > lca.event_id + 1:
+            raise MissingHistoryError(
+                batch.namespace_id, batch.workflow_id, batch.run_id, lca.event_id + 1, batch.first_event_id
+            )
+        if batch.first_event_id <= lca.event_id:
+            batch = batch.tail_after(lca.event_id)
+        branch = histories.histories[index]
+        if is_lca_appendable(branch, lca) and index == histories.current_index:
+            await self._append(shard, ctx, ms, batch)
+            return "appended", []
+        return await self._fork(shard, ctx, ms, histories, index, lca, batch)
+
+    async def _append(self, shard: ShardContext, ctx: RunContext, ms: MutableState, batch: Batch) -> None:
+        for e in batch.events:
+            ms.next_event_id = e.event_id + 1
+            ms.current_version = e.version
+            ms.apply(e)
+        ms.pending_events = list(batch.events)
+        await shard.update_run(ctx, ms, _visibility_tasks(ms, batch.events), replicated_blob=batch.blob)
+
+    async def _fork(
+        self,
+        shard: ShardContext,
+        ctx: RunContext,
+        ms: MutableState,
+        histories: VersionHistories,
+        base_index: int,
+        lca: VersionHistoryItem,
+        batch: Batch,
+    ) -> tuple[str, list[HistoryEvent]]:
+        """The batch continues branch ``base_index`` after ``lca_event_id`` in a way no local branch
+        does: a new branch (or the continuation of a losing one) that may win."""
+        stores = shard.stores
+        lca_event_id = lca.event_id
+        base = histories.histories[base_index]
+        tree_id = ms.info.tree_id
+        prefix = await _read_events(shard, tree_id, base.branch_id, lca_event_id + 1)
+        if base_index != histories.current_index and is_lca_appendable(base, lca):
+            # The batch extends a losing branch as it is: write to that branch.
+            new_branch_id = base.branch_id
+            new_vh = base.copy()
+        else:
+            new_branch_id = new_id()
+            new_vh = base.copy_until(lca)
+            if prefix:
+                await stores.history.append_history_nodes(
+                    HistoryAppend(
+                        tree_id,
+                        new_branch_id,
+                        HistoryNode(
+                            1, (await shard.allocate_task_ids(1))[0], encode_events(prefix), len(prefix)
+                        ),
+                        is_new_branch=True,
+                    )
+                )
+        for e in batch.events:
+            new_vh.add_or_update(e.event_id, e.version)
+        new_vh.branch_id = new_branch_id
+        current = histories.current()
+        loser_events: list[HistoryEvent]
+        if compare_for_winner(new_vh, current) > 0:
+            # The incoming branch wins: the run now follows it. Its state is folded from it, the
+            # old current branch is kept, and what only the old branch had is re-applied.
+            old_events = await _read_events(shard, tree_id, current.branch_id, ms.next_event_id)
+            loser_events = [e for e in old_events if e.event_id > lca_event_id]
+            new_ms = MutableState.rebuild(ms.info.namespace_id, ms.info.workflow_id, ms.info.run_id, prefix)
+            for e in batch.events:
+                new_ms.next_event_id = e.event_id + 1
+                new_ms.current_version = e.version
+                new_ms.apply(e)
+            new_ms.info.tree_id = tree_id
+            new_ms.info.branch_id = new_branch_id
+            new_ms.info.history_size_bytes = 0
+            new_ms.db_version = ms.db_version
+            new_ms.signal_request_ids = set(ms.signal_request_ids)
+            new_ms.branches = [
+                (h.branch_id, h.to_list()) for h in histories.histories if h.branch_id != new_branch_id
+            ]
+            new_ms.pending_events = list(batch.events)
+            shard.invalidate(ctx)  # in-memory starts of the old branch are void
+            ctx.state = new_ms
+            await shard.update_run(
+                ctx, new_ms, _visibility_tasks(new_ms, batch.events, always=True), replicated_blob=batch.blob
+            )
+            ctx.events = None
+            log.info(
+                "workflow %s run %s: branch %s (last version %d) replaces branch %s (last version %d)",
+                ms.info.workflow_id,
+                ms.info.run_id,
+                new_branch_id,
+                new_vh.last_item().version,
+                current.branch_id,
+                current.last_item().version,
+            )
+            outcome = "switched"
+        else:
+            # The incoming branch loses: keep it beside the current one.
+            await stores.history.append_history_nodes(
+                HistoryAppend(
+                    tree_id,
+                    new_branch_id,
+                    HistoryNode(
+                        batch.first_event_id,
+                        (await shard.allocate_task_ids(1))[0],
+                        batch.blob,
+                        len(batch.events),
+                    ),
+                    is_new_branch=new_branch_id != base.branch_id and not prefix,
+                )
+            )
+            ms.branches = [(b, items) for b, items in ms.branches if b != new_branch_id]
+            ms.branches.append((new_branch_id, new_vh.to_list()))
+            await shard.update_run(ctx, ms, MutationTasks())
+            loser_events = [e for e in prefix if e.event_id > lca_event_id] + batch.events
+            outcome = "forked"
+        reapply = [e for e in loser_events if e.event_type in REAPPLIED_EVENT_TYPES]
+        if reapply and not self._active_for(ms.info.namespace_id):
+            reapply = []  # the active cluster re-applies them; it sees this branch too
+        return outcome, reapply
+
+    def _active_for(self, namespace_id: str) -> bool:
+        ns = self.engine.namespaces
+        info = ns.cached_by_id(namespace_id) if ns is not None else None
+        return info is not None and info.active_cluster == self.cluster_name
+
+    # -- re-applying what a losing branch had ------------------------------------------------------
+
+    async def reapply_from_loser(
+        self, namespace_id: str, workflow_id: str, run_id: str, events: list[HistoryEvent]
+    ) -> int:
+        """Writes the losing branch's signals, cancel requests and terminations on the run's
+        current branch, each once; returns how many were applied now."""
+        applied = 0
+
+        def rule(m: Mutation) -> None:
+            nonlocal applied
+            applied = 0
+            ms = m.ms
+            for e in events:
+                key = f"reapply:{e.version}:{e.event_id}"
+                if key in ms.signal_request_ids or not ms.is_running:
+                    continue
+                ms.signal_request_ids.add(key)
+                a = dict(e.attributes)
+                if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED:
+                    ms.add_or_buffer(e.event_type, m.now, a)
+                elif e.event_type == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+                    if ms.info.cancel_requested:
+                        continue
+                    ms.info.cancel_requested = True
+                    ms.add_or_buffer(e.event_type, m.now, a)
+                else:
+                    close_run(m, EventType.WORKFLOW_EXECUTION_TERMINATED, a)
+                applied += 1
+            if applied:
+                m.schedule_workflow_task()
+            else:
+                m.noop = True
+
+        await self.engine.mutate(namespace_id, workflow_id, run_id, rule)
+        if applied:
+            log.info(
+                "workflow %s run %s: re-applied %d events of a losing branch", workflow_id, run_id, applied
+            )
+        return applied
+
+
+def _histories(ms: MutableState) -> VersionHistories:
+    current = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
+    others = [VersionHistory.from_list(items, b) for b, items in ms.branches]
+    return VersionHistories([current, *others], 0)
+
+
+async def _read_events(
+    shard: ShardContext, tree_id: str, branch_id: str, end_event_id: int
+) -> list[HistoryEvent]:
+    """Events ``1 .. end_event_id - 1`` of a branch."""
+    out: list[HistoryEvent] = []
+    token: bytes | None = None
+    while end_event_id > 1:
+        nodes, token = await shard.stores.history.read_history_branch(
+            tree_id, branch_id, min_node_id=1, max_node_id=end_event_id, page_size=1000, token=token
+        )
+        for node in nodes:
+            out.extend(e for e in decode_events(node.data) if e.event_id < end_event_id)
+        if not token:
+            break
+    return out
+
+
+def _visibility_tasks(ms: MutableState, events: list[HistoryEvent], *, always: bool = False) -> MutationTasks:
+    """The standby keeps its own visibility records: one update when a batch starts, closes, or
+    changes the search attributes of a run."""
+    kinds = {
+        EventType.WORKFLOW_EXECUTION_STARTED: VisibilityKind.START,
+        EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: VisibilityKind.UPSERT,
+    }
+    kind: VisibilityKind | None = VisibilityKind.UPSERT if always else None
+    for e in events:
+        if e.event_type in CLOSE_EVENT_TYPES:
+            kind = VisibilityKind.CLOSE
+        elif e.event_type in kinds and kind is None:
+            kind = kinds[e.event_type]
+    tasks = MutationTasks()
+    if kind is not None:
+        i = ms.info
+        tasks.visibility.append(Task(int(kind), i.namespace_id, i.workflow_id, i.run_id))
+    return tasks

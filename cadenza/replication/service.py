@@ -1,0 +1,152 @@
+"""Replication in one server process: its publisher, its applier, its DLQ re-drive.
+
+``Replication.prepare`` runs before the host's queues start (so replication tasks recovered from the
+store are published, and namespace changes are sent), ``start`` after (the applier writes through
+the history engine's shards), ``stop`` before the host stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cadenza.engine.bus import Bus, TopicSpec
+from cadenza.replication.applier import ClusterTopics, DlqRetrier, RawBatch, RemoteHistory, ReplicationApplier
+from cadenza.replication.publisher import ReplicationPublisher
+from cadenza.replication.version_history import VersionHistory, VersionHistoryItem
+
+if TYPE_CHECKING:
+    from cadenza.engine.history.engine import HistoryEngine
+    from cadenza.engine.host import Host
+
+log = logging.getLogger("cadenza.replication")
+
+
+@dataclass
+class ReplicationConfig:
+    bus: Bus
+    topics: Mapping[str, ClusterTopics]
+    """Every cluster's replication topic and DLQ topic (the ``cluster-topics`` of the config)."""
+    remote: RemoteHistory | None = None
+    """Where missing events are fetched from; None: a gap waits in the DLQ."""
+    create_topics: bool = True
+    """Create the topics if missing (the embedded log; on Kafka, ``admin setup-schema`` does)."""
+    partitions: int = 4
+    dlq_retry_s: float = 5.0
+    options: dict[str, float] = field(default_factory=dict)
+
+
+def default_topics(clusters: list[str]) -> dict[str, ClusterTopics]:
+    """The conventional names: topic ``<cluster>``, DLQ ``<cluster>-dlq``."""
+    return {c: ClusterTopics(c, f"{c}-dlq") for c in clusters}
+
+
+class Replication:
+    def __init__(self, host: Host, config: ReplicationConfig) -> None:
+        self.host = host
+        self.config = config
+        self.cluster = host.namespaces.cluster
+        name = self.cluster.current_cluster_name
+        if name not in config.topics:
+            raise ValueError(f"no replication topic for cluster {name!r} (cluster-topics)")
+        self.own = config.topics[name]
+        self.publisher = ReplicationPublisher(config.bus, self.own.topic, host.stores.history)
+        sources = {
+            c: config.topics[c] for c in self.cluster.enabled_clusters() if c != name and c in config.topics
+        }
+        from cadenza.engine.bus import RunnerOptions
+
+        self.applier = ReplicationApplier(
+            config.bus,
+            cluster_name=name,
+            sources=sources,
+            own=self.own,
+            engine=host.history,
+            namespaces=host.namespaces,
+            remote=config.remote,
+            options=RunnerOptions(**config.options) if config.options else None,  # type: ignore[arg-type]
+        )
+        self.dlq = DlqRetrier(config.bus, self.own.dlq_topic, initial_s=config.dlq_retry_s)
+        self._started = False
+
+    async def prepare(self) -> None:
+        c = self.config
+        if c.create_topics:
+            specs = []
+            for t in c.topics.values():
+                specs += [TopicSpec(t.topic, c.partitions), TopicSpec(t.dlq_topic, 1)]
+            await c.bus.create_topics(specs, exist_ok=True)
+        self.host.queues.replication_handler = self.publisher.publish
+        self.host.namespaces.on_change = self.publisher.publish_namespace
+
+    def start(self) -> None:
+        if self.applier.runner.topics:
+            self.applier.start()
+        self.dlq.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self.dlq.stop()
+            if self.applier.runner.topics:
+                await self.applier.stop()
+        await self.publisher.close()
+
+
+async def read_raw_history(
+    engine: HistoryEngine,
+    namespace_id: str,
+    workflow_id: str,
+    run_id: str,
+    start_event_id: int,
+    end_event_id: int,
+) -> list[RawBatch]:
+    """The stored batches of a run's current branch that hold events ``start .. end - 1``, each with
+    the branch's version history up to its last event: what another cluster asks for to fill a gap."""
+    shard, ctx = await engine.run_context(namespace_id, workflow_id, run_id)
+    async with ctx.lock:
+        ms = await engine.load(shard, ctx)
+        written_up_to = ms.next_event_id - len(ms.pending_events)
+        branch = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
+        tree_id, branch_id = ms.info.tree_id, ms.info.branch_id
+    end = min(end_event_id, written_up_to)
+    out: list[RawBatch] = []
+    token: bytes | None = None
+    while True:
+        nodes, token = await engine.stores.history.read_history_branch(
+            tree_id, branch_id, min_node_id=1, max_node_id=end, page_size=1000, token=token
+        )
+        for node in nodes:
+            last = node.node_id + node.event_count - 1
+            if last < start_event_id or node.event_count <= 0:
+                continue
+            vh = branch.copy_until(VersionHistoryItem(last, branch.event_version(last)))
+            out.append(RawBatch(node.node_id, last + 1, vh.to_list(), node.data))
+        if not token:
+            return out
+
+
+class InProcessRemote:
+    """``RemoteHistory`` for clusters running in this process (tests, the embedded three-cluster setup)."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, Host] = {}
+
+    async def raw_history(
+        self,
+        cluster: str,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        start_event_id: int,
+        end_event_id: int,
+    ) -> list[RawBatch]:
+        host = self.hosts[cluster]
+        return await read_raw_history(
+            host.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
+        )
+
+
+__all__ = ["InProcessRemote", "Replication", "ReplicationConfig", "default_topics", "read_raw_history"]

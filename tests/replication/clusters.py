@@ -1,0 +1,132 @@
+"""Several clusters in one process for replication tests: each its own SQLite stores and
+visibility store, all replicating through one embedded log, as three dev servers on one machine
+do through one log file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cadenza.client import Client
+from cadenza.engine.bus import EmbeddedBus
+from cadenza.engine.host import Host
+from cadenza.engine.persistence import open_sqlite_stores
+from cadenza.replication.applier import ClusterTopics
+from cadenza.replication.cluster import ClusterInformation, ClusterMetadata
+from cadenza.replication.service import InProcessRemote, ReplicationConfig, default_topics
+from cadenza.schemas.codec import encode_events
+from cadenza.schemas.service import NamespaceInfo
+from cadenza.sdk._local import local_service
+from cadenza.visibility.sqlite_store import SqliteVisibilityStore
+
+NAMES = ("active", "standby", "other")
+
+
+def metadata(current: str, names: Sequence[str] = NAMES) -> ClusterMetadata:
+    return ClusterMetadata(
+        current_cluster_name=current,
+        clusters={n: ClusterInformation(n, i + 1) for i, n in enumerate(names)},
+        failover_version_increment=10,
+        master_cluster_name=names[0],
+        enable_global_namespace=True,
+    )
+
+
+@dataclass
+class Clusters:
+    hosts: dict[str, Host]
+    bus: EmbeddedBus
+    remote: InProcessRemote
+    topics: dict[str, ClusterTopics]
+
+    def client(self, cluster: str, namespace: str) -> Client:
+        return Client(local_service(self.hosts[cluster].frontend), namespace=namespace)
+
+    async def register_global(
+        self, name: str, clusters: Sequence[str] | None = None, active: str = ""
+    ) -> None:
+        names = list(clusters or self.hosts)
+        first = names[0]
+        await self.hosts[first].namespaces.register(
+            NamespaceInfo(name=name, id="", is_global=True, clusters=names, active_cluster=active or first)
+        )
+        await eventually(lambda: self.all_know(name, names))
+
+    async def all_know(self, name: str, names: Sequence[str]) -> bool:
+        for n in names:
+            try:
+                await self.hosts[n].namespaces.get(name)
+            except Exception:
+                return False
+        return True
+
+    async def histories(self, cluster: str) -> dict[tuple[str, str, str], bytes]:
+        """Every run's history on ``cluster``, encoded, by (namespace id, workflow id, run id)."""
+        host = self.hosts[cluster]
+        out: dict[tuple[str, str, str], bytes] = {}
+        for shard_id in host.history.shards:
+            token: bytes | None = None
+            while True:
+                rows, token = await host.stores.executions.list_executions(shard_id, 500, token)
+                for r in rows:
+                    _, _, events = await host.history.get_state_and_events(
+                        r.namespace_id, r.workflow_id, r.run_id
+                    )
+                    out[(r.namespace_id, r.workflow_id, r.run_id)] = encode_events(list(events))
+                if not token:
+                    break
+        return out
+
+    async def converged(self, names: Sequence[str] | None = None) -> bool:
+        names = list(names or self.hosts)
+        first = await self.histories(names[0])
+        for n in names[1:]:
+            if await self.histories(n) != first:
+                return False
+        return True
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if await check():
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"not reached within {timeout} s: {what or check}")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running_clusters(names: Sequence[str] = NAMES, **host_kwargs: Any) -> AsyncIterator[Clusters]:
+    bus = EmbeddedBus(":memory:")
+    remote = InProcessRemote()
+    topics = default_topics(list(names))
+    hosts: dict[str, Host] = {}
+    owned: list[Any] = []
+    try:
+        for name in names:
+            store = await SqliteVisibilityStore.open(":memory:")
+            owned.append(store)
+            hosts[name] = await Host.start(
+                open_sqlite_stores(":memory:"),
+                num_shards=2,
+                cluster=metadata(name, names),
+                replication=ReplicationConfig(bus, topics, remote=remote, dlq_retry_s=0.5),
+                visibility_store=store,
+                bus=bus,
+                visibility_topic=f"{name}-visibility",
+                **host_kwargs,
+            )
+            remote.hosts[name] = hosts[name]
+        yield Clusters(hosts, bus, remote, topics)
+    finally:
+        for host in hosts.values():
+            await host.stop()
+            await host.stores.close()
+        for x in owned:
+            await x.close()
+        await bus.close()

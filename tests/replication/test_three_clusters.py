@@ -1,0 +1,73 @@
+"""Three clusters, one global namespace: what the active cluster writes appears, event for event,
+on the others; the standbys refuse writes; visibility follows."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cadenza.exceptions import RPCError
+from cadenza.worker import Worker
+
+from .clusters import NAMES, eventually, running_clusters
+from .workflows import Child, Mixed, Waiter, double
+
+
+def test_global_namespace_and_workflows_replicate_event_for_event() -> None:
+    async def main() -> None:
+        async with running_clusters() as c:
+            await c.register_global("video")
+            infos = [await c.hosts[n].namespaces.get("video") for n in NAMES]
+            assert {i.id for i in infos} == {infos[0].id}
+            assert all(i.active_cluster == "active" and i.failover_version == 1 for i in infos)
+            assert all(i.clusters == list(NAMES) for i in infos)
+
+            client = c.client("active", "video")
+            async with Worker(client, task_queue="q", workflows=[Mixed, Child], activities=[double]):
+                handles = [
+                    await client.start_workflow(Mixed.run, i, 2, id=f"mixed-{i}", task_queue="q")
+                    for i in range(20)
+                ]
+
+                async def continued() -> bool:
+                    for h in handles:
+                        d = await client.get_workflow_handle(h.id).describe()
+                        if d.run_id == h.first_run_id or d.status != "RUNNING":
+                            return False
+                    return True
+
+                await eventually(continued, what="every workflow continued as new")
+                for h in handles:
+                    await client.get_workflow_handle(h.id).signal(Mixed.go, "active")
+                results = [await client.get_workflow_handle(h.id).result() for h in handles]
+            assert results == [16 * i + 1 for i in range(20)]  # (2i + 2i) doubled twice, plus one signal
+            await eventually(c.converged, what="identical histories on every cluster")
+            histories = await c.histories("standby")
+            assert len(histories) == 20 * 2 * 2  # two runs of each workflow and of its children
+            # every replicated event carries the namespace's failover version
+            events = await c.hosts["other"].history.get_state_and_events(infos[0].id, "mixed-3", "")
+            assert {e.version for e in events[2]} == {1}
+
+    asyncio.run(main())
+
+
+def test_a_standby_refuses_writes_naming_the_active_cluster() -> None:
+    async def main() -> None:
+        async with running_clusters() as c:
+            await c.register_global("video")
+            active = c.client("active", "video")
+            await active.start_workflow(Waiter.run, id="w-1", task_queue="q")
+            await eventually(c.converged)
+            standby = c.client("standby", "video")
+            with pytest.raises(RPCError) as e:
+                await standby.get_workflow_handle("w-1").signal(Waiter.note, "hi")
+            assert "not active in cluster 'standby'" in str(e.value)
+            assert "'active'" in str(e.value)
+            with pytest.raises(RPCError):
+                await standby.start_workflow(Waiter.run, id="w-2", task_queue="q")
+            # reads work on the standby
+            history = await standby.get_workflow_handle("w-1").fetch_history()
+            assert history.events[0].event_type.name == "WORKFLOW_EXECUTION_STARTED"
+
+    asyncio.run(main())
