@@ -146,8 +146,19 @@ class ReplicationApplier:
             except ReplicatedNamespaceError as e:
                 raise PermanentMessageError(str(e)) from e
             return
+        if m.task_type == ReplicationTaskType.SYNC_ACTIVITY:
+            if m.activity is None:
+                raise PermanentMessageError("activity sync message without an activity")
+            try:
+                outcome = await self.replicator.sync_activity(
+                    m.namespace_id, m.workflow_id, m.run_id, m.version_history, m.activity
+                )
+            except InvalidBatchError as e:
+                raise PermanentMessageError(str(e)) from e
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+            return
         if m.task_type != ReplicationTaskType.HISTORY:
-            return  # activity-state sync: taken up when the standby takes over (failover)
+            raise PermanentMessageError(f"unknown replication task type {m.task_type}")
         try:
             batch = Batch.decode(
                 m.namespace_id,

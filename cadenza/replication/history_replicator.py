@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cadenza.engine.bus.messages import SyncActivity
 from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import MutableState
 from cadenza.engine.history.tasks import MutationTasks, Task, VisibilityKind
@@ -195,6 +196,72 @@ class HistoryReplicator:
         if reapply:
             await self.reapply_from_loser(batch.namespace_id, batch.workflow_id, batch.run_id, reapply)
         return outcome
+
+    async def sync_activity(
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        version_history: Sequence[object],
+        sync: SyncActivity,
+    ) -> str:
+        """Takes over a pending activity's attempt, start and heartbeat from the active cluster,
+        so after a failover it resumes from its last heartbeat. Returns "synced", or "stale" when
+        this cluster knows better (the activity finished, or the sync is older)."""
+        from cadenza.engine.errors import NamespaceNotFoundError
+        from cadenza.replication.publisher import decode_plain
+
+        try:
+            await self.engine.ensure_namespace(namespace_id)
+        except NamespaceNotFoundError:
+            raise ReplicationError(f"namespace id {namespace_id} is not known here yet") from None
+        try:
+            incoming = VersionHistory("", list(version_history))  # type: ignore[arg-type]
+            details = decode_plain(sync.details)
+            last_failure = decode_plain(sync.last_failure)
+        except Exception as e:
+            raise InvalidBatchError(
+                f"workflow {workflow_id!r} run {run_id}: bad activity sync: {e}"
+            ) from None
+        s = sync.scheduled_event_id
+        shard = self.engine.shard(namespace_id, workflow_id)
+        ctx = shard.run_context((namespace_id, workflow_id, run_id))
+        async with ctx.lock:
+            try:
+                ms = await shard.load_state(ctx)
+            except EntityNotFoundError:
+                raise ReplicationError(f"workflow {workflow_id!r} run {run_id} is not here yet") from None
+            if s >= ms.next_event_id:
+                raise ReplicationError(
+                    f"workflow {workflow_id!r} run {run_id}: activity {s} is not scheduled here yet"
+                )
+            local = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
+            if incoming.is_empty() or s > incoming.last_event_id():
+                raise InvalidBatchError(
+                    f"workflow {workflow_id!r} run {run_id}: activity sync for event {s} outside its "
+                    f"version history {incoming.to_list()}"
+                )
+            info = ms.activities.get(s)
+            if (
+                info is None
+                or local.event_version(s) != incoming.event_version(s)
+                or (sync.attempt, sync.last_heartbeat_time, sync.started_time)
+                <= (info.attempt, info.last_heartbeat_time, info.started_time)
+            ):
+                return "stale"
+            if ms.pending_events or ctx.held_task is not None or ctx.deferred:
+                raise ReplicationError(
+                    f"workflow {workflow_id!r} run {run_id} has an unwritten change; retrying"
+                )
+            info.attempt = sync.attempt
+            info.scheduled_time = sync.scheduled_time
+            info.started_time = sync.started_time
+            info.started_identity = sync.last_worker_identity
+            info.last_heartbeat_time = sync.last_heartbeat_time
+            info.heartbeat_details = details
+            info.last_failure = last_failure
+            await shard.update_run(ctx, ms, MutationTasks())
+        return "synced"
 
     # -- a new run -------------------------------------------------------------------------------
 

@@ -16,40 +16,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cadenza.engine.bus import Bus, Delivery, ReplicationMessage, ReplicationTaskType, workflow_key
 from cadenza.engine.bus.messages import (
     NamespaceOperation,
     NamespaceReplication,
+    SyncActivity,
     VersionHistoryItem,
     encode_replication,
 )
+from cadenza.engine.history.mutable_state import decode_plain_values
 from cadenza.engine.history.tasks import ReplicationKind, Task
 from cadenza.schemas.codec import decode_events, encode_events
 from cadenza.schemas.service import NamespaceInfo
 
 if TYPE_CHECKING:
+    from cadenza.engine.history.engine import HistoryEngine
     from cadenza.engine.persistence.protocols import HistoryStore
 
 log = logging.getLogger("cadenza.replication")
 
 
 class ReplicationPublisher:
-    def __init__(self, bus: Bus, topic: str, history: HistoryStore) -> None:
+    def __init__(self, bus: Bus, topic: str, engine: HistoryEngine) -> None:
         self.topic = topic
         self._producer = bus.producer()
-        self._history = history
+        self._engine = engine
+        self._history: HistoryStore = engine.stores.history
         self.published = 0
 
     async def publish(self, tasks: Sequence[Task]) -> None:
         """The replication queue's handler: returns once the bus holds every task's message."""
         futures: list[asyncio.Future[Delivery]] = []
         for t in tasks:
-            if t.kind != ReplicationKind.HISTORY:
-                continue  # an activity-state sync of an older build: nothing to send
-            message = await self._history_message(t)
+            if t.kind == ReplicationKind.HISTORY:
+                message: ReplicationMessage | None = await self._history_message(t)
+            else:
+                message = await self._activity_message(t)
+            if message is None:
+                continue
             futures.append(
                 self._producer.produce(
                     self.topic, workflow_key(t.namespace_id, t.workflow_id), encode_replication(message)
@@ -72,6 +80,38 @@ class ReplicationPublisher:
             first_event_id=a["f"],
             next_event_id=a["n"],
             events=blob,
+        )
+
+    async def _activity_message(self, t: Task) -> ReplicationMessage | None:
+        """The activity's state now (as visibility records are built when published): a late
+        sync carries the newest state, and an activity that has finished needs none."""
+        from cadenza.engine.errors import WorkflowNotFoundError
+
+        try:
+            _, ms = await self._engine.get_state(t.namespace_id, t.workflow_id, t.run_id)
+        except WorkflowNotFoundError:
+            return None
+        info = ms.activities.get(t.args["s"])
+        if info is None or not ms.is_running:
+            return None
+        return ReplicationMessage(
+            namespace_id=t.namespace_id,
+            workflow_id=t.workflow_id,
+            run_id=t.run_id,
+            task_id=t.task_id,
+            task_type=ReplicationTaskType.SYNC_ACTIVITY,
+            version_history=[VersionHistoryItem(e, v) for e, v in ms.version_history],
+            activity=SyncActivity(
+                version=ms.info.last_write_version,
+                scheduled_event_id=info.scheduled_event_id,
+                scheduled_time=info.scheduled_time,
+                started_time=info.started_time,
+                last_heartbeat_time=info.last_heartbeat_time,
+                details=encode_plain(info.heartbeat_details),
+                attempt=info.attempt,
+                last_failure=encode_plain(info.last_failure),
+                last_worker_identity=info.started_identity,
+            ),
         )
 
     async def _read_batch(self, t: Task) -> bytes:
@@ -111,6 +151,17 @@ class ReplicationPublisher:
 
     async def close(self) -> None:
         await self._producer.close()
+
+
+def encode_plain(value: Any) -> bytes | None:
+    """Payloads and failures (plain dicts, lists, bytes) for a sync message; None stays None."""
+    return None if value is None else pickle.dumps(value, protocol=5)
+
+
+def decode_plain(data: bytes | None) -> Any:
+    """The inverse of ``encode_plain``; refuses anything but plain values (no classes), so a
+    hostile message cannot run code."""
+    return None if data is None else decode_plain_values(data)
 
 
 def namespace_from_message(ns: NamespaceReplication) -> NamespaceInfo:

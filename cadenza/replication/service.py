@@ -52,7 +52,7 @@ class Replication:
         if name not in config.topics:
             raise ValueError(f"no replication topic for cluster {name!r} (cluster-topics)")
         self.own = config.topics[name]
-        self.publisher = ReplicationPublisher(config.bus, self.own.topic, host.stores.history)
+        self.publisher = ReplicationPublisher(config.bus, self.own.topic, host.history)
         sources = {
             c: config.topics[c] for c in self.cluster.enabled_clusters() if c != name and c in config.topics
         }

@@ -11,7 +11,7 @@ from cadenza.exceptions import RPCError
 from cadenza.worker import Worker
 
 from .clusters import NAMES, eventually, running_clusters
-from .workflows import Child, Mixed, Waiter, double
+from .workflows import PROGRESS, Child, Mixed, Progress, Waiter, double, report_progress
 
 
 def test_global_namespace_and_workflows_replicate_event_for_event() -> None:
@@ -69,5 +69,39 @@ def test_a_standby_refuses_writes_naming_the_active_cluster() -> None:
             # reads work on the standby
             history = await standby.get_workflow_handle("w-1").fetch_history()
             assert history.events[0].event_type.name == "WORKFLOW_EXECUTION_STARTED"
+
+    asyncio.run(main())
+
+
+def test_a_pending_activitys_attempt_and_heartbeat_reach_the_standbys() -> None:
+    async def main() -> None:
+        async with running_clusters() as c:
+            await c.register_global("video")
+            ns_id = (await c.hosts["active"].namespaces.get("video")).id
+            client = c.client("active", "video")
+            PROGRESS["p-1"] = asyncio.Event()
+            async with Worker(client, task_queue="q", workflows=[Progress], activities=[report_progress]):
+                handle = await client.start_workflow(Progress.run, "p-1", id="p-1", task_queue="q")
+
+                async def synced() -> bool:
+                    for name in ("standby", "other"):
+                        try:
+                            _, ms = await c.hosts[name].history.get_state(ns_id, "p-1", "")
+                        except Exception:
+                            return False
+                        acts = list(ms.activities.values())
+                        if not acts or acts[0].attempt != 2 or not acts[0].heartbeat_details:
+                            return False
+                    return True
+
+                await eventually(synced, what="attempt 2 and its heartbeat on every standby")
+                _, ms = await c.hosts["standby"].history.get_state(ns_id, "p-1", "")
+                act = next(iter(ms.activities.values()))
+                assert act.heartbeat_details is not None and b"step-2" in act.heartbeat_details[0]["data"]
+                assert act.last_failure is not None and "first attempt fails" in act.last_failure["message"]
+                assert act.started_time > 0
+                PROGRESS["p-1"].set()
+                assert await handle.result() == "done"
+            await eventually(c.converged, what="identical histories")
 
     asyncio.run(main())

@@ -6,6 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from cadenza import activity, workflow
+from cadenza.common import RetryPolicy
 
 QUICK = timedelta(seconds=10)
 
@@ -61,3 +62,30 @@ class Waiter:
     @workflow.signal
     def note(self, what: str) -> None:
         self.signals.append(what)
+
+
+PROGRESS: dict[str, asyncio.Event] = {}
+"""Per workflow id: set by a test to let ``report_progress`` finish."""
+
+
+@activity.defn
+async def report_progress(key: str) -> str:
+    info = activity.info()
+    if info.attempt == 1:
+        activity.heartbeat("first-attempt")
+        raise RuntimeError("the first attempt fails")
+    activity.heartbeat(f"step-{info.attempt}")
+    await PROGRESS.setdefault(key, asyncio.Event()).wait()
+    return "done"
+
+
+@workflow.defn
+class Progress:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return await workflow.execute_activity(
+            report_progress,
+            key,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=10)),
+        )

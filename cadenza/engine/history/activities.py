@@ -78,6 +78,7 @@ def heartbeat(m: Mutation, scheduled_id: int, attempt: int, details: list[dict[s
     info = _started(m, scheduled_id, attempt)
     info.last_heartbeat_time = m.now
     info.heartbeat_details = details
+    m.sync_activity(scheduled_id)
     return info.cancel_requested
 
 
@@ -145,6 +146,7 @@ def _fail_or_retry(
         info.last_failure = failure
         info.scheduled_time = m.now + backoff_ms * 1000
         m.timer(TimerKind.ACTIVITY_RETRY, info.scheduled_time, s=info.scheduled_event_id, a=info.attempt)
+        m.sync_activity(info.scheduled_event_id)
         return
     _record_outcome(m, info, event_type, {"failure": failure, "retry_state": retry_state, **extra})
 

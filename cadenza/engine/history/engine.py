@@ -29,7 +29,14 @@ from cadenza.engine.history import limits
 from cadenza.engine.history.flushes import FlushSchedule, start_still_pending
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
 from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, TaskLedger, shard_for
-from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind, VisibilityKind
+from cadenza.engine.history.tasks import (
+    MutationTasks,
+    ReplicationKind,
+    Task,
+    TimerKind,
+    TransferKind,
+    VisibilityKind,
+)
 from cadenza.engine.matching import expire
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.errors import (
@@ -103,6 +110,16 @@ class Mutation:
     def timer(self, kind: TimerKind, at_us: int, **args: Any) -> None:
         ns, wid, rid = self.key
         self.tasks.timer.append(Task(int(kind), ns, wid, rid, args, visibility_time=at_us))
+
+    def sync_activity(self, scheduled_event_id: int) -> None:
+        """An activity's state that history does not hold changed (its attempt, its heartbeat):
+        other clusters of a global namespace get it, so after a failover the activity resumes
+        from its last heartbeat and attempt instead of from scratch. Dropped when the namespace
+        does not replicate (see ``ShardContext._encode``)."""
+        ns, wid, rid = self.key
+        self.tasks.replication.append(
+            Task(int(ReplicationKind.SYNC_ACTIVITY), ns, wid, rid, {"s": scheduled_event_id})
+        )
 
     def visibility(self, kind: VisibilityKind) -> None:
         ns, wid, rid = self.key
@@ -323,6 +340,7 @@ class HistoryEngine:
             and m.next_run is None
             and not t.timer
             and not t.visibility
+            and not t.replication
             and len(t.transfer) == 1
             and t.transfer[0].kind == TransferKind.WORKFLOW_TASK
         )

@@ -546,6 +546,12 @@ class _PlainUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"mutable state may hold plain values only, not {module}.{name}")
 
 
+def decode_plain_values(data: bytes) -> Any:
+    """Unpickles plain values only (what ``encode_state`` writes); ``pickle.UnpicklingError``
+    for anything that names a class."""
+    return _PlainUnpickler(io.BytesIO(data)).load()
+
+
 def _slots(obj: Any) -> dict[str, Any]:
     return {k: getattr(obj, k) for k in obj.__slots__}
 

@@ -320,9 +320,13 @@ class ShardContext:
         another cluster, already encoded; they are stored byte for byte as the source wrote them
         (their task ids are the source's) and are not replicated again."""
         replication: Task | None = None
-        if events and replicated_blob is None and self.replicates(ms.info.namespace_id):
+        replicates = replicated_blob is None and self.replicates(ms.info.namespace_id)
+        if tasks.replication and not replicates:
+            tasks.replication.clear()  # activity syncs of a namespace that is not replicated
+        if events and replicates:
             replication = history_replication_task(ms, events)
-            tasks.replication.append(replication)
+            # Before any activity sync of the same write: a standby must have the events first.
+            tasks.replication.insert(0, replication)
         n = (
             len(tasks.transfer)
             + len(tasks.timer)
