@@ -30,6 +30,7 @@ from cadenza.engine.history.tasks import TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
+from cadenza.schemas.codec import decode_events
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
@@ -240,11 +241,17 @@ class Frontend:
             ],
             pending_timers=len(ms.timers),
             attempt=i.attempt,
+            version_histories=[
+                f"{branch}: " + " ".join(f"{e}@{v}" for e, v in items)
+                for branch, items in [(i.branch_id, ms.version_history), *ms.branches]
+            ],
         )
 
     async def get_workflow_execution_history(self, request: GetHistoryRequest) -> GetHistoryResponse:
         ns_id = await self._ns_id(request.namespace)
         ex = request.execution
+        if request.branch_id:
+            return await self._branch_history(ns_id, request)
         first = int(request.next_page_token or b"1") if request.next_page_token else 1
         page = max(1, min(request.maximum_page_size or 1000, 10_000))
         loop = asyncio.get_running_loop()
@@ -279,6 +286,36 @@ class Frontend:
             if remaining <= 0:
                 return GetHistoryResponse([], request.next_page_token or b"1", ms.info.run_id)
             await self.history.wait_for_change(ctx, remaining, close_only=request.close_event_only)
+
+    async def _branch_history(self, ns_id: str, request: GetHistoryRequest) -> GetHistoryResponse:
+        """All events of one branch of the run (its current one, or one a conflict left behind)."""
+        ex = request.execution
+        _, ms, events = await self.history.get_state_and_events(ns_id, ex.workflow_id, ex.run_id)
+        if request.branch_id == ms.info.branch_id:
+            return GetHistoryResponse(list(events), None, ms.info.run_id)
+        known = dict(ms.branches)
+        if request.branch_id not in known:
+            branches = ", ".join([ms.info.branch_id, *known]) or "none"
+            raise InvalidArgumentError(
+                f"workflow {ex.workflow_id!r} run {ms.info.run_id} has no branch {request.branch_id!r} "
+                f"(its branches: {branches})"
+            )
+        last = known[request.branch_id][-1][0] if known[request.branch_id] else 0
+        out: list[HistoryEvent] = []
+        token: bytes | None = None
+        while True:
+            nodes, token = await self.history.stores.history.read_history_branch(
+                ms.info.tree_id,
+                request.branch_id,
+                min_node_id=1,
+                max_node_id=last + 1,
+                page_size=1000,
+                token=token,
+            )
+            for node in nodes:
+                out.extend(e for e in decode_events(node.data) if e.event_id <= last)
+            if not token:
+                return GetHistoryResponse(out, None, ms.info.run_id)
 
     # -- workflow tasks ----------------------------------------------------------------------------------
 

@@ -81,6 +81,9 @@ class DescribeWorkflowResponse:
     pending_activities: list[PendingActivity] = field(default_factory=list)
     pending_timers: int = 0
     attempt: int = 1
+    version_histories: list[str] = field(default_factory=list)
+    """One line per branch of the run's history, current first: ``<branch id>: <last event
+    id>@<version> ...``. More than one after a conflict between clusters was resolved."""
 
 
 @dataclass(slots=True)
@@ -93,6 +96,9 @@ class GetHistoryRequest:
     """Long poll: return once there are events past the token (or the run closed)."""
     close_event_only: bool = False
     timeout_s: float = 60.0
+    branch_id: str = ""
+    """Read this branch of the run's history (a losing branch of a conflict between clusters)
+    instead of the current one; no long poll."""
 
 
 @dataclass(slots=True)

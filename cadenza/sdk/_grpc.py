@@ -342,6 +342,7 @@ class GrpcService:
                 "wait_new_event": request.wait_new_event,
                 "close_event_only": request.close_event_only,
                 "timeout_s": request.timeout_s,
+                "branch_id": request.branch_id,
             },
             timeout=self._long(request.timeout_s) if waits else None,
         )

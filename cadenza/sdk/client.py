@@ -418,14 +418,16 @@ class WorkflowHandle(Generic[R]):
         c = self.client
         return await c.service.describe_workflow_execution(c.namespace, self._execution())
 
-    async def fetch_history(self) -> WorkflowHistory:
+    async def fetch_history(self, *, branch_id: str = "") -> WorkflowHistory:
+        """The run's history; ``branch_id``: one of its other branches (``describe().version_histories``
+        lists them), e.g. the history a conflict between clusters replaced."""
         c = self.client
         events: list[HistoryEvent] = []
         token: bytes | None = None
         run_id = ""
         while True:
             resp = await c.service.get_workflow_execution_history(
-                GetHistoryRequest(c.namespace, self._execution(), next_page_token=token)
+                GetHistoryRequest(c.namespace, self._execution(), next_page_token=token, branch_id=branch_id)
             )
             events.extend(resp.events)
             run_id = resp.run_id

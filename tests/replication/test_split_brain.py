@@ -82,6 +82,18 @@ def test_split_brain_heals_with_identical_histories_and_no_lost_signal() -> None
             _, ms, _ = await c.hosts["active"].history.get_state_and_events(ns_id, "w-0", "")
             assert ms.branches, "the losing branch is kept"
             assert ms.version_history[-1][1] == 2
+            # ... and readable: `wf describe` lists the branches, `wf show --branch` reads one.
+            handle = c.client("active", "video").get_workflow_handle("w-0")
+            described = await handle.describe()
+            assert len(described.version_histories) == 2
+            loser = described.version_histories[1].split(":")[0]
+            lost = await handle.fetch_history(branch_id=loser)
+            lost_signals = [
+                e.attributes["input"][0]["data"].decode().strip('"')
+                for e in lost.events
+                if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
+            ]
+            assert lost_signals == ["before-0", "a-0"]
             # Both sides of the conflict were taken: the old active switched to the winner, the
             # new active kept its branch and re-applied what the loser had.
             assert c.hosts["active"].replication.applier.outcomes.get("switched", 0) >= 2

@@ -119,6 +119,7 @@ class Handlers:
                 wait_new_event=r["wait_new_event"],
                 close_event_only=r["close_event_only"],
                 timeout_s=r["timeout_s"],
+                branch_id=r["branch_id"],
             )
         )
         return {

@@ -192,6 +192,13 @@ class _OutputOrFile(click.ParamType):
     default=None,
     help="Export the history as JSON to this file (replayable with the Replayer)",
 )
+@click.option(
+    "--branch",
+    "branch_id",
+    default="",
+    help="Show this branch of the run's history (`wf describe` lists them; a conflict between "
+    "clusters leaves the replaced history there)",
+)
 @connection_options_without_output
 @click.pass_context
 def show(
@@ -200,6 +207,7 @@ def show(
     run_id: str | None,
     output: str | None,
     output_filename: str | None,
+    branch_id: str,
     **conn: Any,
 ) -> None:
     """Print a run's history, or export it as JSON."""
@@ -210,7 +218,9 @@ def show(
 
     async def go() -> None:
         async with connect(s) as client:
-            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history(
+                branch_id=branch_id
+            )
         if output_filename:
             history.write(output_filename)
             if s.output != "json":
@@ -253,6 +263,7 @@ def describe(ctx: click.Context, workflow_id: str, run_id: str | None, **conn: A
                 ("Attempt", d.attempt),
                 ("PendingTimers", d.pending_timers),
                 ("Memo", hv.to_json(hv.decode_map(d.memo))),
+                ("VersionHistories", "; ".join(d.version_histories)),
             ]
         )
         if d.pending_activities:

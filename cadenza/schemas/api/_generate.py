@@ -229,6 +229,7 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "pending_activities": "PAL",
             "pending_timers": "i",
             "attempt": "i",
+            "version_histories": "AS",
         },
     ),
     "GetWorkflowExecutionHistory": (
@@ -240,6 +241,7 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "wait_new_event": "b",
             "close_event_only": "b",
             "timeout_s": "d",
+            "branch_id": "s",
         },
         {"history": "B", "next_page_token": "B?", "run_id": "s"},
     ),
