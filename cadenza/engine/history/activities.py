@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from cadenza.engine.errors import TaskNotFoundError
-from cadenza.engine.history.engine import Mutation
 from cadenza.engine.history.mutable_state import ActivityInfo
+from cadenza.engine.history.mutation import Mutation
 from cadenza.engine.history.tasks import TimeoutType, TimerKind
 from cadenza.schemas.events import EventType
 

@@ -16,8 +16,8 @@ from typing import Any
 from croniter import croniter
 
 from cadenza.engine.errors import InvalidArgumentError
-from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
+from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.engine.history.tasks import MutationTasks, TimerKind, VisibilityKind
 from cadenza.schemas.events import EventType
 from cadenza.schemas.ids import new_id

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cadenza.engine.history.engine import Mutation
+from cadenza.engine.history.mutation import Mutation
 from cadenza.engine.history.tasks import TransferKind
 from cadenza.schemas.events import EventType
 

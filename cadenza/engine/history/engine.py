@@ -12,7 +12,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cadenza.engine.clock import Clock
@@ -26,12 +26,14 @@ from cadenza.engine.errors import (
     WorkflowNotFoundError,
 )
 from cadenza.engine.history import limits
+from cadenza.engine.history import reset as resetting
+from cadenza.engine.history.chaining import cron_backoff_ms
 from cadenza.engine.history.flushes import FlushSchedule, start_still_pending
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
+from cadenza.engine.history.mutation import Mutation, close_run, require_running
 from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, TaskLedger, shard_for
 from cadenza.engine.history.tasks import (
     MutationTasks,
-    ReplicationKind,
     Task,
     TimerKind,
     TransferKind,
@@ -52,7 +54,7 @@ from cadenza.engine.persistence.protocols import (
     ExecutionStatus,
     Stores,
 )
-from cadenza.schemas.events import EventType, HistoryEvent
+from cadenza.schemas.events import EventType
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import StartWorkflowRequest
 
@@ -78,72 +80,6 @@ class ParentRef:
     workflow_id: str
     run_id: str
     initiated_event_id: int
-
-
-@dataclass(slots=True)
-class Mutation:
-    ms: MutableState
-    tasks: MutationTasks
-    now: int
-    noop: bool = False
-    """Set by an operation that found nothing to change (a duplicate request): nothing is written."""
-    speculative: bool = False
-    """Set by a start of a workflow or activity task: the change stays in memory until the run's
-    next write (see ``HistoryEngine.mutate``)."""
-    next_run: tuple[MutableState, MutationTasks] | None = None
-    """A run this write creates as it closes the current one (see ``chaining``)."""
-    carried_signals: list[HistoryEvent] = field(default_factory=list)
-    """Signals a continue-as-new hands to the next run (see ``workflow_tasks.complete``)."""
-    started_attributes: dict[str, Any] | None = None
-    """The run's WorkflowExecutionStarted attributes, loaded for runs that may chain (their input
-    and header carry over to the next run)."""
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        i = self.ms.info
-        return i.namespace_id, i.workflow_id, i.run_id
-
-    def transfer(self, kind: TransferKind, **args: Any) -> None:
-        ns, wid, rid = self.key
-        self.tasks.transfer.append(Task(int(kind), ns, wid, rid, args))
-
-    def timer(self, kind: TimerKind, at_us: int, **args: Any) -> None:
-        ns, wid, rid = self.key
-        self.tasks.timer.append(Task(int(kind), ns, wid, rid, args, visibility_time=at_us))
-
-    def sync_activity(self, scheduled_event_id: int) -> None:
-        """An activity's state that history does not hold changed (its attempt, its heartbeat):
-        other clusters of a global namespace get it, so after a failover the activity resumes
-        from its last heartbeat and attempt instead of from scratch. Dropped when the namespace
-        does not replicate (see ``ShardContext._encode``)."""
-        ns, wid, rid = self.key
-        self.tasks.replication.append(
-            Task(int(ReplicationKind.SYNC_ACTIVITY), ns, wid, rid, {"s": scheduled_event_id})
-        )
-
-    def visibility(self, kind: VisibilityKind) -> None:
-        ns, wid, rid = self.key
-        self.tasks.visibility.append(Task(int(kind), ns, wid, rid))
-
-    def schedule_workflow_task(self) -> None:
-        """Schedules a workflow task unless one is pending or the run is closed, or the run's first
-        task still waits for its backoff (a cron run before its fire time): the backoff timer
-        schedules it, and sees what arrived meanwhile."""
-        ms = self.ms
-        if ms.has_pending_workflow_task or not ms.is_running:
-            return
-        if ms.info.execution_time > self.now and not ms.info.last_completed_workflow_task_event_id:
-            return
-        ev = ms.add_event(
-            EventType.WORKFLOW_TASK_SCHEDULED,
-            self.now,
-            {
-                "task_queue": ms.info.task_queue,
-                "start_to_close_timeout_ms": ms.info.workflow_task_timeout_ms,
-                "attempt": 1,
-            },
-        )
-        self.transfer(TransferKind.WORKFLOW_TASK, s=ev.event_id, a=1, q=ms.info.task_queue)
 
 
 class HistoryEngine:
@@ -550,8 +486,6 @@ class HistoryEngine:
         ms = m.ms
         backoff_ms = 0
         if req.cron_schedule:
-            from cadenza.engine.history.chaining import cron_backoff_ms
-
             backoff_ms = cron_backoff_ms(req.cron_schedule, m.now)
         ms.add_event(
             EventType.WORKFLOW_EXECUTION_STARTED,
@@ -695,7 +629,7 @@ class HistoryEngine:
             applied = False
             for n, s in enumerate(batch):
                 try:
-                    _require_running(ms)
+                    require_running(ms)
                     if s.request_id and s.request_id in ms.signal_request_ids:
                         continue
                     if ms.info.signal_count + len(ms.buffered_events) >= limits.MAX_SIGNALS:
@@ -750,7 +684,7 @@ class HistoryEngine:
     ) -> None:
         def rule(m: Mutation) -> None:
             ms = m.ms
-            _require_running(ms)
+            require_running(ms)
             if ms.info.cancel_requested:
                 m.noop = True  # the anchors accept a repeated cancel request silently
                 return
@@ -774,7 +708,7 @@ class HistoryEngine:
         identity: str = "",
     ) -> None:
         def rule(m: Mutation) -> None:
-            _require_running(m.ms)
+            require_running(m.ms)
             close_run(
                 m,
                 EventType.WORKFLOW_EXECUTION_TERMINATED,
@@ -798,8 +732,6 @@ class HistoryEngine:
     ) -> str:
         """Starts the workflow over from a past workflow task of run ``run_id`` (the current run if
         empty); returns the new run's id. See ``reset``."""
-        from cadenza.engine.history import reset as resetting
-
         if not reason:
             raise InvalidArgumentError("reason is required for a reset")
         _, base, events = await self.get_state_and_events(namespace_id, workflow_id, run_id)
@@ -860,26 +792,3 @@ class HistoryEngine:
 
 def _write_as_is(m: Mutation) -> None:
     """A rule that changes nothing: the write carries what the run holds in memory."""
-
-
-def _require_running(ms: MutableState) -> None:
-    if not ms.is_running:
-        raise WorkflowCompletedError(
-            f"workflow {ms.info.workflow_id!r} run {ms.info.run_id} is already closed "
-            f"({ms.info.status.name})",
-            workflow_id=ms.info.workflow_id,
-            run_id=ms.info.run_id,
-        )
-
-
-def close_run(m: Mutation, event_type: EventType, attributes: dict[str, Any]) -> None:
-    """Closes the run with ``event_type``. Buffered events are written first: they happened before
-    the close and must not be lost (a signal that raced a terminate is still recorded)."""
-    ms = m.ms
-    ms.write_workflow_task_start()
-    ms.flush_buffered_events()
-    ms.add_event(event_type, m.now, attributes)
-    m.visibility(VisibilityKind.CLOSE)
-    if ms.info.parent_workflow_id or ms.children:
-        # Tell the parent (unless a next run carries on) and apply the parent close policy.
-        m.transfer(TransferKind.CLOSE_EXECUTION, chained=bool(attributes.get("new_execution_run_id")))

@@ -10,10 +10,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cadenza.engine.errors import InvalidArgumentError
+from cadenza.engine.history.chaining import validate_cron
+from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.schemas.events import EventType
 
 if TYPE_CHECKING:
-    from cadenza.engine.history.engine import Mutation
     from cadenza.schemas.service import StartWorkflowRequest
 
 log = logging.getLogger("cadenza.history")
@@ -98,8 +99,6 @@ def validate_start(req: StartWorkflowRequest) -> None:
     validate_payloads("input", req.input)
     validate_payloads("signal_input", req.signal_input)
     if req.cron_schedule:
-        from cadenza.engine.history.chaining import validate_cron
-
         validate_cron(req.cron_schedule)
 
 
@@ -111,8 +110,6 @@ def enforce_history_limits(m: Mutation) -> None:
     count = ms.next_event_id - 1
     size = ms.info.history_size_bytes
     if count > HISTORY_COUNT_LIMIT or size > HISTORY_SIZE_LIMIT:
-        from cadenza.engine.history.engine import close_run
-
         close_run(
             m,
             EventType.WORKFLOW_EXECUTION_TERMINATED,

@@ -14,8 +14,8 @@ batch) can straddle the reset point; the copy is written as the new run's first 
 from __future__ import annotations
 
 from cadenza.engine.errors import InvalidArgumentError
-from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import MutableState
+from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.engine.history.tasks import MutationTasks, TimeoutType, TimerKind, TransferKind, VisibilityKind
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id

@@ -13,8 +13,8 @@ from typing import Any
 
 from cadenza.engine.errors import InvalidArgumentError, TaskNotFoundError
 from cadenza.engine.history import chaining, children, limits
-from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import EMPTY_EVENT_ID, MutableState, WorkflowTaskInfo
+from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.engine.history.tasks import TimeoutType, TimerKind, TransferKind, VisibilityKind
 from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
 
