@@ -1,36 +1,27 @@
 """History trees (``history_tree``) and versioned nodes (``history_node``).
 
 Nodes of one branch share a partition, sorted by node_id ascending and txn_id descending, so the
-first row of each node id is the one with the highest txn_id: the version readers must see. A branch
-owns node ids from its last ancestor's ``end_node_id`` upwards; below that, reads follow the ancestors.
+first row of each node id is the one with the highest txn_id: the version readers must see.
+
+Which branch stores which node ids, what a fork's ancestors are and what a delete may remove are
+decided by ``..history_tree``; this module only runs the CQL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterator
 
-from ..errors import EntityNotFoundError, PersistenceError
+from .. import history_tree as ht
+from ..errors import EntityNotFoundError
 from ..protocols import BranchAncestor, HistoryAppend, HistoryBranch, HistoryNode
 from .session import CassandraSession, Row
 from .shards import now_us
 
-_INF = 1 << 62
 _READ_CHUNK = 256
 
 
-def _segments(branch: HistoryBranch) -> Iterator[tuple[str, int, int]]:
-    """(branch_id, begin, end) pieces that make up the branch, in node order."""
-    begin = 0
-    for anc in branch.ancestors:
-        yield anc.branch_id, begin, anc.end_node_id
-        begin = anc.end_node_id
-    yield branch.branch_id, begin, _INF
-
-
 def _ancestors(row: Row) -> list[BranchAncestor]:
-    return [BranchAncestor(branch_id=b, end_node_id=e) for b, e in row.get("ancestors") or ()]
+    return ht.ancestors_from_pairs(row.get("ancestors"))
 
 
 class HistoryWriter:
@@ -142,28 +133,18 @@ class CassandraHistoryStore:
         page_size: int,
         token: bytes | None = None,
     ) -> tuple[list[HistoryNode], bytes | None]:
-        if page_size <= 0:
-            raise ValueError("page_size must be positive")
-        start = min_node_id
-        if token:
-            try:
-                start = max(min_node_id, int(json.loads(token.decode())))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise PersistenceError(f"invalid page token: {token!r}") from exc
+        start = ht.page_start(min_node_id, page_size, token)
         # A branch written only through non-first appends has no row: read it alone.
         branch = await self._load_branch(tree_id, branch_id) or HistoryBranch(tree_id, branch_id)
         nodes: list[HistoryNode] = []
         want = page_size + 1  # one extra tells whether another page exists
-        for seg_branch, begin, end in _segments(branch):
-            lo, hi = max(begin, start), min(end, max_node_id)
-            if lo >= hi:
-                continue
-            nodes.extend(await self._read_nodes(tree_id, seg_branch, lo, hi, want - len(nodes)))
+        for seg in ht.read_ranges(branch, start, max_node_id):
+            nodes.extend(
+                await self._read_nodes(tree_id, seg.branch_id, seg.start, seg.end, want - len(nodes))
+            )
             if len(nodes) >= want:
                 break
-        if len(nodes) > page_size:
-            return nodes[:page_size], json.dumps(nodes[page_size].node_id).encode()
-        return nodes, None
+        return ht.split_page(nodes, page_size)
 
     async def fork_history_branch(
         self, tree_id: str, base_branch_id: str, fork_node_id: int, new_branch_id: str
@@ -171,16 +152,11 @@ class CassandraHistoryStore:
         base = await self._load_branch(tree_id, base_branch_id)
         if base is None:
             raise EntityNotFoundError(f"history branch {tree_id}/{base_branch_id} not found")
-        ancestors: list[BranchAncestor] = []
-        for seg_branch, begin, end in _segments(base):
-            if begin >= fork_node_id:
-                break
-            ancestors.append(BranchAncestor(seg_branch, min(end, fork_node_id)))
+        branch = ht.fork_branch(base, fork_node_id, new_branch_id)
         await self._db.execute(
-            self._insert_branch,
-            (tree_id, new_branch_id, [(a.branch_id, a.end_node_id) for a in ancestors], now_us()),
+            self._insert_branch, (tree_id, new_branch_id, ht.ancestors_to_pairs(branch.ancestors), now_us())
         )
-        return HistoryBranch(tree_id=tree_id, branch_id=new_branch_id, ancestors=ancestors)
+        return branch
 
     async def get_history_tree(self, tree_id: str) -> list[HistoryBranch]:
         rows = await self._db.execute(self._select_tree, (tree_id,))
@@ -189,15 +165,5 @@ class CassandraHistoryStore:
     async def delete_history_branch(self, tree_id: str, branch_id: str) -> None:
         target = await self._load_branch(tree_id, branch_id) or HistoryBranch(tree_id, branch_id)
         await self._db.execute(self._delete_branch_row, (tree_id, branch_id))
-        others = [b for b in await self.get_history_tree(tree_id) if b.branch_id != branch_id]
-        for seg_branch, begin, end in _segments(target):
-            # Nodes of seg_branch below what any remaining branch still reads are shared: keep them.
-            keep_below = begin
-            for other in others:
-                if other.branch_id == seg_branch:
-                    keep_below = _INF
-                for anc in other.ancestors:
-                    if anc.branch_id == seg_branch:
-                        keep_below = max(keep_below, anc.end_node_id)
-            if keep_below < end:
-                await self._db.execute(self._delete_nodes, (tree_id, seg_branch, keep_below, end))
+        for seg in ht.deletable_ranges(target, await self.get_history_tree(tree_id)):
+            await self._db.execute(self._delete_nodes, (tree_id, seg.branch_id, seg.start, seg.end))

@@ -4,21 +4,19 @@ A node is keyed (tree_id, branch_id, node_id, txn_id); a rewrite of the same nod
 txn_id supersedes the old one, and reads use SQLite's documented "bare column with MAX()" behaviour
 to return, per node id, the columns of the row holding the highest txn_id.
 
-A branch owns the node ids from its last ancestor's ``end_node_id`` upwards; below that, reads follow
-the ancestors, each owning ``[previous end, end_node_id)``.
+Which branch stores which node ids, what a fork's ancestors are and what a delete may remove are
+decided by ``..history_tree``; this module only runs the SQL.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 
+from .. import history_tree as ht
 from ..errors import EntityNotFoundError
-from ..protocols import BranchAncestor, HistoryAppend, HistoryBranch, HistoryNode
-from .db import Database, decode_token, encode_token
-
-_INF = 1 << 62
+from ..protocols import HistoryAppend, HistoryBranch, HistoryNode
+from .db import Database
 
 
 def write_append(conn: sqlite3.Connection, append: HistoryAppend) -> None:
@@ -36,30 +34,27 @@ def write_append(conn: sqlite3.Connection, append: HistoryAppend) -> None:
     )
 
 
-def _encode_ancestors(ancestors: list[BranchAncestor]) -> str:
-    return json.dumps([[a.branch_id, a.end_node_id] for a in ancestors])
+def _encode_ancestors(branch: HistoryBranch) -> str:
+    # JSON writes the pairs as lists: the column holds [[branch_id, end_node_id], ...].
+    return json.dumps(ht.ancestors_to_pairs(branch.ancestors))
 
 
-def _decode_ancestors(text: str) -> list[BranchAncestor]:
-    return [BranchAncestor(branch_id=b, end_node_id=e) for b, e in json.loads(text)]
+def _decode_branch(tree_id: str, branch_id: str, ancestors: str) -> HistoryBranch:
+    return HistoryBranch(tree_id, branch_id, ht.ancestors_from_pairs(json.loads(ancestors)))
 
 
 def _load_branch(conn: sqlite3.Connection, tree_id: str, branch_id: str) -> HistoryBranch | None:
     row = conn.execute(
         "SELECT ancestors FROM history_tree WHERE tree_id = ? AND branch_id = ?", (tree_id, branch_id)
     ).fetchone()
-    if row is None:
-        return None
-    return HistoryBranch(tree_id=tree_id, branch_id=branch_id, ancestors=_decode_ancestors(row[0]))
+    return None if row is None else _decode_branch(tree_id, branch_id, row[0])
 
 
-def _segments(branch: HistoryBranch) -> Iterator[tuple[str, int, int]]:
-    """(branch_id, begin, end) pieces that make up the branch, in node order."""
-    begin = 0
-    for anc in branch.ancestors:
-        yield anc.branch_id, begin, anc.end_node_id
-        begin = anc.end_node_id
-    yield branch.branch_id, begin, _INF
+def _load_tree(conn: sqlite3.Connection, tree_id: str) -> list[HistoryBranch]:
+    rows = conn.execute(
+        "SELECT branch_id, ancestors FROM history_tree WHERE tree_id = ? ORDER BY branch_id", (tree_id,)
+    ).fetchall()
+    return [_decode_branch(tree_id, r[0], r[1]) for r in rows]
 
 
 def _read_nodes(
@@ -91,9 +86,7 @@ class SqliteHistoryStore:
         page_size: int,
         token: bytes | None = None,
     ) -> tuple[list[HistoryNode], bytes | None]:
-        if page_size <= 0:
-            raise ValueError("page_size must be positive")
-        start = max(min_node_id, decode_token(token) or min_node_id)
+        start = ht.page_start(min_node_id, page_size, token)
 
         def query(conn: sqlite3.Connection) -> tuple[list[HistoryNode], bytes | None]:
             branch = _load_branch(conn, tree_id, branch_id)
@@ -102,16 +95,11 @@ class SqliteHistoryStore:
                 branch = HistoryBranch(tree_id=tree_id, branch_id=branch_id)
             nodes: list[HistoryNode] = []
             want = page_size + 1  # one extra tells whether another page exists
-            for seg_branch, begin, end in _segments(branch):
-                lo, hi = max(begin, start), min(end, max_node_id)
-                if lo >= hi:
-                    continue
-                nodes.extend(_read_nodes(conn, tree_id, seg_branch, lo, hi, want - len(nodes)))
+            for seg in ht.read_ranges(branch, start, max_node_id):
+                nodes.extend(_read_nodes(conn, tree_id, seg.branch_id, seg.start, seg.end, want - len(nodes)))
                 if len(nodes) >= want:
                     break
-            if len(nodes) > page_size:
-                return nodes[:page_size], encode_token(nodes[page_size].node_id)
-            return nodes, None
+            return ht.split_page(nodes, page_size)
 
         return await self._db.read(query)
 
@@ -122,54 +110,27 @@ class SqliteHistoryStore:
             base = _load_branch(conn, tree_id, base_branch_id)
             if base is None:
                 raise EntityNotFoundError(f"history branch {tree_id}/{base_branch_id} not found")
-            ancestors: list[BranchAncestor] = []
-            for seg_branch, begin, end in _segments(base):
-                if begin >= fork_node_id:
-                    break
-                ancestors.append(BranchAncestor(seg_branch, min(end, fork_node_id)))
-            branch = HistoryBranch(tree_id=tree_id, branch_id=new_branch_id, ancestors=ancestors)
+            branch = ht.fork_branch(base, fork_node_id, new_branch_id)
             conn.execute(
                 "INSERT INTO history_tree (tree_id, branch_id, ancestors) VALUES (?, ?, ?)",
-                (tree_id, new_branch_id, _encode_ancestors(ancestors)),
+                (tree_id, new_branch_id, _encode_ancestors(branch)),
             )
             return branch
 
         return await self._db.write(txn)
 
     async def get_history_tree(self, tree_id: str) -> list[HistoryBranch]:
-        def query(conn: sqlite3.Connection) -> list[HistoryBranch]:
-            rows = conn.execute(
-                "SELECT branch_id, ancestors FROM history_tree WHERE tree_id = ? ORDER BY branch_id",
-                (tree_id,),
-            ).fetchall()
-            return [HistoryBranch(tree_id, r[0], _decode_ancestors(r[1])) for r in rows]
-
-        return await self._db.read(query)
+        return await self._db.read(lambda conn: _load_tree(conn, tree_id))
 
     async def delete_history_branch(self, tree_id: str, branch_id: str) -> None:
         def txn(conn: sqlite3.Connection) -> None:
             target = _load_branch(conn, tree_id, branch_id) or HistoryBranch(tree_id, branch_id)
             conn.execute("DELETE FROM history_tree WHERE tree_id = ? AND branch_id = ?", (tree_id, branch_id))
-            others = [
-                HistoryBranch(tree_id, r[0], _decode_ancestors(r[1]))
-                for r in conn.execute(
-                    "SELECT branch_id, ancestors FROM history_tree WHERE tree_id = ?", (tree_id,)
+            for seg in ht.deletable_ranges(target, _load_tree(conn, tree_id)):
+                conn.execute(
+                    "DELETE FROM history_node WHERE tree_id = ? AND branch_id = ? "
+                    "AND node_id >= ? AND node_id < ?",
+                    (tree_id, seg.branch_id, seg.start, seg.end),
                 )
-            ]
-            for seg_branch, begin, end in _segments(target):
-                # Nodes of seg_branch below what any remaining branch still reads are shared: keep them.
-                keep_below = begin
-                for other in others:
-                    if other.branch_id == seg_branch:
-                        keep_below = _INF
-                    for anc in other.ancestors:
-                        if anc.branch_id == seg_branch:
-                            keep_below = max(keep_below, anc.end_node_id)
-                if keep_below < end:
-                    conn.execute(
-                        "DELETE FROM history_node WHERE tree_id = ? AND branch_id = ? "
-                        "AND node_id >= ? AND node_id < ?",
-                        (tree_id, seg_branch, keep_below, end),
-                    )
 
         await self._db.write(txn)
