@@ -60,6 +60,9 @@ from cadenza.schemas.service import StartWorkflowRequest
 
 log = logging.getLogger("cadenza.history")
 
+FOLLOW_RUNS_FOR_S = 30.0
+"""How long a request addressed by workflow id follows its chain of runs before it gives up."""
+
 T = TypeVar("T")
 
 
@@ -571,7 +574,10 @@ class HistoryEngine:
         if run_id:
             return await op(run_id)
         shard = self.shard(namespace_id, workflow_id)
-        for _ in range(10):
+        # Follow the chain for as long as it moves (a run that continues as new as soon as it is
+        # signalled closes under every signal's feet); give up only if it never settles.
+        deadline = asyncio.get_running_loop().time() + FOLLOW_RUNS_FOR_S
+        while asyncio.get_running_loop().time() < deadline:
             try:
                 current = await shard.current_run_id(namespace_id, workflow_id)
             except EntityNotFoundError:
