@@ -62,10 +62,27 @@ def dlq() -> None:
 @topic_option
 @partition_option
 @click.option("--limit", type=int, default=100, show_default=True)
+@click.option(
+    "--source-cluster",
+    "--source-topic",
+    "source",
+    default=None,
+    help="Only messages that came from this topic: a replication DLQ (<cluster>-dlq) holds what the "
+    "cluster could not apply from every other cluster, each from the topic named after its cluster.",
+)
 @output_option
-def read_command(bus_url: str, topic: str, partition: int | None, limit: int, output: str) -> None:
+def read_command(
+    bus_url: str, topic: str, partition: int | None, limit: int, source: str | None, output: str
+) -> None:
     """List the messages still in a DLQ: offset, key, error, attempts, source."""
-    letters = _run(bus_url, lambda bus: read_dlq(bus, topic, limit=limit, partition=partition))
+
+    async def read(bus: Bus) -> list[Any]:
+        if source is None:
+            return await read_dlq(bus, topic, limit=limit, partition=partition)
+        everything = await read_dlq(bus, topic, limit=1 << 30, partition=partition)
+        return [letter for letter in everything if letter.source_topic == source][:limit]
+
+    letters = _run(bus_url, read)
     rows = [letter.as_json() for letter in letters]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
