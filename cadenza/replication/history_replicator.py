@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cadenza.engine.bus.messages import SyncActivity
-from cadenza.engine.history.engine import Mutation, close_run
 from cadenza.engine.history.mutable_state import MutableState
+from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.engine.history.tasks import MutationTasks, Task, VisibilityKind
 from cadenza.engine.persistence.errors import EntityNotFoundError
 from cadenza.engine.persistence.protocols import CreateMode, ExecutionState, HistoryAppend, HistoryNode

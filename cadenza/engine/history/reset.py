@@ -16,7 +16,8 @@ from __future__ import annotations
 from cadenza.engine.errors import InvalidArgumentError
 from cadenza.engine.history.mutable_state import MutableState
 from cadenza.engine.history.mutation import Mutation, close_run
-from cadenza.engine.history.tasks import MutationTasks, TimeoutType, TimerKind, TransferKind, VisibilityKind
+from cadenza.engine.history.task_refresher import refresh_tasks
+from cadenza.engine.history.tasks import MutationTasks
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id
 
@@ -99,36 +100,17 @@ def build_reset_run(
             reapplied += 1
     ms.workflow_task.attempt = 1
     m.schedule_workflow_task()
-    _refresh_tasks(m)
-    m.visibility(VisibilityKind.START)
+    # What was pending at the reset point starts afresh: activities at attempt 1, timers as they
+    # were, the run timeout from now.
+    for info in ms.activities.values():
+        info.attempt, info.started_time, info.scheduled_time = 1, 0, m.now
+        info.first_scheduled_time = m.now
+    refresh_tasks(m, workflow_task=False, run_timeout_from=m.now)
     return ms, m.tasks, reapplied
 
 
 def _copy(e: HistoryEvent) -> HistoryEvent:
     return HistoryEvent(e.event_id, e.event_time, e.event_type, e.version, 0, dict(e.attributes))
-
-
-def _refresh_tasks(m: Mutation) -> None:
-    """Tasks for what was pending at the reset point, which the base run's tasks no longer cover."""
-    ms = m.ms
-    for info in ms.activities.values():
-        info.attempt, info.started_time, info.scheduled_time = 1, 0, m.now
-        info.first_scheduled_time = m.now
-        m.transfer(TransferKind.ACTIVITY_TASK, s=info.scheduled_event_id, a=1, q=info.task_queue)
-        if info.schedule_to_close_timeout_ms:
-            m.timer(
-                TimerKind.ACTIVITY_TIMEOUT,
-                m.now + info.schedule_to_close_timeout_ms * 1000,
-                s=info.scheduled_event_id,
-                a=0,
-                t=str(TimeoutType.SCHEDULE_TO_CLOSE),
-            )
-    for timer in ms.timers.values():
-        m.timer(
-            TimerKind.USER_TIMER, max(timer.expiry_time, m.now), id=timer.timer_id, e=timer.started_event_id
-        )
-    if ms.info.workflow_run_timeout_ms:
-        m.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, m.now + ms.info.workflow_run_timeout_ms * 1000)
 
 
 def terminate_for_reset(

@@ -522,7 +522,7 @@ def fail(
         )
         next_attempt = ms.workflow_task.attempt
         ms.flush_buffered_events()
-    _schedule_transient(m, next_attempt, immediately=reschedule_now)
+    schedule_transient(m, next_attempt, immediately=reschedule_now)
 
 
 def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
@@ -551,10 +551,10 @@ def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
         )
         next_attempt = ms.workflow_task.attempt
         ms.flush_buffered_events()
-    _schedule_transient(m, next_attempt, immediately=True)
+    schedule_transient(m, next_attempt, immediately=True)
 
 
-def _schedule_transient(m: Mutation, attempt: int, *, immediately: bool) -> None:
+def schedule_transient(m: Mutation, attempt: int, *, immediately: bool) -> None:
     ms = m.ms
     ms.workflow_task = WorkflowTaskInfo(
         scheduled_event_id=TRANSIENT_SCHEDULED_ID,
