@@ -14,12 +14,18 @@ import uuid
 from typing import Any
 
 from cadenza.engine.clock import Clock, SystemClock
-from cadenza.engine.errors import AlreadyExistsError, NamespaceNotActiveError, WorkflowNotFoundError
+from cadenza.engine.errors import (
+    AlreadyExistsError,
+    NamespaceNotActiveError,
+    ServiceError,
+    WorkflowNotFoundError,
+)
 from cadenza.engine.frontend import Frontend
 from cadenza.engine.history import activities, chaining, cross_workflow
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
 from cadenza.engine.history.queues import QueueProcessors
+from cadenza.engine.history.task_refresher import refresh_tasks
 from cadenza.engine.history.tasks import Task, TimerKind
 from cadenza.engine.history.workflow_tasks import TRANSIENT_SCHEDULED_ID
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine
@@ -30,7 +36,7 @@ from cadenza.engine.outbox import (
     VisibilitySink,
     VisibilityUpdate,
 )
-from cadenza.engine.persistence.protocols import Stores
+from cadenza.engine.persistence.protocols import ExecutionState, Stores
 from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.events import EventType
 from cadenza.schemas.service import NamespaceInfo
@@ -80,6 +86,7 @@ class Host:
         self.replication: Any = None
         """The cluster's ``cadenza.replication.Replication`` when it replicates (None otherwise)."""
         self._refresher: asyncio.Task[None] | None = None
+        self._takeovers: set[asyncio.Task[int]] = set()
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
 
     @classmethod
@@ -138,6 +145,7 @@ class Host:
         host.frontend.visibility = visibility_store
         host._indexer = indexer
         await host.namespaces.load()
+        host.namespaces.on_activated = host._on_namespace_activated
         if replication is not None:
             from cadenza.replication.service import Replication
 
@@ -158,6 +166,36 @@ class Host:
                 pass
         return host
 
+    async def _on_namespace_activated(self, info: NamespaceInfo) -> None:
+        task = asyncio.create_task(self.take_over(info), name=f"cadenza-take-over-{info.name}")
+        self._takeovers.add(task)
+        task.add_done_callback(self._takeovers.discard)
+
+    async def take_over(self, info: NamespaceInfo) -> int:
+        """The namespace became active here: every open run of it gets the tasks its state calls
+        for (they were not made while this cluster was standby), so what came due fires now and
+        what is pending is dispatched. Returns how many runs were refreshed."""
+        refreshed = 0
+        for shard in list(self.history.shards.values()):
+            token: bytes | None = None
+            while True:
+                rows, token = await self.stores.executions.list_executions(shard.shard_id, 500, token)
+                for r in rows:
+                    if r.namespace_id != info.id or r.state not in (
+                        ExecutionState.CREATED,
+                        ExecutionState.RUNNING,
+                    ):
+                        continue
+                    try:
+                        await self.history.mutate(r.namespace_id, r.workflow_id, r.run_id, refresh_tasks)
+                        refreshed += 1
+                    except ServiceError as e:
+                        log.warning("taking over %s run %s failed: %s", r.workflow_id, r.run_id, e)
+                if not token:
+                    break
+        log.info("namespace %s is active here: %d open runs took over", info.name, refreshed)
+        return refreshed
+
     async def _refresh_namespaces(self, interval_s: float) -> None:
         """Picks up namespace changes made by other processes on the same store (failovers)."""
         while True:
@@ -173,6 +211,9 @@ class Host:
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
+        for task in list(self._takeovers):
+            task.cancel()
+        await asyncio.gather(*self._takeovers, return_exceptions=True)
         if self.replication is not None:
             await self.replication.stop()
         await self.history.stop()

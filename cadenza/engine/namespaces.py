@@ -60,6 +60,9 @@ class NamespaceRegistry:
         self._versions: dict[str, int] = {}
         self.on_change: ChangeListener | None = None
         """Called after a change of a global namespace made here is stored (replication)."""
+        self.on_activated: ChangeListener | None = None
+        """Called when a global namespace becomes active in this cluster (a failover to it, made
+        here or replicated): the runs this cluster now owns need their tasks (see ``Host``)."""
 
     # -- the write path's view -------------------------------------------------------------------
 
@@ -94,19 +97,24 @@ class NamespaceRegistry:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    async def load(self) -> None:
+    async def load(self, *, notify: bool = False) -> None:
         """Reads every namespace into the cache (start-up, and ``refresh``)."""
         token: bytes | None = None
         while True:
             rows, token = await self._store.list_namespaces(100, token)
             for row in rows:
                 if self._versions.get(row.id, -1) != row.notification_version:
-                    self._remember(_decode(row), row.notification_version)
+                    old = self._by_id.get(row.id)
+                    info = _decode(row)
+                    self._remember(info, row.notification_version)
+                    if notify and old is not None and old.active_cluster != info.active_cluster:
+                        await self._activated(info)
             if not token:
                 return
 
     async def refresh(self) -> None:
-        await self.load()
+        """Picks up changes another process made to the store (a failover made there)."""
+        await self.load(notify=True)
 
     async def get(self, name: str) -> NamespaceInfo:
         info = self._by_name.get(name)
@@ -224,6 +232,8 @@ class NamespaceRegistry:
             raise InvalidArgumentError(f"namespace {info.name!r} is local; it cannot become global")
         await self._store_update(info)
         await self._changed(info)
+        if current.is_global and info.active_cluster != current.active_cluster:
+            await self._activated(info)
         return info
 
     def _check_global_update(self, current: NamespaceInfo, info: NamespaceInfo) -> None:
@@ -261,6 +271,8 @@ class NamespaceRegistry:
             info.failover_version = self.cluster.next_failover_version(cluster, current.failover_version)
             info.config_version = current.config_version + 1
         await self._store_update(info)
+        if info.active_cluster != current.active_cluster:
+            await self._activated(info)
         return info
 
     async def _store_update(self, info: NamespaceInfo) -> None:
@@ -322,7 +334,12 @@ class NamespaceRegistry:
                 info.active_cluster,
                 info.failover_version,
             )
+            await self._activated(info)
         return True
+
+    async def _activated(self, info: NamespaceInfo) -> None:
+        if info.active_cluster == self._cluster and self.on_activated is not None:
+            await self.on_activated(replace(info))
 
     def _remember(self, info: NamespaceInfo, version: int) -> None:
         old = self._by_id.get(info.id)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from cadenza.engine.bus.messages import SyncActivity
 from cadenza.engine.history.mutable_state import MutableState
 from cadenza.engine.history.mutation import Mutation, close_run
+from cadenza.engine.history.task_refresher import refresh_tasks
 from cadenza.engine.history.tasks import MutationTasks, Task, VisibilityKind
 from cadenza.engine.persistence.errors import EntityNotFoundError
 from cadenza.engine.persistence.protocols import CreateMode, ExecutionState, HistoryAppend, HistoryNode
@@ -295,7 +296,7 @@ class HistoryReplicator:
         await shard.create_run(
             ctx,
             ms,
-            _visibility_tasks(ms, batch.events),
+            self._tasks(ms, batch.events),
             mode=mode,
             previous_run_id=previous_run_id,
             previous_last_write_version=previous_version,
@@ -337,7 +338,7 @@ class HistoryReplicator:
             ms.current_version = e.version
             ms.apply(e)
         ms.pending_events = list(batch.events)
-        await shard.update_run(ctx, ms, _visibility_tasks(ms, batch.events), replicated_blob=batch.blob)
+        await shard.update_run(ctx, ms, self._tasks(ms, batch.events), replicated_blob=batch.blob)
 
     async def _fork(
         self,
@@ -438,6 +439,15 @@ class HistoryReplicator:
         if reapply and not self._active_for(ms.info.namespace_id):
             reapply = []  # the active cluster re-applies them; it sees this branch too
         return outcome, reapply
+
+    def _tasks(self, ms: MutableState, events: list[HistoryEvent]) -> MutationTasks:
+        """A standby writes only visibility tasks. A batch that arrives after the namespace failed
+        over to this cluster (published by the old active before it stopped) also gets the tasks
+        its run now calls for here, as the take-over gave the runs it found."""
+        tasks = _visibility_tasks(ms, events)
+        if self._active_for(ms.info.namespace_id):
+            refresh_tasks(Mutation(ms, tasks, self.engine.clock.now_us()))
+        return tasks
 
     def _active_for(self, namespace_id: str) -> bool:
         ns = self.engine.namespaces
