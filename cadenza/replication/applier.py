@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,8 +32,9 @@ from cadenza.engine.bus import (
     RunnerOptions,
     decode_replication,
 )
-from cadenza.engine.bus.dlq import merge_dlq, read_dlq
+from cadenza.engine.bus.dlq import DLQ_GROUP, H_SOURCE_TOPIC, DeadLetter, read_dlq
 from cadenza.engine.bus.messages import ReplicationMessage, ReplicationTaskType
+from cadenza.engine.bus.protocol import CommittedOffset, Producer
 from cadenza.engine.namespaces import ReplicatedNamespaceError
 from cadenza.replication.history_replicator import (
     Batch,
@@ -159,11 +160,18 @@ class ReplicationApplier:
             if isinstance(r, BaseException):
                 raise r
 
+    async def handle(self, message: Message) -> None:
+        """Applies one message (also what the DLQ re-drive calls)."""
+        await self._handle(message)
+
     async def _handle(self, message: Message) -> None:
         if message.value is None:
             raise PermanentMessageError("replication message without a value")
         m = decode_replication(message.value)  # garbage: MessageDecodeError, straight to the DLQ
-        source = self._source_of_topic.get(message.topic, "")
+        topic = message.topic
+        if topic == self.own.dlq_topic:  # re-driven from the DLQ: it names where it came from
+            topic = (message.header(H_SOURCE_TOPIC) or b"").decode()
+        source = self._source_of_topic.get(topic, "")
         await self.apply(m, source)
 
     async def apply(self, m: ReplicationMessage, source: str) -> None:
@@ -245,16 +253,36 @@ class ReplicationApplier:
 
 
 class DlqRetrier:
-    """Re-drives this cluster's replication DLQ with backoff: while it holds messages, they are
-    merged back into their source topics (each exactly once, see ``merge_dlq``), where the applier
-    meets them again; what still fails returns to the DLQ and waits for the next round."""
+    """Re-drives this cluster's replication DLQ by itself, with backoff.
 
-    def __init__(self, bus: Bus, dlq_topic: str, *, initial_s: float = 5.0, max_s: float = 300.0) -> None:
+    While the DLQ holds messages, each round applies them in order (per DLQ partition) with the
+    applier's own handler, and moves the DLQ's position (the group ``cadenza-dlq`` that
+    ``cadenza admin dlq`` reads) past each one it applied. A message that can never apply
+    (undecodable, an invalid batch: ``PermanentMessageError``) is moved to the parked topic
+    ``<dlq>-parked`` for an operator, so it neither blocks the rest nor is lost. A message that
+    still fails for a passing reason (a namespace not here yet, a source that cannot be reached)
+    stops its partition until the next round, so the DLQ's order is kept.
+
+    The messages are applied here, not produced back to their source topics, so a re-drive
+    reaches only this cluster: the source topics are shared with every other cluster."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        dlq_topic: str,
+        apply: Callable[[Message], Awaitable[None]],
+        *,
+        initial_s: float = 5.0,
+        max_s: float = 300.0,
+    ) -> None:
         self.bus = bus
         self.dlq_topic = dlq_topic
+        self.parked_topic = f"{dlq_topic}-parked"
+        self._apply = apply
         self.initial_s = initial_s
         self.max_s = max_s
-        self.merged = 0
+        self.applied = 0
+        self.parked = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -270,15 +298,62 @@ class DlqRetrier:
         while True:
             await asyncio.sleep(delay)
             try:
-                waiting = await read_dlq(self.bus, self.dlq_topic, limit=1)
-                if not waiting:
-                    delay = self.initial_s
-                    continue
-                result = await merge_dlq(self.bus, self.dlq_topic)
-                self.merged += result.merged
-                log.info("replication DLQ %s: re-drove %d messages", self.dlq_topic, result.merged)
+                left = await self.redrive()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 log.warning("replication DLQ %s: re-drive failed: %s", self.dlq_topic, e)
-            delay = min(delay * 2, self.max_s)
+                left = 1
+            delay = self.initial_s if not left else min(delay * 2, self.max_s)
+
+    async def redrive(self) -> int:
+        """One round; returns how many messages are still waiting in the DLQ."""
+        left = 0
+        producer = None
+        try:
+            for partition, letters in _by_partition(
+                await read_dlq(self.bus, self.dlq_topic, limit=10_000)
+            ).items():
+                done = None
+                for n, letter in enumerate(letters):
+                    m = letter.message
+                    try:
+                        await self._apply(m)
+                        self.applied += 1
+                    except PermanentMessageError as e:
+                        if producer is None:
+                            producer = self.bus.producer()
+                        await self._park(producer, m, e)
+                    except Exception as e:
+                        log.info("replication DLQ %s: offset %d still fails: %s", self.dlq_topic, m.offset, e)
+                        left += len(letters) - n
+                        break
+                    done = m.offset + 1
+                if done is not None:
+                    await self.bus.set_committed(
+                        DLQ_GROUP, self.dlq_topic, {partition: CommittedOffset(done)}
+                    )
+        finally:
+            if producer is not None:
+                await producer.close()
+        return left
+
+    async def _park(self, producer: Producer, m: Message, e: Exception) -> None:
+        headers = [(k, v) for k, v in m.headers if k != "parked-reason"]
+        headers.append(("parked-reason", f"{type(e).__name__}: {e}".encode()[:4000]))
+        await producer.produce(self.parked_topic, m.key, m.value or b"", headers)
+        self.parked += 1
+        log.warning(
+            "replication DLQ %s: offset %d can never apply (%s); parked in %s",
+            self.dlq_topic,
+            m.offset,
+            e,
+            self.parked_topic,
+        )
+
+
+def _by_partition(letters: Sequence[DeadLetter]) -> dict[int, list[DeadLetter]]:
+    out: dict[int, list[DeadLetter]] = {}
+    for letter in letters:
+        out.setdefault(letter.message.partition, []).append(letter)
+    return out

@@ -68,7 +68,9 @@ class Replication:
             remote=config.remote,
             options=RunnerOptions(**config.options) if config.options else None,  # type: ignore[arg-type]
         )
-        self.dlq = DlqRetrier(config.bus, self.own.dlq_topic, initial_s=config.dlq_retry_s)
+        self.dlq = DlqRetrier(
+            config.bus, self.own.dlq_topic, self.applier.handle, initial_s=config.dlq_retry_s
+        )
         self._started = False
 
     async def prepare(self) -> None:
@@ -76,7 +78,11 @@ class Replication:
         if c.create_topics:
             specs = []
             for t in c.topics.values():
-                specs += [TopicSpec(t.topic, c.partitions), TopicSpec(t.dlq_topic, 1)]
+                specs += [
+                    TopicSpec(t.topic, c.partitions),
+                    TopicSpec(t.dlq_topic, 1),
+                    TopicSpec(f"{t.dlq_topic}-parked", 1),
+                ]
             await c.bus.create_topics(specs, exist_ok=True)
         self.host.queues.replication_handler = self.publisher.publish
         self.host.namespaces.on_change = self.publisher.publish_namespace
