@@ -299,8 +299,9 @@ class NamespaceRegistry:
         than what this cluster has (a duplicate or a late delivery). Idempotent."""
         if not info.is_global:
             raise ReplicatedNamespaceError(f"namespace {info.name!r}: only global namespaces replicate")
-        if self._cluster not in info.clusters:
-            return False  # not replicated here (the message reaches every consumer of the topic)
+        # Kept even when it does not list this cluster: every cluster reads every topic, and the
+        # record is how it tells a namespace that is not replicated here (its batches are
+        # skipped) from one whose registration has not arrived yet (they wait).
         try:
             current: NamespaceInfo | None = await self.get_by_id(info.id)
         except NamespaceNotFoundError:

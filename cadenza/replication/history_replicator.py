@@ -79,7 +79,7 @@ class MissingHistoryError(ReplicationError):
     ):
         super().__init__(
             f"workflow {workflow_id!r} run {run_id}: events {from_event_id}..{to_event_id - 1} are missing "
-            "here; they are fetched from the source cluster"
+            "here"
         )
         self.namespace_id = namespace_id
         self.workflow_id = workflow_id
@@ -136,6 +136,11 @@ class Batch:
                 f"{where}: the version history {vh.to_list()} does not end at the batch's last event "
                 f"{events[-1].event_id}"
             )
+        if first_event_id == 1 and events[0].event_type != EventType.WORKFLOW_EXECUTION_STARTED:
+            raise InvalidBatchError(
+                f"{where}: a run's first batch must begin with WorkflowExecutionStarted, not "
+                f"{events[0].event_type.name}"
+            )
         for e in events:
             if vh.event_version(e.event_id) != e.version:
                 raise InvalidBatchError(
@@ -179,6 +184,8 @@ class HistoryReplicator:
                 f"namespace id {batch.namespace_id} is not known here yet (its registration may still "
                 "be on its way)"
             ) from None
+        if not self._replicated_here(batch.namespace_id):
+            return "skipped"  # every cluster reads the topic; this namespace does not list us
         shard = engine.shard(batch.namespace_id, batch.workflow_id)
         ctx = shard.run_context((batch.namespace_id, batch.workflow_id, batch.run_id))
         reapply: list[HistoryEvent] = []
@@ -216,6 +223,8 @@ class HistoryReplicator:
             await self.engine.ensure_namespace(namespace_id)
         except NamespaceNotFoundError:
             raise ReplicationError(f"namespace id {namespace_id} is not known here yet") from None
+        if not self._replicated_here(namespace_id):
+            return "skipped"
         try:
             incoming = VersionHistory("", list(version_history))  # type: ignore[arg-type]
             details = decode_plain(sync.details)
@@ -448,6 +457,11 @@ class HistoryReplicator:
         if self._active_for(ms.info.namespace_id):
             refresh_tasks(Mutation(ms, tasks, self.engine.clock.now_us()))
         return tasks
+
+    def _replicated_here(self, namespace_id: str) -> bool:
+        ns = self.engine.namespaces
+        info = ns.cached_by_id(namespace_id) if ns is not None else None
+        return info is not None and self.cluster_name in info.clusters
 
     def _active_for(self, namespace_id: str) -> bool:
         ns = self.engine.namespaces

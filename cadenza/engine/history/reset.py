@@ -100,11 +100,8 @@ def build_reset_run(
             reapplied += 1
     ms.workflow_task.attempt = 1
     m.schedule_workflow_task()
-    # What was pending at the reset point starts afresh: activities at attempt 1, timers as they
-    # were, the run timeout from now.
-    for info in ms.activities.values():
-        info.attempt, info.started_time, info.scheduled_time = 1, 0, m.now
-        info.first_scheduled_time = m.now
+    # What was pending at the reset point starts afresh (the WorkflowTaskFailed above restarted
+    # the activities at attempt 1, see ``MutableState._apply_reset``), the run timeout from now.
     refresh_tasks(m, workflow_task=False, run_timeout_from=m.now)
     return ms, m.tasks, reapplied
 

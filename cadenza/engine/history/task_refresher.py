@@ -85,8 +85,8 @@ def _workflow_task(m: Mutation) -> None:
     now = m.now
     if not ms.has_pending_workflow_task:
         if wt.attempt > 1:
-            # The last attempt failed or timed out: the next one is transient (state folded from
-            # history has the attempt count but not the transient attempt the writer kept in memory).
+            # A failed attempt with no next one scheduled (the fold schedules it; a state written
+            # by an older build may not have): schedule the transient next attempt.
             schedule_transient(m, wt.attempt, immediately=True)
         elif not ms.info.last_completed_workflow_task_event_id:
             # The run's first workflow task waits for its backoff (cron, retry, continue-as-new).
