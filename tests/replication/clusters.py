@@ -1,19 +1,23 @@
 """Several clusters in one process for replication tests: each its own SQLite stores and
 visibility store, all replicating through one embedded log, as three dev servers on one machine
-do through one log file."""
+do through one log file.
+
+The integration tests pass their own ``stores`` (a factory per cluster, e.g. Cassandra keyspaces)
+and ``replication_bus`` with ``topics`` (e.g. real Kafka and per-run topic names); visibility then
+stays on the embedded log and SQLite."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cadenza.client import Client
-from cadenza.engine.bus import EmbeddedBus
+from cadenza.engine.bus import Bus, EmbeddedBus
 from cadenza.engine.host import Host
-from cadenza.engine.persistence import open_sqlite_stores
+from cadenza.engine.persistence import Stores, open_sqlite_stores
 from cadenza.replication.applier import ClusterTopics
 from cadenza.replication.cluster import ClusterInformation, ClusterMetadata
 from cadenza.replication.service import InProcessRemote, ReplicationConfig, default_topics
@@ -23,6 +27,9 @@ from cadenza.sdk._local import local_service
 from cadenza.visibility.sqlite_store import SqliteVisibilityStore
 
 NAMES = ("active", "standby", "other")
+
+StoresFactory = Callable[[str], Awaitable[Stores]]
+"""Opens the stores of the named cluster."""
 
 
 def metadata(current: str, names: Sequence[str] = NAMES) -> ClusterMetadata:
@@ -39,8 +46,10 @@ def metadata(current: str, names: Sequence[str] = NAMES) -> ClusterMetadata:
 class Clusters:
     hosts: dict[str, Host]
     bus: EmbeddedBus
+    """The embedded log: visibility, and replication unless ``replication_bus`` was given."""
     remote: InProcessRemote
-    topics: dict[str, ClusterTopics]
+    topics: Mapping[str, ClusterTopics]
+    replication_bus: Bus
 
     def client(self, cluster: str, namespace: str) -> Client:
         return Client(local_service(self.hosts[cluster].frontend), namespace=namespace)
@@ -101,28 +110,49 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0
 
 
 @contextlib.asynccontextmanager
-async def running_clusters(names: Sequence[str] = NAMES, **host_kwargs: Any) -> AsyncIterator[Clusters]:
+async def running_clusters(
+    names: Sequence[str] = NAMES,
+    *,
+    stores: StoresFactory | None = None,
+    replication_bus: Bus | None = None,
+    topics: Mapping[str, ClusterTopics] | None = None,
+    partitions: int = 4,
+    num_shards: int = 2,
+    **host_kwargs: Any,
+) -> AsyncIterator[Clusters]:
+    """``stores``: each cluster's stores (default: SQLite in memory), closed at the end.
+    ``replication_bus``: what the clusters replicate through (default: the embedded log); the caller
+    owns it. ``topics``: every cluster's replication topics (default: ``default_topics``), created
+    with ``partitions`` each (a standby applies that many workflows' batches at once)."""
     bus = EmbeddedBus(":memory:")
+    repl_bus = replication_bus if replication_bus is not None else bus
     remote = InProcessRemote()
-    topics = default_topics(list(names))
+    topics = topics if topics is not None else default_topics(list(names))
     hosts: dict[str, Host] = {}
     owned: list[Any] = []
     try:
         for name in names:
             store = await SqliteVisibilityStore.open(":memory:")
             owned.append(store)
-            hosts[name] = await Host.start(
-                open_sqlite_stores(":memory:"),
-                num_shards=2,
-                cluster=metadata(name, names),
-                replication=ReplicationConfig(bus, topics, remote=remote, dlq_retry_s=0.5),
-                visibility_store=store,
-                bus=bus,
-                visibility_topic=f"{name}-visibility",
-                **host_kwargs,
-            )
+            cluster_stores = await stores(name) if stores is not None else open_sqlite_stores(":memory:")
+            try:
+                hosts[name] = await Host.start(
+                    cluster_stores,
+                    num_shards=num_shards,
+                    cluster=metadata(name, names),
+                    replication=ReplicationConfig(
+                        repl_bus, topics, remote=remote, partitions=partitions, dlq_retry_s=0.5
+                    ),
+                    visibility_store=store,
+                    bus=bus,
+                    visibility_topic=f"{name}-visibility",
+                    **host_kwargs,
+                )
+            except BaseException:
+                await cluster_stores.close()
+                raise
             remote.hosts[name] = hosts[name]
-        yield Clusters(hosts, bus, remote, topics)
+        yield Clusters(hosts, bus, remote, topics, repl_bus)
     finally:
         for host in hosts.values():
             await host.stop()
