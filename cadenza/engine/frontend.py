@@ -22,6 +22,7 @@ from cadenza.engine.errors import (
     QueryRejectedError,
     UnavailableError,
 )
+from cadenza.engine.forwarding import Forwarder, forwardable, forwardable_when
 from cadenza.engine.history import activities, limits
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
@@ -84,6 +85,8 @@ class Frontend:
         self._queries: dict[str, PendingQuery] = {}
         self.visibility: Any = None
         """The visibility store lists and counts read from (None: not configured)."""
+        self.forwarder: Forwarder | None = None
+        """Sends the selected APIs of a namespace that is standby here to its active cluster."""
         self.outstanding: dict[bytes, int] = {}
         """Tokens of tasks handed to workers and not yet answered (the time-skipping environment
         only moves time while this is empty)."""
@@ -109,6 +112,7 @@ class Frontend:
 
     # -- workflows -----------------------------------------------------------------------------------
 
+    @forwardable
     async def start_workflow_execution_and_wait(
         self, request: StartWorkflowRequest, wait_s: float
     ) -> tuple[StartWorkflowResponse, list[HistoryEvent]]:
@@ -126,6 +130,7 @@ class Frontend:
         )
         return started, closed.events
 
+    @forwardable
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
         ns_id = await self._ns_id(request.namespace)
         if request.search_attributes and self.visibility is not None:
@@ -142,6 +147,7 @@ class Frontend:
         run_id, started = await self.history.start_workflow(ns_id, request)
         return StartWorkflowResponse(run_id=run_id, started=started)
 
+    @forwardable
     async def signal_workflow_execution(
         self,
         namespace: str,
@@ -163,6 +169,7 @@ class Frontend:
             request_id=request_id,
         )
 
+    @forwardable
     async def request_cancel_workflow_execution(
         self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
     ) -> None:
@@ -171,6 +178,7 @@ class Frontend:
             ns_id, execution.workflow_id, execution.run_id, identity=identity, request_id=request_id
         )
 
+    @forwardable
     async def terminate_workflow_execution(
         self,
         namespace: str,
@@ -186,6 +194,7 @@ class Frontend:
             ns_id, execution.workflow_id, execution.run_id, reason=reason, details=details, identity=identity
         )
 
+    @forwardable
     async def reset_workflow_execution(
         self,
         namespace: str,
@@ -207,6 +216,7 @@ class Frontend:
             identity=identity,
         )
 
+    @forwardable
     async def describe_workflow_execution(
         self, namespace: str, execution: WorkflowExecution
     ) -> DescribeWorkflowResponse:
@@ -247,6 +257,7 @@ class Frontend:
             ],
         )
 
+    @forwardable_when(lambda request: request.wait_new_event or request.close_event_only)
     async def get_workflow_execution_history(self, request: GetHistoryRequest) -> GetHistoryResponse:
         ns_id = await self._ns_id(request.namespace)
         ex = request.execution
@@ -508,6 +519,7 @@ class Frontend:
 
     # -- queries -------------------------------------------------------------------------------------------
 
+    @forwardable
     async def query_workflow(
         self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
     ) -> Payloads | None:

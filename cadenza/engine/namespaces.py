@@ -69,6 +69,9 @@ class NamespaceRegistry:
     def cached_by_id(self, namespace_id: str) -> NamespaceInfo | None:
         return self._by_id.get(namespace_id)
 
+    def cached_by_id_or_name(self, key: str) -> NamespaceInfo | None:
+        return self._by_id.get(key) or self._by_name.get(key)
+
     def replicates(self, namespace_id: str) -> bool:
         """Whether writes to the namespace go to the other clusters (a global namespace with more
         than this cluster in it)."""

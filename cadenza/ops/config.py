@@ -43,7 +43,7 @@ initial failover version 0: no replication. The example configs shipped in ``cad
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -242,9 +242,19 @@ def _no_kafka(block: Any) -> Any:
     return block
 
 
+class DcRedirectionPolicy(_Strict):
+    policy: Literal["noop", "selected-apis-forwarding"] = "selected-apis-forwarding"
+    """``selected-apis-forwarding`` (the default): a standby cluster sends start, signal,
+    signal-with-start, cancel, terminate, query, reset and describe of a global namespace to its
+    active cluster; ``noop``: it refuses them with NamespaceNotActive."""
+    toDC: str | None = None
+    """Accepted as the anchors write it; the target is always the namespace's active cluster."""
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     persistence: Persistence
+    dcRedirectionPolicy: DcRedirectionPolicy = DcRedirectionPolicy()
     kafka: KafkaTopology | None = None
     services: dict[str, Service] = {}
     clusterMetadata: ClusterMetadataConfig = ClusterMetadataConfig()
@@ -403,4 +413,5 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         cluster_metadata=config.clusterMetadata.to_engine(),
         kafka_topology=config.kafka,
         retention_days=config.namespaceDefaults.retentionDays,
+        forwarding=config.dcRedirectionPolicy.policy == "selected-apis-forwarding",
     )

@@ -67,6 +67,8 @@ class ServerSettings:
     ``cluster_name``, as ``ClusterMetadata.single`` describes."""
     kafka_topology: Any = None
     """The validated ``kafka`` block (``cadenza.engine.bus.topology.KafkaTopology``), or None."""
+    forwarding: bool = True
+    """A standby cluster forwards the selected APIs of a global namespace to its active cluster."""
     replication_log: str | None = None
     """With several clusters and no Kafka: the embedded log file every cluster's server shares
     (default: ``replication.bus`` beside the database file, or in the temporary directory)."""
@@ -184,7 +186,7 @@ class ServerProcess:
             {name: c.rpc_address for name, c in cluster.clusters.items() if c.rpc_address}
         )
         self._closers += [bus, remote]
-        return ReplicationConfig(bus, topics, remote=remote)
+        return ReplicationConfig(bus, topics, remote=remote, forwarding=s.forwarding)
 
     async def stop(self, grace: float = 1.0) -> None:
         if self.rpc is not None:

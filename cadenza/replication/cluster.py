@@ -47,13 +47,15 @@ class ClusterMetadata:
     enable_global_namespace: bool = False
 
     @classmethod
-    def dev(cls, current: str) -> ClusterMetadata:
+    def dev(cls, current: str, addresses: Mapping[str, str] | None = None) -> ClusterMetadata:
         """Three clusters on one machine (``cadenza server start-dev --cluster NAME``): active,
-        standby and other on ports 7233, 7333 and 7433, with initial versions 1, 2 and 3."""
+        standby and other on ports 7233, 7333 and 7433 (unless ``addresses`` says otherwise),
+        with initial versions 1, 2 and 3."""
+        addresses = addresses or {}
         return cls(
             current_cluster_name=current,
             clusters={
-                name: ClusterInformation(name, i + 1, rpc_address=f"127.0.0.1:{port}")
+                name: ClusterInformation(name, i + 1, rpc_address=addresses.get(name, f"127.0.0.1:{port}"))
                 for i, (name, port) in enumerate(DEV_CLUSTERS.items())
             },
             master_cluster_name="active",

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cadenza.engine.bus import Bus, TopicSpec
 from cadenza.replication.applier import ClusterTopics, DlqRetrier, RawBatch, RemoteHistory, ReplicationApplier
+from cadenza.replication.forwarding import ClusterForwarder
 from cadenza.replication.publisher import ReplicationPublisher
 from cadenza.replication.version_history import VersionHistory, VersionHistoryItem
 
@@ -35,6 +36,12 @@ class ReplicationConfig:
     """Create the topics if missing (the embedded log; on Kafka, ``admin setup-schema`` does)."""
     partitions: int = 4
     dlq_retry_s: float = 5.0
+    forwarding: bool = True
+    """Send the selected APIs of namespaces that are standby here to their active cluster
+    (``dcRedirectionPolicy: selected-apis-forwarding``, the default; ``noop`` turns it off)."""
+    frontends: dict[str, Any] = field(default_factory=dict)
+    """Frontends of clusters in this process, by cluster name (tests, the embedded setup); other
+    clusters are reached at their ``rpcAddress``."""
     options: dict[str, float] = field(default_factory=dict)
 
 
@@ -68,6 +75,11 @@ class Replication:
             remote=config.remote,
             options=RunnerOptions(**config.options) if config.options else None,  # type: ignore[arg-type]
         )
+        self.forwarder = ClusterForwarder(
+            host.namespaces,
+            addresses={n: c.rpc_address for n, c in self.cluster.clusters.items() if c.rpc_address},
+            services=config.frontends,
+        )
         self.dlq = DlqRetrier(
             config.bus, self.own.dlq_topic, self.applier.handle, initial_s=config.dlq_retry_s
         )
@@ -86,6 +98,8 @@ class Replication:
             await c.bus.create_topics(specs, exist_ok=True)
         self.host.queues.replication_handler = self.publisher.publish
         self.host.namespaces.on_change = self.publisher.publish_namespace
+        if self.config.forwarding:
+            self.host.frontend.forwarder = self.forwarder
 
     def start(self) -> None:
         if self.applier.runner.topics:
@@ -99,6 +113,7 @@ class Replication:
             if self.applier.runner.topics:
                 await self.applier.stop()
         await self.publisher.close()
+        await self.forwarder.close()
 
 
 async def read_raw_history(

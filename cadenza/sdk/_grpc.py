@@ -159,9 +159,12 @@ class GrpcService:
         retries: int = 5,
         initial_backoff: float = 0.05,
         max_backoff: float = 2.0,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         if not targets:
             raise ValueError("no target to connect to")
+        self._metadata = tuple(metadata) or None
+        """Sent with every call (a server forwarding requests marks them this way)."""
         self.targets = list(targets)
         self.rpc_timeout = rpc_timeout
         self.retries = retries
@@ -201,7 +204,7 @@ class GrpcService:
         while True:
             stub = self._stub(next(self._next), method)
             try:
-                response: bytes = await stub(request, timeout=deadline)
+                response: bytes = await stub(request, timeout=deadline, metadata=self._metadata)
                 break
             except grpc.aio.AioRpcError as e:
                 code = e.code()

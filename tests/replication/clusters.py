@@ -118,6 +118,7 @@ async def running_clusters(
     topics: Mapping[str, ClusterTopics] | None = None,
     partitions: int = 4,
     num_shards: int = 2,
+    forwarding: bool = True,
     **host_kwargs: Any,
 ) -> AsyncIterator[Clusters]:
     """``stores``: each cluster's stores (default: SQLite in memory), closed at the end.
@@ -129,6 +130,7 @@ async def running_clusters(
     remote = InProcessRemote()
     topics = topics if topics is not None else default_topics(list(names))
     hosts: dict[str, Host] = {}
+    frontends: dict[str, Any] = {}  # filled as the clusters start: forwarding reaches them here
     owned: list[Any] = []
     try:
         for name in names:
@@ -141,7 +143,13 @@ async def running_clusters(
                     num_shards=num_shards,
                     cluster=metadata(name, names),
                     replication=ReplicationConfig(
-                        repl_bus, topics, remote=remote, partitions=partitions, dlq_retry_s=0.5
+                        repl_bus,
+                        topics,
+                        remote=remote,
+                        partitions=partitions,
+                        dlq_retry_s=0.5,
+                        forwarding=forwarding,
+                        frontends=frontends,
                     ),
                     visibility_store=store,
                     bus=bus,
@@ -152,6 +160,7 @@ async def running_clusters(
                 await cluster_stores.close()
                 raise
             remote.hosts[name] = hosts[name]
+            frontends[name] = hosts[name].frontend
         yield Clusters(hosts, bus, remote, topics, repl_bus)
     finally:
         for host in hosts.values():

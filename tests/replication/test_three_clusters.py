@@ -52,9 +52,9 @@ def test_global_namespace_and_workflows_replicate_event_for_event() -> None:
     asyncio.run(main())
 
 
-def test_a_standby_refuses_writes_naming_the_active_cluster() -> None:
+def test_without_forwarding_a_standby_refuses_writes_naming_the_active_cluster() -> None:
     async def main() -> None:
-        async with running_clusters() as c:
+        async with running_clusters(forwarding=False) as c:
             await c.register_global("video")
             active = c.client("active", "video")
             await active.start_workflow(Waiter.run, id="w-1", task_queue="q")
@@ -103,5 +103,31 @@ def test_a_pending_activitys_attempt_and_heartbeat_reach_the_standbys() -> None:
                 PROGRESS["p-1"].set()
                 assert await handle.result() == "done"
             await eventually(c.converged, what="identical histories")
+
+    asyncio.run(main())
+
+
+def test_a_standby_forwards_the_selected_apis_to_the_active_cluster() -> None:
+    async def main() -> None:
+        async with running_clusters() as c:
+            await c.register_global("video")
+            standby = c.client("standby", "video")
+            # A client in the standby's data centre: its start, signal, query, describe and
+            # terminate reach the active cluster; the worker serves the active cluster.
+            async with Worker(c.client("active", "video"), task_queue="q", workflows=[Waiter]):
+                handle = await standby.start_workflow(Waiter.run, id="fw-1", task_queue="q")
+                await standby.get_workflow_handle("fw-1").signal(Waiter.note, "from standby")
+                await standby.get_workflow_handle("fw-1").signal(Waiter.note, "finish")
+                assert await handle.result() == ["from standby", "finish"]
+                assert (await standby.get_workflow_handle("fw-1").describe()).status == "COMPLETED"
+                await standby.start_workflow(Waiter.run, id="fw-2", task_queue="q")
+                await standby.get_workflow_handle("fw-2").terminate("done here")
+            assert c.hosts["standby"].replication.forwarder.forwarded >= 6
+            assert c.hosts["active"].replication.forwarder.forwarded == 0
+            await eventually(c.converged, what="the forwarded writes replicated back")
+            ns_id = (await c.hosts["standby"].namespaces.get("video")).id
+            _, _, events = await c.hosts["standby"].history.get_state_and_events(ns_id, "fw-2", "")
+            assert events[-1].event_type.name == "WORKFLOW_EXECUTION_TERMINATED"
+            assert {e.version for e in events} == {1}, "written by the active cluster"
 
     asyncio.run(main())

@@ -26,6 +26,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cadenza.engine.errors import ServiceError
+from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
 from cadenza.engine.rpc.handlers import ClusterInfo, Handler, Handlers
 from cadenza.schemas import api
 from cadenza.schemas.registry import SchemaError
@@ -58,6 +59,8 @@ def _wrap(method: str, handler: Handler) -> grpc.RpcMethodHandler:
     request_name, response_name = f"{method}Request", f"{method}Response"
 
     async def call(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        if any(key == FORWARDED_HEADER for key, _ in context.invocation_metadata() or ()):
+            FORWARDED.set(True)  # this call's own task context: forwarded once, never again
         try:
             record = api.decode(request_name, request)
         except SchemaError as e:

@@ -102,6 +102,20 @@ def _serve(settings: ServerSettings) -> None:
     help="The embedded log file the --cluster servers share [default: replication.bus beside "
     "--db-filename, or in the temporary directory]",
 )
+@click.option(
+    "--cluster-address",
+    "cluster_addresses",
+    multiple=True,
+    metavar="NAME=HOST:PORT",
+    help="Where another cluster of the --cluster set listens, if not on its usual port (repeatable)",
+)
+@click.option(
+    "--forwarding/--no-forwarding",
+    default=True,
+    show_default=True,
+    help="With --cluster: send start, signal, cancel, terminate, query, reset and describe of a "
+    "namespace that is standby here to its active cluster (else refuse them)",
+)
 @click.option("--tls-cert", default=None, help="PEM server certificate chain (enables TLS)")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert")
 @click.option("--tls-client-ca", default=None, help="PEM CA for client certificates (requires mutual TLS)")
@@ -116,6 +130,8 @@ def start_dev(
     visibility: bool,
     cluster: str | None,
     replication_log: str | None,
+    cluster_addresses: tuple[str, ...],
+    forwarding: bool,
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
@@ -126,8 +142,19 @@ def start_dev(
     logsetup.configure(log_format, log_level)
     if port is None:
         port = DEV_CLUSTERS[cluster] if cluster else 7233
-    if replication_log and not cluster:
-        raise click.UsageError("--replication-log needs --cluster")
+    if (replication_log or cluster_addresses) and not cluster:
+        raise click.UsageError("--replication-log and --cluster-address need --cluster")
+    addresses: dict[str, str] = {}
+    for pair in cluster_addresses:
+        name, sep, address = pair.partition("=")
+        if not sep or name not in DEV_CLUSTERS or ":" not in address:
+            raise click.BadParameter(
+                f"expected NAME=HOST:PORT with NAME one of {', '.join(DEV_CLUSTERS)}, got {pair!r}",
+                param_hint="--cluster-address",
+            )
+        addresses[name] = address
+    if cluster and port != 0:
+        addresses.setdefault(cluster, f"{ip}:{port}")
     settings = ServerSettings(
         ip=ip,
         port=port,
@@ -137,8 +164,9 @@ def start_dev(
         visibility=visibility,
         tls=_tls(tls_cert, tls_key, tls_client_ca),  # type: ignore[arg-type]
         cluster_name=cluster or "active",
-        cluster_metadata=ClusterMetadata.dev(cluster) if cluster else None,
+        cluster_metadata=ClusterMetadata.dev(cluster, addresses) if cluster else None,
         replication_log=replication_log,
+        forwarding=forwarding,
     )
     _serve(settings)
 

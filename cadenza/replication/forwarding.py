@@ -1,0 +1,111 @@
+"""The forwarder a frontend uses when it is standby for a namespace (see ``engine/forwarding``).
+
+It forwards to the namespace's active cluster as this cluster knows it: over gRPC to the
+cluster's ``rpcAddress`` (with the ``cadenza-forwarded`` header), or to a frontend in this
+process. Forwarding is on for every global namespace unless ``enabled`` says otherwise (the
+``dcRedirectionPolicy`` of the config, or dynamic config per namespace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cadenza.engine import errors as server_errors
+from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
+from cadenza.engine.namespaces import NamespaceRegistry
+from cadenza.schemas.service import NamespaceInfo
+from cadenza.sdk import exceptions as sdk_errors
+
+
+class ClusterForwarder:
+    def __init__(
+        self,
+        namespaces: NamespaceRegistry,
+        *,
+        addresses: Mapping[str, str] | None = None,
+        services: Mapping[str, Any] | None = None,
+        enabled: Callable[[NamespaceInfo], bool] | None = None,
+        rpc_timeout: float = 30.0,
+    ) -> None:
+        self.namespaces = namespaces
+        self.addresses = dict(addresses or {})
+        self.services: dict[str, Any] = services if isinstance(services, dict) else dict(services or {})
+        """Per cluster, an object with the frontend's methods (a ``Frontend`` in this process, or
+        a ``GrpcService`` opened on first use)."""
+        self.enabled = enabled or (lambda info: True)
+        self.rpc_timeout = rpc_timeout
+        self.forwarded = 0
+        self._opened: list[Any] = []
+
+    @property
+    def current(self) -> str:
+        return self.namespaces.cluster.current_cluster_name
+
+    async def target(self, namespace: str) -> str | None:
+        try:
+            info = await self.namespaces.get(namespace)
+        except server_errors.NamespaceNotFoundError:
+            return None  # the local call says so
+        if not info.is_global or info.active_cluster == self.current or not self.enabled(info):
+            return None
+        return info.active_cluster if self._reachable(info.active_cluster) else None
+
+    def can_forward(self, namespace: str, cluster: str) -> bool:
+        if cluster == self.current or not self._reachable(cluster):
+            return False
+        info = self.namespaces.cached_by_id_or_name(namespace)
+        return info is None or self.enabled(info)
+
+    def _reachable(self, cluster: str) -> bool:
+        return cluster in self.services or bool(self.addresses.get(cluster))
+
+    def _service(self, cluster: str) -> Any:
+        svc = self.services.get(cluster)
+        if svc is None:
+            from cadenza.sdk._grpc import GrpcService
+
+            svc = GrpcService(
+                [self.addresses[cluster]],
+                rpc_timeout=self.rpc_timeout,
+                metadata=((FORWARDED_HEADER, "true"),),
+            )
+            self.services[cluster] = svc
+            self._opened.append(svc)
+        return svc
+
+    async def call(self, cluster: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        svc = self._service(cluster)
+        token = FORWARDED.set(True)  # an in-process target must not forward it again
+        try:
+            self.forwarded += 1
+            return await getattr(svc, method)(*args, **kwargs)
+        except sdk_errors.CadenzaError as e:
+            raise as_service_error(e, cluster) from None
+        finally:
+            FORWARDED.reset(token)
+
+    async def close(self) -> None:
+        for svc in self._opened:
+            await svc.close()
+        self._opened.clear()
+
+
+def as_service_error(e: sdk_errors.CadenzaError, cluster: str) -> server_errors.ServiceError:
+    """The active cluster's answer, as this frontend's own error (the code it travels with is the
+    same, so the caller cannot tell a forwarded refusal from a local one)."""
+    if isinstance(e, sdk_errors.WorkflowAlreadyStartedError):
+        return server_errors.WorkflowAlreadyStartedError(str(e), workflow_id=e.workflow_id, run_id=e.run_id)
+    if isinstance(e, sdk_errors.WorkflowNotFoundError):
+        return server_errors.WorkflowNotFoundError(str(e), workflow_id=e.workflow_id, run_id=e.run_id or "")
+    if isinstance(e, sdk_errors.NamespaceNotFoundError):
+        return server_errors.NamespaceNotFoundError(str(e), namespace=e.namespace)
+    if isinstance(e, sdk_errors.QueryFailedError):
+        return server_errors.QueryFailedError(e.message)
+    if isinstance(e, sdk_errors.RPCError):
+        err = server_errors.ServiceError(e.message, **e.details)
+        err.code = e.status
+        return err
+    err = server_errors.ServiceError(f"forwarding to cluster {cluster!r} failed: {e}")
+    err.code = "UNAVAILABLE"
+    return err
