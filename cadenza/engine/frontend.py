@@ -37,6 +37,7 @@ from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
     CountWorkflowExecutionsResponse,
     DescribeWorkflowResponse,
+    FailoverResponse,
     GetHistoryRequest,
     GetHistoryResponse,
     ListWorkflowExecutionsResponse,
@@ -85,6 +86,8 @@ class Frontend:
         self._queries: dict[str, PendingQuery] = {}
         self.visibility: Any = None
         """The visibility store lists and counts read from (None: not configured)."""
+        self.failover: Any = None
+        """``cadenza.replication.failover.fail_over`` bound to this host, when it replicates."""
         self.forwarder: Forwarder | None = None
         """Sends the selected APIs of a namespace that is standby here to its active cluster."""
         self.outstanding: dict[bytes, int] = {}
@@ -807,6 +810,17 @@ class Frontend:
         return await read_raw_history(
             self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
         )
+
+    async def failover_namespace(
+        self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0
+    ) -> FailoverResponse:
+        """Makes ``target_cluster`` the namespace's active cluster (see ``replication.failover``)."""
+        if self.failover is None:
+            raise FailedPreconditionError("this cluster does not replicate: there is no other cluster")
+        if timeout_s <= 0:
+            raise InvalidArgumentError(f"timeout_s must be positive (got {timeout_s})")
+        r = await self.failover(name, target_cluster, graceful=graceful, timeout_s=timeout_s)
+        return FailoverResponse(r.namespace, r.graceful, r.seconds, r.message)
 
     async def register_namespace(self, info: NamespaceInfo) -> None:
         await self.namespaces.register(info)

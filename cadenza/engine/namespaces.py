@@ -14,6 +14,7 @@ path's ``write_version`` never needs a read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -60,6 +61,8 @@ class NamespaceRegistry:
         self._versions: dict[str, int] = {}
         self.on_change: ChangeListener | None = None
         """Called after a change of a global namespace made here is stored (replication)."""
+        self._handovers: dict[str, asyncio.Event] = {}
+        """Namespaces in a graceful failover: their writes wait (see ``wait_writable``)."""
         self.on_activated: ChangeListener | None = None
         """Called when a global namespace becomes active in this cluster (a failover to it, made
         here or replicated): the runs this cluster now owns need their tasks (see ``Host``)."""
@@ -77,6 +80,29 @@ class NamespaceRegistry:
         than this cluster in it)."""
         info = self._by_id.get(namespace_id)
         return info is not None and info.is_global and len(info.clusters) > 1
+
+    def begin_handover(self, namespace_id: str) -> None:
+        """A graceful failover starts: writes to the namespace wait until ``end_handover``."""
+        self._handovers.setdefault(namespace_id, asyncio.Event())
+
+    def end_handover(self, namespace_id: str) -> None:
+        event = self._handovers.pop(namespace_id, None)
+        if event is not None:
+            event.set()
+
+    def in_handover(self, namespace_id: str) -> bool:
+        return namespace_id in self._handovers
+
+    async def wait_writable(self, namespace_id: str, timeout_s: float = 60.0) -> None:
+        """Holds a write while its namespace is handed over to another cluster, so it is not
+        refused meanwhile; once the switch is made it is refused as not active here (and
+        forwarded by the frontend) or, if the failover fell through, goes ahead."""
+        event = self._handovers.get(namespace_id)
+        if event is not None:
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except TimeoutError:
+                pass
 
     def write_version(self, namespace_id: str, last_write_version: int = 0) -> int:
         """The failover version a write in the namespace carries; ``NamespaceNotActiveError`` when

@@ -8,6 +8,8 @@ process. Forwarding is on for every global namespace unless ``enabled`` says oth
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +29,7 @@ class ClusterForwarder:
         services: Mapping[str, Any] | None = None,
         enabled: Callable[[NamespaceInfo], bool] | None = None,
         rpc_timeout: float = 30.0,
+        settle_s: float = 5.0,
     ) -> None:
         self.namespaces = namespaces
         self.addresses = dict(addresses or {})
@@ -35,6 +38,7 @@ class ClusterForwarder:
         a ``GrpcService`` opened on first use)."""
         self.enabled = enabled or (lambda info: True)
         self.rpc_timeout = rpc_timeout
+        self.settle_s = settle_s
         self.forwarded = 0
         self._opened: list[Any] = []
 
@@ -75,15 +79,26 @@ class ClusterForwarder:
         return svc
 
     async def call(self, cluster: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Forwards; when the target refuses because it still thinks this cluster is active (the
+        failover has not reached it yet), tries again for a few seconds while the views meet."""
         svc = self._service(cluster)
-        token = FORWARDED.set(True)  # an in-process target must not forward it again
-        try:
-            self.forwarded += 1
-            return await getattr(svc, method)(*args, **kwargs)
-        except sdk_errors.CadenzaError as e:
-            raise as_service_error(e, cluster) from None
-        finally:
-            FORWARDED.reset(token)
+        self.forwarded += 1
+        delay, deadline = 0.02, time.monotonic() + self.settle_s
+        while True:
+            token = FORWARDED.set(True)  # an in-process target must not forward it again
+            try:
+                return await getattr(svc, method)(*args, **kwargs)
+            except sdk_errors.CadenzaError as e:
+                error = as_service_error(e, cluster)
+            except server_errors.ServiceError as e:
+                error = e
+            finally:
+                FORWARDED.reset(token)
+            views_differ = error.details.get("active_cluster") == self.current
+            if not views_differ or time.monotonic() + delay > deadline:
+                raise error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def close(self) -> None:
         for svc in self._opened:

@@ -194,12 +194,7 @@ class HistoryReplicator:
                 ms = await shard.load_state(ctx)
             except EntityNotFoundError:
                 return await self._create(shard, ctx, batch)
-            if ms.pending_events or ctx.held_task is not None or ctx.deferred:
-                # A change of this run is in memory only (an active cluster's held completion or
-                # speculative start): it is written within a second; apply after it.
-                raise ReplicationError(
-                    f"workflow {batch.workflow_id!r} run {batch.run_id} has an unwritten change; retrying"
-                )
+            ms = await self._settle(shard, ctx, ms)
             outcome, reapply = await self._apply_to_run(shard, ctx, ms, batch)
         if reapply:
             await self.reapply_from_loser(batch.namespace_id, batch.workflow_id, batch.run_id, reapply)
@@ -259,10 +254,10 @@ class HistoryReplicator:
                 <= (info.attempt, info.last_heartbeat_time, info.started_time)
             ):
                 return "stale"
-            if ms.pending_events or ctx.held_task is not None or ctx.deferred:
-                raise ReplicationError(
-                    f"workflow {workflow_id!r} run {run_id} has an unwritten change; retrying"
-                )
+            ms = await self._settle(shard, ctx, ms)
+            info = ms.activities.get(s)
+            if info is None:
+                return "stale"
             info.attempt = sync.attempt
             info.scheduled_time = sync.scheduled_time
             info.started_time = sync.started_time
@@ -448,6 +443,20 @@ class HistoryReplicator:
         if reapply and not self._active_for(ms.info.namespace_id):
             reapply = []  # the active cluster re-applies them; it sees this branch too
         return outcome, reapply
+
+    async def _settle(self, shard: ShardContext, ctx: RunContext, ms: MutableState) -> MutableState:
+        """The run's state without changes that live only in memory (a speculative start, a held
+        completion). Where the namespace is active they are written within a second: retry after
+        them. Where it is not (it failed over away) they can never be written: drop them (their
+        tasks are offered again and refused) and apply to the stored state."""
+        if not (ms.pending_events or ctx.held_task is not None or ctx.deferred):
+            return ms
+        if self._active_for(ms.info.namespace_id):
+            raise ReplicationError(
+                f"workflow {ms.info.workflow_id!r} run {ms.info.run_id} has an unwritten change; retrying"
+            )
+        shard.invalidate(ctx)
+        return await shard.load_state(ctx)
 
     def _tasks(self, ms: MutableState, events: list[HistoryEvent]) -> MutationTasks:
         """A standby writes only visibility tasks. A batch that arrives after the namespace failed

@@ -7,6 +7,7 @@ the history engine's shards), ``stop`` before the host stops.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cadenza.engine.bus import Bus, TopicSpec
 from cadenza.replication.applier import ClusterTopics, DlqRetrier, RawBatch, RemoteHistory, ReplicationApplier
+from cadenza.replication.failover import fail_over
 from cadenza.replication.forwarding import ClusterForwarder
 from cadenza.replication.publisher import ReplicationPublisher
 from cadenza.replication.version_history import VersionHistory, VersionHistoryItem
@@ -100,6 +102,7 @@ class Replication:
         self.host.namespaces.on_change = self.publisher.publish_namespace
         if self.config.forwarding:
             self.host.frontend.forwarder = self.forwarder
+        self.host.frontend.failover = functools.partial(fail_over, self.host)
 
     def start(self) -> None:
         if self.applier.runner.topics:

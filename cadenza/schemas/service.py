@@ -188,6 +188,15 @@ class NamespaceInfo:
     replicated change only when it is newer than what it has."""
 
 
+@dataclass(slots=True)
+class FailoverResponse:
+    namespace: NamespaceInfo
+    graceful: bool
+    """The graceful handover completed (False: a forced failover, asked for or fallen back to)."""
+    seconds: float
+    message: str
+
+
 class WorkflowService(Protocol):
     """What clients and workers call. Errors are ``cadenza.sdk.exceptions`` types."""
 
@@ -284,6 +293,13 @@ class WorkflowService(Protocol):
     async def list_namespaces(self) -> list[NamespaceInfo]: ...
 
     async def update_namespace(self, info: NamespaceInfo) -> None: ...
+
+    async def failover_namespace(
+        self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0
+    ) -> FailoverResponse:
+        """Makes ``target_cluster`` the namespace's active cluster; ``graceful`` hands over without
+        conflicts (or falls back to forced after ``timeout_s``)."""
+        ...
 
 
 @dataclass(slots=True)

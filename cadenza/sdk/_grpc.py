@@ -45,6 +45,7 @@ from cadenza.schemas.registry import SchemaError
 from cadenza.schemas.service import (
     CountWorkflowExecutionsResponse,
     DescribeWorkflowResponse,
+    FailoverResponse,
     GetHistoryRequest,
     GetHistoryResponse,
     ListWorkflowExecutionsResponse,
@@ -551,6 +552,18 @@ class GrpcService:
 
     async def update_namespace(self, info: NamespaceInfo) -> None:
         await self.call("UpdateNamespace", {"namespace": cv.namespace_to_record(info)})
+
+    async def failover_namespace(
+        self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0
+    ) -> FailoverResponse:
+        r = await self.call(
+            "FailoverNamespace",
+            {"name": name, "target_cluster": target_cluster, "graceful": graceful, "timeout_s": timeout_s},
+            timeout=self._long(timeout_s),
+        )
+        return FailoverResponse(
+            cv.namespace_from_record(r["namespace"]), r["graceful"], r["seconds"], r["message"]
+        )
 
     async def list_workflow_executions(
         self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None

@@ -81,3 +81,73 @@ def test_failover_hands_pending_timers_and_work_to_the_new_active_cluster() -> N
                 c.hosts["active"].namespaces.write_version(ns.id)
 
     asyncio.run(main())
+
+
+@workflow.defn
+class Quick:
+    def __init__(self) -> None:
+        self.pings = 0
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        await workflow.execute_activity(step, str(n), start_to_close_timeout=timedelta(seconds=10))
+        await workflow.wait_condition(lambda: self.pings > 0)
+        return n + self.pings
+
+    @workflow.signal
+    def ping(self) -> None:
+        self.pings += 1
+
+
+def test_graceful_failover_under_load_refuses_no_request_and_forks_nothing() -> None:
+    async def main() -> None:
+        async with running_clusters() as c:
+            await c.register_global("video")
+            on_active = c.client("active", "video")
+            errors: list[BaseException] = []
+            started: list[str] = []
+            stop = asyncio.Event()
+
+            async def load() -> None:
+                # A client of the active cluster keeps starting and signalling workflows through
+                # the failover: after the switch its requests are forwarded to the new active.
+                n = 0
+                while not stop.is_set():
+                    wid = f"q-{n}"
+                    try:
+                        await on_active.start_workflow(Quick.run, n, id=wid, task_queue="q")
+                        started.append(wid)
+                        await on_active.get_workflow_handle(wid).signal(Quick.ping)
+                    except BaseException as e:
+                        errors.append(e)
+                    n += 1
+                    await asyncio.sleep(0.005)
+
+            async with (
+                Worker(on_active, task_queue="q", workflows=[Quick], activities=[step]),
+                Worker(c.client("standby", "video"), task_queue="q", workflows=[Quick], activities=[step]),
+            ):
+                loader = asyncio.create_task(load())
+                await asyncio.sleep(0.5)
+                result = await c.hosts["active"].frontend.failover_namespace(
+                    "video", "standby", graceful=True, timeout_s=10
+                )
+                assert result.graceful, result.message
+                assert result.seconds <= 5
+                assert result.namespace.active_cluster == "standby"
+                await asyncio.sleep(0.5)
+                stop.set()
+                await loader
+                assert errors == [], errors[:3]
+                assert len(started) > 20
+                on_standby = c.client("standby", "video")
+                results = [
+                    await asyncio.wait_for(on_standby.get_workflow_handle(w).result(), 20) for w in started
+                ]
+            assert results == [int(w.split("-")[1]) + 1 for w in started]
+            await eventually(c.converged, what="identical histories after the graceful failover")
+            for host in c.hosts.values():
+                outcomes = host.replication.applier.outcomes
+                assert outcomes.get("forked", 0) == outcomes.get("switched", 0) == 0, outcomes
+
+    asyncio.run(main())

@@ -193,7 +193,7 @@ class HistoryEngine:
         ``hold``: the change may ride on the workflow task it schedules (see ``_hold_write``); the
         call still returns only once the change is durable."""
         shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
-        await self.ensure_namespace(namespace_id)
+        await self.writable(namespace_id)
         written: asyncio.Future[None] | None = None
         for _ in range(5):
             async with ctx.lock:
@@ -252,6 +252,13 @@ class HistoryEngine:
         ns = self.namespaces
         if ns is not None and ns.cached_by_id(namespace_id) is None:
             await ns.get_by_id(namespace_id)
+
+    async def writable(self, namespace_id: str) -> None:
+        """Caches the namespace, and holds the write while it is handed over to another cluster."""
+        await self.ensure_namespace(namespace_id)
+        ns = self.namespaces
+        if ns is not None and ns.in_handover(namespace_id):
+            await ns.wait_writable(namespace_id)
 
     def write_version(self, namespace_id: str, last_write_version: int = 0) -> int:
         if self.namespaces is None:
@@ -373,7 +380,7 @@ class HistoryEngine:
         start of a new id costs one write and no read."""
         limits.validate_start(req)
         shard = self.shard(namespace_id, req.workflow_id)
-        await self.ensure_namespace(namespace_id)
+        await self.writable(namespace_id)
         cur: CurrentExecution | None = None
         if (namespace_id, req.workflow_id) in shard.current_runs:
             cur = await self._read_current(shard, namespace_id, req.workflow_id)

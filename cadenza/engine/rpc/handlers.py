@@ -278,6 +278,17 @@ class Handlers:
         await self.fe.add_search_attributes(dict(r["attributes"]))
         return EMPTY
 
+    async def FailoverNamespace(self, r: Record) -> Record:
+        resp = await self.fe.failover_namespace(
+            r["name"], r["target_cluster"], graceful=r["graceful"], timeout_s=r["timeout_s"]
+        )
+        return {
+            "namespace": cv.namespace_to_record(resp.namespace),
+            "graceful": resp.graceful,
+            "seconds": resp.seconds,
+            "message": resp.message,
+        }
+
     async def GetRawHistory(self, r: Record) -> Record:
         """For other clusters filling a gap in a run's replicated history (an admin call)."""
         batches = await self.fe.get_raw_history(

@@ -240,6 +240,59 @@ def update(
     run(s, go())
 
 
+def _duration(value: str) -> float:
+    """``60``, ``60s``, ``2m``, ``1h`` as seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    v = value.strip().lower()
+    try:
+        if v and v[-1] in units:
+            return float(v[:-1]) * units[v[-1]]
+        return float(v)
+    except ValueError:
+        raise click.BadParameter(f"expected a duration such as 60s or 2m, got {value!r}") from None
+
+
+@namespace.command("failover")
+@click.argument("args", nargs=-1)
+@click.option("--to", "--target-cluster", "target", required=True, help="The cluster to make active")
+@click.option(
+    "--graceful",
+    is_flag=True,
+    help="Hand over without conflicts: stop writes here, wait until the target applied everything, "
+    "then switch (run it on the active cluster); falls back to forced after --timeout",
+)
+@click.option("--timeout", default="60s", show_default=True, help="How long a graceful failover may wait")
+@connection_options
+@click.pass_context
+def failover(
+    ctx: click.Context, args: tuple[str, ...], target: str, graceful: bool, timeout: str, **conn: Any
+) -> None:
+    """Make another cluster the namespace's active cluster (forced unless --graceful)."""
+    explicit = conn.get("namespace") is not None
+    s = pop_settings(ctx, conn)
+    name, _ = _name_and_clusters(s.namespace, explicit, args, ())
+    timeout_s = _duration(timeout)
+
+    async def go() -> None:
+        async with connect(s) as client:
+            r = await client.service.failover_namespace(name, target, graceful=graceful, timeout_s=timeout_s)
+        if s.output == "json":
+            print_json(
+                {
+                    "namespace": _info_dict(r.namespace),
+                    "graceful": r.graceful,
+                    "seconds": r.seconds,
+                    "message": r.message,
+                }
+            )
+            return
+        click.echo(f"Namespace {name}: {r.message} (failover version {r.namespace.failover_version}).")
+        if graceful and not r.graceful:
+            click.echo("warning: the graceful failover timed out and fell back to a forced one", err=True)
+
+    run(s, go())
+
+
 namespace_group.aliases.update(
     {
         "re": "register",
@@ -249,5 +302,6 @@ namespace_group.aliases.update(
         "ls": "list",
         "up": "update",
         "u": "update",
+        "fo": "failover",
     }
 )

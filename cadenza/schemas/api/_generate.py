@@ -314,6 +314,10 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     ),
     "GetSearchAttributes": ({}, {"attributes": "MS"}),
     "AddSearchAttributes": ({"attributes": "MS"}, {}),
+    "FailoverNamespace": (
+        {"name": "s", "target_cluster": "s", "graceful": "b", "timeout_s": "d"},
+        {"namespace": "NS", "graceful": "b", "seconds": "d", "message": "s"},
+    ),
     "GetRawHistory": (
         {
             "namespace_id": "s",
