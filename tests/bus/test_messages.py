@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from cadenza.engine.bus.errors import MessageDecodeError
 from cadenza.engine.bus.messages import (
+    REPLICATION_SCHEMA,
     VISIBILITY_SCHEMA,
     NamespaceOperation,
     NamespaceReplication,
@@ -95,6 +97,10 @@ def test_replication_message_round_trips_for_each_task_type() -> None:
     for message in messages:
         assert decode_replication(encode_replication(message)) == message
         assert decode_message(encode_replication(message)) == message
+        # The hand-built record (no deep copy per message) writes what the generic path writes.
+        assert encode_replication(message) == bus_registry().encode(
+            REPLICATION_SCHEMA, dataclasses.asdict(message)
+        )
 
 
 def test_a_v0_visibility_message_still_decodes_with_defaults_for_newer_fields() -> None:

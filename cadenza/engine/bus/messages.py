@@ -153,7 +153,25 @@ def decode_visibility(data: bytes) -> VisibilityMessage:
 
 
 def encode_replication(message: ReplicationMessage) -> bytes:
-    return _encode(REPLICATION_SCHEMA, message)
+    # Built by hand, not with ``dataclasses.asdict``: it deep-copies every field (the event batch
+    # bytes included), and a replicating cluster encodes one message per write.
+    m = message
+    record = {
+        "namespace_id": m.namespace_id,
+        "workflow_id": m.workflow_id,
+        "run_id": m.run_id,
+        "task_id": m.task_id,
+        "task_type": str(m.task_type),
+        "version_history": [{"event_id": i.event_id, "version": i.version} for i in m.version_history],
+        "first_event_id": m.first_event_id,
+        "next_event_id": m.next_event_id,
+        "events": m.events,
+        "new_run_id": m.new_run_id,
+        "new_run_events": m.new_run_events,
+        "activity": dataclasses.asdict(m.activity) if m.activity is not None else None,
+        "namespace": dataclasses.asdict(m.namespace) if m.namespace is not None else None,
+    }
+    return _registry.encode(REPLICATION_SCHEMA, record)
 
 
 def decode_replication(data: bytes) -> ReplicationMessage:
