@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import inspect
 import threading
 import typing
@@ -34,6 +35,7 @@ __all__ = [
     "in_activity",
     "info",
     "is_cancelled",
+    "is_worker_shutdown",
     "wait_for_cancelled",
     "wait_for_cancelled_sync",
 ]
@@ -65,6 +67,11 @@ class ActivityDefinition:
         if not isinstance(defn, ActivityDefinition):
             name = getattr(fn, "__qualname__", repr(fn))
             raise ValueError(f"Activity {name} is not decorated with @activity.defn")
+        if inspect.ismethod(fn) and fn.__func__ is defn.fn:
+            # ``instance.method``: the decorator saw the plain function, so the definition it
+            # recorded would be called without ``self``. Call the bound method instead, and take
+            # the parameters from it (its signature has no ``self``, whatever that is named).
+            return dataclasses.replace(defn, fn=fn, param_types=_param_and_return_hints(fn)[0])
         return defn
 
     @staticmethod
@@ -174,6 +181,8 @@ class ActivityContext:
     """Records a heartbeat with these details; must be thread-safe (sync activities use threads)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set by the worker when cancellation is requested (or the heartbeat found the activity gone)."""
+    worker_shutdown: threading.Event = field(default_factory=threading.Event)
+    """Set by the worker when it starts shutting down (before its graceful timeout cancels)."""
 
 
 _current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
@@ -218,13 +227,26 @@ def info() -> ActivityInfo:
 
 
 def heartbeat(*details: Any) -> None:
-    """Report progress; ``details`` are handed to the next attempt as ``info().heartbeat_details``."""
+    """Report progress; ``details`` are handed to the next attempt as ``info().heartbeat_details``.
+
+    In a sync activity this raises :class:`~cadenza.exceptions.CanceledError` once cancellation
+    was requested (by the workflow, or by the worker shutting down), as temporalio's does: a thread
+    cannot be interrupted, so its heartbeats are where it learns of it. Letting the error propagate
+    reports the activity cancelled (or, at a worker's shutdown, the attempt failed, to be retried).
+    Async activities get ``asyncio.CancelledError`` instead."""
     _context().heartbeat(details)
 
 
 def is_cancelled() -> bool:
     """True once cancellation of this activity has been requested."""
     return _context().cancelled.is_set()
+
+
+def is_worker_shutdown() -> bool:
+    """True once the worker running this activity has begun to shut down. A cancellation that
+    follows comes from the shutdown (after the worker's ``graceful_shutdown_timeout``), not from the
+    workflow."""
+    return _context().worker_shutdown.is_set()
 
 
 async def wait_for_cancelled(poll_interval: float = 0.05) -> None:

@@ -112,14 +112,15 @@ class Client:
         an in-process server object (a ``Host`` or anything with a ``frontend``), which is what the
         embedded engine and the test environment pass. ``tls`` is a ``TLSConfig`` (or True for TLS
         with the system's roots). ``rpc_timeout`` is the deadline of one call (long polls get
-        their wait on top); ``retries`` bounds the retries of UNAVAILABLE. Over the network the
-        server is asked for its cluster info once, so a wrong address fails here.
+        their wait on top); ``retries`` bounds the retries of UNAVAILABLE (in process: of the
+        client's calls, see ``_local.py``). Over the network the server is asked for its cluster
+        info once, so a wrong address fails here.
         """
         frontend = getattr(target, "frontend", None)
         if frontend is not None:
             from cadenza.sdk._local import local_service
 
-            service: WorkflowService = local_service(frontend)
+            service: WorkflowService = local_service(frontend, retries=retries)
         elif isinstance(target, str) or (
             isinstance(target, list | tuple) and target and all(isinstance(t, str) for t in target)
         ):
@@ -348,6 +349,9 @@ class WorkflowHandle(Generic[R]):
         raise WorkflowFailureError(RuntimeError(f"run closed with {et.name}"))
 
     async def signal(self, signal: Any, *args: Any, request_id: str | None = None) -> None:
+        """Sends a signal. Addressed by workflow id (no ``run_id``), it goes to the current run;
+        UNAVAILABLE (a run that keeps continuing as new while the server resolves it) is retried
+        with backoff a few times, under the same request id, by both transports."""
         c = self.client
         name = _handler_name(signal, _SIGNAL_MARK, "signal")
         await c.service.signal_workflow_execution(
@@ -381,12 +385,14 @@ class WorkflowHandle(Generic[R]):
         return values[0] if values else None
 
     async def cancel(self) -> None:
+        """Requests cancellation (UNAVAILABLE is retried as for :meth:`signal`)."""
         c = self.client
         await c.service.request_cancel_workflow_execution(
             c.namespace, self._execution(), identity=c.identity, request_id=new_id()
         )
 
     async def terminate(self, reason: str = "", *details: Any) -> None:
+        """Terminates the run (UNAVAILABLE is retried as for :meth:`signal`)."""
         c = self.client
         await c.service.terminate_workflow_execution(
             c.namespace,

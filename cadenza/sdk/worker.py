@@ -18,10 +18,20 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from cadenza.schemas.events import CLOSE_EVENT_TYPES, COMMAND_EVENT, Command, CommandType, HistoryEvent
+from cadenza.schemas.events import (
+    CLOSE_EVENT_TYPES,
+    COMMAND_EVENT,
+    Command,
+    CommandType,
+    EventType,
+    HistoryEvent,
+)
 from cadenza.schemas.service import (
+    GetHistoryRequest,
     PollActivityTaskResponse,
     PollWorkflowTaskResponse,
     RespondWorkflowTaskCompletedRequest,
@@ -29,6 +39,7 @@ from cadenza.schemas.service import (
 )
 from cadenza.sdk import activity as activity_mod
 from cadenza.sdk._runtime.activity_tasks import Heartbeater, activity_info_from_task, is_cancel
+from cadenza.sdk._runtime.commands import COMMAND_EVENT_TYPES
 from cadenza.sdk._runtime.definitions import WorkflowDefinition
 from cadenza.sdk._runtime.instance import StaleInstanceError, WorkflowInstance
 from cadenza.sdk._runtime.local_activity_runner import LocalActivityRunner
@@ -52,6 +63,50 @@ log = logging.getLogger("cadenza.worker")
 _CLOSE_COMMAND_EVENTS = {ct for ct, et in COMMAND_EVENT.items() if et in CLOSE_EVENT_TYPES}
 
 
+def _end_of_task_commands(events: Sequence[HistoryEvent], started_id: int, *, complete: bool) -> int | None:
+    """Length of the prefix of ``events`` (from event 1) that ends with the command events of the
+    workflow task started at ``started_id``; None while ``events`` (``complete``: the whole history
+    so far) may not hold all of them yet.
+
+    A task's command events directly follow its WorkflowTaskCompleted (events that arrive while a
+    task runs are written after them), so the first other event, or the run's close, ends them."""
+    if len(events) <= started_id:
+        return None
+    started, completed = events[started_id - 1], events[started_id]
+    if (
+        started.event_id != started_id
+        or started.event_type is not EventType.WORKFLOW_TASK_STARTED
+        or completed.event_type is not EventType.WORKFLOW_TASK_COMPLETED
+    ):
+        raise ApplicationError(
+            f"event {started_id} is not the start of a completed workflow task; the history changed"
+        )
+    end = started_id + 1
+    while end < len(events):
+        event_type = events[end].event_type
+        if event_type not in COMMAND_EVENT_TYPES:
+            return end
+        end += 1
+        if event_type in CLOSE_EVENT_TYPES:
+            return end
+    return end if complete else None
+
+
+@dataclass(frozen=True, slots=True)
+class _RunningActivity:
+    """An attempt whose function runs: what shutdown needs to cancel it."""
+
+    task: asyncio.Task[Any]
+    ctx: ActivityContext
+    is_async: bool
+
+
+def _worker_shutdown_error() -> ApplicationError:
+    return ApplicationError(
+        "the worker shut down while the activity ran; the attempt was cancelled", type="WorkerShutdown"
+    )
+
+
 class Worker:
     """Runs ``workflows`` and ``activities`` for one task queue until shut down.
 
@@ -72,13 +127,17 @@ class Worker:
         activity_executor: concurrent.futures.Executor | None = None,
         identity: str | None = None,
         max_concurrent_sessions: int = 0,
+        graceful_shutdown_timeout: timedelta = timedelta(0),
     ) -> None:
         """``max_concurrent_sessions`` > 0 lets the worker accept that many worker sessions at a time
         (``workflow.create_session``); it then also runs the activities of its sessions.
         ``max_concurrent_workflow_tasks`` (default: ``workflow_pollers``) bounds the workflow tasks
-        being handled at once."""
+        being handled at once. ``graceful_shutdown_timeout`` is how long running activities may
+        go on when the worker shuts down before they are cancelled (as temporalio's option)."""
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
+        if graceful_shutdown_timeout < timedelta(0):
+            raise ValueError(f"graceful_shutdown_timeout must not be negative: {graceful_shutdown_timeout}")
         if max_concurrent_sessions and not activities:
             raise ValueError("a worker accepting sessions needs the activities to run in them")
         self.client = client
@@ -119,8 +178,16 @@ class Worker:
         self._workflow_pollers = workflow_pollers if self._workflows else 0
         self._activity_pollers = activity_pollers if self._activities else 0
         self._tasks: list[asyncio.Task[None]] = []
-        self._running_activities: dict[bytes, tuple[asyncio.Task[Any] | None, ActivityContext]] = {}
+        self._activity_tasks: set[asyncio.Task[None]] = set()
+        """Every activity attempt being run (from its poll to its report)."""
+        self._running_activities: dict[bytes, _RunningActivity] = {}
+        """The attempts whose function runs, by task token."""
+        self._graceful_shutdown_s = graceful_shutdown_timeout.total_seconds()
         self._stopping = asyncio.Event()
+        self._cancelling_activities = False
+        """Set when shutdown cancels the running activities (those that start later are refused)."""
+        self._abandoned = False
+        """Set by ``abandon``: nothing is reported any more."""
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -169,28 +236,46 @@ class Worker:
             await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stops polling and waits for running tasks; activities get cancellation."""
+        """Stops polling and handling workflow tasks, lets running activities go on for up to
+        ``graceful_shutdown_timeout``, then cancels them (``activity.is_cancelled()``; async ones
+        get ``CancelledError``, sync ones ``CanceledError`` from their next heartbeat) and waits
+        until each has ended and been reported. An attempt ended by the shutdown is reported
+        failed, so the server retries it now rather than after its timeout."""
         self._stopping.set()
+        for running in list(self._running_activities.values()):
+            running.ctx.worker_shutdown.set()
         for t in (*self._tasks, *self._workflow_tasks_running):
             t.cancel()
-        for _, ctx in self._running_activities.values():
-            ctx.cancelled.set()
         await asyncio.gather(*self._tasks, *self._workflow_tasks_running, return_exceptions=True)
         self._tasks.clear()
+        if self._activity_tasks and self._graceful_shutdown_s > 0:
+            await asyncio.wait(set(self._activity_tasks), timeout=self._graceful_shutdown_s)
+        self._cancel_activities()
+        # Waiting here (rather than leaving the attempts behind) is what keeps a sync activity's
+        # thread from outliving the worker and heartbeating into a loop that has closed.
+        while self._activity_tasks:
+            await asyncio.wait(set(self._activity_tasks))
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
+    def _cancel_activities(self) -> None:
+        self._cancelling_activities = True
+        for running in list(self._running_activities.values()):
+            running.ctx.cancelled.set()
+            if running.is_async:
+                running.task.cancel()
+
     async def abandon(self) -> None:
         """Stops at once without reporting anything, as if the process died (for failure tests)."""
         self._stopping.set()
-        for task, ctx in list(self._running_activities.values()):
-            ctx.cancelled.set()
-            if task is not None:
-                task.cancel()
-        for t in (*self._tasks, *self._workflow_tasks_running):
+        self._abandoned = True
+        for running in list(self._running_activities.values()):
+            running.ctx.cancelled.set()  # a sync activity's next heartbeat raises: its thread ends
+        tasks = (*self._tasks, *self._workflow_tasks_running, *self._activity_tasks)
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, *self._workflow_tasks_running, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
     def _user_activities(self) -> list[str]:
@@ -340,8 +425,7 @@ class Worker:
                 )
             )
             for activity_task in (started or [])[: len(eager)]:
-                t = asyncio.create_task(self._run_activity(activity_task))
-                t.add_done_callback(self._activity_done)  # releases the slot reserved for it
+                self._start_activity(activity_task)  # its end releases the slot reserved for it
                 eager.pop()
         except CadenzaError as e:
             # The task went stale (timed out, or new events made the server fail it): the instance
@@ -386,25 +470,56 @@ class Worker:
                 )
             inst = self._cache.get(task.workflow_execution.run_id)
             if inst is None or inst.last_event_id != task.started_event_id:
-                # Replay up to the last completed task in a fresh instance: never advance the cached
-                # one from a query.
+                # Replay through the last completed task in a fresh instance (never advance the
+                # cached one from a query), as a replay: its recorded markers and commands are
+                # needed for that, and the query task's history stops at the task's start.
                 if not task.history:
                     raise ApplicationError("the workflow has not run any code yet")
-                inst = WorkflowInstance(
+                history = await self._history_through_task(task)
+                replayed = WorkflowInstance(
                     defn,
                     namespace=task.namespace,
                     workflow_id=task.workflow_execution.workflow_id,
                     run_id=task.workflow_execution.run_id,
                     converter=self._converter,
                 )
-                inst.activate(task.history)
-            result = inst.query(task.query.query_type, task.query.query_args)
+                try:
+                    replayed.replay(history)
+                    result = replayed.query(task.query.query_type, task.query.query_args)
+                finally:
+                    replayed.dispose()
+            else:
+                result = inst.query(task.query.query_type, task.query.query_args)
         except Exception as e:
             await service.respond_query_task_completed(
                 task.namespace, query_id, error_message=f"{type(e).__name__}: {e}"
             )
             return
         await service.respond_query_task_completed(task.namespace, query_id, result=result)
+
+    async def _history_through_task(self, task: PollWorkflowTaskResponse) -> list[HistoryEvent]:
+        """The run's history through the commands of the workflow task started at
+        ``task.started_event_id`` (the last completed one): its WorkflowTaskCompleted and the
+        command events right after it, which is what replaying that task as a replay needs."""
+        started_id = task.started_event_id
+        events: list[HistoryEvent] = []
+        token: bytes | None = None
+        while True:
+            resp = await self.client.service.get_workflow_execution_history(
+                GetHistoryRequest(task.namespace, task.workflow_execution, next_page_token=token)
+            )
+            events.extend(resp.events)
+            token = resp.next_page_token
+            complete = not token or not resp.events
+            end = _end_of_task_commands(events, started_id, complete=complete)
+            if end is not None:
+                return events[:end]
+            if complete:
+                break
+        raise ApplicationError(
+            f"the history of run {task.workflow_execution.run_id!r} has no completed workflow task "
+            f"started at event {started_id}"
+        )
 
     # -- activities --------------------------------------------------------------------------------
 
@@ -432,13 +547,19 @@ class Worker:
             if task is None:
                 self._activity_slots.release()
                 continue
-            t = asyncio.create_task(self._run_activity(task))
-            t.add_done_callback(self._activity_done)
+            self._start_activity(task)
             if ready is not None:
                 # Let the new task take its session slot before deciding whether to poll again.
                 await asyncio.sleep(0)
 
+    def _start_activity(self, task: PollActivityTaskResponse) -> None:
+        """Run one attempt in its own task, holding an activity slot until it ends."""
+        t = asyncio.create_task(self._run_activity(task))
+        self._activity_tasks.add(t)
+        t.add_done_callback(self._activity_done)
+
     def _activity_done(self, t: asyncio.Task[None]) -> None:
+        self._activity_tasks.discard(t)
         self._activity_slots.release()
         if not t.cancelled() and t.exception() is not None:
             # Reporting the outcome failed (server unreachable): the attempt will time out and be
@@ -450,41 +571,48 @@ class Worker:
         conv = self._converter
         defn = self._activities.get(task.activity_type)
         if defn is None:
-            err = ApplicationError(
-                f"activity type {task.activity_type!r} is not registered on task queue {self.task_queue!r} "
-                f"(this worker has: {', '.join(sorted(self._user_activities())) or 'none'})",
-                type="ActivityTypeNotFound",
-            )
-            await self._report(
-                service.respond_activity_task_failed(
-                    task.task_token, conv.exception_to_failure(err), identity=self.identity
-                )
+            await self._fail_attempt(
+                task,
+                ApplicationError(
+                    f"activity type {task.activity_type!r} is not registered on task queue "
+                    f"{self.task_queue!r} (this worker has: "
+                    f"{', '.join(sorted(self._user_activities())) or 'none'})",
+                    type="ActivityTypeNotFound",
+                ),
             )
             return
-        loop = asyncio.get_running_loop()
-        info = activity_info_from_task(task, conv)
-        heartbeater = Heartbeater(self, task, loop)
-        ctx = ActivityContext(info=info, heartbeat=heartbeater.heartbeat_threadsafe)
-        heartbeater.ctx = ctx
         try:
             args = conv.from_payloads(task.input, defn.param_types)
         except Exception as e:
-            await self._report(
-                service.respond_activity_task_failed(
-                    task.task_token,
-                    conv.exception_to_failure(
-                        ApplicationError(
-                            f"cannot decode the arguments of activity {task.activity_type!r}: {e}",
-                            type="PayloadDecodeError",
-                            non_retryable=True,
-                        )
-                    ),
-                    identity=self.identity,
-                )
+            await self._fail_attempt(
+                task,
+                ApplicationError(
+                    f"cannot decode the arguments of activity {task.activity_type!r}: {e}",
+                    type="PayloadDecodeError",
+                    non_retryable=True,
+                ),
             )
             return
+        if self._cancelling_activities:
+            # Polled or handed over just before the shutdown: give it back to be run elsewhere.
+            await self._fail_attempt(task, _worker_shutdown_error())
+            return
+        loop = asyncio.get_running_loop()
+        heartbeater = Heartbeater(self, task, loop)
+        ctx = ActivityContext(
+            info=activity_info_from_task(task, conv),
+            heartbeat=heartbeater.heartbeat_threadsafe if defn.is_async else heartbeater.heartbeat_sync,
+        )
+        if self._stopping.is_set():
+            ctx.worker_shutdown.set()
+        heartbeater.attach(ctx)
         current = asyncio.current_task()
-        self._running_activities[task.task_token] = (current, ctx)
+        assert current is not None
+        if defn.is_async:
+            # A cancel requested by the server reaches an async activity as CancelledError; a sync
+            # one cannot be interrupted and hears of it from ``is_cancelled`` or its heartbeats.
+            heartbeater.on_cancel = current.cancel
+        self._running_activities[task.task_token] = _RunningActivity(current, ctx, defn.is_async)
         try:
             if defn.is_async:
                 with activity_mod._activity_context(ctx):
@@ -498,51 +626,65 @@ class Worker:
 
                 result = await loop.run_in_executor(self._executor, cv.run, call)
         except asyncio.CancelledError:
-            if self._stopping.is_set() and not ctx.cancelled.is_set():
-                raise
             if heartbeater.cancel_requested:
                 await self._report(
                     service.respond_activity_task_canceled(task.task_token, None, identity=self.identity)
                 )
-            elif not self._stopping.is_set():
-                raise
-            return
+                return
+            if self._cancelling_activities and not self._abandoned:
+                await self._fail_attempt(task, _worker_shutdown_error())
+                return
+            raise
         except Exception as e:
             if heartbeater.cancel_requested and is_cancel(e):
                 await self._report(
                     service.respond_activity_task_canceled(task.task_token, None, identity=self.identity)
                 )
                 return
-            await self._report(
-                service.respond_activity_task_failed(
-                    task.task_token, conv.exception_to_failure(e), identity=self.identity
-                )
-            )
+            if self._abandoned:
+                return
+            shut_down = self._cancelling_activities and is_cancel(e)
+            await self._fail_attempt(task, _worker_shutdown_error() if shut_down else e)
             return
         finally:
             self._running_activities.pop(task.task_token, None)
             heartbeater.stop()
-        if self._stopping.is_set() and ctx.cancelled.is_set() and not heartbeater.cancel_requested:
+        if self._abandoned:
             return
         try:
             payloads = conv.to_payloads([result])
         except Exception as e:
-            await self._report(
-                service.respond_activity_task_failed(
-                    task.task_token,
-                    conv.exception_to_failure(
-                        ApplicationError(
-                            f"activity {task.activity_type!r} returned a value that cannot be encoded: {e}",
-                            type="PayloadEncodeError",
-                            non_retryable=True,
-                        )
-                    ),
-                    identity=self.identity,
-                )
+            await self._fail_attempt(
+                task,
+                ApplicationError(
+                    f"activity {task.activity_type!r} returned a value that cannot be encoded: {e}",
+                    type="PayloadEncodeError",
+                    non_retryable=True,
+                ),
             )
             return
         await self._report(
             service.respond_activity_task_completed(task.task_token, payloads, identity=self.identity)
+        )
+
+    async def _fail_attempt(self, task: PollActivityTaskResponse, error: BaseException) -> None:
+        """Log the failed attempt (as failed workflow tasks are) and report it to the server."""
+        # The traceback is worth having for the code's own errors; the worker's are self-explanatory.
+        user_error = error.__traceback__ is not None
+        log.warning(
+            "activity %s (id %s) of workflow %s failed on attempt %d: %s: %s",
+            task.activity_type,
+            task.activity_id,
+            task.workflow_execution.workflow_id,
+            task.attempt,
+            type(error).__name__,
+            error,
+            exc_info=error if user_error else None,
+        )
+        await self._report(
+            self.client.service.respond_activity_task_failed(
+                task.task_token, self._converter.exception_to_failure(error), identity=self.identity
+            )
         )
 
     async def _report(self, call: Any) -> None:

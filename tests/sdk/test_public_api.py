@@ -60,6 +60,7 @@ def test_activity_exports() -> None:
         "in_activity",
         "info",
         "is_cancelled",
+        "is_worker_shutdown",
         "wait_for_cancelled",
         "wait_for_cancelled_sync",
     ]

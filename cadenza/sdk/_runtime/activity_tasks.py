@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -65,18 +65,42 @@ class Heartbeater:
         self.loop = loop
         self.ctx: ActivityContext | None = None
         self.cancel_requested = False
+        """The server asked for cancellation (or no longer knows the attempt)."""
+        self.on_cancel: Callable[[], object] | None = None
+        """Called when the server asks for cancellation (an async activity's task is cancelled)."""
+        self._cancelled: threading.Event | None = None
         self._pending: Sequence[Any] | None = None
         self._sending = False
         self._stopped = False
         self._lock = threading.Lock()
 
+    def attach(self, ctx: ActivityContext) -> None:
+        """Heartbeat for the attempt ``ctx`` describes."""
+        self.ctx = ctx
+        # Kept apart from ``ctx`` so a thread still heartbeating after the attempt ended (its
+        # worker abandoned it) still sees the cancellation.
+        self._cancelled = ctx.cancelled
+
+    def heartbeat_sync(self, details: Sequence[Any]) -> None:
+        """A sync activity's heartbeat: raises ``CanceledError`` once cancellation was requested,
+        as temporalio's does, since a thread cannot be interrupted and heartbeats are where a
+        sync activity hears from its worker."""
+        if self._cancelled is not None and self._cancelled.is_set():
+            raise CanceledError(f"activity {self.task.activity_type!r} was cancelled")
+        self.heartbeat_threadsafe(details)
+
     def heartbeat_threadsafe(self, details: Sequence[Any]) -> None:
+        if self._stopped:
+            return  # the attempt is over: nothing to send, and its loop may be gone
         with self._lock:
             self._pending = list(details)
         if threading.current_thread() is threading.main_thread() and self._in_loop():
             self._kick()
-        else:
+            return
+        try:
             self.loop.call_soon_threadsafe(self._kick)
+        except RuntimeError:
+            pass  # the loop closed after the check above: the attempt is over
 
     def _in_loop(self) -> bool:
         try:
@@ -110,13 +134,8 @@ class Heartbeater:
                 if cancel and self.ctx is not None:
                     self.cancel_requested = True
                     self.ctx.cancelled.set()
-                    entry = self.worker._running_activities.get(self.task.task_token)
-                    if (
-                        entry
-                        and entry[0] is not None
-                        and self.worker._activities[self.task.activity_type].is_async
-                    ):
-                        entry[0].cancel()
+                    if self.on_cancel is not None:
+                        self.on_cancel()
                     return
         finally:
             self._sending = False
@@ -124,3 +143,4 @@ class Heartbeater:
     def stop(self) -> None:
         self._stopped = True
         self.ctx = None  # the context holds our heartbeat method: no cycle left for the collector
+        self.on_cancel = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -272,7 +273,7 @@ def get_external_workflow_handle(workflow_id: str, *, run_id: str = "") -> Exter
 async def start_child_workflow(
     workflow: Any,
     *args: Any,
-    id: str,
+    id: str | None = None,
     task_queue: str | None = None,
     execution_timeout: timedelta | None = None,
     run_timeout: timedelta | None = None,
@@ -285,10 +286,15 @@ async def start_child_workflow(
     search_attributes: dict[str, Any] | None = None,
     result_type: Any = None,
 ) -> ChildWorkflowHandle:
-    """Starts a child workflow; returns once the child is running (raises if it could not start)."""
+    """Starts a child workflow; returns once the child is running (raises if it could not start).
+
+    Without ``id`` the child gets a UUID drawn from the workflow's seeded random (``workflow.uuid4()``,
+    as temporalio does), so every replay of the parent derives the same id."""
     inst = _instance("starting a child workflow")
     inst.check_can_command("start a child workflow")
     name, ret = _type_name(workflow)
+    if id is None:
+        id = str(uuid.UUID(int=inst.random.getrandbits(128), version=4))  # what workflow.uuid4() draws
     conv = inst.converter
     handle = ChildWorkflowHandle(inst, id, name, result_type or ret)
     children = _Children.of(inst)
@@ -322,8 +328,8 @@ async def start_child_workflow(
     return handle
 
 
-async def execute_child_workflow(workflow: Any, *args: Any, id: str, **kwargs: Any) -> Any:
-    """Starts a child workflow and waits for its result."""
+async def execute_child_workflow(workflow: Any, *args: Any, id: str | None = None, **kwargs: Any) -> Any:
+    """Starts a child workflow and waits for its result (``id``: as ``start_child_workflow``)."""
     handle = await start_child_workflow(workflow, *args, id=id, **kwargs)
     return await handle.result()
 

@@ -232,6 +232,28 @@ class WorkflowInstance:
             raise ValueError(f"History slice starts at event {events[0].event_id}, expected event {expected}")
         return self._on_workflow_loop(lambda: self._activate(events))
 
+    def replay(self, events: Sequence[HistoryEvent]) -> None:
+        """Replay a whole history that ends with the command events of a completed workflow task
+        (how a query sees a run no worker has cached).
+
+        Every task runs as a replay, the last one included: ``patched`` answers from the recorded
+        markers, and every command the code produced must be in history, so the state a query then
+        reads is the one the run really reached. Raises ``NondeterminismError`` otherwise.
+        """
+        if not events or events[0].event_id != 1:
+            raise ValueError("replay() needs the history from event 1")
+        last = events[-1]
+        if last.event_type is _WFT_STARTED:
+            raise ValueError("replay() needs a history whose last workflow task completed")
+        self.activate(events)
+        # ``activate`` checks a task's commands when the next task starts (or the run closes);
+        # nothing follows the last task here, so check its commands now.
+        try:
+            self.commands.check_all_recorded(last.event_id + 1)
+        except BaseException as exc:
+            self._broken = exc
+            raise
+
     def take_local_activities(self) -> list[LocalActivityRequest]:
         """Local activities the open task waits on that the worker has not taken yet."""
         return self.local_activities.take_requests()

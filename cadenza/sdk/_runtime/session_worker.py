@@ -79,12 +79,15 @@ class SessionHost:
         try:
             handle = self._client.get_workflow_handle(info.workflow_id, run_id=info.run_id)
             await handle.signal(SESSION_CREATED_SIGNAL, session_id, self.queue, self._identity)
-            while not activity.is_cancelled():
-                activity.heartbeat()
-                await asyncio.sleep(interval)
-            # A cancel from the workflow (the session completed) interrupts the sleep above; getting
-            # here means the worker is shutting down: fail the session now rather than at the
-            # heartbeat timeout.
+            try:
+                while not activity.is_cancelled():
+                    activity.heartbeat()
+                    await asyncio.sleep(interval)
+            except asyncio.CancelledError:
+                if not activity.is_worker_shutdown():
+                    raise  # the workflow cancelled it: the session completed
+            # Getting here means the worker is shutting down: fail the session now rather than at
+            # the heartbeat timeout.
             raise ApplicationError(
                 f"worker {self._identity!r} shut down while holding the session",
                 type="SessionWorkerStopped",
