@@ -87,6 +87,8 @@ class Frontend:
         self.visibility: Any = None
         """The visibility store lists and counts read from (None: not configured)."""
         self.failover: Any = None
+        self.replication_status: Any = None
+        """Returns this cluster's replication state (``Replication.status``), when it replicates."""
         """``cadenza.replication.failover.fail_over`` bound to this host, when it replicates."""
         self.forwarder: Forwarder | None = None
         """Sends the selected APIs of a namespace that is standby here to its active cluster."""
@@ -810,6 +812,38 @@ class Frontend:
         return await read_raw_history(
             self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
         )
+
+    async def describe_cluster(self) -> dict[str, Any]:
+        """The clusters, which one this is, every global namespace's active cluster and failover
+        version, and this cluster's replication: lag per source, DLQ depth, applier state."""
+        c = self.namespaces.cluster
+        namespaces = [
+            {
+                "name": n.name,
+                "active_cluster": n.active_cluster,
+                "failover_version": n.failover_version,
+                "clusters": list(n.clusters),
+                "in_handover": self.namespaces.in_handover(n.id),
+            }
+            for n in await self.namespaces.list()
+            if n.is_global
+        ]
+        return {
+            "current_cluster": c.current_cluster_name,
+            "master_cluster": c.master_cluster_name or c.current_cluster_name,
+            "failover_version_increment": c.failover_version_increment,
+            "clusters": [
+                {
+                    "name": name,
+                    "initial_failover_version": info.initial_failover_version,
+                    "enabled": info.enabled,
+                    "rpc_address": info.rpc_address,
+                }
+                for name, info in sorted(c.clusters.items())
+            ],
+            "namespaces": namespaces,
+            "replication": await self.replication_status() if self.replication_status is not None else None,
+        }
 
     async def failover_namespace(
         self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0

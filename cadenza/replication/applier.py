@@ -98,6 +98,10 @@ class ReplicationApplier:
         self.bus = bus
         self.own = own
         self._source_of_topic = {t.topic: name for name, t in sources.items()}
+        self.sources = dict(sources)
+        self.last_lag_us: dict[str, int] = {}
+        """Per source cluster, the lag of the last batch applied from it."""
+        self.events_by_source: dict[str, int] = {}
         self.namespaces = namespaces
         self.replicator = HistoryReplicator(engine, cluster_name=cluster_name)
         self.remote = remote
@@ -124,6 +128,11 @@ class ReplicationApplier:
 
     def start(self) -> asyncio.Task[None]:
         return self.runner.start()
+
+    @property
+    def running(self) -> bool:
+        task = self.runner._task
+        return task is not None and not task.done()
 
     async def stop(self) -> None:
         await self.runner.stop()
@@ -224,7 +233,10 @@ class ReplicationApplier:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             if outcome in ("created", "appended", "switched"):
                 self.events_applied += len(batch.events)
-                self.lags_us.append(self.replicator.engine.clock.now_us() - batch.events[-1].event_time)
+                lag = self.replicator.engine.clock.now_us() - batch.events[-1].event_time
+                self.lags_us.append(lag)
+                self.last_lag_us[source] = lag
+                self.events_by_source[source] = self.events_by_source.get(source, 0) + len(batch.events)
             return
         raise MissingHistoryError(
             batch.namespace_id, batch.workflow_id, batch.run_id, 0, batch.first_event_id

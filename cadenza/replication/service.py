@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cadenza.engine.bus import Bus, TopicSpec
+from cadenza.engine.bus.dlq import read_dlq
 from cadenza.replication.applier import ClusterTopics, DlqRetrier, RawBatch, RemoteHistory, ReplicationApplier
 from cadenza.replication.failover import fail_over
 from cadenza.replication.forwarding import ClusterForwarder
@@ -103,12 +104,53 @@ class Replication:
         if self.config.forwarding:
             self.host.frontend.forwarder = self.forwarder
         self.host.frontend.failover = functools.partial(fail_over, self.host)
+        self.host.frontend.replication_status = self.status
 
     def start(self) -> None:
         if self.applier.runner.topics:
             self.applier.start()
         self.dlq.start()
         self._started = True
+
+    async def status(self) -> dict[str, Any]:
+        """What ``cadenza admin cluster describe`` shows of replication: this cluster's unpublished
+        replication tasks, and per source cluster the messages not yet applied here (the group's
+        lag on the source's topic), the last applied batch's lag in seconds, and the DLQ."""
+        bus = self.config.bus
+        group = self.applier.runner.group
+        sources = []
+        for name, topics in sorted(self.applier.sources.items()):
+            lag = 0
+            try:
+                marks = await bus.watermarks(topics.topic)
+                committed = await bus.committed(group, topics.topic)
+                for p, (low, high) in marks.items():
+                    done = committed[p].offset if p in committed else low
+                    lag += max(0, high - done)
+            except Exception as e:  # a source's topic that cannot be read now: say so
+                lag = -1
+                log.debug("replication status of %s: %s", name, e)
+            last = self.applier.last_lag_us.get(name)
+            sources.append(
+                {
+                    "cluster": name,
+                    "topic": topics.topic,
+                    "lag_messages": lag,
+                    "lag_seconds": None if last is None else round(last / 1e6, 3),
+                    "applied_events": self.applier.events_by_source.get(name, 0),
+                }
+            )
+        dlq = await read_dlq(bus, self.own.dlq_topic, limit=100_000)
+        parked = await read_dlq(bus, self.dlq.parked_topic, limit=100_000)
+        return {
+            "topic": self.own.topic,
+            "unpublished_tasks": self.host.queues.replication_backlog(),
+            "published_messages": self.publisher.published,
+            "applier": "running" if self.applier.running else "stopped",
+            "sources": sources,
+            "dlq": {"topic": self.own.dlq_topic, "depth": len(dlq), "parked": len(parked)},
+            "outcomes": dict(self.applier.outcomes),
+        }
 
     async def stop(self) -> None:
         if self._started:

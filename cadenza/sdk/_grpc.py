@@ -553,6 +553,11 @@ class GrpcService:
     async def update_namespace(self, info: NamespaceInfo) -> None:
         await self.call("UpdateNamespace", {"namespace": cv.namespace_to_record(info)})
 
+    async def describe_cluster(self) -> dict[str, Any]:
+        r = await self.call("DescribeCluster", {})
+        document: dict[str, Any] = json.loads(r["document"])
+        return document
+
     async def failover_namespace(
         self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0
     ) -> FailoverResponse:

@@ -115,6 +115,23 @@ def test_three_dev_servers_replicate_a_global_namespace_and_its_workflows(tmp_pa
             return proc.returncode == 0 and proc.stdout == shown
 
         _until(lambda: same_on(s) and same_on(o))
+
+        # The operator's view from the standby: the clusters, the namespace, replication caught up.
+        def described_cluster() -> dict | None:  # type: ignore[type-arg]
+            d = json.loads(cadenza(s, "admin", "cluster", "describe", "-o", "json").stdout)
+            sources = {src["cluster"]: src for src in d["replication"]["sources"]}
+            return (
+                d if sources["active"]["lag_messages"] == 0 and sources["active"]["applied_events"] else None
+            )
+
+        d = _until(described_cluster)
+        assert d["current_cluster"] == "standby" and [c["name"] for c in d["clusters"]] == sorted(names)
+        assert [(n["name"], n["active_cluster"], n["failover_version"]) for n in d["namespaces"]] == [
+            ("video", "active", 1)
+        ]
+        assert d["replication"]["dlq"]["depth"] == 0 and d["replication"]["applier"] == "running"
+        table = cadenza(s, "admin", "cluster", "describe").stdout
+        assert "* standby" in table and "FROM CLUSTER" in table
         # A client of the standby keeps working: its signal is forwarded to the active cluster.
         cadenza(s, "--ns", "video", "wf", "signal", "-w", "video-1", "-n", "approve", "-i", '"bob"')
         shown = cadenza(a, "--ns", "video", "wf", "show", "-w", "video-1", "-o", "json").stdout

@@ -7,6 +7,7 @@ INVALID_ARGUMENT naming the problem.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -277,6 +278,9 @@ class Handlers:
     async def AddSearchAttributes(self, r: Record) -> Record:
         await self.fe.add_search_attributes(dict(r["attributes"]))
         return EMPTY
+
+    async def DescribeCluster(self, r: Record) -> Record:
+        return {"document": json.dumps(await self.fe.describe_cluster())}
 
     async def FailoverNamespace(self, r: Record) -> Record:
         resp = await self.fe.failover_namespace(

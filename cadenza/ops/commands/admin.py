@@ -63,6 +63,72 @@ def add_search_attributes(
     run(s, go())
 
 
+@cluster.command("describe")
+@connection_options
+@click.pass_context
+def describe_cluster(ctx: click.Context, **conn: Any) -> None:
+    """The clusters, each global namespace's active cluster and failover version, and replication:
+    lag per source cluster (messages and seconds), DLQ depth, applier state."""
+    s = pop_settings(ctx, conn)
+
+    async def go() -> None:
+        async with connect(s) as client:
+            d = await client.service.describe_cluster()  # type: ignore[attr-defined]
+        if s.output == "json":
+            print_json(d)
+            return
+        current = d["current_cluster"]
+        click.echo(f"Cluster {current} (master {d['master_cluster']})")
+        print_table(
+            ("CLUSTER", "INITIAL VERSION", "ENABLED", "ADDRESS"),
+            [
+                (
+                    ("* " if c["name"] == current else "  ") + c["name"],
+                    c["initial_failover_version"],
+                    c["enabled"],
+                    c["rpc_address"],
+                )
+                for c in d["clusters"]
+            ],
+        )
+        if d["namespaces"]:
+            click.echo()
+            print_table(
+                ("GLOBAL NAMESPACE", "ACTIVE CLUSTER", "FAILOVER VERSION", "CLUSTERS"),
+                [
+                    (
+                        n["name"],
+                        n["active_cluster"] + (" (handover)" if n["in_handover"] else ""),
+                        n["failover_version"],
+                        ", ".join(n["clusters"]),
+                    )
+                    for n in d["namespaces"]
+                ],
+            )
+        r = d.get("replication")
+        if r is None:
+            click.echo("\nReplication: off (one cluster)")
+            return
+        click.echo(
+            f"\nReplication: applier {r['applier']}; {r['unpublished_tasks']} tasks not yet published to "
+            f"{r['topic']}; DLQ {r['dlq']['topic']}: {r['dlq']['depth']} waiting, {r['dlq']['parked']} parked"
+        )
+        print_table(
+            ("FROM CLUSTER", "LAG (MESSAGES)", "LAG (SECONDS)", "EVENTS APPLIED"),
+            [
+                (
+                    src["cluster"],
+                    src["lag_messages"],
+                    "-" if src["lag_seconds"] is None else src["lag_seconds"],
+                    src["applied_events"],
+                )
+                for src in r["sources"]
+            ],
+        )
+
+    run(s, go())
+
+
 @cluster.command("get-search-attributes")
 @connection_options
 @click.pass_context
