@@ -3,6 +3,7 @@ shared embedded log file, driven with the CLI as an operator would."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -10,6 +11,11 @@ import time
 from pathlib import Path
 
 from rpc.devserver import DevServer, cadenza_argv, env
+
+from cadenza.client import Client
+from cadenza.worker import WorkerPool
+
+from .workflows import Waiter
 
 
 def cadenza(address: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -31,6 +37,35 @@ def free_ports(n: int) -> list[int]:
     finally:
         for sock in socks:
             sock.close()
+
+
+async def _across_a_graceful_failover(a: str, s: str, o: str) -> None:
+    pool = await WorkerPool.connect([a, s, o], namespace="video", task_queue="q", workflows=[Waiter])
+    client = await Client.connect(s, namespace="video")
+    async with pool:
+        handle = await client.start_workflow(Waiter.run, id="wp-1", task_queue="q")
+        await handle.signal(Waiter.note, "before")
+        out = await asyncio.to_thread(
+            cadenza,
+            a,
+            "n",
+            "failover",
+            "--ns",
+            "video",
+            "--to",
+            "standby",
+            "--graceful",
+            "--timeout",
+            "30s",
+            "-o",
+            "json",
+        )
+        result = json.loads(out.stdout)
+        assert result["graceful"] and result["namespace"]["active_cluster"] == "standby", result
+        await handle.signal(Waiter.note, "finish")
+        assert await asyncio.wait_for(handle.result(), 30) == ["before", "finish"]
+    history = await handle.fetch_history()
+    assert {e.version for e in history.events} == {1, 2}
 
 
 def _until(check, timeout: float = 30.0):  # type: ignore[no-untyped-def]
@@ -137,6 +172,11 @@ def test_three_dev_servers_replicate_a_global_namespace_and_its_workflows(tmp_pa
         shown = cadenza(a, "--ns", "video", "wf", "show", "-w", "video-1", "-o", "json").stdout
         assert shown.count("approve") == 2
         _until(lambda: same_on(s) and same_on(o))
+        # Workers in every data centre (one pool), a client of the standby, and a graceful
+        # failover by an operator in the middle of a workflow: it finishes on the new active.
+        asyncio.run(_across_a_graceful_failover(a, s, o))
+        on_other = _until(lambda: (d := described(o)) and d["active_cluster"] == "standby" and d)
+        assert on_other["failover_version"] == 2
     finally:
         for srv in servers.values():
             assert srv.stop() == 0, srv.stderr()[-3000:]

@@ -13,7 +13,7 @@ import pytest
 from cadenza import activity, workflow
 from cadenza.engine.errors import NamespaceNotActiveError
 from cadenza.schemas.events import EventType
-from cadenza.worker import Worker
+from cadenza.worker import Worker, WorkerPool
 
 from .clusters import eventually, running_clusters
 
@@ -39,10 +39,12 @@ def test_failover_hands_pending_timers_and_work_to_the_new_active_cluster() -> N
             await c.register_global("video")
             ns = await c.hosts["active"].namespaces.get("video")
             on_active, on_standby = c.client("active", "video"), c.client("standby", "video")
-            # A worker in each data centre, each polling its own cluster.
-            async with (
-                Worker(on_active, task_queue="q", workflows=[TwoSteps], activities=[step]),
-                Worker(on_standby, task_queue="q", workflows=[TwoSteps], activities=[step]),
+            # A worker in each data centre, each polling its own cluster, built in one call.
+            async with WorkerPool(
+                [on_active, on_standby, c.client("other", "video")],
+                task_queue="q",
+                workflows=[TwoSteps],
+                activities=[step],
             ):
                 handles = [
                     await on_active.start_workflow(TwoSteps.run, id=f"two-{i}", task_queue="q")
