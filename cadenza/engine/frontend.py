@@ -31,6 +31,7 @@ from cadenza.engine.history.tasks import TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
+from cadenza.engine.ratelimit import NamespaceRateLimiter
 from cadenza.schemas.codec import decode_events
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id
@@ -86,6 +87,9 @@ class Frontend:
         self._queries: dict[str, PendingQuery] = {}
         self.visibility: Any = None
         """The visibility store lists and counts read from (None: not configured)."""
+        self.dynamic_config: Any = None
+        """Settings an operator changes while the server runs (``cadenza.ops.dynamic_config``)."""
+        self.rate_limiter = NamespaceRateLimiter(self._namespace_rps)
         self.failover: Any = None
         self.replication_status: Any = None
         """Returns this cluster's replication state (``Replication.status``), when it replicates."""
@@ -112,6 +116,10 @@ class Frontend:
         finally:
             self.outstanding.pop(token, None)
 
+    def _namespace_rps(self, namespace: str) -> int:
+        dc = self.dynamic_config
+        return int(dc.get("frontend.namespaceRPS", 0, namespace=namespace)) if dc is not None else 0
+
     async def _ns_id(self, namespace: str) -> str:
         return (await self.namespaces.get(namespace)).id
 
@@ -137,6 +145,7 @@ class Frontend:
 
     @forwardable
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
+        self.rate_limiter.admit(request.namespace)
         ns_id = await self._ns_id(request.namespace)
         if request.search_attributes and self.visibility is not None:
             # Refuse attributes the cluster does not know, or of the wrong type, before writing.
@@ -163,6 +172,7 @@ class Frontend:
         identity: str = "",
         request_id: str = "",
     ) -> None:
+        self.rate_limiter.admit(namespace)
         ns_id = await self._ns_id(namespace)
         await self.history.signal(
             ns_id,
@@ -178,6 +188,7 @@ class Frontend:
     async def request_cancel_workflow_execution(
         self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
     ) -> None:
+        self.rate_limiter.admit(namespace)
         ns_id = await self._ns_id(namespace)
         await self.history.request_cancel(
             ns_id, execution.workflow_id, execution.run_id, identity=identity, request_id=request_id
@@ -193,6 +204,7 @@ class Frontend:
         details: Payloads | None = None,
         identity: str = "",
     ) -> None:
+        self.rate_limiter.admit(namespace)
         ns_id = await self._ns_id(namespace)
         limits.validate_payloads("details", details)
         await self.history.terminate(
@@ -210,6 +222,7 @@ class Frontend:
         reason: str = "",
         identity: str = "",
     ) -> str:
+        self.rate_limiter.admit(namespace)
         ns_id = await self._ns_id(namespace)
         return await self.history.reset(
             ns_id,

@@ -86,6 +86,8 @@ class Host:
         self.replication: Any = None
         """The cluster's ``cadenza.replication.Replication`` when it replicates (None otherwise)."""
         self._refresher: asyncio.Task[None] | None = None
+        self.dynamic_config: Any = None
+        """``cadenza.ops.dynamic_config.DynamicConfig`` (None: every setting at its default)."""
         self._takeovers: set[asyncio.Task[int]] = set()
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
 
@@ -105,6 +107,7 @@ class Host:
         replication: Any = None,
         visibility_topic: str | None = None,
         namespace_refresh_s: float = 10.0,
+        dynamic_config: Any = None,
     ) -> Host:
         """``visibility_store`` with ``bus`` runs the anchors' visibility path in this process: the
         outbox publishes to the bus, and an indexer consumes it into the store (which the frontend
@@ -143,6 +146,8 @@ class Host:
             cluster=cluster,
         )
         host.frontend.visibility = visibility_store
+        host.frontend.dynamic_config = dynamic_config
+        host.dynamic_config = dynamic_config
         host._indexer = indexer
         await host.namespaces.load()
         host.namespaces.on_activated = host._on_namespace_activated

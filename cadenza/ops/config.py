@@ -251,10 +251,34 @@ class DcRedirectionPolicy(_Strict):
     """Accepted as the anchors write it; the target is always the namespace's active cluster."""
 
 
+class DynamicConfigClient(_Strict):
+    filepath: str
+    """The dynamic config YAML (``cadenza.ops.dynamic_config``), relative to the working directory."""
+    pollInterval: str | float = "10s"
+    """How often the file is checked for changes: seconds, or ``10s``, ``1m``."""
+
+    def poll_interval_s(self) -> float:
+        v = str(self.pollInterval).strip().lower()
+        scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(v[-1:], None)
+        number = float(v[:-1]) if scale is not None else float(v)
+        return number * (scale or 1.0)
+
+    @model_validator(mode="after")
+    def _interval(self) -> DynamicConfigClient:
+        try:
+            seconds = self.poll_interval_s()
+        except ValueError:
+            raise ValueError(f"pollInterval {self.pollInterval!r} is not a duration such as 10s") from None
+        if seconds <= 0:
+            raise ValueError(f"pollInterval must be positive (got {self.pollInterval!r})")
+        return self
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     persistence: Persistence
     dcRedirectionPolicy: DcRedirectionPolicy = DcRedirectionPolicy()
+    dynamicConfigClient: DynamicConfigClient | None = None
     kafka: KafkaTopology | None = None
     services: dict[str, Service] = {}
     clusterMetadata: ClusterMetadataConfig = ClusterMetadataConfig()
@@ -414,4 +438,8 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         kafka_topology=config.kafka,
         retention_days=config.namespaceDefaults.retentionDays,
         forwarding=config.dcRedirectionPolicy.policy == "selected-apis-forwarding",
+        dynamic_config_file=config.dynamicConfigClient.filepath if config.dynamicConfigClient else None,
+        dynamic_config_poll_s=config.dynamicConfigClient.poll_interval_s()
+        if config.dynamicConfigClient
+        else 10.0,
     )

@@ -24,6 +24,7 @@ from cadenza.engine.errors import AlreadyExistsError
 from cadenza.engine.host import Host
 from cadenza.engine.persistence import open_sqlite_stores
 from cadenza.engine.rpc import ClusterInfo, RpcServer, ServerTLS
+from cadenza.ops.dynamic_config import DynamicConfig
 from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.service import NamespaceInfo
 
@@ -67,6 +68,9 @@ class ServerSettings:
     ``cluster_name``, as ``ClusterMetadata.single`` describes."""
     kafka_topology: Any = None
     """The validated ``kafka`` block (``cadenza.engine.bus.topology.KafkaTopology``), or None."""
+    dynamic_config_file: str | None = None
+    """A dynamic config YAML re-read while the server runs (``cadenza.ops.dynamic_config``)."""
+    dynamic_config_poll_s: float = 10.0
     forwarding: bool = True
     """A standby cluster forwards the selected APIs of a global namespace to its active cluster."""
     replication_log: str | None = None
@@ -82,6 +86,7 @@ class ServerProcess:
         self.rpc: RpcServer | None = None
         self.port = 0
         self._closers: list[Any] = []
+        self.dynamic_config: DynamicConfig | None = None
 
     async def start(self) -> int:
         s = self.settings
@@ -103,12 +108,17 @@ class ServerProcess:
             replication = None
             if len(cluster.enabled_clusters()) > 1:
                 replication = await self._open_replication(cluster)
+            self.dynamic_config = DynamicConfig(
+                s.dynamic_config_file, poll_interval_s=s.dynamic_config_poll_s
+            )
+            self.dynamic_config.start()
             self.host = await Host.start(
                 stores,
                 num_shards=s.num_shards,
                 default_namespace=None,
                 cluster=cluster,
                 replication=replication,
+                dynamic_config=self.dynamic_config,
                 **visibility,
             )
             for name in s.namespaces:
@@ -196,6 +206,8 @@ class ServerProcess:
             host, self.host = self.host, None
             await host.stop()
             await host.stores.close()
+        if self.dynamic_config is not None:
+            await self.dynamic_config.stop()
         for closer in self._closers:
             await closer.close()
         self._closers.clear()

@@ -284,18 +284,23 @@ class DlqRetrier:
         dlq_topic: str,
         apply: Callable[[Message], Awaitable[None]],
         *,
-        initial_s: float = 5.0,
+        initial_s: float | Callable[[], float] = 5.0,
         max_s: float = 300.0,
     ) -> None:
         self.bus = bus
         self.dlq_topic = dlq_topic
         self.parked_topic = f"{dlq_topic}-parked"
         self._apply = apply
-        self.initial_s = initial_s
+        self._initial_s = initial_s
         self.max_s = max_s
         self.applied = 0
         self.parked = 0
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def initial_s(self) -> float:
+        """The first interval (read each time: dynamic config may change it)."""
+        return self._initial_s() if callable(self._initial_s) else self._initial_s
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"cadenza-dlq-retry-{self.dlq_topic}")

@@ -24,6 +24,7 @@ from cadenza.replication.version_history import VersionHistory, VersionHistoryIt
 if TYPE_CHECKING:
     from cadenza.engine.history.engine import HistoryEngine
     from cadenza.engine.host import Host
+    from cadenza.schemas.service import NamespaceInfo
 
 log = logging.getLogger("cadenza.replication")
 
@@ -82,11 +83,22 @@ class Replication:
             host.namespaces,
             addresses={n: c.rpc_address for n, c in self.cluster.clusters.items() if c.rpc_address},
             services=config.frontends,
+            enabled=self._forwarding_enabled,
         )
         self.dlq = DlqRetrier(
-            config.bus, self.own.dlq_topic, self.applier.handle, initial_s=config.dlq_retry_s
+            config.bus, self.own.dlq_topic, self.applier.handle, initial_s=self._dlq_interval
         )
         self._started = False
+
+    def _setting(self, key: str, default: Any, **constraints: str) -> Any:
+        dc = self.host.dynamic_config
+        return dc.get(key, default, **constraints) if dc is not None else default
+
+    def _forwarding_enabled(self, info: NamespaceInfo) -> bool:
+        return bool(self._setting("system.enableNamespaceNotActiveAutoForwarding", True, namespace=info.name))
+
+    def _dlq_interval(self) -> float:
+        return float(self._setting("history.replicationDLQRetryIntervalSeconds", self.config.dlq_retry_s))
 
     async def prepare(self) -> None:
         c = self.config

@@ -110,6 +110,12 @@ def _serve(settings: ServerSettings) -> None:
     help="Where another cluster of the --cluster set listens, if not on its usual port (repeatable)",
 )
 @click.option(
+    "--dynamic-config-file",
+    default=None,
+    help="Dynamic config YAML, re-read when it changes (e.g. frontend.namespaceRPS, "
+    "system.enableNamespaceNotActiveAutoForwarding)",
+)
+@click.option(
     "--forwarding/--no-forwarding",
     default=True,
     show_default=True,
@@ -131,6 +137,7 @@ def start_dev(
     cluster: str | None,
     replication_log: str | None,
     cluster_addresses: tuple[str, ...],
+    dynamic_config_file: str | None,
     forwarding: bool,
     tls_cert: str | None,
     tls_key: str | None,
@@ -167,6 +174,7 @@ def start_dev(
         cluster_metadata=ClusterMetadata.dev(cluster, addresses) if cluster else None,
         replication_log=replication_log,
         forwarding=forwarding,
+        dynamic_config_file=dynamic_config_file,
     )
     _serve(settings)
 
