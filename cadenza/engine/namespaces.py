@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 
 from cadenza.engine.errors import (
     AlreadyExistsError,
@@ -239,7 +240,7 @@ class NamespaceRegistry:
                 f"its clusters (got {info.clusters})"
             )
 
-    async def update(self, info: NamespaceInfo) -> NamespaceInfo:
+    async def update(self, info: NamespaceInfo, *, graceful: bool = False) -> NamespaceInfo:
         current = await self.get(info.name)
         info.id = current.id
         if current.is_global:
@@ -252,10 +253,12 @@ class NamespaceRegistry:
                 )
             self._check_global_update(current, info)
             info.failover_version = current.failover_version
+            info.failover_history = list(current.failover_history)
             if info.active_cluster != current.active_cluster:
                 info.failover_version = self.cluster.next_failover_version(
                     info.active_cluster, current.failover_version
                 )
+                info.failover_history = _with_failover(current, info, graceful)
             info.config_version = current.config_version + 1
         elif info.is_global:
             raise InvalidArgumentError(f"namespace {info.name!r} is local; it cannot become global")
@@ -299,6 +302,7 @@ class NamespaceRegistry:
             info.active_cluster = cluster
             info.failover_version = self.cluster.next_failover_version(cluster, current.failover_version)
             info.config_version = current.config_version + 1
+            info.failover_history = _with_failover(current, info, False, note="forced here only")
         await self._store_update(info)
         if info.active_cluster != current.active_cluster:
             await self._activated(info)
@@ -378,6 +382,17 @@ class NamespaceRegistry:
         self._by_name[info.name] = info
         self._by_id[info.id] = info
         self._versions[info.id] = version
+
+
+FAILOVER_HISTORY = 20
+"""Failovers a namespace remembers."""
+
+
+def _with_failover(current: NamespaceInfo, info: NamespaceInfo, graceful: bool, note: str = "") -> list[str]:
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    kind = "graceful" if graceful else "forced"
+    entry = f"{when} {current.active_cluster} -> {info.active_cluster} v{info.failover_version} {kind}"
+    return [*current.failover_history, entry + (f" ({note})" if note else "")][-FAILOVER_HISTORY:]
 
 
 def _encode(info: NamespaceInfo) -> bytes:

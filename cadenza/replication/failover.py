@@ -78,7 +78,7 @@ async def fail_over(
             handed_over = True
         except TimeoutError:
             handed_over = False
-        updated = await registry.update(replace(info, active_cluster=target))
+        updated = await registry.update(replace(info, active_cluster=target), graceful=handed_over)
         # Release the held writes only once the target knows it is active, or they would be
         # forwarded to a cluster that still refuses them.
         try:

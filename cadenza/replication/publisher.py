@@ -145,6 +145,7 @@ class ReplicationPublisher:
                 clusters=list(info.clusters),
                 config_version=info.config_version,
                 failover_version=info.failover_version,
+                failover_history=list(info.failover_history),
             ),
         )
         await self._producer.produce(self.topic, workflow_key(info.id, ""), encode_replication(message))
@@ -177,4 +178,5 @@ def namespace_from_message(ns: NamespaceReplication) -> NamespaceInfo:
         failover_version=ns.failover_version,
         data=dict(ns.data),
         config_version=ns.config_version,
+        failover_history=list(ns.failover_history),
     )

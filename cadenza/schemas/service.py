@@ -186,6 +186,8 @@ class NamespaceInfo:
     config_version: int = 0
     """Grows with every change of a global namespace, wherever it is made; a cluster applies a
     replicated change only when it is newer than what it has."""
+    failover_history: list[str] = field(default_factory=list)
+    """The namespace's failovers, newest last: ``<time> <from> -> <to> v<version> <graceful|forced>``."""
 
 
 @dataclass(slots=True)

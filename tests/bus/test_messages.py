@@ -163,3 +163,14 @@ def test_a_replication_message_is_not_read_as_a_visibility_message() -> None:
     )
     with pytest.raises(MessageDecodeError, match=r"bytes hold a io\.cadenza\.bus\.v1\.ReplicationMessage"):
         decode_visibility(data)
+
+
+def test_a_v1_replication_message_still_decodes_with_an_empty_failover_history() -> None:
+    # Clusters are upgraded one at a time: a cluster on this build reads what an older one sent.
+    data = (FIXTURES / "replication_v1.bin").read_bytes()
+    assert bus_registry().writer_of(data).version == 1
+    message = decode_replication(data)
+    assert message.namespace is not None
+    assert (message.namespace.name, message.namespace.active_cluster_name) == ("video", "standby")
+    assert message.namespace.failover_history == []
+    assert message.namespace.failover_version == 2

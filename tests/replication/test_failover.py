@@ -148,6 +148,15 @@ def test_graceful_failover_under_load_refuses_no_request_and_forks_nothing() -> 
                 ]
             assert results == [int(w.split("-")[1]) + 1 for w in started]
             await eventually(c.converged, what="identical histories after the graceful failover")
+
+            async def history_everywhere() -> bool:
+                for host in c.hosts.values():
+                    h = (await host.namespaces.get("video")).failover_history
+                    if len(h) != 1 or not h[0].endswith("active -> standby v2 graceful"):
+                        return False
+                return True
+
+            await eventually(history_everywhere, what="the failover in every cluster's namespace history")
             for host in c.hosts.values():
                 outcomes = host.replication.applier.outcomes
                 assert outcomes.get("forked", 0) == outcomes.get("switched", 0) == 0, outcomes

@@ -115,6 +115,8 @@ class NamespaceReplication:
     clusters: list[str] = field(default_factory=list)
     config_version: int = 0
     failover_version: int = 0
+    failover_history: list[str] = field(default_factory=list)
+    """Added in version 2 of the message; a version 1 message reads as an empty history."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -87,6 +87,7 @@ def _show(info: NamespaceInfo, output: str) -> None:
             ("ActiveClusterName", info.active_cluster),
             ("Clusters", ", ".join(info.clusters)),
             ("FailoverVersion", info.failover_version),
+            ("FailoverHistory", "; ".join(info.failover_history) or "-"),
             ("Data", ", ".join(f"{k}={v}" for k, v in info.data.items())),
         ]
     )

@@ -90,6 +90,7 @@ TYPES: dict[str, dict[str, str]] = {
         "failover_version": "l",
         "data": "MS",
         "config_version": "l",
+        "failover_history": "AS",
     },
     "PendingActivity": {
         "activity_id": "s",
