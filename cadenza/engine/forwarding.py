@@ -13,7 +13,9 @@ active answer NamespaceNotActive instead of passing the request back and forth.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast
@@ -24,11 +26,18 @@ FORWARDED: ContextVar[bool] = ContextVar("cadenza_forwarded", default=False)
 """True while a request forwarded by another cluster is handled."""
 
 FORWARDED_HEADER = "cadenza-forwarded"
+SETTLE_S = 5.0
+"""How long a request waits for clusters that disagree about a namespace's active cluster."""
 
 
 class Forwarder(Protocol):
     async def target(self, namespace: str) -> str | None:
         """The cluster to forward a request of ``namespace`` to, or None to handle it here."""
+        ...
+
+    @property
+    def current(self) -> str:
+        """This cluster's name."""
         ...
 
     def can_forward(self, namespace: str, cluster: str) -> bool:
@@ -68,16 +77,38 @@ def _forwardable(fn: F, when: Callable[[Any], bool] | None) -> F:
         if when is not None and not when(first):
             return await fn(self, *args, **kwargs)
         namespace = first if isinstance(first, str) else first.namespace
-        target = await fwd.target(namespace)
-        if target is None:
+        deadline = time.monotonic() + SETTLE_S
+        delay = 0.02
+        hint: str | None = None
+        while True:
+            target = hint or await fwd.target(namespace)
+            hint = None
             try:
-                return await fn(self, *args, **kwargs)
+                if target is None:
+                    try:
+                        return await fn(self, *args, **kwargs)
+                    except NamespaceNotActiveError as e:
+                        # Active here, but the run was written by a newer version elsewhere (a
+                        # failover this cluster has not seen yet): the writer decides.
+                        if not fwd.can_forward(namespace, e.active_cluster):
+                            raise
+                        target = e.active_cluster
+                return await fwd.call(target, method, *args, **kwargs)
             except NamespaceNotActiveError as e:
-                # The namespace is active here but the run was written by a newer version
-                # elsewhere (a failover this cluster has not seen yet): the writer decides.
-                if not fwd.can_forward(namespace, e.active_cluster):
+                # The clusters' views of a failover that is still replicating disagree. If the
+                # target names a third cluster, it knows of a later failover than this one: go
+                # there. If it names this one, ask again (this cluster may have become active)
+                # until the views meet.
+                if time.monotonic() + delay > deadline or target is None:
                     raise
-                target = e.active_cluster
-        return await fwd.call(target, method, *args, **kwargs)
+                if e.active_cluster not in (fwd.current, target) and fwd.can_forward(
+                    namespace, e.active_cluster
+                ):
+                    hint = e.active_cluster
+                    continue
+                if e.active_cluster != fwd.current:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     return cast(F, call)

@@ -8,8 +8,6 @@ process. Forwarding is on for every global namespace unless ``enabled`` says oth
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,7 +27,6 @@ class ClusterForwarder:
         services: Mapping[str, Any] | None = None,
         enabled: Callable[[NamespaceInfo], bool] | None = None,
         rpc_timeout: float = 30.0,
-        settle_s: float = 5.0,
     ) -> None:
         self.namespaces = namespaces
         self.addresses = dict(addresses or {})
@@ -38,7 +35,6 @@ class ClusterForwarder:
         a ``GrpcService`` opened on first use)."""
         self.enabled = enabled or (lambda info: True)
         self.rpc_timeout = rpc_timeout
-        self.settle_s = settle_s
         self.forwarded = 0
         self._opened: list[Any] = []
 
@@ -79,26 +75,15 @@ class ClusterForwarder:
         return svc
 
     async def call(self, cluster: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Forwards; when the target refuses because it still thinks this cluster is active (the
-        failover has not reached it yet), tries again for a few seconds while the views meet."""
         svc = self._service(cluster)
         self.forwarded += 1
-        delay, deadline = 0.02, time.monotonic() + self.settle_s
-        while True:
-            token = FORWARDED.set(True)  # an in-process target must not forward it again
-            try:
-                return await getattr(svc, method)(*args, **kwargs)
-            except sdk_errors.CadenzaError as e:
-                error = as_service_error(e, cluster)
-            except server_errors.ServiceError as e:
-                error = e
-            finally:
-                FORWARDED.reset(token)
-            views_differ = error.details.get("active_cluster") == self.current
-            if not views_differ or time.monotonic() + delay > deadline:
-                raise error
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        token = FORWARDED.set(True)  # an in-process target must not forward it again
+        try:
+            return await getattr(svc, method)(*args, **kwargs)
+        except sdk_errors.CadenzaError as e:
+            raise as_service_error(e, cluster) from None
+        finally:
+            FORWARDED.reset(token)
 
     async def close(self) -> None:
         for svc in self._opened:
@@ -118,8 +103,17 @@ def as_service_error(e: sdk_errors.CadenzaError, cluster: str) -> server_errors.
     if isinstance(e, sdk_errors.QueryFailedError):
         return server_errors.QueryFailedError(e.message)
     if isinstance(e, sdk_errors.RPCError):
+        d = e.details
+        if {"namespace", "current_cluster", "active_cluster"} <= set(d):
+            err: server_errors.ServiceError = server_errors.NamespaceNotActiveError(
+                str(d["namespace"]), str(d["current_cluster"]), str(d["active_cluster"])
+            )
+            err.message = e.message
+            return err
         err = server_errors.ServiceError(e.message, **e.details)
-        err.code = e.status
+        # The target went away mid-call (killed, restarting): to the caller that is this
+        # frontend being unavailable, which clients retry, rather than a cancellation of theirs.
+        err.code = "UNAVAILABLE" if e.status in ("CANCELLED", "UNKNOWN") else e.status
         return err
     err = server_errors.ServiceError(f"forwarding to cluster {cluster!r} failed: {e}")
     err.code = "UNAVAILABLE"

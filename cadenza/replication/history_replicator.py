@@ -189,13 +189,22 @@ class HistoryReplicator:
         shard = engine.shard(batch.namespace_id, batch.workflow_id)
         ctx = shard.run_context((batch.namespace_id, batch.workflow_id, batch.run_id))
         reapply: list[HistoryEvent] = []
+        was_active = self._active_for(batch.namespace_id)
         async with ctx.lock:
             try:
                 ms = await shard.load_state(ctx)
             except EntityNotFoundError:
-                return await self._create(shard, ctx, batch)
-            ms = await self._settle(shard, ctx, ms)
-            outcome, reapply = await self._apply_to_run(shard, ctx, ms, batch)
+                ms = None
+            if ms is None:
+                outcome = await self._create(shard, ctx, batch)
+            else:
+                ms = await self._settle(shard, ctx, ms)
+                outcome, reapply = await self._apply_to_run(shard, ctx, ms, batch)
+        if not was_active and self._active_for(batch.namespace_id) and outcome != "duplicate":
+            # The namespace failed over to this cluster while the batch was being written: its
+            # take-over may have scanned the shard before the write committed, and the write
+            # carried no tasks. Give the run its tasks now (a duplicate does no harm).
+            await engine.mutate(batch.namespace_id, batch.workflow_id, batch.run_id, refresh_tasks)
         if reapply:
             await self.reapply_from_loser(batch.namespace_id, batch.workflow_id, batch.run_id, reapply)
         return outcome

@@ -152,6 +152,11 @@ class Replication:
                     "applied_events": self.applier.events_by_source.get(name, 0),
                 }
             )
+        lags = sorted(self.applier.lags_us)
+
+        def quantile(q: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))] / 1e6, 3) if lags else None
+
         dlq = await read_dlq(bus, self.own.dlq_topic, limit=100_000)
         parked = await read_dlq(bus, self.dlq.parked_topic, limit=100_000)
         return {
@@ -162,6 +167,7 @@ class Replication:
             "sources": sources,
             "dlq": {"topic": self.own.dlq_topic, "depth": len(dlq), "parked": len(parked)},
             "outcomes": dict(self.applier.outcomes),
+            "lag_seconds": {"p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)},
         }
 
     async def stop(self) -> None:
