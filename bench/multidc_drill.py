@@ -117,6 +117,16 @@ class Server:
             self.proc.wait(30)
 
 
+async def _completed(client: Client, ids: list[str]) -> list[bool]:
+    out = []
+    for wid in ids:
+        try:
+            out.append((await client.get_workflow_handle(wid).describe()).status == "COMPLETED")
+        except Exception:
+            out.append(False)
+    return out
+
+
 def free_ports(n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
@@ -269,6 +279,13 @@ async def drill(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             ):
                 limit = 2 if kind == EventType.ACTIVITY_TASK_COMPLETED else 1
                 duplicates += max(0, kinds[kind] - limit)
+        lost = [w for w, r in zip(started, await _completed(any_cluster, started), strict=True) if not r]
+        for wid in lost[:3]:  # what each cluster knows of a workflow that did not finish
+            for n in NAMES:
+                h = await clients[n].get_workflow_handle(wid).fetch_history()
+                d = await clients[n].get_workflow_handle(wid).describe()
+                rows = [f"{e.event_id}:{e.event_type.name}@{e.version}" for e in h.events]
+                print(f"{wid} on {n}: {' '.join(rows)} | {'; '.join(d.version_histories)}", flush=True)
         lags = []
         for n in NAMES:
             d = await clients[n].service.describe_cluster()  # type: ignore[attr-defined]
