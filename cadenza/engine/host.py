@@ -194,6 +194,12 @@ class Host:
                     try:
                         await self.history.mutate(r.namespace_id, r.workflow_id, r.run_id, refresh_tasks)
                         refreshed += 1
+                        if self.replication is not None:
+                            # What a losing branch had and no active cluster re-applied yet (this
+                            # one was standby when the conflict was resolved here).
+                            await self.replication.applier.replicator.reapply_losing_branches(
+                                r.namespace_id, r.workflow_id, r.run_id
+                            )
                     except ServiceError as e:
                         log.warning("taking over %s run %s failed: %s", r.workflow_id, r.run_id, e)
                 if not token:

@@ -27,6 +27,7 @@ new state, so a crash leaves either the batch and its state or neither.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,6 +45,7 @@ from cadenza.replication.version_history import (
     VersionHistoryError,
     VersionHistoryItem,
     compare_for_winner,
+    find_lca_item,
     is_lca_appendable,
 )
 from cadenza.schemas.codec import decode_events, encode_events
@@ -205,8 +207,12 @@ class HistoryReplicator:
             # take-over may have scanned the shard before the write committed, and the write
             # carried no tasks. Give the run its tasks now (a duplicate does no harm).
             await engine.mutate(batch.namespace_id, batch.workflow_id, batch.run_id, refresh_tasks)
-        if reapply:
-            await self.reapply_from_loser(batch.namespace_id, batch.workflow_id, batch.run_id, reapply)
+        if (reapply or outcome in ("duplicate", "forked", "switched")) and self._active_for(
+            batch.namespace_id
+        ):
+            # Also for a duplicate: a re-application that failed after the losing branch was
+            # stored (the namespace failed over meanwhile) is made when the batch comes again.
+            await self.reapply_losing_branches(batch.namespace_id, batch.workflow_id, batch.run_id)
         return outcome
 
     async def sync_activity(
@@ -488,6 +494,37 @@ class HistoryReplicator:
 
     # -- re-applying what a losing branch had ------------------------------------------------------
 
+    async def reapply_losing_branches(self, namespace_id: str, workflow_id: str, run_id: str) -> int:
+        """Re-applies on the run's current branch every signal, cancel request and termination that
+        a losing branch has after its common ancestor with the current one and that was not
+        re-applied yet, by any cluster: each re-applied event names its origin (version and event
+        id) in its identity, so a cluster that becomes active later does not apply it twice. Runs
+        wherever the namespace is active: on conflicts, on a duplicate delivery, on a take-over."""
+        try:
+            _, ms, current = await self.engine.get_state_and_events(namespace_id, workflow_id, run_id)
+        except Exception:
+            return 0
+        if not ms.branches or not ms.is_running:
+            return 0
+        done = {k for k in ms.signal_request_ids if k.startswith("reapply:")}
+        done |= {k for e in current if (k := _reapplied_key(e)) is not None}
+        cur_vh = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
+        shard = self.engine.shard(namespace_id, workflow_id)
+        todo: dict[str, HistoryEvent] = {}
+        for branch_id, items in ms.branches:
+            vh = VersionHistory.from_list(items, branch_id)
+            try:
+                lca = find_lca_item(cur_vh, vh)
+            except VersionHistoryError:
+                continue
+            for e in await _read_events(shard, ms.info.tree_id, branch_id, vh.last_event_id() + 1):
+                key = f"reapply:{e.version}:{e.event_id}"
+                if e.event_id > lca.event_id and e.event_type in REAPPLIED_EVENT_TYPES and key not in done:
+                    todo.setdefault(key, e)
+        if not todo:
+            return 0
+        return await self.reapply_from_loser(namespace_id, workflow_id, run_id, list(todo.values()))
+
     async def reapply_from_loser(
         self, namespace_id: str, workflow_id: str, run_id: str, events: list[HistoryEvent]
     ) -> int:
@@ -505,6 +542,9 @@ class HistoryReplicator:
                     continue
                 ms.signal_request_ids.add(key)
                 a = dict(e.attributes)
+                a["identity"] = (
+                    f"{a.get('identity') or ''} {REAPPLIED_MARK}{e.version}:{e.event_id})".lstrip()
+                )
                 if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED:
                     ms.add_or_buffer(e.event_type, m.now, a)
                 elif e.event_type == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
@@ -526,6 +566,18 @@ class HistoryReplicator:
                 "workflow %s run %s: re-applied %d events of a losing branch", workflow_id, run_id, applied
             )
         return applied
+
+
+REAPPLIED_MARK = "(re-applied from "
+_REAPPLIED = re.compile(r"\(re-applied from (\d+):(\d+)\)$")
+
+
+def _reapplied_key(e: HistoryEvent) -> str | None:
+    """``reapply:<version>:<event id>`` of the losing-branch event ``e`` re-applies, if it does."""
+    if e.event_type not in REAPPLIED_EVENT_TYPES:
+        return None
+    match = _REAPPLIED.search(str(e.attributes.get("identity") or ""))
+    return f"reapply:{match.group(1)}:{match.group(2)}" if match else None
 
 
 def _histories(ms: MutableState) -> VersionHistories:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 
 from cadenza.schemas.events import EventType
 
@@ -94,6 +95,22 @@ def test_split_brain_heals_with_identical_histories_and_no_lost_signal() -> None
                 if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
             ]
             assert lost_signals == ["before-0", "a-0"]
+            # Failing over to the old active after the heal: it takes over runs whose losing
+            # branch it holds, and re-applies nothing twice (re-applied events name their origin).
+            info = await c.hosts["standby"].namespaces.get("video")
+            await c.hosts["standby"].namespaces.update(replace(info, active_cluster="active"))
+            ns_active = c.hosts["active"].namespaces
+
+            async def active_again() -> bool:
+                return (await ns_active.get("video")).active_cluster == "active"
+
+            await eventually(active_again, what="the failover back to the old active")
+            await asyncio.sleep(0.5)  # its take-over runs
+            await eventually(c.converged, timeout=30, what="convergence after failing back")
+            for cluster in NAMES:
+                for wid, want in expected.items():
+                    got = await _signals(c, cluster, ns_id, wid)
+                    assert Counter(got) == Counter(want), ("after failing back", cluster, wid, got)
             # Both sides of the conflict were taken: the old active switched to the winner, the
             # new active kept its branch and re-applied what the loser had.
             assert c.hosts["active"].replication.applier.outcomes.get("switched", 0) >= 2
