@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 from replication.clusters import NAMES, Clusters, eventually, running_clusters
-from replication.workflows import Child, Mixed, Waiter, double
+from replication.test_failover import failover_takes_over, graceful_failover_under_load
+from replication.test_split_brain import split_brain_heals
+from replication.workflows import Child, Mixed, double
 
 from cadenza.engine.bus import CommittedOffset
 from cadenza.engine.bus.kafka import KafkaBus, KafkaConsumer
@@ -30,7 +32,6 @@ from cadenza.engine.persistence.cassandra import (
     setup_schema,
 )
 from cadenza.replication.applier import ClusterTopics
-from cadenza.schemas.events import EventType
 from cadenza.worker import Worker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra]
@@ -73,7 +74,7 @@ def _admin_session(contact: tuple[str, int], keyspace: str) -> CassandraSession:
 
 @contextlib.asynccontextmanager
 async def kafka_cassandra_clusters(
-    kafka_bootstrap: str, cassandra_contact: tuple[str, int], names: Sequence[str] = NAMES
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int], names: Sequence[str] = NAMES, **options: Any
 ) -> AsyncIterator[Clusters]:
     """``running_clusters`` with each cluster on a fresh keyspace ``cadenza_repl_<cluster>_<run>``,
     replicating through Kafka topics ``<cluster>-<run>`` (DLQ ``<cluster>-<run>-dlq``)."""
@@ -97,7 +98,7 @@ async def kafka_cassandra_clusters(
             )
 
         async with running_clusters(
-            names, stores=stores, replication_bus=bus, topics=topics, partitions=PARTITIONS
+            names, stores=stores, replication_bus=bus, topics=topics, partitions=PARTITIONS, **options
         ) as c:
             yield c
     finally:
@@ -175,77 +176,38 @@ def test_global_namespace_and_workflows_replicate_event_for_event_on_kafka_and_c
     asyncio.run(main())
 
 
-async def _signals(c: Clusters, cluster: str, namespace_id: str, workflow_id: str) -> list[str]:
-    _, _, events = await c.hosts[cluster].history.get_state_and_events(namespace_id, workflow_id, "")
-    return [
-        e.attributes["input"][0]["data"].decode().strip('"')
-        for e in events
-        if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
-    ]
-
-
 def test_split_brain_heals_on_kafka_and_cassandra(
     kafka_bootstrap: str, cassandra_contact: tuple[str, int]
 ) -> None:
     """``tests/replication/test_split_brain.py`` on the production backends."""
 
     async def main() -> None:
+        async with kafka_cassandra_clusters(kafka_bootstrap, cassandra_contact, forwarding=False) as c:
+            await split_brain_heals(c, timeout=45)
+
+    asyncio.run(main())
+
+
+def test_failover_takes_over_on_kafka_and_cassandra(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int]
+) -> None:
+    """``tests/replication/test_failover.py`` on the production backends: a timer that came due
+    while standby fires once, the worker pool finishes the workflows, histories stay identical."""
+
+    async def main() -> None:
         async with kafka_cassandra_clusters(kafka_bootstrap, cassandra_contact) as c:
-            await c.register_global("video")
-            ns_id = (await c.hosts["active"].namespaces.get("video")).id
-            on_active, on_standby = c.client("active", "video"), c.client("standby", "video")
-            for i in range(6):
-                await on_active.start_workflow(Waiter.run, id=f"w-{i}", task_queue="q")
-                await on_active.get_workflow_handle(f"w-{i}").signal(Waiter.note, f"before-{i}")
-            await eventually(c.converged, timeout=30, what="initial convergence")
+            await failover_takes_over(c)
 
-            # The split: nothing flows between the clusters, and both take writes.
-            for host in c.hosts.values():
-                await host.replication.applier.pause()
-            forced = await c.hosts["standby"].namespaces.force_active("video", "standby")
-            assert forced.failover_version == 2
+    asyncio.run(main())
 
-            await on_active.get_workflow_handle("w-0").signal(Waiter.note, "a-0")
-            await on_standby.get_workflow_handle("w-0").signal(Waiter.note, "s-0")
-            await on_active.get_workflow_handle("w-1").signal(Waiter.note, "a-1")
-            await on_active.get_workflow_handle("w-1").signal(Waiter.note, "a-1b")
-            await on_standby.get_workflow_handle("w-1").signal(Waiter.note, "s-1")
-            await on_standby.get_workflow_handle("w-2").signal(Waiter.note, "s-2")
-            await on_active.get_workflow_handle("w-3").cancel()
-            await on_standby.get_workflow_handle("w-3").signal(Waiter.note, "s-3")
-            await on_standby.get_workflow_handle("w-4").terminate("split")
-            await on_active.get_workflow_handle("w-5").signal(Waiter.note, "a-5")
 
-            # The heal: the old active's record is forced the same way, replication resumes.
-            await c.hosts["active"].namespaces.force_active("video", "standby")
-            for host in c.hosts.values():
-                host.replication.applier.resume()
-            await eventually(c.converged, timeout=45, what="convergence after the split")
+def test_graceful_failover_under_load_on_kafka_and_cassandra(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int]
+) -> None:
+    """No request refused, no run forked, through a graceful failover on the production backends."""
 
-            expected = {
-                "w-0": {"before-0", "a-0", "s-0"},
-                "w-1": {"before-1", "a-1", "a-1b", "s-1"},
-                "w-2": {"before-2", "s-2"},
-                "w-3": {"before-3", "s-3"},
-                "w-5": {"before-5", "a-5"},
-            }
-            for cluster in NAMES:
-                for wid, want in expected.items():
-                    got = await _signals(c, cluster, ns_id, wid)
-                    assert Counter(got) == Counter(want), (cluster, wid, got)
-                _, _, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-3", "")
-                assert [e.event_type for e in events].count(
-                    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED
-                ) == 1
-                _, _, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-4", "")
-                assert events[-1].event_type == EventType.WORKFLOW_EXECUTION_TERMINATED
-            # The old active's own writes of w-0 lost; its branch is kept beside the winner.
-            _, ms, _ = await c.hosts["active"].history.get_state_and_events(ns_id, "w-0", "")
-            assert ms.branches, "the losing branch is kept"
-            assert ms.version_history[-1][1] == 2
-            # Both sides of the conflict were taken: the old active switched to the winner, the
-            # new active kept its branch and re-applied what the loser had.
-            assert c.hosts["active"].replication.applier.outcomes.get("switched", 0) >= 2
-            assert c.hosts["standby"].replication.applier.outcomes.get("forked", 0) >= 2
+    async def main() -> None:
+        async with kafka_cassandra_clusters(kafka_bootstrap, cassandra_contact) as c:
+            await graceful_failover_under_load(c)
 
     asyncio.run(main())

@@ -28,61 +28,70 @@ async def _signals(c: Clusters, cluster: str, namespace_id: str, workflow_id: st
     ]
 
 
+async def split_brain_heals(c: Clusters, *, timeout: float = 30.0) -> tuple[str, dict[str, set[str]]]:
+    """The split, the writes on both sides, the heal, and what every cluster must then hold; shared
+    with the same test on Kafka and Cassandra. Returns the namespace id and the signals expected."""
+    await c.register_global("video")
+    ns_id = (await c.hosts["active"].namespaces.get("video")).id
+    on_active, on_standby = c.client("active", "video"), c.client("standby", "video")
+    for i in range(6):
+        await on_active.start_workflow(Waiter.run, id=f"w-{i}", task_queue="q")
+        await on_active.get_workflow_handle(f"w-{i}").signal(Waiter.note, f"before-{i}")
+    await eventually(c.converged, timeout=timeout, what="initial convergence")
+
+    # The split: nothing flows between the clusters, and both take writes.
+    for host in c.hosts.values():
+        await host.replication.applier.pause()
+    forced = await c.hosts["standby"].namespaces.force_active("video", "standby")
+    assert forced.failover_version == 2
+
+    await on_active.get_workflow_handle("w-0").signal(Waiter.note, "a-0")
+    await on_standby.get_workflow_handle("w-0").signal(Waiter.note, "s-0")
+    await on_active.get_workflow_handle("w-1").signal(Waiter.note, "a-1")
+    await on_active.get_workflow_handle("w-1").signal(Waiter.note, "a-1b")
+    await on_standby.get_workflow_handle("w-1").signal(Waiter.note, "s-1")
+    await on_standby.get_workflow_handle("w-2").signal(Waiter.note, "s-2")
+    await on_active.get_workflow_handle("w-3").cancel()
+    await on_standby.get_workflow_handle("w-3").signal(Waiter.note, "s-3")
+    await on_standby.get_workflow_handle("w-4").terminate("split")
+    await on_active.get_workflow_handle("w-5").signal(Waiter.note, "a-5")
+
+    # The heal: the old active's record is forced the same way, replication resumes.
+    await c.hosts["active"].namespaces.force_active("video", "standby")
+    for host in c.hosts.values():
+        host.replication.applier.resume()
+    await eventually(c.converged, timeout=timeout, what="convergence after the split")
+
+    expected = {
+        "w-0": {"before-0", "a-0", "s-0"},
+        "w-1": {"before-1", "a-1", "a-1b", "s-1"},
+        "w-2": {"before-2", "s-2"},
+        "w-3": {"before-3", "s-3"},
+        "w-5": {"before-5", "a-5"},
+    }
+    for cluster in NAMES:
+        for wid, want in expected.items():
+            got = await _signals(c, cluster, ns_id, wid)
+            assert Counter(got) == Counter(want), (cluster, wid, got)
+        _, ms, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-3", "")
+        assert [e.event_type for e in events].count(EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED) == 1
+        _, ms, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-4", "")
+        assert events[-1].event_type == EventType.WORKFLOW_EXECUTION_TERMINATED
+    # The old active's own writes of w-0 lost; its branch is kept beside the winner.
+    _, ms, _ = await c.hosts["active"].history.get_state_and_events(ns_id, "w-0", "")
+    assert ms.branches, "the losing branch is kept"
+    assert ms.version_history[-1][1] == 2
+    # Both sides of the conflict were taken: the old active switched to the winner, the new
+    # active kept its branch and re-applied what the loser had.
+    assert c.hosts["active"].replication.applier.outcomes.get("switched", 0) >= 2
+    assert c.hosts["standby"].replication.applier.outcomes.get("forked", 0) >= 2
+    return ns_id, expected
+
+
 def test_split_brain_heals_with_identical_histories_and_no_lost_signal() -> None:
     async def main() -> None:
         async with running_clusters(forwarding=False) as c:  # each side takes its own writes
-            await c.register_global("video")
-            ns_id = (await c.hosts["active"].namespaces.get("video")).id
-            on_active, on_standby = c.client("active", "video"), c.client("standby", "video")
-            for i in range(6):
-                await on_active.start_workflow(Waiter.run, id=f"w-{i}", task_queue="q")
-                await on_active.get_workflow_handle(f"w-{i}").signal(Waiter.note, f"before-{i}")
-            await eventually(c.converged, what="initial convergence")
-
-            # The split: nothing flows between the clusters, and both take writes.
-            for host in c.hosts.values():
-                await host.replication.applier.pause()
-            forced = await c.hosts["standby"].namespaces.force_active("video", "standby")
-            assert forced.failover_version == 2
-
-            await on_active.get_workflow_handle("w-0").signal(Waiter.note, "a-0")
-            await on_standby.get_workflow_handle("w-0").signal(Waiter.note, "s-0")
-            await on_active.get_workflow_handle("w-1").signal(Waiter.note, "a-1")
-            await on_active.get_workflow_handle("w-1").signal(Waiter.note, "a-1b")
-            await on_standby.get_workflow_handle("w-1").signal(Waiter.note, "s-1")
-            await on_standby.get_workflow_handle("w-2").signal(Waiter.note, "s-2")
-            await on_active.get_workflow_handle("w-3").cancel()
-            await on_standby.get_workflow_handle("w-3").signal(Waiter.note, "s-3")
-            await on_standby.get_workflow_handle("w-4").terminate("split")
-            await on_active.get_workflow_handle("w-5").signal(Waiter.note, "a-5")
-
-            # The heal: the old active's record is forced the same way, replication resumes.
-            await c.hosts["active"].namespaces.force_active("video", "standby")
-            for host in c.hosts.values():
-                host.replication.applier.resume()
-            await eventually(c.converged, timeout=30, what="convergence after the split")
-
-            expected = {
-                "w-0": {"before-0", "a-0", "s-0"},
-                "w-1": {"before-1", "a-1", "a-1b", "s-1"},
-                "w-2": {"before-2", "s-2"},
-                "w-3": {"before-3", "s-3"},
-                "w-5": {"before-5", "a-5"},
-            }
-            for cluster in NAMES:
-                for wid, want in expected.items():
-                    got = await _signals(c, cluster, ns_id, wid)
-                    assert Counter(got) == Counter(want), (cluster, wid, got)
-                _, ms, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-3", "")
-                assert [e.event_type for e in events].count(
-                    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED
-                ) == 1
-                _, ms, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-4", "")
-                assert events[-1].event_type == EventType.WORKFLOW_EXECUTION_TERMINATED
-            # The old active's own writes of w-0 lost; its branch is kept beside the winner.
-            _, ms, _ = await c.hosts["active"].history.get_state_and_events(ns_id, "w-0", "")
-            assert ms.branches, "the losing branch is kept"
-            assert ms.version_history[-1][1] == 2
+            ns_id, expected = await split_brain_heals(c)
             # ... and readable: `wf describe` lists the branches, `wf show --branch` reads one.
             handle = c.client("active", "video").get_workflow_handle("w-0")
             described = await handle.describe()
@@ -111,9 +120,5 @@ def test_split_brain_heals_with_identical_histories_and_no_lost_signal() -> None
                 for wid, want in expected.items():
                     got = await _signals(c, cluster, ns_id, wid)
                     assert Counter(got) == Counter(want), ("after failing back", cluster, wid, got)
-            # Both sides of the conflict were taken: the old active switched to the winner, the
-            # new active kept its branch and re-applied what the loser had.
-            assert c.hosts["active"].replication.applier.outcomes.get("switched", 0) >= 2
-            assert c.hosts["standby"].replication.applier.outcomes.get("forked", 0) >= 2
 
     asyncio.run(main())
