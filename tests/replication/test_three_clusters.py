@@ -45,6 +45,36 @@ def test_global_namespace_and_workflows_replicate_event_for_event() -> None:
             await eventually(c.converged, what="identical histories on every cluster")
             histories = await c.histories("standby")
             assert len(histories) == 20 * 2 * 2  # two runs of each workflow and of its children
+
+            async def records(cluster: str) -> list[tuple[object, ...]]:
+                fe = c.hosts[cluster].frontend
+                out: list[tuple[object, ...]] = []
+                token = None
+                while True:
+                    page = await fe.list_workflow_executions("video", "", 1000, token)
+                    out += [
+                        (
+                            e.workflow_id,
+                            e.run_id,
+                            e.workflow_type,
+                            e.status,
+                            e.start_time,
+                            e.close_time,
+                            e.history_length,
+                            e.task_queue,
+                        )
+                        for e in page.executions
+                    ]
+                    token = page.next_page_token
+                    if not token:
+                        return sorted(out)
+
+            async def same_visibility() -> bool:
+                mine = await records("active")
+                return len(mine) == 80 and all([await records(n) == mine for n in ("standby", "other")])
+
+            # Every cluster indexes what it applied: the same visibility records everywhere.
+            await eventually(same_visibility, what="the same visibility records on every cluster")
             # every replicated event carries the namespace's failover version
             events = await c.hosts["other"].history.get_state_and_events(infos[0].id, "mixed-3", "")
             assert {e.version for e in events[2]} == {1}
