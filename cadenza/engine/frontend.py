@@ -23,6 +23,8 @@ from cadenza.engine.errors import (
     UnavailableError,
 )
 from cadenza.engine.forwarding import Forwarder, forwardable, forwardable_when
+from cadenza.engine.frontend_admin import ClusterOperations
+from cadenza.engine.frontend_visibility import VisibilityOperations
 from cadenza.engine.history import activities, limits
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
@@ -36,13 +38,9 @@ from cadenza.schemas.codec import decode_events
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
-    CountWorkflowExecutionsResponse,
     DescribeWorkflowResponse,
-    FailoverResponse,
     GetHistoryRequest,
     GetHistoryResponse,
-    ListWorkflowExecutionsResponse,
-    NamespaceInfo,
     PendingActivity,
     PollActivityTaskResponse,
     PollWorkflowTaskResponse,
@@ -51,7 +49,6 @@ from cadenza.schemas.service import (
     StartWorkflowRequest,
     StartWorkflowResponse,
     WorkflowExecution,
-    WorkflowExecutionInfo,
     WorkflowTaskQuery,
 )
 
@@ -71,7 +68,7 @@ class PendingQuery:
     )
 
 
-class Frontend:
+class Frontend(ClusterOperations, VisibilityOperations):
     def __init__(
         self,
         history: HistoryEngine,
@@ -735,151 +732,6 @@ class Frontend:
                 ns, wid, rid, lambda m: activities.canceled(m, sid, attempt, details, identity)
             ),
         )
-
-    # -- visibility --------------------------------------------------------------------------------------
-
-    def _visibility(self) -> Any:
-        if self.visibility is None:
-            raise FailedPreconditionError("visibility is not configured on this server")
-        return self.visibility
-
-    async def list_workflow_executions(
-        self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None
-    ) -> ListWorkflowExecutionsResponse:
-        return await self._page("list", namespace, query, page_size, next_page_token)
-
-    async def scan_workflow_executions(
-        self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None
-    ) -> ListWorkflowExecutionsResponse:
-        return await self._page("scan", namespace, query, page_size, next_page_token)
-
-    async def _page(
-        self, how: str, namespace: str, query: str, page_size: int, token: bytes | None
-    ) -> ListWorkflowExecutionsResponse:
-        from cadenza.visibility.errors import VisibilityError
-        from cadenza.visibility.search_attributes import encode_search_attribute
-
-        store = self._visibility()
-        ns_id = await self._ns_id(namespace)
-        if not 1 <= page_size <= 1000:
-            raise InvalidArgumentError(f"page_size must be between 1 and 1000 (got {page_size})")
-        try:
-            records, nxt = await getattr(store, how)(ns_id, query, page_size, token)
-        except VisibilityError as e:
-            raise InvalidArgumentError(str(e)) from None
-        return ListWorkflowExecutionsResponse(
-            [
-                WorkflowExecutionInfo(
-                    workflow_id=r.workflow_id,
-                    run_id=r.run_id,
-                    workflow_type=r.workflow_type,
-                    status=r.status_name,
-                    start_time=r.start_time,
-                    execution_time=r.execution_time,
-                    close_time=r.close_time,
-                    history_length=r.history_length,
-                    task_queue=r.task_queue,
-                    search_attributes={k: encode_search_attribute(v) for k, v in r.search_attributes.items()},
-                    memo=dict(r.memo),
-                )
-                for r in records
-            ],
-            nxt,
-        )
-
-    async def count_workflow_executions(
-        self, namespace: str, query: str = "", *, group_by_status: bool = False
-    ) -> CountWorkflowExecutionsResponse:
-        from cadenza.visibility.errors import VisibilityError
-
-        store = self._visibility()
-        ns_id = await self._ns_id(namespace)
-        try:
-            if group_by_status:
-                groups = await store.count_group_by_status(ns_id, query)
-                return CountWorkflowExecutionsResponse(sum(groups.values()), dict(groups))
-            return CountWorkflowExecutionsResponse(await store.count(ns_id, query))
-        except VisibilityError as e:
-            raise InvalidArgumentError(str(e)) from None
-
-    async def get_search_attributes(self) -> dict[str, str]:
-        types = await self._visibility().get_search_attributes()
-        return {name: str(getattr(t, "value", t)) for name, t in types.items()}
-
-    async def add_search_attributes(self, attributes: dict[str, str]) -> None:
-        from cadenza.visibility.errors import VisibilityError
-
-        try:
-            await self._visibility().add_search_attributes(attributes)
-        except VisibilityError as e:
-            raise InvalidArgumentError(str(e)) from None
-
-    # -- namespaces ------------------------------------------------------------------------------------------
-
-    async def get_raw_history(
-        self, namespace_id: str, workflow_id: str, run_id: str, start_event_id: int, end_event_id: int
-    ) -> list[Any]:
-        """A run's stored batches, as another cluster asks for them to fill a replication gap."""
-        from cadenza.replication.service import read_raw_history
-
-        return await read_raw_history(
-            self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
-        )
-
-    async def describe_cluster(self) -> dict[str, Any]:
-        """The clusters, which one this is, every global namespace's active cluster and failover
-        version, and this cluster's replication: lag per source, DLQ depth, applier state."""
-        c = self.namespaces.cluster
-        namespaces = [
-            {
-                "name": n.name,
-                "active_cluster": n.active_cluster,
-                "failover_version": n.failover_version,
-                "clusters": list(n.clusters),
-                "in_handover": self.namespaces.in_handover(n.id),
-            }
-            for n in await self.namespaces.list()
-            if n.is_global
-        ]
-        return {
-            "current_cluster": c.current_cluster_name,
-            "master_cluster": c.master_cluster_name or c.current_cluster_name,
-            "failover_version_increment": c.failover_version_increment,
-            "clusters": [
-                {
-                    "name": name,
-                    "initial_failover_version": info.initial_failover_version,
-                    "enabled": info.enabled,
-                    "rpc_address": info.rpc_address,
-                }
-                for name, info in sorted(c.clusters.items())
-            ],
-            "namespaces": namespaces,
-            "replication": await self.replication_status() if self.replication_status is not None else None,
-        }
-
-    async def failover_namespace(
-        self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0
-    ) -> FailoverResponse:
-        """Makes ``target_cluster`` the namespace's active cluster (see ``replication.failover``)."""
-        if self.failover is None:
-            raise FailedPreconditionError("this cluster does not replicate: there is no other cluster")
-        if timeout_s <= 0:
-            raise InvalidArgumentError(f"timeout_s must be positive (got {timeout_s})")
-        r = await self.failover(name, target_cluster, graceful=graceful, timeout_s=timeout_s)
-        return FailoverResponse(r.namespace, r.graceful, r.seconds, r.message)
-
-    async def register_namespace(self, info: NamespaceInfo) -> None:
-        await self.namespaces.register(info)
-
-    async def describe_namespace(self, name: str) -> NamespaceInfo:
-        return await self.namespaces.get(name)
-
-    async def list_namespaces(self) -> list[NamespaceInfo]:
-        return await self.namespaces.list()
-
-    async def update_namespace(self, info: NamespaceInfo) -> None:
-        await self.namespaces.update(info)
 
 
 def _claim_eager(m: Mutation, eager: set[str], take: Callable[[MatchTask], None]) -> None:
