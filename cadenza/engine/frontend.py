@@ -89,6 +89,7 @@ class Frontend(ClusterOperations, VisibilityOperations):
         self.rate_limiter = NamespaceRateLimiter(self._namespace_rps)
         self.failover: Any = None
         self.replication_status: Any = None
+        self.replication_dlq: Any = None
         """Returns this cluster's replication state (``Replication.status``), when it replicates."""
         """``cadenza.replication.failover.fail_over`` bound to this host, when it replicates."""
         self.forwarder: Forwarder | None = None

@@ -23,6 +23,7 @@ class ClusterOperations:
     history: HistoryEngine
     failover: Any
     replication_status: Any
+    replication_dlq: Any
 
     async def get_raw_history(
         self, namespace_id: str, workflow_id: str, run_id: str, start_event_id: int, end_event_id: int
@@ -33,6 +34,18 @@ class ClusterOperations:
         return await read_raw_history(
             self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
         )
+
+    async def replication_dlq_work(self, source_cluster: str, action: str) -> dict[str, int]:
+        """Merges (applies now) or purges what this cluster dead-lettered from ``source_cluster``."""
+        if self.replication_dlq is None:
+            raise FailedPreconditionError("this cluster does not replicate: it has no replication DLQ")
+        if not source_cluster:
+            raise InvalidArgumentError("source_cluster is required")
+        try:
+            result: dict[str, int] = await self.replication_dlq(source_cluster, action)
+        except ValueError as e:
+            raise InvalidArgumentError(str(e)) from None
+        return result
 
     async def describe_cluster(self) -> dict[str, Any]:
         """The clusters, which one this is, every global namespace's active cluster and failover

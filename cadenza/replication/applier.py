@@ -296,6 +296,7 @@ class DlqRetrier:
         self.applied = 0
         self.parked = 0
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one round or one operator's command at a time
 
     @property
     def initial_s(self) -> float:
@@ -325,6 +326,66 @@ class DlqRetrier:
 
     async def redrive(self) -> int:
         """One round; returns how many messages are still waiting in the DLQ."""
+        async with self._lock:
+            return await self._redrive()
+
+    async def work_source(self, source_topic: str, *, purge: bool) -> DlqWork:
+        """An operator's ``dlq merge|purge --source-cluster``: applies now (merge) or drops (purge)
+        every message that came from ``source_topic``, whatever sits before it.
+
+        The DLQ's position can only move past a prefix, and messages from other sources are
+        interleaved; so each partition that holds messages of the source is rewritten: what stays
+        (other sources' messages, and the source's messages that still fail) is appended to the
+        DLQ again, in order, and acknowledged by the broker; then the position moves past the old
+        range. A crash in between leaves the kept messages twice, which costs a duplicate
+        application (dropped as a duplicate batch) and loses nothing."""
+        work = DlqWork()
+        async with self._lock:
+            letters = await read_dlq(self.bus, self.dlq_topic, limit=1 << 30)
+            producer = self.bus.producer()
+            try:
+                for partition, batch in _by_partition(letters).items():
+                    if any(letter.source_topic == source_topic for letter in batch):
+                        await self._rewrite(producer, partition, batch, source_topic, purge, work)
+            finally:
+                await producer.close()
+        return work
+
+    async def _rewrite(
+        self,
+        producer: Producer,
+        partition: int,
+        batch: list[DeadLetter],
+        source_topic: str,
+        purge: bool,
+        work: DlqWork,
+    ) -> None:
+        keep: list[Message] = []
+        for letter in batch:
+            m = letter.message
+            if letter.source_topic != source_topic:
+                keep.append(m)
+            elif purge:
+                work.purged += 1
+            else:
+                try:
+                    await self._apply(m)
+                    work.merged += 1
+                    self.applied += 1
+                except PermanentMessageError as e:
+                    await self._park(producer, m, e)
+                    work.parked += 1
+                except Exception as e:
+                    log.info("replication DLQ %s: offset %d still fails: %s", self.dlq_topic, m.offset, e)
+                    work.still_failing += 1
+                    keep.append(m)
+        dlq = self.dlq_topic
+        await asyncio.gather(*(producer.produce(dlq, m.key, m.value or b"", list(m.headers)) for m in keep))
+        end = batch[-1].message.offset + 1
+        await self.bus.set_committed(DLQ_GROUP, dlq, {partition: CommittedOffset(end)})
+        work.kept += len(keep)
+
+    async def _redrive(self) -> int:
         left = 0
         producer = None
         try:
@@ -367,6 +428,29 @@ class DlqRetrier:
             e,
             self.parked_topic,
         )
+
+
+@dataclass(slots=True)
+class DlqWork:
+    """What ``DlqRetrier.work_source`` did."""
+
+    merged: int = 0
+    purged: int = 0
+    parked: int = 0
+    """Messages of the source that can never apply, moved to the parked topic."""
+    still_failing: int = 0
+    """Messages of the source that failed again: still in the DLQ, retried automatically."""
+    kept: int = 0
+    """Messages left in the rewritten partitions (other sources' and the still failing ones)."""
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "merged": self.merged,
+            "purged": self.purged,
+            "parked": self.parked,
+            "still_failing": self.still_failing,
+            "kept": self.kept,
+        }
 
 
 def _by_partition(letters: Sequence[DeadLetter]) -> dict[int, list[DeadLetter]]:

@@ -38,7 +38,19 @@ from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.engine.history.task_refresher import refresh_tasks
 from cadenza.engine.history.tasks import MutationTasks, Task, VisibilityKind
 from cadenza.engine.persistence.errors import EntityNotFoundError
-from cadenza.engine.persistence.protocols import CreateMode, ExecutionState, HistoryAppend, HistoryNode
+from cadenza.engine.persistence.protocols import (
+    CreateMode,
+    CurrentExecution,
+    ExecutionState,
+    HistoryAppend,
+    HistoryNode,
+)
+from cadenza.replication.current_run import (
+    SUPERSEDED_IDENTITY,
+    CreatePlan,
+    decide_create,
+    superseded_reason,
+)
 from cadenza.replication.version_history import (
     VersionHistories,
     VersionHistory,
@@ -294,24 +306,29 @@ class HistoryReplicator:
         ms.info.tree_id = batch.run_id
         ms.info.branch_id = new_id()
         ms.pending_events = list(batch.events)
-        mode, previous_run_id, previous_version = CreateMode.BRAND_NEW, "", 0
         try:
-            cur = await shard.stores.executions.get_current_execution(
+            cur: CurrentExecution | None = await shard.stores.executions.get_current_execution(
                 shard.shard_id, batch.namespace_id, batch.workflow_id
             )
         except EntityNotFoundError:
             cur = None
-        if cur is not None:
-            if cur.state in (ExecutionState.CREATED, ExecutionState.RUNNING):
-                raise ReplicationError(
-                    f"workflow {batch.workflow_id!r}: run {batch.run_id} arrived while run {cur.run_id} "
-                    "is still open here; waiting for that run's close to arrive"
-                )
-            mode, previous_run_id, previous_version = (
-                CreateMode.WORKFLOW_ID_REUSE,
-                cur.run_id,
-                cur.last_write_version,
+        decision = decide_create(cur, batch.run_id, batch.events[-1].version)
+        mode, previous_run_id, previous_version = CreateMode.BRAND_NEW, "", 0
+        if decision.plan is CreatePlan.WAIT:
+            assert cur is not None
+            raise ReplicationError(
+                f"workflow {batch.workflow_id!r}: run {batch.run_id} arrived while run {cur.run_id} "
+                "is still open here; waiting for that run's close to arrive"
             )
+        if decision.plan is CreatePlan.ZOMBIE:
+            mode = CreateMode.ZOMBIE
+            if ms.is_running:
+                ms.info.state = ExecutionState.ZOMBIE
+        elif cur is not None:
+            previous_run_id, previous_version = cur.run_id, cur.last_write_version
+            if decision.plan is CreatePlan.SUPPRESS_CURRENT:
+                previous_version = await self._suppress(shard, cur.run_id, batch)
+            mode = CreateMode.WORKFLOW_ID_REUSE
         await shard.create_run(
             ctx,
             ms,
@@ -321,7 +338,56 @@ class HistoryReplicator:
             previous_last_write_version=previous_version,
             replicated_blob=batch.blob,
         )
+        if cur is not None and mode == CreateMode.ZOMBIE:
+            log.info(
+                "workflow %s: run %s (version %d) kept as a zombie beside the current run %s (version %d)",
+                batch.workflow_id,
+                batch.run_id,
+                batch.events[-1].version,
+                cur.run_id,
+                cur.last_write_version,
+            )
         return "created"
+
+    async def _suppress(self, shard: ShardContext, run_id: str, newer: Batch) -> int:
+        """Closes the open current run ``run_id`` that ``newer`` supersedes (see ``current_run``):
+        terminated here if this cluster wrote its last version, else made a zombie until its own
+        cluster's termination arrives. Returns its last write version after the change."""
+        ctx = shard.run_context((newer.namespace_id, newer.workflow_id, run_id))
+        async with ctx.lock:
+            ms = await self._settle(shard, ctx, await shard.load_state(ctx))
+            if not ms.is_running:
+                return ms.info.last_write_version
+            version = ms.info.last_write_version
+            writer = self._cluster_for_version(version)
+            if writer == self.cluster_name:
+                ms.current_version = version
+                m = Mutation(ms, MutationTasks(), self.engine.clock.now_us())
+                close_run(
+                    m,
+                    EventType.WORKFLOW_EXECUTION_TERMINATED,
+                    {
+                        "reason": superseded_reason(newer.run_id, newer.events[-1].version),
+                        "details": None,
+                        "identity": SUPERSEDED_IDENTITY,
+                    },
+                )
+                await shard.update_run(ctx, ms, m.tasks)
+                how = "terminated"
+            else:
+                ms.info.state = ExecutionState.ZOMBIE
+                await shard.update_run(ctx, ms, MutationTasks())
+                how = f"made a zombie until cluster {writer!r} terminates it"
+            log.info(
+                "workflow %s: run %s (version %d) superseded by run %s (version %d): %s",
+                newer.workflow_id,
+                run_id,
+                version,
+                newer.run_id,
+                newer.events[-1].version,
+                how,
+            )
+            return ms.info.last_write_version
 
     # -- an existing run -------------------------------------------------------------------------
 
@@ -418,6 +484,8 @@ class HistoryReplicator:
                 (h.branch_id, h.to_list()) for h in histories.histories if h.branch_id != new_branch_id
             ]
             new_ms.pending_events = list(batch.events)
+            if ms.info.state == ExecutionState.ZOMBIE and new_ms.is_running:
+                new_ms.info.state = ExecutionState.ZOMBIE  # still not the current run of its id
             shard.invalidate(ctx)  # in-memory starts of the old branch are void
             ctx.state = new_ms
             await shard.update_run(
@@ -486,6 +554,10 @@ class HistoryReplicator:
         ns = self.engine.namespaces
         info = ns.cached_by_id(namespace_id) if ns is not None else None
         return info is not None and self.cluster_name in info.clusters
+
+    def _cluster_for_version(self, version: int) -> str:
+        ns = self.engine.namespaces
+        return ns.cluster.cluster_for_version(version) if ns is not None else self.cluster_name
 
     def _active_for(self, namespace_id: str) -> bool:
         ns = self.engine.namespaces

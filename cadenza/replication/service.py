@@ -117,6 +117,7 @@ class Replication:
             self.host.frontend.forwarder = self.forwarder
         self.host.frontend.failover = functools.partial(fail_over, self.host)
         self.host.frontend.replication_status = self.status
+        self.host.frontend.replication_dlq = self.work_dlq
 
     def start(self) -> None:
         if self.applier.runner.topics:
@@ -169,6 +170,23 @@ class Replication:
             "outcomes": dict(self.applier.outcomes),
             "lag_seconds": {"p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)},
         }
+
+    async def work_dlq(self, source_cluster: str, action: str) -> dict[str, int]:
+        """``cadenza admin dlq merge|purge --source-cluster``: applies now (merge) or drops (purge)
+        what this cluster dead-lettered from ``source_cluster``. Raises ``ValueError`` naming a bad
+        argument."""
+        if action not in ("merge", "purge"):
+            raise ValueError(f"action must be 'merge' or 'purge', not {action!r}")
+        source = self.applier.sources.get(source_cluster)
+        if source is None:
+            known = ", ".join(sorted(self.applier.sources)) or "none"
+            raise ValueError(
+                f"source_cluster {source_cluster!r} is not a cluster this cluster replicates from "
+                f"(it replicates from: {known})"
+            )
+        work = await self.dlq.work_source(source.topic, purge=action == "purge")
+        log.info("replication DLQ %s: %s from %s: %s", self.own.dlq_topic, action, source_cluster, work)
+        return work.as_json()
 
     async def stop(self) -> None:
         if self._started:

@@ -558,6 +558,11 @@ class GrpcService:
         document: dict[str, Any] = json.loads(r["document"])
         return document
 
+    async def replication_dlq_work(self, source_cluster: str, action: str) -> dict[str, int]:
+        r = await self.call("ReplicationDLQ", {"source_cluster": source_cluster, "action": action})
+        document: dict[str, int] = json.loads(r["document"])
+        return document
+
     async def failover_namespace(
         self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0
     ) -> FailoverResponse:

@@ -253,6 +253,60 @@ class ExecutionContract(ContractBase):
         assert err.value.state == int(ExecutionState.RUNNING)
 
     @store_test
+    async def test_zombie_run_leaves_the_current_pointer(self, stores: Stores) -> None:
+        shard_id, range_id = await self.shard(stores)
+        cur = execution(uid(), uid(), last_write_version=12)
+        await self.start(stores, shard_id, range_id, cur)
+        zombie = execution(
+            cur.namespace_id, cur.workflow_id, state=ExecutionState.ZOMBIE, last_write_version=1
+        )
+        await self.start(stores, shard_id, range_id, zombie, mode=CreateMode.ZOMBIE)
+        pointer = await stores.executions.get_current_execution(shard_id, cur.namespace_id, cur.workflow_id)
+        assert (pointer.run_id, pointer.state, pointer.last_write_version) == (
+            cur.run_id, ExecutionState.RUNNING, 12,
+        )  # fmt: skip
+        got = await stores.executions.get_workflow_execution(
+            shard_id, cur.namespace_id, cur.workflow_id, zombie.run_id
+        )
+        assert got.state == ExecutionState.ZOMBIE
+        assert len(await self.nodes(stores, zombie.run_id, zombie.run_id)) == 1
+        # Updating the zombie (its events keep arriving) leaves the pointer alone too.
+        upd = execution(
+            cur.namespace_id, cur.workflow_id, zombie.run_id, db_version=2,
+            state=ExecutionState.COMPLETED, last_write_version=1,
+        )  # fmt: skip
+        await stores.executions.update_workflow_execution(
+            UpdateWorkflowRequest(shard_id, range_id, upd, 1, [], WorkflowTasks())
+        )
+        pointer = await stores.executions.get_current_execution(shard_id, cur.namespace_id, cur.workflow_id)
+        assert (pointer.run_id, pointer.state) == (cur.run_id, ExecutionState.RUNNING)
+        # The same zombie twice is refused and changes nothing.
+        with pytest.raises(ConditionFailedError):
+            await self.start(stores, shard_id, range_id, zombie, mode=CreateMode.ZOMBIE)
+
+    @store_test
+    async def test_workflow_id_reuse_after_a_zombie_current_run(self, stores: Stores) -> None:
+        """A current run superseded by another cluster's newer run is made a zombie, then the
+        newer run takes the pointer."""
+        shard_id, range_id = await self.shard(stores)
+        prev = execution(uid(), uid(), last_write_version=1)
+        await self.start(stores, shard_id, range_id, prev)
+        zombie = execution(
+            prev.namespace_id, prev.workflow_id, prev.run_id, db_version=2,
+            state=ExecutionState.ZOMBIE, last_write_version=1,
+        )  # fmt: skip
+        await stores.executions.update_workflow_execution(
+            UpdateWorkflowRequest(shard_id, range_id, zombie, 1, [], WorkflowTasks())
+        )
+        nxt = execution(prev.namespace_id, prev.workflow_id, last_write_version=2)
+        await self.start(
+            stores, shard_id, range_id, nxt,
+            mode=CreateMode.WORKFLOW_ID_REUSE, previous_run_id=prev.run_id, previous_last_write_version=1,
+        )  # fmt: skip
+        pointer = await stores.executions.get_current_execution(shard_id, prev.namespace_id, prev.workflow_id)
+        assert (pointer.run_id, pointer.state) == (nxt.run_id, ExecutionState.RUNNING)
+
+    @store_test
     async def test_update_with_right_db_version(self, stores: Stores) -> None:
         shard_id, range_id = await self.shard(stores)
         ex = execution(uid(), uid())

@@ -119,6 +119,7 @@ async def running_clusters(
     partitions: int = 4,
     num_shards: int = 2,
     forwarding: bool = True,
+    dlq_retry_s: float = 0.5,
     **host_kwargs: Any,
 ) -> AsyncIterator[Clusters]:
     """``stores``: each cluster's stores (default: SQLite in memory), closed at the end.
@@ -147,7 +148,7 @@ async def running_clusters(
                         topics,
                         remote=remote,
                         partitions=partitions,
-                        dlq_retry_s=0.5,
+                        dlq_retry_s=dlq_retry_s,
                         forwarding=forwarding,
                         frontends=frontends,
                     ),

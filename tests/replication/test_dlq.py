@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
+import pytest
 from rpc.devserver import DevServer, cadenza_argv, env
 
 from cadenza.engine.bus import CommittedOffset, EmbeddedBus, workflow_key
 from cadenza.engine.bus.dlq import read_dlq
 from cadenza.engine.bus.messages import encode_replication
+from cadenza.engine.errors import InvalidArgumentError
 from cadenza.schemas.codec import encode_events
 from cadenza.schemas.service import NamespaceInfo
 
@@ -293,5 +296,121 @@ def test_admin_dlq_read_shows_a_dead_lettered_replication_message(tmp_path: Path
             "MessageDecodeError: cannot decode a ReplicationMessage: not Avro single-object encoded"
         )
         assert str(row["source"]).startswith("active[") and row["attempts"] == 1
+    finally:
+        assert standby.stop() == 0, standby.stderr()[-3000:]
+
+
+def test_dlq_merge_and_purge_by_source_cluster_touch_that_source_only() -> None:
+    """What the standby could not apply from two clusters: purging one source's messages keeps the
+    other's in the DLQ; merging the other's applies them here once their cause is gone."""
+
+    async def main() -> None:
+        # No automatic re-drive during the test: the operator works the DLQ by hand.
+        async with running_clusters(dlq_retry_s=3600) as c:
+            ns_id = await video(c)
+            first, _ = await published(c.bus, ns_id, "tmpl")
+            late_id = str(uuid.uuid4())
+            run_a, run_o = str(uuid.uuid4()), str(uuid.uuid4())
+            # The same first batch, for a namespace nobody knows yet, once on each source's topic.
+            from_active = readdressed(first, namespace_id=late_id, workflow_id="from-active", run_id=run_a)
+            from_other = readdressed(first, namespace_id=late_id, workflow_id="from-other", run_id=run_o)
+            key_a, key_o = workflow_key(late_id, "from-active"), workflow_key(late_id, "from-other")
+            await produce(c.bus, "active", key_a, encode_replication(from_active))
+            await produce(c.bus, "other", key_o, encode_replication(from_other))
+
+            async def both_waiting() -> bool:
+                return len(await read_dlq(c.bus, "standby-dlq")) == 2
+
+            await eventually(both_waiting, timeout=30, what="both batches in the standby's DLQ")
+            fe = c.hosts["standby"].frontend
+
+            # Bad input changes nothing.
+            for source, action, says in [
+                ("standby", "merge", "source_cluster 'standby' is not a cluster this cluster replicates"),
+                ("nowhere", "purge", "(it replicates from: active, other)"),
+                ("active", "replay", "action must be 'merge' or 'purge', not 'replay'"),
+            ]:
+                with pytest.raises(InvalidArgumentError, match=re.escape(says)):
+                    await fe.replication_dlq_work(source, action)
+            assert len(await read_dlq(c.bus, "standby-dlq")) == 2
+
+            purged = await fe.replication_dlq_work("other", "purge")
+            assert purged == {"merged": 0, "purged": 1, "parked": 0, "still_failing": 0, "kept": 1}
+            (left,) = await read_dlq(c.bus, "standby-dlq")
+            assert left.source_topic == "active" and left.message.key == key_a
+
+            # Merging before the cause is gone: it fails again and stays.
+            again = await fe.replication_dlq_work("active", "merge")
+            assert (again["merged"], again["still_failing"], again["kept"]) == (0, 1, 1)
+            assert len(await read_dlq(c.bus, "standby-dlq")) == 1
+
+            await c.hosts[SOURCE].namespaces.register(
+                NamespaceInfo(
+                    name="late", id=late_id, is_global=True, clusters=list(NAMES), active_cluster=SOURCE
+                )
+            )
+            await eventually(lambda: c.all_know("late", NAMES), what="the namespace everywhere")
+            merged = await fe.replication_dlq_work("active", "merge")
+            assert (merged["merged"], merged["kept"]) == (1, 0)
+            assert await read_dlq(c.bus, "standby-dlq") == []
+            standby = c.hosts["standby"]
+            assert await has_run(standby, late_id, "from-active")
+            assert not await has_run(standby, late_id, "from-other")  # purged: never applied
+
+    asyncio.run(main())
+
+
+def test_admin_dlq_merge_with_source_cluster_asks_the_server(tmp_path: Path) -> None:
+    """``cadenza admin dlq merge --source-cluster`` reaches the server's replication DLQ; without it,
+    the command still needs ``--bus`` and ``--topic``."""
+    log = (tmp_path / "replication.bus").resolve()
+    dc = tmp_path / "dc.yaml"
+    dc.write_text("history.replicationDLQRetryIntervalSeconds:\n  - value: 3600\n")
+    standby = DevServer(
+        [
+            "--cluster", "standby", "--replication-log", str(log),
+            "--db-filename", str(tmp_path / "standby.db"), "--dynamic-config-file", str(dc),
+        ]
+    ).start()  # fmt: skip
+    try:
+
+        async def publish() -> None:
+            bus = EmbeddedBus(log)
+            try:
+                await produce(bus, SOURCE, b"ns/poisoned", b"garbage in the active cluster's topic")
+            finally:
+                await bus.close()
+
+        asyncio.run(publish())
+        deadline = time.monotonic() + 30
+        while not _dlq_read(log, "standby-dlq"):
+            assert time.monotonic() < deadline, "not dead-lettered within 30 s"
+            time.sleep(0.2)
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*cadenza_argv(), "admin", "dlq", *args],
+                capture_output=True, text=True, env=env(), timeout=60,
+            )  # fmt: skip
+
+        proc = cli("merge")
+        assert proc.returncode != 0 and "missing --bus and --topic (or give --source-cluster)" in proc.stderr
+        proc = cli("merge", "--source-cluster", "other", "--address", standby.address, "-o", "json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["merged"] == 0
+        proc = cli("merge", "--source-cluster", "active", "--address", standby.address, "-o", "json")
+        assert proc.returncode == 0, proc.stderr
+        # Garbage can never apply: it is parked for a person, and the DLQ is empty.
+        assert json.loads(proc.stdout) == {
+            "merged": 0,
+            "purged": 0,
+            "parked": 1,
+            "still_failing": 0,
+            "kept": 0,
+        }
+        assert _dlq_read(log, "standby-dlq") == []
+        assert [r["key"] for r in _dlq_read(log, "standby-dlq-parked")] == ["ns/poisoned"]
+        proc = cli("purge", "--source-cluster", "mars", "--yes", "--address", standby.address)
+        assert proc.returncode == 1 and "source_cluster 'mars' is not a cluster" in proc.stderr
     finally:
         assert standby.stop() == 0, standby.stderr()[-3000:]

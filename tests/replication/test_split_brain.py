@@ -55,6 +55,10 @@ async def split_brain_heals(c: Clusters, *, timeout: float = 30.0) -> tuple[str,
     await on_standby.get_workflow_handle("w-3").signal(Waiter.note, "s-3")
     await on_standby.get_workflow_handle("w-4").terminate("split")
     await on_active.get_workflow_handle("w-5").signal(Waiter.note, "a-5")
+    # A workflow id both sides start afresh: two runs, one of which must end up current everywhere.
+    older = await on_active.start_workflow(Waiter.run, id="both", task_queue="q")
+    await older.signal(Waiter.note, "on-old")
+    newer = await on_standby.start_workflow(Waiter.run, id="both", task_queue="q")
 
     # The heal: the old active's record is forced the same way, replication resumes.
     await c.hosts["active"].namespaces.force_active("video", "standby")
@@ -77,6 +81,22 @@ async def split_brain_heals(c: Clusters, *, timeout: float = 30.0) -> tuple[str,
         assert [e.event_type for e in events].count(EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED) == 1
         _, ms, events = await c.hosts[cluster].history.get_state_and_events(ns_id, "w-4", "")
         assert events[-1].event_type == EventType.WORKFLOW_EXECUTION_TERMINATED
+    # "both": the run with the higher version (the standby's) is current everywhere; the older run
+    # is kept on every cluster, terminated by the cluster that wrote it (a zombie elsewhere until
+    # that termination arrived), with its signal still in its history.
+    for cluster in NAMES:
+        store = c.hosts[cluster].history
+        _, current, _ = await store.get_state_and_events(ns_id, "both", "")
+        assert current.info.run_id == newer.first_run_id and current.is_running, cluster
+        _, old_ms, old_events = await store.get_state_and_events(ns_id, "both", older.first_run_id or "")
+        assert old_events[-1].event_type == EventType.WORKFLOW_EXECUTION_TERMINATED, cluster
+        assert old_events[-1].version == 1 and old_events[-1].attributes["identity"] == "cadenza-replication"
+        assert not old_ms.is_running, cluster
+        assert "on-old" in [
+            e.attributes["input"][0]["data"].decode().strip('"')
+            for e in old_events
+            if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
+        ]
     # The old active's own writes of w-0 lost; its branch is kept beside the winner.
     _, ms, _ = await c.hosts["active"].history.get_state_and_events(ns_id, "w-0", "")
     assert ms.branches, "the losing branch is kept"

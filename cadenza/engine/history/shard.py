@@ -424,7 +424,8 @@ class ShardContext:
             raise
         ctx.state = ms
         ctx.events = events
-        self.current_runs[(ms.info.namespace_id, ms.info.workflow_id)] = ms.info.run_id
+        if mode != CreateMode.ZOMBIE:  # a zombie leaves the id's current run as it is
+            self.current_runs[(ms.info.namespace_id, ms.info.workflow_id)] = ms.info.run_id
         self._on_new_tasks(self.shard_id, tasks)
         ctx.notify()
 

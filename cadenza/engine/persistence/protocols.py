@@ -57,9 +57,14 @@ class CreateMode(enum.IntEnum):
     BRAND_NEW = 0
     """No current run may exist for the workflow id."""
     WORKFLOW_ID_REUSE = 1
-    """The current run must be ``previous_run_id`` with ``previous_last_write_version`` and closed."""
+    """The current run must be ``previous_run_id`` with ``previous_last_write_version`` and closed
+    (``COMPLETED``, or ``ZOMBIE``: a run another cluster's newer run supersedes)."""
     CONTINUE_AS_NEW = 2
     """Used inside an update: the current run must be ``previous_run_id``."""
+    ZOMBIE = 3
+    """A replicated run that is not the current run of its workflow id (another run of the id has a
+    higher failover version): its row, history and tasks are written, the current pointer is left
+    alone. The run must not exist yet."""
 
 
 @dataclass(slots=True)

@@ -282,6 +282,10 @@ class Handlers:
     async def DescribeCluster(self, r: Record) -> Record:
         return {"document": json.dumps(await self.fe.describe_cluster())}
 
+    async def ReplicationDLQ(self, r: Record) -> Record:
+        result = await self.fe.replication_dlq_work(r["source_cluster"], r["action"])
+        return {"document": json.dumps(result)}
+
     async def FailoverNamespace(self, r: Record) -> Record:
         resp = await self.fe.failover_namespace(
             r["name"], r["target_cluster"], graceful=r["graceful"], timeout_s=r["timeout_s"]

@@ -282,6 +282,9 @@ def register(root: click.Group) -> None:
     """Mounts `admin` with the command groups that live beside the code they drive."""
     from cadenza.engine.bus.cli import dlq, topics
 
+    from .dlq import add_source_cluster
+
+    add_source_cluster(dlq)
     admin.add_command(dlq)
     admin.add_command(topics, name="kafka-topics")
     try:

@@ -316,6 +316,7 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "GetSearchAttributes": ({}, {"attributes": "MS"}),
     "AddSearchAttributes": ({"attributes": "MS"}, {}),
     "DescribeCluster": ({}, {"document": "s"}),
+    "ReplicationDLQ": ({"source_cluster": "s", "action": "s"}, {"document": "s"}),
     "FailoverNamespace": (
         {"name": "s", "target_cluster": "s", "graceful": "b", "timeout_s": "d"},
         {"namespace": "NS", "graceful": "b", "seconds": "d", "message": "s"},

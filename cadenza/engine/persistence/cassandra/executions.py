@@ -110,7 +110,7 @@ class CassandraExecutionStore:
         # conditional statement needs a SET, and rewriting the value the condition checks is a no-op.
         self._check_previous = db.prepare(
             f"UPDATE {{ks}}.executions SET last_write_version = ? WHERE {_EXEC_KEY} "
-            "IF state = ? AND last_write_version = ?"
+            "IF state IN (?, ?) AND last_write_version = ?"
         )
         self._select_exec = db.prepare(f"SELECT {_EXEC_COLS} FROM {{ks}}.executions WHERE {_EXEC_KEY}")
         self._select_current = db.prepare(
@@ -163,7 +163,9 @@ class CassandraExecutionStore:
                  ex.start_request_id, ex.data),
             )
         ]  # fmt: skip
-        if new_run.mode == CreateMode.BRAND_NEW:
+        if new_run.mode == CreateMode.ZOMBIE:
+            pass  # the current pointer stays where it is
+        elif new_run.mode == CreateMode.BRAND_NEW:
             stmts.append(
                 (
                     self._insert_current,
@@ -184,7 +186,7 @@ class CassandraExecutionStore:
                 (
                     self._check_previous,
                     (lwv, shard_id, ex.namespace_id, ex.workflow_id, new_run.previous_run_id,
-                     int(ExecutionState.COMPLETED), lwv),
+                     int(ExecutionState.COMPLETED), int(ExecutionState.ZOMBIE), lwv),
                 )
             )  # fmt: skip
         return stmts + self._task_statements(shard_id, new_run.tasks)
@@ -212,6 +214,8 @@ class CassandraExecutionStore:
         ns, wf = ex.namespace_id, ex.workflow_id
         if (EXEC, ns, wf, ex.run_id) in rows:
             return ConditionFailedError(f"workflow {ns}/{wf}: run {ex.run_id} already exists")
+        if new_run.mode == CreateMode.ZOMBIE:
+            return None
         pointer = rows.get((CURRENT, ns, wf, ""))
         if new_run.mode == CreateMode.BRAND_NEW:
             if pointer is not None:
@@ -235,7 +239,7 @@ class CassandraExecutionStore:
                 return ConditionFailedError(f"workflow {ns}/{wf}: run {new_run.previous_run_id} not found")
             if (
                 prev.get("last_write_version") != new_run.previous_last_write_version
-                or prev.get("state") != ExecutionState.COMPLETED
+                or prev.get("state") not in (ExecutionState.COMPLETED, ExecutionState.ZOMBIE)
             ):
                 return await self._conflict(
                     shard_id, ns, wf,

@@ -95,6 +95,15 @@ def _check_create_mode(conn: sqlite3.Connection, shard_id: int, new_run: NewRun)
         if current is not None:
             raise _current_conflict(f"{where}: a run already exists ({current.run_id})", current)
         return
+    if new_run.mode == CreateMode.ZOMBIE:
+        exists = conn.execute(
+            "SELECT 1 FROM executions WHERE shard_id = ? AND namespace_id = ? AND workflow_id = ? "
+            "AND run_id = ?",
+            (shard_id, ex.namespace_id, ex.workflow_id, ex.run_id),
+        ).fetchone()
+        if exists is not None:
+            raise ConditionFailedError(f"{where}: run {ex.run_id} already exists")
+        return
     if current is None:
         # The pointer the caller based its decision on is gone (deleted): reload and decide again.
         raise ConditionFailedError(f"{where}: no current run, expected {new_run.previous_run_id}")
@@ -109,7 +118,7 @@ def _check_create_mode(conn: sqlite3.Connection, shard_id: int, new_run: NewRun)
                 f"expected {new_run.previous_last_write_version}",
                 current,
             )
-        if current.state != ExecutionState.COMPLETED:
+        if current.state not in (ExecutionState.COMPLETED, ExecutionState.ZOMBIE):
             raise _current_conflict(f"{where}: current run {current.run_id} is still open", current)
 
 
@@ -154,6 +163,14 @@ def _create_run(conn: sqlite3.Connection, shard_id: int, new_run: NewRun) -> Non
     _check_create_mode(conn, shard_id, new_run)
     ex = new_run.execution
     _insert_execution(conn, shard_id, ex)
+    if new_run.mode != CreateMode.ZOMBIE:
+        _point_current(conn, shard_id, ex)
+    for append in new_run.history:
+        write_append(conn, append)
+    _write_tasks(conn, shard_id, new_run.tasks)
+
+
+def _point_current(conn: sqlite3.Connection, shard_id: int, ex: ExecutionRow) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO current_executions (shard_id, namespace_id, workflow_id, run_id, "
         "create_request_id, state, status, last_write_version, start_version) "
@@ -170,9 +187,6 @@ def _create_run(conn: sqlite3.Connection, shard_id: int, new_run: NewRun) -> Non
             ex.start_version,
         ),
     )
-    for append in new_run.history:
-        write_append(conn, append)
-    _write_tasks(conn, shard_id, new_run.tasks)
 
 
 def _update_run(conn: sqlite3.Connection, request: UpdateWorkflowRequest) -> None:
