@@ -10,7 +10,9 @@ Deadlines: unary calls get ``rpc_timeout``; long polls (task polls, history wait
 server-side wait plus ``rpc_timeout``, so a quiet queue ends in an empty response, never in
 DEADLINE_EXCEEDED. UNAVAILABLE (the server restarting, a connection dropped) is retried with
 exponential backoff and jitter, up to ``retries`` times; with several targets each retry moves on to
-the next one.
+the next one. Several targets may be the frontends of several clusters: calls stay on one target
+and move on when it answers that the namespace is active elsewhere (``NamespaceNotActive``), so the
+client follows the active cluster; long polls go round all of them.
 
 Completing a workflow task also asks for the next one (``RespondWorkflowTaskCompletedAndPoll``): a
 worker's poller completes a task and then polls again, so the server long-polls right after the
@@ -121,6 +123,13 @@ def translate_status(code: str, message: str, metadata: Any) -> Exception:
     return sdk_errors.RPCError(code, message, details=details)
 
 
+def _not_active_here(code: grpc.StatusCode, metadata: Any) -> bool:
+    """Whether a call was refused because the namespace is active in another cluster."""
+    if code != grpc.StatusCode.FAILED_PRECONDITION:
+        return False
+    return any(k == ERROR_TYPE_KEY and v == "NamespaceNotActiveError" for k, v in metadata or ())
+
+
 def channel_options() -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", api.MAX_RESPONSE_BYTES),
@@ -149,7 +158,8 @@ def open_channel(target: str, tls: ChannelTLS | None) -> grpc.aio.Channel:
 
 
 class GrpcService:
-    """``WorkflowService`` over one or more gRPC channels (round-robin between them)."""
+    """``WorkflowService`` over one or more gRPC channels (see the module docstring for which
+    target a call goes to)."""
 
     def __init__(
         self,
@@ -172,6 +182,11 @@ class GrpcService:
         self._backoff = (initial_backoff, max_backoff)
         self._channels = [open_channel(t, tls) for t in self.targets]
         self._next = itertools.cycle(range(len(self._channels)))
+        """Long polls go round the targets: a worker given several addresses polls them all."""
+        self._preferred = 0
+        """Every other call goes to this target, and moves on to the next when it is unreachable or
+        answers that the namespace is active in another cluster: a client given the addresses of
+        several clusters follows the active one (and keeps working if that cluster forwards)."""
         self._stubs: dict[tuple[int, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self._polled_from: OrderedDict[bytes, _PolledFrom] = OrderedDict()
         self._next_workflow_tasks: dict[tuple[str, str], deque[PollWorkflowTaskResponse]] = {}
@@ -202,8 +217,11 @@ class GrpcService:
         deadline = timeout if timeout is not None else self.rpc_timeout
         delay, max_delay = self._backoff
         attempt = 0
+        long_poll = method in api.LONG_POLL_METHODS
+        elsewhere = len(self._channels) - 1  # other targets to try on NamespaceNotActive
         while True:
-            stub = self._stub(next(self._next), method)
+            index = next(self._next) if long_poll else self._preferred
+            stub = self._stub(index, method)
             try:
                 response: bytes = await stub(request, timeout=deadline, metadata=self._metadata)
                 break
@@ -211,8 +229,13 @@ class GrpcService:
                 code = e.code()
                 if code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries:
                     attempt += 1
+                    self._move_on(index)
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, max_delay)
+                    continue
+                if elsewhere and not long_poll and _not_active_here(code, e.trailing_metadata()):
+                    elsewhere -= 1
+                    self._move_on(index)
                     continue
                 message = e.details() or code.name
                 if code == grpc.StatusCode.UNAVAILABLE:
@@ -222,6 +245,10 @@ class GrpcService:
             return api.decode(f"{method}Response", response)
         except SchemaError as e:
             raise sdk_errors.RPCError("INTERNAL", f"{method}: undecodable response: {e}") from None
+
+    def _move_on(self, index: int) -> None:
+        if self._preferred == index:
+            self._preferred = (index + 1) % len(self._channels)
 
     def _long(self, wait_s: float) -> float:
         return wait_s + self.rpc_timeout

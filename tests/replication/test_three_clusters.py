@@ -4,10 +4,14 @@ on the others; the standbys refuse writes; visibility follows."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
+from cadenza.client import Client
+from cadenza.engine.rpc import RpcServer
 from cadenza.exceptions import RPCError
+from cadenza.schemas.events import EventType
 from cadenza.worker import Worker
 
 from .clusters import NAMES, eventually, running_clusters
@@ -99,6 +103,46 @@ def test_without_forwarding_a_standby_refuses_writes_naming_the_active_cluster()
             # reads work on the standby
             history = await standby.get_workflow_handle("w-1").fetch_history()
             assert history.events[0].event_type.name == "WORKFLOW_EXECUTION_STARTED"
+
+    asyncio.run(main())
+
+
+def test_a_client_given_every_clusters_address_follows_the_active_cluster() -> None:
+    """``Client.connect([standby, active, other])`` without forwarding: writes refused by a standby
+    move on to the cluster that takes them, and after a failover the client follows again."""
+
+    async def main() -> None:
+        async with running_clusters(forwarding=False) as c:
+            servers = {n: RpcServer(h.frontend) for n, h in c.hosts.items()}
+            ports = {n: await srv.start("127.0.0.1", 0) for n, srv in servers.items()}
+            client = await Client.connect(
+                [f"127.0.0.1:{ports[n]}" for n in ("standby", "active", "other")], namespace="video"
+            )
+            try:
+                await c.register_global("video")
+                handle = await client.start_workflow(Waiter.run, id="follow-1", task_queue="q")
+                await handle.signal(Waiter.note, "one")
+                _, _, events = await c.hosts["active"].history.get_state_and_events(
+                    (await c.hosts["active"].namespaces.get("video")).id, "follow-1", ""
+                )
+                assert [e.version for e in events] == [1] * len(events)
+                await eventually(c.converged)
+                ns = await c.hosts["active"].namespaces.get("video")
+                await c.hosts["active"].namespaces.update(replace(ns, active_cluster="other"))
+
+                async def everywhere() -> bool:
+                    infos = [await h.namespaces.get("video") for h in c.hosts.values()]
+                    return all(i.active_cluster == "other" for i in infos)
+
+                await eventually(everywhere, what="the failover everywhere")
+                await handle.signal(Waiter.note, "two")
+                _, _, events = await c.hosts["other"].history.get_state_and_events(ns.id, "follow-1", "")
+                assert events[-1].event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
+                assert events[-1].version == 3  # written by the new active cluster, 'other'
+            finally:
+                await client.service.close()  # type: ignore[attr-defined]
+                for srv in servers.values():
+                    await srv.stop(0)
 
     asyncio.run(main())
 
