@@ -1,6 +1,37 @@
-"""Clients and workflow handles (see ``cadenza.sdk.client``)."""
+"""Clients and workflow handles (see ``cadenza.sdk.client``).
 
+``WorkflowFailureError`` is also importable from here, where temporalio users look for it.
+"""
+
+from cadenza.sdk.async_activity import AsyncActivityHandle
 from cadenza.sdk.client import Client, TLSConfig, WorkflowHandle
+from cadenza.sdk.client_updates import (
+    WithStartWorkflowOperation,
+    WorkflowIDConflictPolicy,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
+)
+from cadenza.sdk.description import WorkflowExecutionDescription, WorkflowExecutionStatus
+from cadenza.sdk.exceptions import (
+    WorkflowFailureError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from cadenza.sdk.history import WorkflowHistory
 
-__all__ = ["Client", "TLSConfig", "WorkflowHandle", "WorkflowHistory"]
+__all__ = [
+    "AsyncActivityHandle",
+    "Client",
+    "TLSConfig",
+    "WithStartWorkflowOperation",
+    "WorkflowExecutionDescription",
+    "WorkflowExecutionStatus",
+    "WorkflowFailureError",
+    "WorkflowHandle",
+    "WorkflowHistory",
+    "WorkflowIDConflictPolicy",
+    "WorkflowUpdateFailedError",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateRPCTimeoutOrCancelledError",
+    "WorkflowUpdateStage",
+]

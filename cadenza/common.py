@@ -1,5 +1,23 @@
 """Value types shared by clients and workflows (see ``cadenza.sdk.common``)."""
 
-from cadenza.sdk.common import QueryRejectCondition, RetryPolicy, WorkflowIDReusePolicy
+from cadenza.sdk.common import (
+    QueryRejectCondition,
+    RetryPolicy,
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 
-__all__ = ["QueryRejectCondition", "RetryPolicy", "WorkflowIDReusePolicy"]
+__all__ = [
+    "QueryRejectCondition",
+    "RetryPolicy",
+    "SearchAttributeIndexedValueType",
+    "SearchAttributeKey",
+    "SearchAttributePair",
+    "SearchAttributeUpdate",
+    "TypedSearchAttributes",
+    "WorkflowIDReusePolicy",
+]

@@ -10,24 +10,24 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cadenza.engine.errors import (
-    DeadlineExceededError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
-    QueryFailedError,
-    QueryRejectedError,
     UnavailableError,
 )
 from cadenza.engine.forwarding import Forwarder, forwardable, forwardable_when
+from cadenza.engine.frontend_activities import ActivityByIdOperations
 from cadenza.engine.frontend_admin import ClusterOperations
+from cadenza.engine.frontend_queries import PendingQuery, TaskQueueOperations
+from cadenza.engine.frontend_updates import UpdateOperations
 from cadenza.engine.frontend_visibility import VisibilityOperations
 from cadenza.engine.history import activities, limits
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
+from cadenza.engine.history.mutable_state import MutableState
 from cadenza.engine.history.shard import Deferred
 from cadenza.engine.history.tasks import TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
@@ -35,7 +35,7 @@ from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
 from cadenza.engine.ratelimit import NamespaceRateLimiter
 from cadenza.schemas.codec import decode_events
-from cadenza.schemas.events import EventType, HistoryEvent
+from cadenza.schemas.events import HistoryEvent
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
     DescribeWorkflowResponse,
@@ -49,7 +49,6 @@ from cadenza.schemas.service import (
     StartWorkflowRequest,
     StartWorkflowResponse,
     WorkflowExecution,
-    WorkflowTaskQuery,
 )
 
 Payloads = list[dict[str, Any]]
@@ -58,17 +57,9 @@ Payloads = list[dict[str, Any]]
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class PendingQuery:
-    query_id: str
-    query_type: str
-    args: Payloads | None
-    result: asyncio.Future[Payloads | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-
-class Frontend(ClusterOperations, VisibilityOperations):
+class Frontend(
+    ClusterOperations, VisibilityOperations, TaskQueueOperations, ActivityByIdOperations, UpdateOperations
+):
     def __init__(
         self,
         history: HistoryEngine,
@@ -380,11 +371,12 @@ class Frontend(ClusterOperations, VisibilityOperations):
             lambda m: (
                 wft.record_started(m, task.scheduled_event_id, task.attempt, request_id, identity),
                 m.ms.info.workflow_type,
+                _sticky_from(m.ms, task),
             ),
         )
         if result is None:
             return None
-        (scheduled_id, started_id, synthetic), workflow_type = result
+        (scheduled_id, started_id, synthetic), workflow_type, first = result
         _, ms_now, events = await self.history.get_state_and_events(
             task.namespace_id, task.workflow_id, task.run_id
         )
@@ -393,7 +385,10 @@ class Frontend(ClusterOperations, VisibilityOperations):
             # The state holding this start was dropped meanwhile (a failed write): the task was
             # offered again, and the history at hand may lack what the start was based on.
             return None
-        history = events[: started_id - len(synthetic)] + synthetic if synthetic else events[:started_id]
+        written = started_id - len(synthetic)
+        # From the sticky queue: only the events after the worker's last task (sticky execution).
+        start = first - 1 if 0 < first <= written + 1 else 0
+        history = events[start:written] + synthetic if synthetic else events[start:started_id]
         token = wft.encode_token(
             task.namespace_id,
             task.workflow_id,
@@ -412,6 +407,7 @@ class Frontend(ClusterOperations, VisibilityOperations):
             attempt=task.attempt,
             started_event_id=started_id,
             history=history,
+            updates=self.history.updates.registry.deliver((task.namespace_id, task.workflow_id, task.run_id)),
         )
 
     async def _record_start(self, task: MatchTask, rule: Callable[[Mutation], T]) -> T | None:
@@ -466,7 +462,17 @@ class Frontend(ClusterOperations, VisibilityOperations):
         eager = set(request.eager_activity_ids)
 
         def rule(m: Mutation) -> None:
-            wft.complete(m, sid, attempt, started, request.commands, request.identity, request_id=start_id)
+            wft.complete(
+                m,
+                sid,
+                attempt,
+                started,
+                request.commands,
+                request.identity,
+                request_id=start_id,
+                sticky_task_queue=request.sticky_task_queue,
+                sticky_schedule_to_start_timeout_ms=request.sticky_schedule_to_start_timeout_ms,
+            )
             if eager:
                 _claim_eager(m, eager, claimed.append)
 
@@ -532,84 +538,6 @@ class Frontend(ClusterOperations, VisibilityOperations):
                 ),
             ),
         )
-
-    # -- queries -------------------------------------------------------------------------------------------
-
-    @forwardable
-    async def query_workflow(
-        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
-    ) -> Payloads | None:
-        ns_id = await self._ns_id(namespace)
-        limits.validate_payloads("query_args", args)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.query_timeout_s
-        while True:
-            ctx, ms = await self.history.get_state(ns_id, execution.workflow_id, execution.run_id)
-            # Before the first workflow task completes there is no state to query: wait for it, as
-            # the anchors do, rather than fail a query sent right after a start.
-            if ms.info.last_completed_workflow_task_event_id or not ms.is_running:
-                break
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise QueryRejectedError(
-                    f"workflow {execution.workflow_id!r} has not completed its first workflow task within "
-                    f"{self.query_timeout_s:g} s; is a worker polling task queue {ms.info.task_queue!r}?"
-                )
-            await self.history.wait_for_change(ctx, remaining)
-        if not ms.info.last_completed_workflow_task_event_id:
-            raise QueryRejectedError(
-                f"workflow {execution.workflow_id!r} closed before any workflow task completed: "
-                "no state to query"
-            )
-        q = PendingQuery(self.matching.next_query_id(), query_type, args)
-        self._queries[q.query_id] = q
-        self.matching.add_task(
-            ns_id,
-            ms.info.task_queue,
-            WORKFLOW_TASK,
-            MatchTask(ns_id, ms.info.workflow_id, ms.info.run_id, 0, 0, query=q),
-        )
-        try:
-            return await asyncio.wait_for(asyncio.shield(q.result), self.query_timeout_s)
-        except TimeoutError:
-            raise DeadlineExceededError(
-                f"query {query_type!r} on workflow {execution.workflow_id!r}: no worker answered within "
-                f"{self.query_timeout_s:g} s (is a worker polling task queue {ms.info.task_queue!r}?)"
-            ) from None
-        finally:
-            self._queries.pop(q.query_id, None)
-
-    async def _query_task_response(self, namespace: str, task: MatchTask) -> PollWorkflowTaskResponse | None:
-        q: PendingQuery = task.query
-        if q.result.done():
-            return None
-        _, ms, events = await self.history.get_state_and_events(
-            task.namespace_id, task.workflow_id, task.run_id
-        )
-        # The worker replays up to the last completed workflow task: that is the state queries see.
-        last = ms.info.last_completed_workflow_task_event_id
-        history = _history_through_task(events, last)
-        return PollWorkflowTaskResponse(
-            task_token=q.query_id.encode(),
-            workflow_execution=WorkflowExecution(task.workflow_id, task.run_id),
-            workflow_type=ms.info.workflow_type,
-            namespace=namespace,
-            attempt=1,
-            started_event_id=history[-1].event_id if history else 0,
-            history=history,
-            query=WorkflowTaskQuery(q.query_id, q.query_type, q.args),
-        )
-
-    async def respond_query_task_completed(
-        self, namespace: str, query_id: str, *, result: Payloads | None = None, error_message: str = ""
-    ) -> None:
-        q = self._queries.get(query_id)
-        if q is None or q.result.done():
-            return
-        if error_message:
-            q.result.set_exception(QueryFailedError(error_message))
-        else:
-            q.result.set_result(result)
 
     # -- activity tasks ------------------------------------------------------------------------------------
 
@@ -758,12 +686,10 @@ def _activity_start_rule(task: MatchTask, request_id: str, identity: str) -> Any
     return rule
 
 
-def _history_through_task(events: list[HistoryEvent], last_completed_id: int) -> list[HistoryEvent]:
-    """Events up to the WorkflowTaskStarted of the last completed workflow task (inclusive)."""
-    if not last_completed_id:
-        return []
-    completed = events[last_completed_id - 1]
-    started_id = completed.attributes["started_event_id"]
-    out = events[:started_id]
-    assert out and out[-1].event_type == EventType.WORKFLOW_TASK_STARTED
-    return out
+def _sticky_from(ms: MutableState, task: MatchTask) -> int:
+    """For a workflow task taken from the run's sticky queue: the id of the first event its worker
+    has not seen (the last completed task's WorkflowTaskCompleted; the worker has everything
+    through that task's Started). 0 otherwise: the whole history."""
+    if task.normal_queue and task.task_queue == ms.info.sticky_task_queue:
+        return ms.info.last_completed_workflow_task_event_id
+    return 0

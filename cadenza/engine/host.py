@@ -18,6 +18,7 @@ from cadenza.engine.errors import (
     AlreadyExistsError,
     NamespaceNotActiveError,
     ServiceError,
+    UnavailableError,
     WorkflowNotFoundError,
 )
 from cadenza.engine.frontend import Frontend
@@ -28,7 +29,7 @@ from cadenza.engine.history.queues import QueueProcessors
 from cadenza.engine.history.task_refresher import refresh_tasks
 from cadenza.engine.history.tasks import Task, TimerKind
 from cadenza.engine.history.workflow_tasks import TRANSIENT_SCHEDULED_ID
-from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine
+from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.outbox import (
     STATUS_NAMES,
@@ -82,6 +83,8 @@ class Host:
             ledger=self.queues,
             namespaces=self.namespaces,
         )
+        # A speculative workflow task (one that delivers updates) is offered from memory only.
+        self.history.updates.offer = lambda t: self.queues.offer(WORKFLOW_TASK, t, lambda: None)
         self._indexer: Any = None
         self.replication: Any = None
         """The cluster's ``cadenza.replication.Replication`` when it replicates (None otherwise)."""
@@ -90,6 +93,7 @@ class Host:
         """``cadenza.ops.dynamic_config.DynamicConfig`` (None: every setting at its default)."""
         self._takeovers: set[asyncio.Task[int]] = set()
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
+        self.matching.on_sticky_queued = self._arm_sticky_timeout
 
     @classmethod
     async def start(
@@ -321,6 +325,42 @@ class Host:
             await self._redispatch(task, WORKFLOW_TASK)
         elif kind == TimerKind.WORKFLOW_BACKOFF:
             await mutate(ns, wid, rid, _backoff_over)
+        elif kind == TimerKind.STICKY_SCHEDULE_TO_START:
+            await self._sticky_timed_out(a["_match"])
+
+    # -- sticky execution --------------------------------------------------------------------------
+
+    def _arm_sticky_timeout(self, task: MatchTask) -> None:
+        """A workflow task was queued on a sticky queue: unless started within its sticky
+        schedule-to-start timeout, it goes to the normal queue (a timer of the engine's clock, only
+        in memory: a task read back after a restart is queued, and so armed, again)."""
+        try:
+            shard = self.history.shard(task.namespace_id, task.workflow_id)
+        except UnavailableError:
+            return
+        at = self.clock.now_us() + task.sticky_timeout_ms * 1000
+        timer = Task(
+            int(TimerKind.STICKY_SCHEDULE_TO_START),
+            task.namespace_id,
+            task.workflow_id,
+            task.run_id,
+            {"_match": task},
+            visibility_time=at,
+        )
+        self.queues.push_volatile_timer(shard.shard_id, timer)
+
+    async def _sticky_timed_out(self, task: MatchTask) -> None:
+        if not self.matching.withdraw(task):
+            return  # a poller took it
+        queue = task.task_queue
+        try:
+            await self.history.mutate(
+                task.namespace_id, task.workflow_id, task.run_id, lambda m: wft.reset_stickiness(m, queue)
+            )
+        except ServiceError as e:
+            log.info("clearing the sticky queue of %s failed: %s", task.workflow_id, e)
+        finally:
+            self.matching.fall_back(task)
 
     async def _redispatch(self, task: Task, task_type: int) -> None:
         """A retry's backoff is over: offer the attempt to matching if it is still the pending one."""

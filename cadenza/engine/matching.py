@@ -7,6 +7,11 @@ harmless because recording a task as started is idempotent and a stale one is dr
 to a waiting poller (a "sync match") costs no extra write.
 
 Queries travel the same way but are never persisted: a query waits for its answer with a deadline.
+
+Sticky queues (sticky execution) are ordinary queues named by one worker. A workflow task offered to
+one carries the run's normal queue (``MatchTask.normal_queue``): queued there unstarted for its
+schedule-to-start timeout (a timer of the engine's clock, armed through ``on_sticky_queued``), it
+is withdrawn and offered to the normal queue instead (``fall_back``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ class MatchTask:
     """For query tasks: the pending query (``PendingQuery``)."""
     task_queue: str = ""
     task_type: int = WORKFLOW_TASK
+    normal_queue: str = ""
+    """Set for a workflow task offered to a sticky queue: the run's own queue, to fall back to."""
+    sticky_timeout_ms: int = 0
+    """How long it may wait on the sticky queue unstarted."""
     created_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
 
@@ -51,13 +60,15 @@ class TaskQueue:
         self.pollers: collections.deque[asyncio.Future[MatchTask | None]] = collections.deque()
         self.last_poll_time = 0.0
 
-    def offer(self, task: MatchTask) -> None:
+    def offer(self, task: MatchTask) -> bool:
+        """Hands ``task`` to a waiting poller, else queues it; True if it was queued."""
         while self.pollers:
             poller = self.pollers.popleft()
             if not poller.done():
                 poller.set_result(task)
-                return
+                return False
         (self.queries if task.query is not None else self.tasks).append(task)
+        return True
 
     def hand_over(self, task: MatchTask) -> bool:
         """Gives ``task`` to a poller waiting right now; False (and nothing queued) if none is."""
@@ -80,6 +91,12 @@ class MatchingEngine:
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str, int], TaskQueue] = {}
         self._query_ids = itertools.count(1)
+        self.on_sticky_queued: Callable[[MatchTask], None] | None = None
+        """Called when a workflow task is queued on a sticky queue: arms its fallback timer."""
+
+    def _offer(self, q: TaskQueue, task: MatchTask) -> None:
+        if q.offer(task) and task.normal_queue and self.on_sticky_queued is not None:
+            self.on_sticky_queued(task)
 
     def queue(self, namespace_id: str, name: str, task_type: int) -> TaskQueue:
         key = (namespace_id, name, task_type)
@@ -91,7 +108,7 @@ class MatchingEngine:
     def add_task(self, namespace_id: str, name: str, task_type: int, task: MatchTask) -> None:
         task.task_queue = name
         task.task_type = task_type
-        self.queue(namespace_id, name, task_type).offer(task)
+        self._offer(self.queue(namespace_id, name, task_type), task)
 
     def hand_over(self, namespace_id: str, name: str, task_type: int, task: MatchTask) -> bool:
         """Gives ``task`` to a poller waiting right now, if there is one (see ``TaskQueue``)."""
@@ -104,7 +121,35 @@ class MatchingEngine:
 
     def reoffer(self, task: MatchTask) -> None:
         """Offers a task again whose start was lost (see ``RunContext.deferred``)."""
-        self.queue(task.namespace_id, task.task_queue, task.task_type).offer(task)
+        self._offer(self.queue(task.namespace_id, task.task_queue, task.task_type), task)
+
+    def withdraw(self, task: MatchTask) -> bool:
+        """Takes a queued task back; False if it is not queued (a poller has it)."""
+        q = self._queues.get((task.namespace_id, task.task_queue, task.task_type))
+        if q is None:
+            return False
+        try:
+            (q.queries if task.query is not None else q.tasks).remove(task)
+        except ValueError:
+            return False
+        return True
+
+    def fall_back(self, task: MatchTask) -> None:
+        """Offers a workflow task taken off a sticky queue to the run's normal queue."""
+        normal, task.normal_queue, task.sticky_timeout_ms = task.normal_queue, "", 0
+        self.add_task(task.namespace_id, normal, task.task_type, task)
+
+    def redirect_sticky(self, namespace_id: str, name: str, run_id: str) -> int:
+        """Moves the workflow tasks of ``run_id`` queued on sticky queue ``name`` to the run's
+        normal queue (its worker let the run go); returns how many were moved."""
+        q = self._queues.get((namespace_id, name, WORKFLOW_TASK))
+        if q is None:
+            return 0
+        moved = [t for t in q.tasks if t.run_id == run_id and t.normal_queue]
+        for t in moved:
+            q.tasks.remove(t)
+            self.fall_back(t)
+        return len(moved)
 
     async def poll(self, namespace_id: str, name: str, task_type: int, timeout_s: float) -> MatchTask | None:
         q = self.queue(namespace_id, name, task_type)
@@ -125,7 +170,7 @@ class MatchingEngine:
             if fut.done() and not fut.cancelled():
                 task = fut.result()
                 if task is not None:
-                    q.offer(task)
+                    self._offer(q, task)
             raise
         finally:
             expiry.cancel()

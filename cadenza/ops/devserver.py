@@ -159,14 +159,20 @@ class ServerProcess:
             store = await SqliteVisibilityStore.open(":memory:" if memory else f"{db_filename}.visibility")
             await store.add_search_attributes(DEV_SEARCH_ATTRIBUTES)
         bus: Any
+        out: dict[str, Any] = {"visibility_store": store}
         if s.kafka_brokers:
             from cadenza.engine.bus.kafka import KafkaBus
 
             bus = KafkaBus(s.kafka_brokers)
+            # kafka.applications.visibility: clusters sharing one Kafka each name their own topic
+            # (and so get their own indexer group); without it, the default topic.
+            topology = s.kafka_topology
+            if topology is not None and topology.applications.visibility is not None:
+                out["visibility_topic"] = topology.applications.visibility.topic
         else:
             bus = EmbeddedBus(":memory:" if memory else f"{db_filename}.bus")
         self._closers += [bus, store]
-        return {"visibility_store": store, "bus": bus}
+        return {**out, "bus": bus}
 
     async def _open_replication(self, cluster: ClusterMetadata) -> Any:
         """The bus replication runs on: Kafka with the config's cluster topics, else an embedded

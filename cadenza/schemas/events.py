@@ -67,6 +67,10 @@ class EventType(enum.IntEnum):
     SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED = 38
     EXTERNAL_WORKFLOW_EXECUTION_SIGNALED = 39
     UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 40
+    # Workflow updates, with Temporal's numbers (41-43 are Temporal's property changes, not used
+    # here; 45, UpdateRejected, is never written: a rejected update leaves no trace in history).
+    WORKFLOW_EXECUTION_UPDATE_ACCEPTED = 44
+    WORKFLOW_EXECUTION_UPDATE_COMPLETED = 46
 
     @property
     def pascal_name(self) -> str:
@@ -88,6 +92,12 @@ class CommandType(enum.IntEnum):
     START_CHILD_WORKFLOW_EXECUTION = 11
     SIGNAL_EXTERNAL_WORKFLOW_EXECUTION = 12
     UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 13
+    # Temporal carries an update's acceptance, rejection and outcome as protocol messages beside the
+    # commands (command type 14 marks their place). Here each is a command of its own, numbered
+    # apart from Temporal's range; a rejection produces no event.
+    ACCEPT_WORKFLOW_UPDATE = 101
+    COMPLETE_WORKFLOW_UPDATE = 102
+    REJECT_WORKFLOW_UPDATE = 103
 
 
 # Events that close a run: after one of them no other event may be appended.
@@ -414,6 +424,24 @@ EVENT_FIELDS: dict[EventType, dict[str, str]] = {
         "workflow_task_completed_event_id": "l",
         "search_attributes": "M",
     },
+    # Temporal nests the request (meta: update id and identity; input: name, args, header); the
+    # fields are flattened here.
+    EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED: {
+        "update_id": "s",
+        "name": "s",
+        "input": "P",
+        "header": "M",
+        "identity": "s",
+        "workflow_task_completed_event_id": "l",
+    },
+    # The outcome: ``result`` (success) or ``failure``.
+    EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED: {
+        "update_id": "s",
+        "accepted_event_id": "l",
+        "result": "P",
+        "failure": "F",
+        "identity": "s",
+    },
 }
 
 # Command attributes are the matching event's fields that the workflow decides; the engine fills in
@@ -490,6 +518,9 @@ COMMAND_FIELDS: dict[CommandType, tuple[str, ...]] = {
         "header",
     ),
     CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: ("search_attributes",),
+    CommandType.ACCEPT_WORKFLOW_UPDATE: ("update_id", "name", "input", "header", "identity"),
+    CommandType.COMPLETE_WORKFLOW_UPDATE: ("update_id", "result", "failure"),
+    CommandType.REJECT_WORKFLOW_UPDATE: ("update_id", "failure"),
 }
 
 # The event a command produces, for replay matching.
@@ -509,4 +540,13 @@ COMMAND_EVENT: dict[CommandType, EventType] = {
     CommandType.START_CHILD_WORKFLOW_EXECUTION: EventType.START_CHILD_WORKFLOW_EXECUTION_INITIATED,
     CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
     CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    CommandType.ACCEPT_WORKFLOW_UPDATE: EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    CommandType.COMPLETE_WORKFLOW_UPDATE: EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 }
+
+COMMAND_FIELD_TYPES: dict[CommandType, EventType] = {
+    **COMMAND_EVENT,
+    CommandType.REJECT_WORKFLOW_UPDATE: EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
+}
+"""Where a command's attribute types come from: its event's fields (a rejection has no event; its
+fields are typed like the update's outcome)."""

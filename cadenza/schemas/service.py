@@ -116,6 +116,44 @@ class WorkflowTaskQuery:
 
 
 @dataclass(slots=True)
+class UpdateRequest:
+    """A workflow update as the worker gets it with a workflow task (Temporal's update Request)."""
+
+    update_id: str
+    name: str
+    input: Payloads | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+    identity: str = ""
+
+
+@dataclass(slots=True)
+class UpdateWorkflowRequest:
+    namespace: str
+    execution: WorkflowExecution
+    """``run_id`` empty: the workflow's current run."""
+    update_id: str
+    name: str
+    input: Payloads | None = None
+    header: dict[str, Any] = field(default_factory=dict)
+    identity: str = ""
+    wait_stage: str = "COMPLETED"
+    """``ACCEPTED`` or ``COMPLETED``: the stage the call waits for (up to ``timeout_s``)."""
+    timeout_s: float = 60.0
+
+
+@dataclass(slots=True)
+class UpdateWorkflowResponse:
+    update_id: str
+    run_id: str
+    stage: str
+    """The stage reached: ``ADMITTED`` (the wait ran out first; ask again with the same id),
+    ``ACCEPTED`` or ``COMPLETED``."""
+    result: Payloads | None = None
+    failure: dict[str, Any] | None = None
+    """Set when the update was rejected by its validator or its handler failed (stage COMPLETED)."""
+
+
+@dataclass(slots=True)
 class PollWorkflowTaskResponse:
     task_token: bytes
     workflow_execution: WorkflowExecution
@@ -124,9 +162,15 @@ class PollWorkflowTaskResponse:
     attempt: int
     started_event_id: int
     history: list[HistoryEvent]
-    """The whole history up to and including this task's WorkflowTaskStarted. A worker that holds the
-    run in its cache applies only the events after the ones it has seen."""
+    """The history up to and including this task's WorkflowTaskStarted: all of it, or, for a task
+    taken from the worker's sticky queue, only the events after the last workflow task that worker
+    completed (the first event's id says which). A worker that holds the run in its cache applies
+    only the events after the ones it has seen. A query task from a sticky queue has none: the
+    worker answers from its cache, or reads the history itself."""
     query: WorkflowTaskQuery | None = None
+    updates: list[UpdateRequest] = field(default_factory=list)
+    """Updates for the workflow code to validate and run in this task (accepted or rejected by
+    commands of the task's completion)."""
 
 
 @dataclass(slots=True)
@@ -138,6 +182,12 @@ class RespondWorkflowTaskCompletedRequest:
     eager_activity_ids: list[str] = field(default_factory=list)
     """Activities scheduled by ``commands`` that the completing worker will run itself: those on the
     run's task queue come back started with the completion (eager dispatch)."""
+    sticky_task_queue: str = ""
+    """The anchors' StickyExecutionAttributes: the worker keeps the run cached and polls this queue,
+    so the run's next workflow tasks go there with only the new events. Empty: not sticky."""
+    sticky_schedule_to_start_timeout_ms: int = 0
+    """How long a task may wait on ``sticky_task_queue`` before it goes to the normal queue with the
+    whole history (0: the server's default, 5 s)."""
 
 
 @dataclass(slots=True)
@@ -225,6 +275,16 @@ class WorkflowService(Protocol):
         self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
     ) -> Payloads | None: ...
 
+    async def update_workflow_execution(self, request: UpdateWorkflowRequest) -> UpdateWorkflowResponse:
+        """Sends an update (deduplicated by its id) and waits for ``request.wait_stage``."""
+        ...
+
+    async def update_with_start_workflow_execution(
+        self, start: StartWorkflowRequest, update: UpdateWorkflowRequest
+    ) -> tuple[StartWorkflowResponse, UpdateWorkflowResponse]:
+        """Starts the workflow unless it runs already (then uses that run), and updates it."""
+        ...
+
     async def request_cancel_workflow_execution(
         self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
     ) -> None: ...
@@ -257,6 +317,11 @@ class WorkflowService(Protocol):
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None: ...
 
+    async def reset_sticky_task_queue(self, namespace: str, execution: WorkflowExecution) -> None:
+        """The worker that had the run cached let it go (evicted it, or shut down): its next workflow
+        task goes to the normal queue at once, with the whole history."""
+        ...
+
     async def respond_query_task_completed(
         self,
         namespace: str,
@@ -287,6 +352,28 @@ class WorkflowService(Protocol):
     async def respond_activity_task_canceled(
         self, task_token: bytes, details: Payloads | None, *, identity: str = ""
     ) -> None: ...
+
+    # The same four by workflow id (``run_id`` empty: the current run) and activity id.
+
+    async def record_activity_task_heartbeat_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        details: Payloads | None, *, identity: str = "",
+    ) -> bool: ...  # fmt: skip
+
+    async def respond_activity_task_completed_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        result: Payloads | None, *, identity: str = "",
+    ) -> None: ...  # fmt: skip
+
+    async def respond_activity_task_failed_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        failure: dict[str, Any], *, identity: str = "",
+    ) -> None: ...  # fmt: skip
+
+    async def respond_activity_task_canceled_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        details: Payloads | None, *, identity: str = "",
+    ) -> None: ...  # fmt: skip
 
     async def register_namespace(self, info: NamespaceInfo) -> None: ...
 

@@ -23,7 +23,9 @@ that method, the plain completion is used.
 
 A completion that asks for eager activities (``eager_activity_ids``), or polls, goes through
 ``RespondWorkflowTaskCompletedEager``, which also returns the activity tasks started for this worker;
-against a server without it the client falls back to the two ways above.
+against a server without it the client falls back to the two ways above. A completion that names the
+worker's sticky queue (sticky execution) goes through ``RespondWorkflowTaskCompletedSticky``, the
+same call with the sticky attributes; against a server without it, through the ways above.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ from cadenza.schemas.service import (
     RespondWorkflowTaskFailedRequest,
     StartWorkflowRequest,
     StartWorkflowResponse,
+    UpdateWorkflowRequest,
+    UpdateWorkflowResponse,
     WorkflowExecution,
 )
 from cadenza.sdk import exceptions as sdk_errors
@@ -194,6 +198,9 @@ class GrpcService:
         """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedAndPoll``."""
         self._eager = True
         """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedEager``."""
+        self._sticky = True
+        """False once a server answered UNIMPLEMENTED to ``RespondWorkflowTaskCompletedSticky``
+        (sticky execution): completions no longer name the worker's sticky queue."""
         self._start_and_wait = True
         """False once a server answered UNIMPLEMENTED to ``StartWorkflowExecutionAndWait``."""
 
@@ -316,6 +323,26 @@ class GrpcService:
         result: Payloads | None = r["result"]
         return result
 
+    async def update_workflow_execution(self, request: UpdateWorkflowRequest) -> UpdateWorkflowResponse:
+        r = await self.call(
+            "UpdateWorkflowExecution",
+            cv.update_request_to_record(request),
+            timeout=self._long(request.timeout_s),
+        )
+        return cv.update_response_from_record(r)
+
+    async def update_with_start_workflow_execution(
+        self, start: StartWorkflowRequest, update: UpdateWorkflowRequest
+    ) -> tuple[StartWorkflowResponse, UpdateWorkflowResponse]:
+        record = {f"start_{k}": v for k, v in cv.start_request_to_record(start).items()}
+        r = await self.call(
+            "UpdateWithStartWorkflowExecution",
+            {**record, **cv.update_request_to_record(update)},
+            timeout=self._long(update.timeout_s),
+        )
+        started = StartWorkflowResponse(run_id=r["run_id"], started=r["started"])
+        return started, cv.update_response_from_record(r)
+
     async def request_cancel_workflow_execution(
         self, namespace: str, execution: WorkflowExecution, *, identity: str = "", request_id: str = ""
     ) -> None:
@@ -421,30 +448,24 @@ class GrpcService:
         }
         source = self._polled_from.pop(request.task_token, None)
         poll_next = source is not None and source.poller is asyncio.current_task()
-        if self._eager and (request.eager_activity_ids or (poll_next and self._complete_and_poll)):
-            try:
-                r = await self.call(
-                    "RespondWorkflowTaskCompletedEager",
-                    {
-                        **record,
-                        "namespace": source.namespace if source is not None else request.namespace,
-                        "task_queue": source.task_queue if poll_next and source is not None else "",
-                        "timeout_s": source.timeout_s if source is not None else 0.0,
-                        "eager_activity_ids": list(request.eager_activity_ids),
-                    },
-                    timeout=self._long(source.timeout_s) if poll_next and source is not None else None,
-                )
-            except sdk_errors.RPCError as e:
-                if e.status != "UNIMPLEMENTED":
-                    raise
-                self._eager = False  # an older server: it did nothing with the call
-            else:
-                if r["task"] is not None and source is not None:
-                    key = (source.namespace, source.task_queue)
-                    self._next_workflow_tasks.setdefault(key, deque()).append(
-                        cv.workflow_task_from_record(r["task"])
-                    )
-                return [cv.activity_task_from_record(a) for a in r["activity_tasks"]]
+        eager_ids = list(request.eager_activity_ids)
+        if self._sticky and request.sticky_task_queue:
+            extra = {
+                "eager_activity_ids": eager_ids,
+                "sticky_task_queue": request.sticky_task_queue,
+                "sticky_schedule_to_start_timeout_ms": request.sticky_schedule_to_start_timeout_ms,
+            }
+            started = await self._complete_with("Sticky", record, extra, source, poll_next)
+            if started is not None:
+                return started
+            self._sticky = False  # an older server: it did nothing with the call
+        if self._eager and (eager_ids or (poll_next and self._complete_and_poll)):
+            started = await self._complete_with(
+                "Eager", record, {"eager_activity_ids": eager_ids}, source, poll_next
+            )
+            if started is not None:
+                return started
+            self._eager = False  # an older server: it did nothing with the call
         if not poll_next or source is None or not self._complete_and_poll:
             await self.call("RespondWorkflowTaskCompleted", record)
             return []
@@ -471,6 +492,46 @@ class GrpcService:
             key = (source.namespace, source.task_queue)
             self._next_workflow_tasks.setdefault(key, deque()).append(cv.workflow_task_from_record(r["task"]))
         return []
+
+    async def _complete_with(
+        self, kind: str, record: Record, extra: Record, source: _PolledFrom | None, poll_next: bool
+    ) -> list[PollActivityTaskResponse] | None:
+        """``RespondWorkflowTaskCompleted<kind>`` (Eager or Sticky): the completion, the activity
+        tasks started for this worker and, when ``poll_next``, the poller's next workflow task.
+        None if the server does not have the method (it did nothing with the call)."""
+        try:
+            r = await self.call(
+                f"RespondWorkflowTaskCompleted{kind}",
+                {
+                    **record,
+                    "namespace": source.namespace if source is not None else record["namespace"],
+                    "task_queue": source.task_queue if poll_next and source is not None else "",
+                    "timeout_s": source.timeout_s if source is not None else 0.0,
+                    **extra,
+                },
+                timeout=self._long(source.timeout_s) if poll_next and source is not None else None,
+            )
+        except sdk_errors.RPCError as e:
+            if e.status != "UNIMPLEMENTED":
+                raise
+            return None
+        if r["task"] is not None and source is not None:
+            key = (source.namespace, source.task_queue)
+            self._next_workflow_tasks.setdefault(key, deque()).append(cv.workflow_task_from_record(r["task"]))
+        return [cv.activity_task_from_record(a) for a in r["activity_tasks"]]
+
+    async def reset_sticky_task_queue(self, namespace: str, execution: WorkflowExecution) -> None:
+        if not self._sticky:
+            return
+        try:
+            await self.call(
+                "ResetStickyTaskQueue",
+                {"namespace": namespace, "execution": cv.execution_to_record(execution)},
+            )
+        except sdk_errors.RPCError as e:
+            if e.status != "UNIMPLEMENTED":
+                raise
+            self._sticky = False  # an older server: no sticky execution there
 
     async def respond_workflow_task_failed(self, request: RespondWorkflowTaskFailedRequest) -> None:
         self._polled_from.pop(request.task_token, None)
@@ -563,6 +624,40 @@ class GrpcService:
                 "identity": identity,
             },
         )
+
+    async def _by_id(self, method: str, ids: tuple[str, str, str, str], value: Record) -> Record:
+        namespace, workflow_id, run_id, activity_id = ids
+        record = {"namespace": namespace, "workflow_id": workflow_id, "run_id": run_id}
+        return await self.call(method, {**record, "activity_id": activity_id, **value})
+
+    async def record_activity_task_heartbeat_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        details: Payloads | None, *, identity: str = "",
+    ) -> bool:  # fmt: skip
+        ids = (namespace, workflow_id, run_id, activity_id)
+        value = {"details": details, "identity": identity}
+        return bool((await self._by_id("RecordActivityTaskHeartbeatById", ids, value))["cancel_requested"])
+
+    async def respond_activity_task_completed_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        result: Payloads | None, *, identity: str = "",
+    ) -> None:  # fmt: skip
+        ids = (namespace, workflow_id, run_id, activity_id)
+        await self._by_id("RespondActivityTaskCompletedById", ids, {"result": result, "identity": identity})
+
+    async def respond_activity_task_failed_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        failure: dict[str, Any], *, identity: str = "",
+    ) -> None:  # fmt: skip
+        ids = (namespace, workflow_id, run_id, activity_id)
+        await self._by_id("RespondActivityTaskFailedById", ids, {"failure": failure, "identity": identity})
+
+    async def respond_activity_task_canceled_by_id(
+        self, namespace: str, workflow_id: str, run_id: str, activity_id: str,
+        details: Payloads | None, *, identity: str = "",
+    ) -> None:  # fmt: skip
+        ids = (namespace, workflow_id, run_id, activity_id)
+        await self._by_id("RespondActivityTaskCanceledById", ids, {"details": details, "identity": identity})
 
     # -- namespaces, visibility, cluster -------------------------------------------------------------
 

@@ -29,6 +29,8 @@ RETRIED_CALLS = frozenset(
         "signal_workflow_execution",
         "request_cancel_workflow_execution",
         "terminate_workflow_execution",
+        # Updates are idempotent by update id.
+        "update_workflow_execution",
         # Reads.
         "query_workflow",
         "describe_workflow_execution",

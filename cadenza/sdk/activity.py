@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import inspect
+import logging
 import threading
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
@@ -30,12 +32,15 @@ __all__ = [
     "ActivityContext",
     "ActivityDefinition",
     "ActivityInfo",
+    "CompleteAsyncError",
     "defn",
     "heartbeat",
     "in_activity",
     "info",
     "is_cancelled",
     "is_worker_shutdown",
+    "logger",
+    "raise_complete_async",
     "wait_for_cancelled",
     "wait_for_cancelled_sync",
 ]
@@ -64,9 +69,18 @@ class ActivityDefinition:
     def from_callable(fn: Callable[..., Any]) -> ActivityDefinition:
         """The definition attached by ``@activity.defn``; ``ValueError`` if ``fn`` is not decorated."""
         defn = getattr(fn, _DEFN_ATTR, None)
+        if not isinstance(defn, ActivityDefinition) and isinstance(fn, functools.partial):
+            # ``functools.partial(decorated, dependency)``: the activity the partial wraps, called
+            # through the partial, with the parameters the partial leaves open.
+            inner = ActivityDefinition.from_callable(fn.func)
+            return dataclasses.replace(inner, fn=fn, param_types=_param_and_return_hints(fn)[0])
         if not isinstance(defn, ActivityDefinition):
             name = getattr(fn, "__qualname__", repr(fn))
             raise ValueError(f"Activity {name} is not decorated with @activity.defn")
+        if isinstance(defn.fn, type) and isinstance(fn, defn.fn):
+            # An instance of an ``@activity.defn`` class with ``__call__`` (temporalio's callable
+            # activity classes): the instance is what runs.
+            return dataclasses.replace(defn, fn=fn)
         if inspect.ismethod(fn) and fn.__func__ is defn.fn:
             # ``instance.method``: the decorator saw the plain function, so the definition it
             # recorded would be called without ``self``. Call the bound method instead, and take
@@ -80,11 +94,12 @@ class ActivityDefinition:
             raise TypeError(f"@activity.defn needs a function, got {fn!r}")
         fn_name = getattr(fn, "__name__", None)
         if name is None and (not fn_name or fn_name == "<lambda>"):
-            raise ValueError("@activity.defn on a lambda needs an explicit name=")
+            raise ValueError("@activity.defn on a lambda needs an explicit name= (as on a functools.partial)")
         param_types, return_type = _param_and_return_hints(fn)
-        # Callable objects count too: their ``__call__`` decides.
+        # Callable objects count too: their ``__call__`` decides (for a class, its instances').
+        call = fn.__call__ if isinstance(fn, type) else type(fn).__call__
         is_async = inspect.iscoroutinefunction(fn) or (
-            not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+            not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
         )
         return ActivityDefinition(
             name=name or str(fn_name),
@@ -96,9 +111,19 @@ class ActivityDefinition:
 
 
 def _param_and_return_hints(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
-    """Positional parameter hints and the return hint; unresolvable hints become ``Any``."""
+    """Positional parameter hints and the return hint; unresolvable hints become ``Any``.
+
+    For a ``functools.partial`` the hints come from the function it wraps and the parameters from
+    what it leaves open; for a callable object, from its ``__call__``."""
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if isinstance(target, type):
+        target = fn = target.__call__  # a callable activity class: its instances' ``__call__``
+    elif not inspect.isroutine(target) and callable(target):
+        target = type(target).__call__
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(target)
     except Exception:
         # Forward references to names that don't exist at import time: decode without shaping.
         hints = {}
@@ -263,3 +288,43 @@ async def wait_for_cancelled(poll_interval: float = 0.05) -> None:
 def wait_for_cancelled_sync(timeout: float | None = None) -> bool:
     """Block (in a sync activity) until cancellation is requested or ``timeout`` seconds pass."""
     return _context().cancelled.wait(timeout)
+
+
+class CompleteAsyncError(BaseException):
+    """Raised by :func:`raise_complete_async`: the function is done, the activity is not. A
+    ``BaseException`` so that ``except Exception`` in the activity does not swallow it."""
+
+
+def raise_complete_async() -> typing.NoReturn:
+    """End the activity function without completing the activity: something else completes it
+    later through ``client.get_async_activity_handle(task_token=info().task_token)`` (or by
+    workflow id and activity id) with ``complete``, ``fail`` or ``report_cancellation``. Until then
+    its timeouts run as usual; heartbeat through the handle."""
+    _context()
+    raise CompleteAsyncError()
+
+
+class _ActivityLoggerAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Adds the running activity's identity to records (as fields and to the message)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        ctx = _current.get()
+        if ctx is not None:
+            i = ctx.info
+            details = {
+                "activity_id": i.activity_id,
+                "activity_type": i.activity_type,
+                "attempt": i.attempt,
+                "namespace": i.namespace,
+                "task_queue": i.task_queue,
+                "workflow_id": i.workflow_id,
+                "workflow_run_id": i.run_id,
+                "workflow_type": i.workflow_type,
+            }
+            kwargs["extra"] = {**details, "activity_info": details, **(kwargs.get("extra") or {})}
+            msg = f"{msg} ({details})"
+        return msg, kwargs
+
+
+logger = _ActivityLoggerAdapter(logging.getLogger("cadenza.activity"), None)
+"""Logger for activity code: adds the activity's id, type, attempt and workflow to each record."""

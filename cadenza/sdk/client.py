@@ -9,23 +9,29 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import (
-    DescribeWorkflowResponse,
     GetHistoryRequest,
     StartWorkflowRequest,
     WorkflowExecution,
     WorkflowService,
 )
-from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, WorkflowDefinition
-from cadenza.sdk.common import QueryRejectCondition, RetryPolicy, WorkflowIDReusePolicy, timedelta_to_ms
+from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, QueryDefinition, WorkflowDefinition
+from cadenza.sdk.common import (
+    QueryRejectCondition,
+    RetryPolicy,
+    WorkflowIDReusePolicy,
+    positional_args,
+    timedelta_to_ms,
+)
 from cadenza.sdk.converter import DataConverter, default_converter
+from cadenza.sdk.description import WorkflowExecutionDescription
 from cadenza.sdk.exceptions import (
     CanceledError,
     QueryRejectedError,
@@ -35,6 +41,15 @@ from cadenza.sdk.exceptions import (
     WorkflowFailureError,
 )
 from cadenza.sdk.history import WorkflowHistory
+from cadenza.sdk.search_attributes import TypedSearchAttributes, search_attribute_values
+
+if TYPE_CHECKING:
+    from cadenza.sdk.async_activity import AsyncActivityHandle
+    from cadenza.sdk.client_updates import (
+        WithStartWorkflowOperation,
+        WorkflowUpdateHandle,
+        WorkflowUpdateStage,
+    )
 
 R = TypeVar("R")
 
@@ -64,6 +79,26 @@ def _handler_name(handler: Any, mark: str, kind: str) -> str:
     if not name:
         raise ValueError(f"{getattr(handler, '__qualname__', handler)!r} is not a @workflow.{kind} method")
     return str(name)
+
+
+def _query_return_type(query: Any) -> Any:
+    """The return hint of a ``@workflow.query`` method, to decode its answer (None if unknown)."""
+    try:
+        return QueryDefinition.from_fn(query).return_type
+    except (ValueError, TypeError):
+        return None
+
+
+def _search_attribute_payloads(conv: DataConverter, values: Any) -> dict[str, Any]:
+    """Payloads of search attributes given as a dict (any JSON value) or typed (their declared
+    types recorded beside the values)."""
+    if values is None:
+        return {}
+    if isinstance(values, Mapping):
+        return {k: conv.to_payload(v) for k, v in values.items()}
+    from cadenza.sdk._runtime.info import encode_search_attributes
+
+    return encode_search_attributes(*search_attribute_values(values))
 
 
 @dataclass(frozen=True)
@@ -96,8 +131,9 @@ class Client:
     @classmethod
     async def connect(
         cls,
-        target: Any,
+        target_host: Any = None,
         *,
+        target: Any = None,
         namespace: str = "default",
         identity: str | None = None,
         data_converter: DataConverter | None = None,
@@ -114,8 +150,12 @@ class Client:
         with the system's roots). ``rpc_timeout`` is the deadline of one call (long polls get
         their wait on top); ``retries`` bounds the retries of UNAVAILABLE (in process: of the
         client's calls, see ``_local.py``). Over the network the server is asked for its cluster
-        info once, so a wrong address fails here.
+        info once, so a wrong address fails here. ``target_host`` (temporalio's name) and
+        ``target`` are the same argument.
         """
+        if target is not None and target_host is not None:
+            raise TypeError("Client.connect: pass target_host or target, not both")
+        target = target_host if target is None else target
         frontend = getattr(target, "frontend", None)
         if frontend is not None:
             from cadenza.sdk._local import local_service
@@ -153,7 +193,8 @@ class Client:
     async def start_workflow(
         self,
         workflow: Callable[..., Any] | type | str,
-        *args: Any,
+        *arguments: Any,
+        args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
         execution_timeout: timedelta | None = None,
@@ -163,17 +204,19 @@ class Client:
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
-        search_attributes: dict[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | TypedSearchAttributes | None = None,
         request_id: str | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
         result_type: Any = None,
     ) -> WorkflowHandle[Any]:
         """Starts a run; with ``start_signal``, signals it (starting it first if it is not running).
-        Arguments are encoded before anything is sent, so one that cannot be encoded raises here."""
+        Arguments are encoded before anything is sent, so one that cannot be encoded raises here.
+        Arguments go positionally or as ``args=[...]``; ``search_attributes`` is a dict or
+        ``TypedSearchAttributes``."""
         req, ret = self._start_request(
             workflow,
-            args,
+            positional_args(arguments, args, "start_workflow()"),
             id=id,
             task_queue=task_queue,
             execution_timeout=execution_timeout,
@@ -205,7 +248,7 @@ class Client:
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
-        search_attributes: dict[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | TypedSearchAttributes | None = None,
         request_id: str | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
@@ -228,19 +271,26 @@ class Client:
             retry_policy=retry_policy.to_dict() if retry_policy else None,
             cron_schedule=cron_schedule,
             memo={k: conv.to_payload(v) for k, v in (memo or {}).items()},
-            search_attributes={k: conv.to_payload(v) for k, v in (search_attributes or {}).items()},
+            search_attributes=_search_attribute_payloads(conv, search_attributes),
             signal_name=start_signal or "",
             signal_input=conv.to_payloads(list(start_signal_args)) if start_signal_args else None,
         )
         return req, ret
 
     async def execute_workflow(
-        self, workflow: Callable[..., Any] | type | str, *args: Any, id: str, task_queue: str, **kwargs: Any
+        self,
+        workflow: Callable[..., Any] | type | str,
+        *arguments: Any,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Starts a run and returns its result (``start_workflow`` then ``result``). The start also
         waits for the close, so a run that ends within a minute costs one round trip."""
         result_type = kwargs.pop("result_type", None)
-        req, ret = self._start_request(workflow, args, id=id, task_queue=task_queue, **kwargs)
+        call_args = positional_args(arguments, args, "execute_workflow()")
+        req, ret = self._start_request(workflow, call_args, id=id, task_queue=task_queue, **kwargs)
         started, closed = await self.service.start_workflow_execution_and_wait(req, RESULT_POLL_S)
         handle: WorkflowHandle[Any] = WorkflowHandle(
             self, id, run_id=None, first_run_id=started.run_id, result_type=result_type or ret
@@ -256,16 +306,17 @@ class Client:
     async def signal_with_start_workflow(
         self,
         workflow: Callable[..., Any] | type | str,
-        *args: Any,
+        *arguments: Any,
         id: str,
         task_queue: str,
         signal: Any,
         signal_args: Sequence[Any] = (),
+        args: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         return await self.start_workflow(
             workflow,
-            *args,
+            *positional_args(arguments, args, "signal_with_start_workflow()"),
             id=id,
             task_queue=task_queue,
             start_signal=_handler_name(signal, _SIGNAL_MARK, "signal"),
@@ -273,10 +324,98 @@ class Client:
             **kwargs,
         )
 
+    async def start_update_with_start_workflow(
+        self,
+        update: Any,
+        *arguments: Any,
+        start_workflow_operation: WithStartWorkflowOperation[Any],
+        wait_for_stage: WorkflowUpdateStage,
+        args: Sequence[Any] | None = None,
+        id: str | None = None,
+        result_type: Any = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowUpdateHandle[Any]:
+        """Update-with-start: starts ``start_workflow_operation``'s workflow unless it is running
+        (then that run is used), sends it the update and waits for ``wait_for_stage``;
+        ``await start_workflow_operation.workflow_handle()`` gives the workflow's handle."""
+        from cadenza.sdk.client_updates import start_update_with_start
+
+        return await start_update_with_start(
+            self,
+            update,
+            arguments,
+            start_workflow_operation=start_workflow_operation,
+            wait_for_stage=wait_for_stage,
+            args=args,
+            id=id,
+            result_type=result_type,
+            rpc_timeout=rpc_timeout,
+        )
+
+    async def execute_update_with_start_workflow(
+        self,
+        update: Any,
+        *arguments: Any,
+        start_workflow_operation: WithStartWorkflowOperation[Any],
+        args: Sequence[Any] | None = None,
+        id: str | None = None,
+        result_type: Any = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
+        """Update-with-start, waiting for the update's result (see ``start_update_with_start_workflow``)."""
+        from cadenza.sdk.client_updates import WorkflowUpdateStage
+
+        handle = await self.start_update_with_start_workflow(
+            update,
+            *arguments,
+            start_workflow_operation=start_workflow_operation,
+            wait_for_stage=WorkflowUpdateStage.COMPLETED,
+            args=args,
+            id=id,
+            result_type=result_type,
+            rpc_timeout=rpc_timeout,
+        )
+        return await handle.result(rpc_timeout=rpc_timeout)
+
     def get_workflow_handle(
-        self, workflow_id: str, *, run_id: str | None = None, result_type: Any = None
+        self,
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        first_execution_run_id: str | None = None,
+        result_type: Any = None,
     ) -> WorkflowHandle[Any]:
-        return WorkflowHandle(self, workflow_id, run_id=run_id, first_run_id=run_id, result_type=result_type)
+        return WorkflowHandle(
+            self,
+            workflow_id,
+            run_id=run_id,
+            first_run_id=run_id or first_execution_run_id,
+            result_type=result_type,
+        )
+
+    def get_workflow_handle_for(
+        self, workflow: Callable[..., Any], workflow_id: str, *, run_id: str | None = None
+    ) -> WorkflowHandle[Any]:
+        """A handle whose ``result()`` is decoded by ``workflow``'s return hint (temporalio's name)."""
+        result_type = workflow_type_name(workflow)[1]
+        return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=result_type)
+
+    def get_async_activity_handle(
+        self,
+        *,
+        task_token: bytes | None = None,
+        workflow_id: str | None = None,
+        run_id: str | None = None,
+        activity_id: str | None = None,
+    ) -> AsyncActivityHandle:
+        """A handle to complete, fail, heartbeat or cancel an activity that called
+        ``activity.raise_complete_async()``: by its ``task_token`` (``activity.info().task_token``),
+        or by ``workflow_id``, ``activity_id`` and optionally ``run_id`` (default: the current run)."""
+        from cadenza.sdk.async_activity import AsyncActivityHandle
+
+        return AsyncActivityHandle(
+            self, task_token=task_token, workflow_id=workflow_id, run_id=run_id, activity_id=activity_id
+        )
 
 
 class WorkflowHandle(Generic[R]):
@@ -348,11 +487,14 @@ class WorkflowHandle(Generic[R]):
             raise WorkflowFailureError(TimeoutError("workflow timed out", type=TimeoutType.START_TO_CLOSE))
         raise WorkflowFailureError(RuntimeError(f"run closed with {et.name}"))
 
-    async def signal(self, signal: Any, *args: Any, request_id: str | None = None) -> None:
+    async def signal(
+        self, signal: Any, *arguments: Any, args: Sequence[Any] | None = None, request_id: str | None = None
+    ) -> None:
         """Sends a signal. Addressed by workflow id (no ``run_id``), it goes to the current run;
         UNAVAILABLE (a run that keeps continuing as new while the server resolves it) is retried
         with backoff a few times, under the same request id, by both transports."""
         c = self.client
+        args = positional_args(arguments, args, "signal()")
         name = _handler_name(signal, _SIGNAL_MARK, "signal")
         await c.service.signal_workflow_execution(
             c.namespace,
@@ -363,16 +505,90 @@ class WorkflowHandle(Generic[R]):
             request_id=request_id or new_id(),
         )
 
+    async def execute_update(
+        self,
+        update: Any,
+        *arguments: Any,
+        args: Sequence[Any] | None = None,
+        id: str | None = None,
+        result_type: Any = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> Any:
+        """Sends a workflow update and returns its result: ``WorkflowUpdateFailedError`` if the
+        validator rejected it or the handler failed. ``id`` deduplicates: sent again with the same
+        id, the update runs once and every caller gets its outcome."""
+        from cadenza.sdk.client_updates import WorkflowUpdateStage
+
+        handle = await self.start_update(
+            update,
+            *arguments,
+            wait_for_stage=WorkflowUpdateStage.COMPLETED,
+            args=args,
+            id=id,
+            result_type=result_type,
+            rpc_timeout=rpc_timeout,
+        )
+        return await handle.result(rpc_timeout=rpc_timeout)
+
+    async def start_update(
+        self,
+        update: Any,
+        *arguments: Any,
+        wait_for_stage: WorkflowUpdateStage,
+        args: Sequence[Any] | None = None,
+        id: str | None = None,
+        result_type: Any = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowUpdateHandle[Any]:
+        """Sends a workflow update and waits until it reaches ``wait_for_stage`` (ACCEPTED: the
+        validator passed and the handler started; COMPLETED); returns its handle."""
+        from cadenza.sdk.client_updates import start_update
+
+        return await start_update(
+            self,
+            update,
+            arguments,
+            wait_for_stage=wait_for_stage,
+            args=args,
+            id=id,
+            result_type=result_type,
+            rpc_timeout=rpc_timeout,
+        )
+
+    def get_update_handle(
+        self, id: str, *, workflow_run_id: str | None = None, result_type: Any = None
+    ) -> WorkflowUpdateHandle[Any]:
+        """The handle of update ``id`` of this workflow, sent before (by this client or another)."""
+        from cadenza.sdk.client_updates import WorkflowUpdateHandle
+
+        return WorkflowUpdateHandle(
+            self.client, id, self.id, workflow_run_id=workflow_run_id or self.run_id, result_type=result_type
+        )
+
+    def get_update_handle_for(
+        self, update: Any, id: str, *, workflow_run_id: str | None = None
+    ) -> WorkflowUpdateHandle[Any]:
+        """``get_update_handle`` with the result decoded by ``update``'s return hint."""
+        from cadenza.sdk.client_updates import update_result_type
+
+        result_type = update_result_type(update)
+        return self.get_update_handle(id, workflow_run_id=workflow_run_id, result_type=result_type)
+
     async def query(
         self,
         query: Any,
-        *args: Any,
+        *arguments: Any,
+        args: Sequence[Any] | None = None,
         result_type: Any = None,
         reject_condition: QueryRejectCondition = QueryRejectCondition.NONE,
     ) -> Any:
         """Runs a query handler on the workflow's current state. ``reject_condition`` refuses the
-        query (``QueryRejectedError``) when the run is closed, or closed other than cleanly."""
+        query (``QueryRejectedError``) when the run is closed, or closed other than cleanly. The
+        answer is decoded by ``result_type`` or else the handler's return hint."""
         c = self.client
+        args = positional_args(arguments, args, "query()")
+        if result_type is None and not isinstance(query, str):
+            result_type = _query_return_type(query)
         if reject_condition is not QueryRejectCondition.NONE:
             status = (await self.describe()).status
             if reject_condition.rejects(status):
@@ -420,9 +636,12 @@ class WorkflowHandle(Generic[R]):
         self.first_run_id = new_run
         return str(new_run)
 
-    async def describe(self) -> DescribeWorkflowResponse:
+    async def describe(self) -> WorkflowExecutionDescription:
+        """The run's state. ``search_attributes`` and ``memo`` are decoded values (the payloads stay in
+        ``raw_search_attributes`` / ``raw_memo``); ``typed_search_attributes`` is the typed view."""
         c = self.client
-        return await c.service.describe_workflow_execution(c.namespace, self._execution())
+        resp = await c.service.describe_workflow_execution(c.namespace, self._execution())
+        return WorkflowExecutionDescription.from_response(resp, c.data_converter)
 
     async def fetch_history(self, *, branch_id: str = "") -> WorkflowHistory:
         """The run's history; ``branch_id``: one of its other branches (``describe().version_histories``

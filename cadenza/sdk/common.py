@@ -9,9 +9,22 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cadenza.sdk.search_attributes import (
+    SearchAttributeIndexedValueType,
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
 __all__ = [
     "QueryRejectCondition",
     "RetryPolicy",
+    "SearchAttributeIndexedValueType",
+    "SearchAttributeKey",
+    "SearchAttributePair",
+    "SearchAttributeUpdate",
+    "TypedSearchAttributes",
     "WorkflowIDReusePolicy",
     "ms_to_timedelta",
     "timedelta_to_ms",
@@ -171,3 +184,15 @@ class QueryRejectCondition(enum.StrEnum):
         if self is QueryRejectCondition.NOT_COMPLETED_CLEANLY:
             return status not in ("RUNNING", "COMPLETED")
         return False
+
+
+def positional_args(args: Sequence[Any], keyword_args: Sequence[Any] | None, what: str) -> tuple[Any, ...]:
+    """The arguments of a call that takes them either as ``*args`` or as ``args=[...]``
+    (temporalio's spelling); both at once is a ``TypeError`` naming ``what``."""
+    if keyword_args is None:
+        return tuple(args)
+    if args:
+        raise TypeError(f"{what}: pass arguments either positionally or as args=[...], not both")
+    if isinstance(keyword_args, str | bytes) or not isinstance(keyword_args, Sequence):
+        raise TypeError(f"{what}: args must be a list of arguments, got {type(keyword_args).__name__}")
+    return tuple(keyword_args)

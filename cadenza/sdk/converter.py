@@ -203,7 +203,7 @@ class DataConverter:
         failure: dict[str, Any] = {
             "message": str(exc) if not isinstance(exc, FailureError) else exc.message,
             "source": FAILURE_SOURCE,
-            "stack_trace": "".join(traceback.format_exception(exc, chain=False)) if exc.__traceback__ else "",
+            "stack_trace": _stack_trace(exc),
             "failure_type": FailureType.APPLICATION,
             "application_type": None,
             "non_retryable": False,
@@ -328,6 +328,14 @@ class DataConverter:
         except PayloadDecodeError:
             # Details are informational; an undecodable one must not hide the failure itself.
             return []
+
+
+def _stack_trace(exc: BaseException) -> str:
+    """Where ``exc`` was raised; for one rebuilt from a failure (and raised on), where the
+    original was."""
+    if isinstance(exc, FailureError) and exc.failure is not None and exc.failure.stack_trace:
+        return exc.failure.stack_trace
+    return "".join(traceback.format_exception(exc, chain=False)) if exc.__traceback__ else ""
 
 
 _DEFAULT = DataConverter()

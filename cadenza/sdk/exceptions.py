@@ -18,9 +18,12 @@ from typing import Any
 __all__ = [
     "ActivityError",
     "ApplicationError",
+    "ApplicationErrorCategory",
     "CadenzaError",
     "CanceledError",
+    "CancelledError",
     "ChildWorkflowError",
+    "Failure",
     "FailureError",
     "NamespaceNotFoundError",
     "NondeterminismError",
@@ -32,6 +35,7 @@ __all__ = [
     "RetryState",
     "ServerError",
     "SessionFailedError",
+    "TemporalError",
     "TerminatedError",
     "TimeoutError",
     "TimeoutType",
@@ -39,11 +43,90 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowNotFoundError",
     "WorkflowTaskError",
+    "WorkflowUpdateFailedError",
+    "WorkflowUpdateRPCTimeoutOrCancelledError",
 ]
 
 
 class CadenzaError(Exception):
     """Root of every error the SDK raises on purpose."""
+
+
+TemporalError = CadenzaError
+"""temporalio's name for the root error."""
+
+
+class _Info:
+    """Attribute view of some fields of a failure dict (``application_failure_info`` and kin)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.__dict__!r})"
+
+
+class Failure(dict[str, Any]):
+    """A failure dict (``cadenza.schemas.events``) that also reads as temporalio's failure message:
+    ``failure.message``, ``failure.stack_trace``, ``failure.cause`` (a ``Failure`` or None) and the
+    ``*_failure_info`` of its kind (None for the other kinds). Dict access keeps working."""
+
+    @property
+    def message(self) -> str:
+        return str(self.get("message") or "")
+
+    @property
+    def stack_trace(self) -> str:
+        return str(self.get("stack_trace") or "")
+
+    @property
+    def source(self) -> str:
+        return str(self.get("source") or "")
+
+    @property
+    def cause(self) -> Failure | None:
+        cause = self.get("cause")
+        return Failure(cause) if cause else None
+
+    def _info(self, kind: str, **fields: Any) -> _Info | None:
+        return _Info(**fields) if (self.get("failure_type") or "ApplicationFailure") == kind else None
+
+    @property
+    def application_failure_info(self) -> _Info | None:
+        return self._info(
+            "ApplicationFailure",
+            type=self.get("application_type") or "",
+            non_retryable=bool(self.get("non_retryable")),
+            details=self.get("details"),
+        )
+
+    @property
+    def timeout_failure_info(self) -> _Info | None:
+        return self._info(
+            "TimeoutFailure",
+            timeout_type=self.get("timeout_type"),
+            last_heartbeat_details=self.get("details"),
+        )
+
+    @property
+    def canceled_failure_info(self) -> _Info | None:
+        return self._info("CanceledFailure", details=self.get("details"))
+
+    @property
+    def terminated_failure_info(self) -> _Info | None:
+        return self._info("TerminatedFailure")
+
+    @property
+    def server_failure_info(self) -> _Info | None:
+        return self._info("ServerFailure", non_retryable=bool(self.get("non_retryable")))
+
+    @property
+    def activity_failure_info(self) -> _Info | None:
+        return self._info("ActivityFailure", details=self.get("details"))
+
+    @property
+    def child_workflow_execution_failure_info(self) -> _Info | None:
+        return self._info("ChildWorkflowExecutionFailure", details=self.get("details"))
 
 
 class FailureError(CadenzaError):
@@ -56,7 +139,7 @@ class FailureError(CadenzaError):
     def __init__(self, message: str, *, failure: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self._message = message
-        self._failure = failure
+        self._failure = failure if failure is None or isinstance(failure, Failure) else Failure(failure)
 
     @property
     def message(self) -> str:
@@ -64,9 +147,20 @@ class FailureError(CadenzaError):
         return self._message
 
     @property
-    def failure(self) -> dict[str, Any] | None:
-        """The failure dict this error was decoded from, if it came from one."""
+    def failure(self) -> Failure | None:
+        """The failure this error was decoded from, if it came from one: a dict (the failure dict)
+        whose fields also read as attributes (``failure.message``, ``failure.cause``,
+        ``failure.application_failure_info.type``, ...)."""
         return self._failure
+
+
+class ApplicationErrorCategory(enum.IntEnum):
+    """How an application error is reported (temporalio's values)."""
+
+    UNSPECIFIED = 0
+    """Logged as a failure (a warning with its traceback)."""
+    BENIGN = 1
+    """An expected failure: the worker logs it at DEBUG instead."""
 
 
 class ApplicationError(FailureError):
@@ -79,6 +173,7 @@ class ApplicationError(FailureError):
         type: str | None = None,
         non_retryable: bool = False,
         next_retry_delay: timedelta | None = None,
+        category: ApplicationErrorCategory = ApplicationErrorCategory.UNSPECIFIED,
         failure: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message, failure=failure)
@@ -86,6 +181,14 @@ class ApplicationError(FailureError):
         self._type = type
         self._non_retryable = non_retryable
         self._next_retry_delay = next_retry_delay
+        self._category = ApplicationErrorCategory(category)
+
+    @property
+    def category(self) -> ApplicationErrorCategory:
+        """How the error is reported. Like ``next_retry_delay`` the failure dict has no field for
+        it, so it is honoured by the process that raised it (a BENIGN activity failure is logged at
+        DEBUG by its worker) and reads UNSPECIFIED after a round trip."""
+        return self._category
 
     @property
     def details(self) -> Sequence[Any]:
@@ -124,6 +227,10 @@ class CanceledError(FailureError):
     def details(self) -> Sequence[Any]:
         """Values attached to the cancellation."""
         return self._details
+
+
+CancelledError = CanceledError
+"""temporalio's spelling of :class:`CanceledError` (not ``asyncio.CancelledError``)."""
 
 
 class TerminatedError(FailureError):
@@ -353,6 +460,28 @@ class WorkflowFailureError(CadenzaError):
         """The failure that closed the workflow."""
         assert self.__cause__ is not None
         return self.__cause__
+
+
+class WorkflowUpdateFailedError(CadenzaError):
+    """What a client gets when its workflow update was rejected by the validator or its handler
+    failed; ``cause`` is the converted failure (temporalio's name and shape)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"Workflow update failed: {cause}")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        assert self.__cause__ is not None
+        return self.__cause__
+
+
+class WorkflowUpdateRPCTimeoutOrCancelledError(CadenzaError):
+    """The wait for a workflow update's outcome ran out (``rpc_timeout``) or was cancelled; the
+    update itself may still complete (ask its ``WorkflowUpdateHandle`` again)."""
+
+    def __init__(self) -> None:
+        super().__init__("Timeout or cancellation waiting for update")
 
 
 class WorkflowTaskError(CadenzaError):

@@ -3,7 +3,8 @@
 A worker keeps recently used workflow runs in a cache, so a workflow task for a cached run applies
 only the new events instead of replaying the whole history. A run leaves the cache when it closes,
 when a task of it fails (its instance may have run code whose commands were thrown away), or when the
-cache is full.
+cache is full. The server knows which runs a worker has cached (sticky execution, ``_sticky.py``):
+their tasks come on the worker's own sticky queue with only the new events.
 
 Local activities run while their workflow task is open (see ``_runtime/local_activity_runner.py``);
 sessions add two queues to poll (see ``_runtime/session_worker.py``).
@@ -16,7 +17,6 @@ import concurrent.futures
 import contextvars
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,11 +46,13 @@ from cadenza.sdk._runtime.local_activity_runner import LocalActivityRunner
 from cadenza.sdk._runtime.replayer import Replayer
 from cadenza.sdk._runtime.session_worker import SessionHost
 from cadenza.sdk._runtime.sessions import SESSION_CREATION_ACTIVITY
+from cadenza.sdk._sticky import StickyCacheMiss, WorkflowCache
 from cadenza.sdk.activity import ActivityContext, ActivityDefinition
 from cadenza.sdk.client import Client
 from cadenza.sdk.converter import DataConverter, default_converter
 from cadenza.sdk.exceptions import (
     ApplicationError,
+    ApplicationErrorCategory,
     CadenzaError,
     NondeterminismError,
     WorkflowTaskError,
@@ -124,16 +126,28 @@ class Worker:
         workflow_pollers: int = 4,
         activity_pollers: int = 4,
         max_cached_workflows: int = 10_000,
+        sticky_queue_schedule_to_start_timeout: timedelta = timedelta(seconds=5),
         activity_executor: concurrent.futures.Executor | None = None,
         identity: str | None = None,
         max_concurrent_sessions: int = 0,
         graceful_shutdown_timeout: timedelta = timedelta(0),
+        workflow_runner: Any = None,
+        debug_mode: bool = False,
     ) -> None:
         """``max_concurrent_sessions`` > 0 lets the worker accept that many worker sessions at a time
         (``workflow.create_session``); it then also runs the activities of its sessions.
         ``max_concurrent_workflow_tasks`` (default: ``workflow_pollers``) bounds the workflow tasks
-        being handled at once. ``graceful_shutdown_timeout`` is how long running activities may
-        go on when the worker shuts down before they are cancelled (as temporalio's option)."""
+        being handled at once; by default each poller handles the task it got, and the pollers of
+        the worker's sticky queue (half as many as ``workflow_pollers``, at least one) add theirs.
+        ``graceful_shutdown_timeout`` is how long running activities may
+        go on when the worker shuts down before they are cancelled (as temporalio's option).
+        ``max_cached_workflows`` 0 turns the cache and sticky execution off (every workflow task
+        then carries the whole history); ``sticky_queue_schedule_to_start_timeout`` is how long a
+        task waits on this worker's sticky queue before the server sends it to the normal queue.
+        ``workflow_runner`` (``SandboxedWorkflowRunner()``, ``UnsandboxedWorkflowRunner()``) and
+        ``debug_mode`` are accepted for temporalio's code and ignored: there is no sandbox, and
+        no deadlock detector to turn off."""
+        del workflow_runner, debug_mode
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
         if graceful_shutdown_timeout < timedelta(0):
@@ -163,8 +177,9 @@ class Worker:
         self._local_activities = LocalActivityRunner(
             self._activities, self._converter, lambda: self._executor
         )
-        self._cache: OrderedDict[str, WorkflowInstance] = OrderedDict()
-        self._max_cached = max_cached_workflows
+        self._cache = WorkflowCache(
+            client.service, task_queue, max_cached_workflows, sticky_queue_schedule_to_start_timeout
+        )
         self._activity_slots = asyncio.Semaphore(max_concurrent_activities)
         # Workflow tasks may be handled concurrently (each waits for its completion to be written),
         # so a few pollers keep many runs moving; a run never has two tasks at once. By default
@@ -209,8 +224,17 @@ class Worker:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=min(self._max_concurrent_activities, 64), thread_name_prefix="cadenza-activity"
             )
+        # With sticky execution, this worker's sticky queue gets pollers of its own: half as many
+        # as the task queue, at least one.
+        sticky = max(1, self._workflow_pollers // 2) if self._cache.queue and self._workflow_pollers else 0
         for i in range(self._workflow_pollers):
-            self._tasks.append(asyncio.create_task(self._workflow_poll_loop(), name=f"wf-poller-{i}"))
+            self._tasks.append(
+                asyncio.create_task(self._workflow_poll_loop(self.task_queue), name=f"wf-poller-{i}")
+            )
+        for i in range(sticky):
+            self._tasks.append(
+                asyncio.create_task(self._workflow_poll_loop(self._cache.queue), name=f"wf-sticky-poller-{i}")
+            )
         for i in range(self._activity_pollers):
             self._tasks.append(
                 asyncio.create_task(self._activity_poll_loop(self.task_queue), name=f"act-poller-{i}")
@@ -248,6 +272,7 @@ class Worker:
             t.cancel()
         await asyncio.gather(*self._tasks, *self._workflow_tasks_running, return_exceptions=True)
         self._tasks.clear()
+        await self._cache.close()  # their next workflow tasks go to the normal queue at once
         if self._activity_tasks and self._graceful_shutdown_s > 0:
             await asyncio.wait(set(self._activity_tasks), timeout=self._graceful_shutdown_s)
         self._cancel_activities()
@@ -286,14 +311,14 @@ class Worker:
 
     # -- workflow tasks ----------------------------------------------------------------------------
 
-    async def _workflow_poll_loop(self) -> None:
+    async def _workflow_poll_loop(self, queue: str) -> None:
         service = self.client.service
         ns = self.client.namespace
         inline = self._workflow_tasks_inline
         while not self._stopping.is_set():
             if inline:
                 try:
-                    task = await service.poll_workflow_task_queue(ns, self.task_queue, identity=self.identity)
+                    task = await service.poll_workflow_task_queue(ns, queue, identity=self.identity)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -303,20 +328,29 @@ class Worker:
                 if task is not None:
                     await self._run_workflow_task(task)
                 continue
-            await self._workflow_task_slots.acquire()
+            # A task queue poller takes a slot before it polls; a sticky one once it has a task,
+            # so an idle sticky poller does not keep a slot from the task queue's tasks.
+            slot_first = queue == self.task_queue
+            if slot_first:
+                await self._workflow_task_slots.acquire()
             try:
-                task = await service.poll_workflow_task_queue(ns, self.task_queue, identity=self.identity)
+                task = await service.poll_workflow_task_queue(ns, queue, identity=self.identity)
             except asyncio.CancelledError:
-                self._workflow_task_slots.release()
+                if slot_first:
+                    self._workflow_task_slots.release()
                 raise
             except Exception:
-                self._workflow_task_slots.release()
+                if slot_first:
+                    self._workflow_task_slots.release()
                 log.exception("polling workflow tasks failed; retrying")
                 await asyncio.sleep(0.2)
                 continue
             if task is None:
-                self._workflow_task_slots.release()
+                if slot_first:
+                    self._workflow_task_slots.release()
                 continue
+            if not slot_first:
+                await self._workflow_task_slots.acquire()
             t = asyncio.create_task(self._run_workflow_task(task))
             self._workflow_tasks_running.add(t)
             t.add_done_callback(self._workflow_task_done)
@@ -339,26 +373,30 @@ class Worker:
     def _instance_for(
         self, task: PollWorkflowTaskResponse, defn: WorkflowDefinition
     ) -> tuple[WorkflowInstance, Sequence[HistoryEvent]]:
-        run_id = task.workflow_execution.run_id
-        inst = self._cache.get(run_id)
-        history = task.history
-        if inst is not None:
-            last = inst.last_event_id
-            if last < len(history) and history[last - 1].event_id == last if last else False:
-                self._cache.move_to_end(run_id)
-                return inst, history[last:]
-            self._cache.pop(run_id, None)
-        inst = WorkflowInstance(
-            defn,
-            namespace=task.namespace,
-            workflow_id=task.workflow_execution.workflow_id,
-            run_id=run_id,
-            converter=self._converter,
+        """The run's instance and the events to apply (raises ``StickyCacheMiss``)."""
+        return self._cache.instance_for(
+            task,
+            lambda: WorkflowInstance(
+                defn,
+                namespace=task.namespace,
+                workflow_id=task.workflow_execution.workflow_id,
+                run_id=task.workflow_execution.run_id,
+                converter=self._converter,
+            ),
         )
-        self._cache[run_id] = inst
-        while len(self._cache) > self._max_cached:
-            self._cache.popitem(last=False)
-        return inst, history
+
+    async def _sticky_cache_miss(self, task: PollWorkflowTaskResponse, e: StickyCacheMiss) -> None:
+        """Fails a task whose partial history does not follow what this worker has: the server
+        clears the run's stickiness and sends the task again, in full, to the normal queue."""
+        log.info("workflow %s: %s; asking for the whole history", task.workflow_execution.workflow_id, e)
+        await self.client.service.respond_workflow_task_failed(
+            RespondWorkflowTaskFailedRequest(
+                task.task_token,
+                "RESET_STICKY_TASK_QUEUE",
+                self._converter.exception_to_failure(ApplicationError(str(e), type="StickyCacheMiss")),
+                identity=self.identity,
+            )
+        )
 
     async def _handle_workflow_task(self, task: PollWorkflowTaskResponse) -> None:
         service = self.client.service
@@ -381,19 +419,27 @@ class Worker:
             )
             return
         received = asyncio.get_running_loop().time()
-        inst, events = self._instance_for(task, defn)
+        try:
+            inst, events = self._instance_for(task, defn)
+        except StickyCacheMiss as e:
+            await self._sticky_cache_miss(task, e)
+            return
         try:
             try:
-                commands = inst.activate(events)
+                commands = inst.activate(events, task.updates)
             except StaleInstanceError:
                 # The cached run saw a task that later failed or timed out: replay from scratch.
-                self._cache.pop(run_id, None)
-                inst, events = self._instance_for(task, defn)
-                commands = inst.activate(events)
+                self._cache.drop(run_id)
+                try:
+                    inst, events = self._instance_for(task, defn)
+                except StickyCacheMiss as e:
+                    await self._sticky_cache_miss(task, e)
+                    return
+                commands = inst.activate(events, task.updates)
             if inst.task_open:
                 commands = await self._local_activities.complete_task(inst, received)
         except (WorkflowTaskError, Exception) as e:
-            self._cache.pop(run_id, None)
+            self._cache.drop(run_id)  # failing the task clears the run's stickiness
             cause = "NON_DETERMINISTIC_ERROR" if isinstance(e, NondeterminismError) else "WORKFLOW_TASK_ERROR"
             err = e.cause if isinstance(e, WorkflowTaskError) and e.cause is not None else e
             if not isinstance(e, WorkflowTaskError):
@@ -410,8 +456,13 @@ class Worker:
                 RespondWorkflowTaskFailedRequest(task.task_token, cause, failure, identity=self.identity)
             )
             return
-        if any(c.command_type in _CLOSE_COMMAND_EVENTS for c in commands):
-            self._cache.pop(run_id, None)
+        if commands and all(c.command_type == CommandType.REJECT_WORKFLOW_UPDATE for c in commands):
+            # Updates rejected and nothing else: the server drops a task it scheduled only for them,
+            # so the events this instance saw for the task never happen. Replay next time.
+            self._cache.drop(run_id)
+        closing = any(c.command_type in _CLOSE_COMMAND_EVENTS for c in commands)
+        if closing:
+            self._cache.drop(run_id)
             inst.dispose()  # the run is over: free it now rather than in a full collection
         eager = await self._reserve_eager_activities(commands)
         try:
@@ -422,6 +473,9 @@ class Worker:
                     identity=self.identity,
                     namespace=task.namespace,
                     eager_activity_ids=eager,
+                    # Sticky execution: this worker keeps the run and polls its sticky queue.
+                    sticky_task_queue="" if closing or self._cache.get(run_id) is None else self._cache.queue,
+                    sticky_schedule_to_start_timeout_ms=self._cache.schedule_to_start_ms,
                 )
             )
             for activity_task in (started or [])[: len(eager)]:
@@ -430,14 +484,14 @@ class Worker:
         except CadenzaError as e:
             # The task went stale (timed out, or new events made the server fail it): the instance
             # ran ahead of history, so drop it and replay next time.
-            self._cache.pop(run_id, None)
+            self._cache.drop(run_id, tell_server=True)
             log.info(
                 "workflow %s: completing the task was refused: %s", task.workflow_execution.workflow_id, e
             )
         except BaseException:
             # The outcome is unknown (the server or its store failed, the call was cancelled): the
             # instance may be ahead of history too, and must not answer a later task of the run.
-            self._cache.pop(run_id, None)
+            self._cache.drop(run_id, tell_server=True)
             raise
         finally:
             for _ in eager:  # reserved, but not started here: matching hands them to a poller
@@ -473,7 +527,7 @@ class Worker:
                 # Replay through the last completed task in a fresh instance (never advance the
                 # cached one from a query), as a replay: its recorded markers and commands are
                 # needed for that, and the query task's history stops at the task's start.
-                if not task.history:
+                if not task.started_event_id:
                     raise ApplicationError("the workflow has not run any code yet")
                 history = await self._history_through_task(task)
                 replayed = WorkflowInstance(
@@ -625,6 +679,8 @@ class Worker:
                     return defn.fn(*args)
 
                 result = await loop.run_in_executor(self._executor, cv.run, call)
+        except activity_mod.CompleteAsyncError:
+            return  # completed later through the client (``get_async_activity_handle``)
         except asyncio.CancelledError:
             if heartbeater.cancel_requested:
                 await self._report(
@@ -671,7 +727,9 @@ class Worker:
         """Log the failed attempt (as failed workflow tasks are) and report it to the server."""
         # The traceback is worth having for the code's own errors; the worker's are self-explanatory.
         user_error = error.__traceback__ is not None
-        log.warning(
+        benign = isinstance(error, ApplicationError) and error.category is ApplicationErrorCategory.BENIGN
+        log.log(
+            logging.DEBUG if benign else logging.WARNING,
             "activity %s (id %s) of workflow %s failed on attempt %d: %s: %s",
             task.activity_type,
             task.activity_id,

@@ -19,9 +19,10 @@ commands of running workflows go behind :func:`patched`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any, TypeVar, overload
@@ -30,11 +31,13 @@ from cadenza.sdk._runtime.activities import ActivityHandle
 from cadenza.sdk._runtime.definitions import (
     QueryDefinition,
     SignalDefinition,
+    UpdateDefinition,
     WorkflowDefinition,
     build_workflow_definition,
     mark_query,
     mark_run,
     mark_signal,
+    mark_update,
 )
 from cadenza.sdk._runtime.info import ParentInfo, WorkflowInfo
 from cadenza.sdk._runtime.instance import WorkflowInstance, current_instance
@@ -49,7 +52,8 @@ from cadenza.sdk._runtime.sessions import (
     recreate_session,
 )
 from cadenza.sdk.activity import ActivityDefinition
-from cadenza.sdk.common import RetryPolicy, timedelta_to_ms
+from cadenza.sdk.common import RetryPolicy, positional_args, timedelta_to_ms
+from cadenza.sdk.search_attributes import SearchAttributeUpdate, TypedSearchAttributes
 
 __all__ = [
     "ActivityHandle",
@@ -61,16 +65,22 @@ __all__ = [
     "SessionInfo",
     "SessionState",
     "SignalDefinition",
+    "UpdateDefinition",
     "WorkflowDefinition",
     "WorkflowInfo",
+    "all_handlers_finished",
     "continue_as_new",
     "create_session",
     "current_session",
     "defn",
     "deprecate_patch",
     "execute_activity",
+    "execute_activity_class",
+    "execute_activity_method",
     "execute_child_workflow",
     "execute_local_activity",
+    "execute_local_activity_class",
+    "execute_local_activity_method",
     "get_external_workflow_handle",
     "in_workflow",
     "info",
@@ -83,12 +93,20 @@ __all__ = [
     "run",
     "set_query_handler",
     "set_signal_handler",
+    "set_update_handler",
     "side_effect",
     "signal",
     "sleep",
     "start_activity",
+    "start_activity_class",
+    "start_activity_method",
     "start_child_workflow",
+    "start_local_activity",
+    "start_local_activity_class",
+    "start_local_activity_method",
     "time",
+    "unsafe",
+    "update",
     "upsert_search_attributes",
     "uuid4",
     "wait_condition",
@@ -107,15 +125,20 @@ def defn(cls: ClassT) -> ClassT: ...
 
 
 @overload
-def defn(*, name: str | None = None) -> Callable[[ClassT], ClassT]: ...
+def defn(*, name: str | None = None, sandboxed: bool = True) -> Callable[[ClassT], ClassT]: ...
 
 
-def defn(cls: ClassT | None = None, *, name: str | None = None) -> ClassT | Callable[[ClassT], ClassT]:
+def defn(
+    cls: ClassT | None = None, *, name: str | None = None, sandboxed: bool = True
+) -> ClassT | Callable[[ClassT], ClassT]:
     """Mark a class as a workflow named ``name`` (default: the class name).
 
     Validates the class (one async ``@workflow.run``, unique signal and query names, sync queries,
     an argument-free ``__init__``) and raises one ``ValueError`` listing every problem.
+    ``sandboxed`` is accepted for temporalio's code and ignored: workflows run without a sandbox
+    (determinism comes from the workflow event loop and replay checks).
     """
+    del sandboxed
 
     def decorate(c: ClassT) -> ClassT:
         build_workflow_definition(c, name)
@@ -168,6 +191,31 @@ def query(
 
     def decorate(f: CallableT) -> CallableT:
         mark_query(f, name)
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+@overload
+def update(fn: CallableT) -> CallableT: ...
+
+
+@overload
+def update(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+
+
+def update(
+    fn: CallableT | None = None, *, name: str | None = None
+) -> CallableT | Callable[[CallableT], CallableT]:
+    """Mark a (sync or async) method as the handler of update ``name`` (default: the method name).
+
+    Its return value is the update's result; an ``ApplicationError`` it raises fails the update
+    (not the workflow). ``@my_update.validator`` marks a sync method taking the same arguments that
+    runs first: raising there rejects the update, and nothing of it is recorded in history.
+    """
+
+    def decorate(f: CallableT) -> CallableT:
+        mark_update(f, name)
         return f
 
     return decorate(fn) if fn is not None else decorate
@@ -230,6 +278,19 @@ def set_signal_handler(name: str, handler: Callable[..., Any] | None) -> None:
     current_instance("workflow.set_signal_handler()").set_signal_handler(name, handler)
 
 
+def set_update_handler(
+    name: str, handler: Callable[..., Any] | None, *, validator: Callable[..., Any] | None = None
+) -> None:
+    """Handle update ``name`` with ``handler`` (None removes it), validated by ``validator``."""
+    current_instance("workflow.set_update_handler()").set_update_handler(name, handler, validator)
+
+
+def all_handlers_finished() -> bool:
+    """True when no update handler and no async signal handler is still running (wait for it
+    with ``await workflow.wait_condition(workflow.all_handlers_finished)`` before returning)."""
+    return current_instance("workflow.all_handlers_finished()").all_handlers_finished()
+
+
 def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
     """Answer query ``name`` with ``handler`` (None removes it)."""
     current_instance("workflow.set_query_handler()").set_query_handler(name, handler)
@@ -282,7 +343,8 @@ def _activity_request(
 @overload
 async def execute_activity(
     activity: Callable[..., Awaitable[ReturnT]],
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -297,7 +359,8 @@ async def execute_activity(
 @overload
 async def execute_activity(
     activity: Callable[..., ReturnT],
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -312,7 +375,8 @@ async def execute_activity(
 @overload
 async def execute_activity(
     activity: str,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -326,7 +390,8 @@ async def execute_activity(
 
 async def execute_activity(
     activity: Callable[..., Any] | str,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -346,7 +411,7 @@ async def execute_activity(
     activity_type, attributes, result_type = _activity_request(
         instance,
         activity,
-        args,
+        positional_args(arguments, args, "workflow.execute_activity()"),
         task_queue=task_queue,
         schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout,
@@ -363,7 +428,8 @@ async def execute_activity(
 @overload
 def start_activity(
     activity: Callable[..., Awaitable[ReturnT]],
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -378,7 +444,8 @@ def start_activity(
 @overload
 def start_activity(
     activity: Callable[..., ReturnT],
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -393,7 +460,8 @@ def start_activity(
 @overload
 def start_activity(
     activity: str,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -407,7 +475,8 @@ def start_activity(
 
 def start_activity(
     activity: Callable[..., Any] | str,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     schedule_to_start_timeout: timedelta | None = None,
@@ -423,7 +492,7 @@ def start_activity(
     activity_type, attributes, result_type = _activity_request(
         instance,
         activity,
-        args,
+        positional_args(arguments, args, "workflow.start_activity()"),
         task_queue=task_queue,
         schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout,
@@ -437,13 +506,88 @@ def start_activity(
     )
 
 
+execute_activity_method = execute_activity
+"""temporalio's name for :func:`execute_activity` with an ``@activity.defn`` method
+(``MyActivities.fetch``; the worker registers the bound method ``my_activities.fetch``)."""
+start_activity_method = start_activity
+"""temporalio's name for :func:`start_activity` with an ``@activity.defn`` method."""
+execute_activity_class = execute_activity
+"""temporalio's name for :func:`execute_activity` with a callable class whose ``__call__`` is the
+activity (registered as an instance of the class)."""
+start_activity_class = start_activity
+"""temporalio's name for :func:`start_activity` with a callable activity class."""
+
+
+def start_local_activity(
+    activity: Callable[..., Any] | str,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
+    start_to_close_timeout: timedelta | None = None,
+    schedule_to_close_timeout: timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    activity_id: str | None = None,
+    result_type: Any = None,
+) -> asyncio.Task[Any]:
+    """Start a local activity and return an awaitable task of its result (as temporalio's
+    ``start_local_activity``); options as for :func:`execute_local_activity`."""
+    call = execute_local_activity(
+        activity,
+        *positional_args(arguments, args, "workflow.start_local_activity()"),
+        start_to_close_timeout=start_to_close_timeout,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        retry_policy=retry_policy,
+        activity_id=activity_id,
+        result_type=result_type,
+    )
+    return asyncio.get_running_loop().create_task(call)
+
+
+execute_local_activity_method = execute_local_activity
+"""temporalio's name for :func:`execute_local_activity` with an ``@activity.defn`` method."""
+start_local_activity_method = start_local_activity
+"""temporalio's name for :func:`start_local_activity` with an ``@activity.defn`` method."""
+execute_local_activity_class = execute_local_activity
+start_local_activity_class = start_local_activity
+
+
+class unsafe:
+    """temporalio's ``workflow.unsafe`` helpers. Workflows run without an import sandbox here, so
+    the sandbox ones are accepted and do nothing."""
+
+    @staticmethod
+    def is_replaying() -> bool:
+        """True while workflow code re-runs recorded history (its side effects already happened)."""
+        return current_instance("workflow.unsafe.is_replaying()").is_replaying
+
+    @staticmethod
+    @contextlib.contextmanager
+    def imports_passed_through() -> Iterator[None]:
+        """A no-op context manager: there is no sandbox whose imports need passing through."""
+        yield
+
+    @staticmethod
+    @contextlib.contextmanager
+    def sandbox_unrestricted() -> Iterator[None]:
+        """A no-op context manager (no sandbox)."""
+        yield
+
+    @staticmethod
+    def is_sandbox_unrestricted() -> bool:
+        """Always True: workflow code is never restricted by a sandbox."""
+        return True
+
+
 # -- search attributes ------------------------------------------------------------------------------
 
 
-def upsert_search_attributes(values: Mapping[str, Any]) -> None:
+def upsert_search_attributes(
+    values: Mapping[str, Any] | Sequence[SearchAttributeUpdate[Any]] | TypedSearchAttributes,
+) -> None:
     """Set search attributes of this run (str, int, float, bool, aware datetime, list of str).
 
-    Recorded as an UpsertWorkflowSearchAttributes event; :func:`info` shows the new values at once.
+    ``values`` is a dict, or typed updates (``[key.value_set(v), other.value_unset()]``, as
+    temporalio takes them). Recorded as an UpsertWorkflowSearchAttributes event; :func:`info`
+    shows the new values at once (``info().typed_search_attributes`` in the typed spelling).
     """
     current_instance("workflow.upsert_search_attributes()").upsert_search_attributes(values)
 

@@ -119,6 +119,8 @@ def coerce_value(name: str, type_: SearchAttributeType, value: Any) -> SearchAtt
             f"search attribute {name} has type {type_.value}: value {value!r} is not {expected}"
         )
 
+    if type_ is not SearchAttributeType.KEYWORD_LIST and isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]  # a one-value list, as temporalio's untyped search attributes carry values
     if type_ in (SearchAttributeType.KEYWORD, SearchAttributeType.TEXT):
         if not isinstance(value, str):
             raise bad("a string")

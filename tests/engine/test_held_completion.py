@@ -230,7 +230,8 @@ def test_a_stale_history_node_under_a_held_change_is_not_read_as_history() -> No
             assert await handle.result() == ["Hello, hi1!", "Hello, hi2!"]
             assert seen, "no workflow task after the stale node was planted"
             for ids in seen:
-                assert ids == list(range(1, len(ids) + 1)), f"a workflow task's history: {ids}"
+                # The whole history, or (sticky execution) the events after the worker's last task.
+                assert ids == list(range(ids[0], ids[0] + len(ids))), f"a workflow task's history: {ids}"
         finally:
             await env.shutdown()
 

@@ -73,6 +73,10 @@ INFO_NOT_IN_HISTORY = {
     # Where this cluster stores the run's history, chosen when the run is created; not an event fact.
     "tree_id",
     "branch_id",
+    # Sticky execution: which worker has the run cached, local to this cluster and never an event
+    # (a fold, like a standby's or a rebuilt state, has none).
+    "sticky_task_queue",
+    "sticky_schedule_to_start_timeout_ms",
     # WorkflowExecutionCancelRequested carries no request id: the engine sets it beside the event
     # (and nothing reads it), so it is not derivable until the event records it.
     "cancel_request_id",

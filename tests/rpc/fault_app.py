@@ -61,7 +61,8 @@ class ThreeSteps:
 
 @workflow.defn
 class Waiter:
-    """Waits for ``release``; ``status`` answers where it is. For the CLI's signal, query and cancel."""
+    """Waits for ``release``; ``status`` answers where it is. For the CLI's signal, query, update
+    and cancel."""
 
     def __init__(self) -> None:
         self.released_by = ""
@@ -78,6 +79,15 @@ class Waiter:
     @workflow.query
     def status(self) -> str:
         return f"released by {self.released_by}" if self.released_by else "waiting"
+
+    @workflow.update
+    def greet(self, who: str) -> str:
+        return f"hello {who}, still {self.status()}"
+
+    @greet.validator
+    def check_greet(self, who: str) -> None:
+        if not who:
+            raise ValueError("who is required")
 
 
 async def main(address: str, mode: str) -> None:

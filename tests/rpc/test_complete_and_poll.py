@@ -41,7 +41,10 @@ def count_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 def hellos(n: int, **worker_options: Any) -> Callable[[Any], Awaitable[None]]:
-    """A scenario: one worker with one workflow poller runs ``n`` hello worlds, one after another."""
+    """A scenario: one worker with one workflow poller runs ``n`` hello worlds, one after another.
+    Without a workflow cache (so without sticky execution, whose completions and sticky queue
+    polls ``tests/e2e/test_sticky.py`` covers), unless asked."""
+    worker_options.setdefault("max_cached_workflows", 0)
 
     async def scenario(env: Any) -> None:
         async with Worker(

@@ -77,19 +77,37 @@ def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+# Beyond Temporal 1.0: the update events, with Temporal's later numbers.
+TEMPORAL_UPDATE_EVENT_TYPES = [
+    (44, "WorkflowExecutionUpdateAccepted"),
+    (46, "WorkflowExecutionUpdateCompleted"),
+]
+# Update outcomes travel as protocol messages in Temporal; here they are commands of their own,
+# numbered apart from Temporal's range.
+UPDATE_COMMAND_TYPES = [
+    (101, "AcceptWorkflowUpdate"),
+    (102, "CompleteWorkflowUpdate"),
+    (103, "RejectWorkflowUpdate"),
+]
+
+
 def test_event_type_numbering_matches_temporal() -> None:
-    assert [(et.value, et.pascal_name) for et in EventType] == list(enumerate(TEMPORAL_EVENT_TYPES, start=1))
+    assert [(et.value, et.pascal_name) for et in EventType] == [
+        *enumerate(TEMPORAL_EVENT_TYPES, start=1),
+        *TEMPORAL_UPDATE_EVENT_TYPES,
+    ]
 
 
 def test_command_type_numbering_matches_temporal() -> None:
-    assert [(ct.value, _pascal(ct.name)) for ct in CommandType] == list(
-        enumerate(TEMPORAL_COMMAND_TYPES, start=1)
-    )
+    assert [(ct.value, _pascal(ct.name)) for ct in CommandType] == [
+        *enumerate(TEMPORAL_COMMAND_TYPES, start=1),
+        *UPDATE_COMMAND_TYPES,
+    ]
 
 
 def test_tables_cover_every_type() -> None:
     assert set(EVENT_FIELDS) == set(EventType)
-    assert set(COMMAND_FIELDS) == set(CommandType) == set(COMMAND_EVENT)
+    assert set(COMMAND_FIELDS) == set(CommandType) == {*COMMAND_EVENT, CommandType.REJECT_WORKFLOW_UPDATE}
 
 
 def test_generated_avsc_files_are_up_to_date() -> None:

@@ -158,7 +158,8 @@ def test_application_error_round_trip() -> None:
         True,
         [{"k": 1}, 2],
     )
-    assert back.failure is failure
+    assert back.failure == failure
+    assert back.failure is not None and back.failure["message"] == back.failure.message == "boom"
 
 
 def test_unknown_exception_becomes_application_error_named_after_class() -> None:

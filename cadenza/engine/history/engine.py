@@ -18,20 +18,21 @@ from typing import Any, TypeVar
 from cadenza.engine.clock import Clock
 from cadenza.engine.errors import (
     InvalidArgumentError,
-    ResourceExhaustedError,
     ServiceError,
     UnavailableError,
     WorkflowAlreadyStartedError,
     WorkflowCompletedError,
     WorkflowNotFoundError,
 )
-from cadenza.engine.history import limits
+from cadenza.engine.history import limits, signals
 from cadenza.engine.history import reset as resetting
+from cadenza.engine.history import updates as updating
 from cadenza.engine.history.chaining import cron_backoff_ms
 from cadenza.engine.history.flushes import FlushSchedule, start_still_pending
 from cadenza.engine.history.mutable_state import ExecutionInfo, MutableState
 from cadenza.engine.history.mutation import Mutation, close_run, require_running
 from cadenza.engine.history.shard import Deferred, NextRun, RunContext, ShardContext, TaskLedger, shard_for
+from cadenza.engine.history.signals import PendingSignal
 from cadenza.engine.history.tasks import (
     MutationTasks,
     Task,
@@ -64,15 +65,6 @@ FOLLOW_RUNS_FOR_S = 30.0
 """How long a request addressed by workflow id follows its chain of runs before it gives up."""
 
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _PendingSignal:
-    signal_name: str
-    input: list[dict[str, Any]] | None
-    identity: str
-    request_id: str
-    done: asyncio.Future[None]
 
 
 @dataclass(slots=True, frozen=True)
@@ -117,7 +109,9 @@ class HistoryEngine:
         # Runs holding a change, for ``stop``; weak, since a dropped state drops its change too.
         self._held: weakref.WeakSet[RunContext] = weakref.WeakSet()
         self._flushes: set[asyncio.Task[None]] = set()
-        self._signal_queues: dict[tuple[str, str, str], list[_PendingSignal]] = {}
+        self._signal_queues: dict[tuple[str, str, str], list[PendingSignal]] = {}
+        self.updates = updating.Updates(self)
+        """Workflow updates admitted and not completed yet (see ``updates``)."""
         self.namespaces = namespaces
         """Decides the failover version of every write, and refuses writes this cluster is standby
         for (see ``NamespaceRegistry.write_version``); None: one cluster, version 0."""
@@ -217,10 +211,12 @@ class HistoryEngine:
                 if m.speculative:
                     assert len(ms.pending_events) == unwritten, "a speculative change may not write"
                     self._hold(shard, ctx, m, defer)
+                    self.updates.after_write(m)
                     return result
                 if hold and self._can_hold(ctx, m) and self._hand_over_task(shard, m):
                     written = self._hold_write(ctx, m)
                     break
+                updating.durable(m)
                 limits.enforce_history_limits(m)
                 self._carry_held(ctx, m)
                 new_run = None
@@ -241,10 +237,12 @@ class HistoryEngine:
                     raise UnavailableError(str(e)) from e
                 if volatile_timers and self._on_volatile_timers_done is not None:
                     self._on_volatile_timers_done(volatile_timers)
+                self.updates.after_write(m)
                 return result
         if written is None:
             raise UnavailableError(f"workflow {workflow_id!r}: too many concurrent updates, try again")
         await written
+        self.updates.after_write(m)
         return result
 
     async def ensure_namespace(self, namespace_id: str) -> None:
@@ -609,7 +607,7 @@ class HistoryEngine:
         identity: str,
         request_id: str,
     ) -> None:
-        item = _PendingSignal(
+        item = PendingSignal(
             signal_name, input, identity, request_id, asyncio.get_running_loop().create_future()
         )
         key = (namespace_id, workflow_id, run_id)
@@ -629,7 +627,7 @@ class HistoryEngine:
         return await item.done
 
     async def _write_signals(
-        self, namespace_id: str, workflow_id: str, run_id: str, batch: list[_PendingSignal]
+        self, namespace_id: str, workflow_id: str, run_id: str, batch: list[PendingSignal]
     ) -> None:
         """Applies a batch of signals to one run in one write (group commit at the run level: many
         clients signalling one workflow pay one write per batch, not one each). Each signal is
@@ -637,35 +635,7 @@ class HistoryEngine:
         outcomes: dict[int, ServiceError] = {}
 
         def rule(m: Mutation) -> None:
-            outcomes.clear()
-            ms = m.ms
-            applied = False
-            for n, s in enumerate(batch):
-                try:
-                    require_running(ms)
-                    if s.request_id and s.request_id in ms.signal_request_ids:
-                        continue
-                    if ms.info.signal_count + len(ms.buffered_events) >= limits.MAX_SIGNALS:
-                        raise ResourceExhaustedError(
-                            f"workflow {workflow_id!r} has received {ms.info.signal_count} signals, "
-                            f"the limit of {limits.MAX_SIGNALS} per run; continue it as new to receive more",
-                            limit=limits.MAX_SIGNALS,
-                        )
-                except ServiceError as e:
-                    outcomes[n] = e
-                    continue
-                if s.request_id:
-                    ms.signal_request_ids.add(s.request_id)
-                ms.add_or_buffer(
-                    EventType.WORKFLOW_EXECUTION_SIGNALED,
-                    m.now,
-                    {"signal_name": s.signal_name, "input": s.input, "identity": s.identity},
-                )
-                applied = True
-            if applied:
-                m.schedule_workflow_task()
-            else:
-                m.noop = True
+            signals.apply_batch(m, batch, outcomes)
 
         try:
             await self.mutate(namespace_id, workflow_id, run_id, rule)

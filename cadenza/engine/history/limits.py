@@ -34,6 +34,10 @@ MAX_PENDING_CHILDREN = 2_000
 MAX_PENDING_EXTERNAL_SIGNALS = 2_000
 MAX_SIGNALS = 10_000
 """Per run, as the anchors: beyond these a command or a signal is refused, naming the limit."""
+MAX_UPDATES = 2_000
+"""Updates per run (accepted ones and those waiting), as the anchors."""
+MAX_IN_FLIGHT_UPDATES = 10
+"""Updates of one run admitted or accepted but not completed yet, as the anchors."""
 
 WORKFLOW_ID_REUSE_POLICIES = (
     "ALLOW_DUPLICATE",

@@ -103,6 +103,10 @@ class WorkflowTaskInfo:
     started_written: bool = False
     """A start is speculative: it reserves its event ids but its Started event is written with the
     task's outcome (see ``write_workflow_task_start``)."""
+    speculative: bool = False
+    """Scheduled in memory only, to deliver workflow updates (see ``updates``): if it ends with
+    every update rejected and nothing else to record, it leaves no trace in history. The first
+    write of the run that finds it makes it an ordinary (transient) task."""
 
 
 @dataclass(slots=True)
@@ -143,6 +147,13 @@ class ExecutionInfo:
     parent_initiated_event_id: int = 0
     workflow_execution_expiration_time: int = 0
     """When the whole chain of runs (retries, continue-as-new, cron) must end; 0 = never."""
+    sticky_task_queue: str = ""
+    """The queue of the worker that has the run cached (sticky execution): its next workflow task
+    goes there, with only the events after its last completed task. Local to this cluster and not
+    an event: any workflow task outcome clears it (a replicated one too, so a standby or rebuilt
+    state never has it), and only the completing worker's request sets it again."""
+    sticky_schedule_to_start_timeout_ms: int = 0
+    """How long a task waits on the sticky queue before it falls back to ``task_queue``."""
 
 
 class MutableState:
@@ -157,6 +168,8 @@ class MutableState:
         self.timers: dict[str, TimerInfo] = {}
         self.workflow_task = WorkflowTaskInfo()
         self.signal_request_ids: set[str] = set()
+        # Workflow updates by id: [accepted event id, completed event id (0 while it runs)].
+        self.updates: dict[str, list[int]] = {}
         self.children: dict[int, ChildInfo] = {}
         self.external_requests: dict[int, ExternalRequest] = {}
         self.buffered_events: list[HistoryEvent] = []
@@ -182,6 +195,10 @@ class MutableState:
     @property
     def has_started_workflow_task(self) -> bool:
         return self.workflow_task.started_event_id != EMPTY_EVENT_ID
+
+    def clear_stickiness(self) -> None:
+        self.info.sticky_task_queue = ""
+        self.info.sticky_schedule_to_start_timeout_ms = 0
 
     # -- writing events --------------------------------------------------------------------------
 
@@ -368,8 +385,10 @@ class MutableState:
     def _apply_wft_completed(self, e: HistoryEvent) -> None:
         self.workflow_task = WorkflowTaskInfo()
         self.info.last_completed_workflow_task_event_id = e.event_id
+        self.clear_stickiness()  # the completing worker's request sets it again (workflow_tasks)
 
     def _apply_wft_failed_or_timed_out(self, e: HistoryEvent) -> None:
+        self.clear_stickiness()
         if e.attributes.get("cause") == "RESET_WORKFLOW":
             self._apply_reset(e)
             return
@@ -449,8 +468,19 @@ class MutableState:
     def _apply_signaled(self, e: HistoryEvent) -> None:
         self.info.signal_count += 1
 
+    def _apply_update_accepted(self, e: HistoryEvent) -> None:
+        self.updates[e.attributes["update_id"]] = [e.event_id, EMPTY_EVENT_ID]
+
+    def _apply_update_completed(self, e: HistoryEvent) -> None:
+        entry = self.updates.setdefault(e.attributes["update_id"], [e.attributes["accepted_event_id"], 0])
+        entry[1] = e.event_id
+
     def _apply_upsert(self, e: HistoryEvent) -> None:
-        self.info.search_attributes.update(e.attributes.get("search_attributes") or {})
+        for name, payload in (e.attributes.get("search_attributes") or {}).items():
+            if payload.get("data") == b"null":
+                self.info.search_attributes.pop(name, None)  # unset (JSON null)
+            else:
+                self.info.search_attributes[name] = payload
 
     def _apply_child_initiated(self, e: HistoryEvent) -> None:
         a = e.attributes
@@ -505,6 +535,8 @@ _APPLY = {
     EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED: MutableState._apply_cancel_requested,
     EventType.WORKFLOW_EXECUTION_SIGNALED: MutableState._apply_signaled,
     EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: MutableState._apply_upsert,
+    EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED: MutableState._apply_update_accepted,
+    EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED: MutableState._apply_update_completed,
     EventType.START_CHILD_WORKFLOW_EXECUTION_INITIATED: MutableState._apply_child_initiated,
     EventType.START_CHILD_WORKFLOW_EXECUTION_FAILED: MutableState._apply_child_closed,
     EventType.CHILD_WORKFLOW_EXECUTION_STARTED: MutableState._apply_child_started,
@@ -568,6 +600,7 @@ def encode_state(ms: MutableState) -> bytes:
         "timers": [_slots(t) for t in ms.timers.values()],
         "workflow_task": _slots(ms.workflow_task),
         "signal_request_ids": list(ms.signal_request_ids),
+        "updates": ms.updates,
         "children": [_slots(c) for c in ms.children.values()],
         "external": [_slots(x) for x in ms.external_requests.values()],
         "buffered": [(e.event_time, int(e.event_type), e.version, e.attributes) for e in ms.buffered_events],
@@ -594,6 +627,7 @@ def decode_state(data: bytes) -> MutableState:
         ms.timers[t["timer_id"]] = TimerInfo(**t)
     ms.workflow_task = WorkflowTaskInfo(**doc["workflow_task"])
     ms.signal_request_ids = set(doc["signal_request_ids"])
+    ms.updates = {k: list(v) for k, v in doc.get("updates", {}).items()}
     for c in doc.get("children", ()):
         ms.children[c["initiated_event_id"]] = ChildInfo(**c)
     for x in doc.get("external", ()):

@@ -38,6 +38,10 @@ class Mutation:
     """A run this write creates as it closes the current one (see ``chaining``)."""
     carried_signals: list[HistoryEvent] = field(default_factory=list)
     """Signals a continue-as-new hands to the next run (see ``workflow_tasks.complete``)."""
+    update_effects: list[tuple[str, str, Any]] = field(default_factory=list)
+    """What became of workflow updates in this change, ``(kind, update id, value)``: ``accepted``,
+    ``completed`` (value: ``{"result", "failure"}``) or ``rejected`` (value: the failure). The
+    engine tells the updates' callers once the change is durable (see ``updates``)."""
     started_attributes: dict[str, Any] | None = None
     """The run's WorkflowExecutionStarted attributes, loaded for runs that may chain (their input
     and header carry over to the next run)."""
@@ -87,7 +91,20 @@ class Mutation:
                 "attempt": 1,
             },
         )
-        self.transfer(TransferKind.WORKFLOW_TASK, s=ev.event_id, a=1, q=ms.info.task_queue)
+        sticky = ms.info.sticky_task_queue
+        if sticky:
+            # Sticky execution: to the queue of the worker that has the run cached; ``n`` is where
+            # it falls back to after ``st`` ms unstarted (see ``MatchingEngine``).
+            self.transfer(
+                TransferKind.WORKFLOW_TASK,
+                s=ev.event_id,
+                a=1,
+                q=sticky,
+                n=ms.info.task_queue,
+                st=ms.info.sticky_schedule_to_start_timeout_ms,
+            )
+        else:
+            self.transfer(TransferKind.WORKFLOW_TASK, s=ev.event_id, a=1, q=ms.info.task_queue)
 
 
 def require_running(ms: MutableState) -> None:

@@ -317,18 +317,18 @@ class QueueProcessors:
     def hand_over(self, shard_id: int, t: Task) -> bool:
         """Gives a workflow task that lives only in memory (see ``HistoryEngine._hold_write``) to a
         poller waiting right now; False if none is. It has no row, so nothing to acknowledge."""
-        task = MatchTask(
-            t.namespace_id, t.workflow_id, t.run_id, t.args["s"], t.args["a"], ack=_nothing_to_ack
-        )
-        return self._matching.hand_over(t.namespace_id, t.args["q"], WORKFLOW_TASK, task)
+        a = t.args
+        task = MatchTask(t.namespace_id, t.workflow_id, t.run_id, a["s"], a["a"], ack=_nothing_to_ack)
+        if "n" in a:
+            task.normal_queue, task.sticky_timeout_ms = a["n"], a["st"]
+        return self._matching.hand_over(t.namespace_id, a["q"], WORKFLOW_TASK, task)
 
     def offer(self, task_type: int, t: Task, ack: Callable[[], None]) -> None:
-        self._matching.add_task(
-            t.namespace_id,
-            t.args["q"],
-            task_type,
-            MatchTask(t.namespace_id, t.workflow_id, t.run_id, t.args["s"], t.args["a"], ack=ack),
-        )
+        a = t.args
+        task = MatchTask(t.namespace_id, t.workflow_id, t.run_id, a["s"], a["a"], ack=ack)
+        if "n" in a:  # a workflow task for a sticky queue (see ``Mutation.schedule_workflow_task``)
+            task.normal_queue, task.sticky_timeout_ms = a["n"], a["st"]
+        self._matching.add_task(t.namespace_id, a["q"], task_type, task)
 
     # -- timers ----------------------------------------------------------------------------------------
 

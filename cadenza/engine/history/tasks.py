@@ -45,6 +45,9 @@ class TimerKind(enum.IntEnum):
     WORKFLOW_BACKOFF = 7
     """The first workflow task of a run that waits: a cron schedule, a retry, a continue-as-new
     with a backoff."""
+    STICKY_SCHEDULE_TO_START = 8
+    """A workflow task waited on a sticky queue for too long: offer it to the normal queue. Only
+    in memory (never stored), armed when the task is queued there."""
 
 
 class VisibilityKind(enum.IntEnum):

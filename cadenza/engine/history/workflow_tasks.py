@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from cadenza.engine.errors import InvalidArgumentError, TaskNotFoundError
-from cadenza.engine.history import chaining, children, limits
+from cadenza.engine.history import chaining, children, limits, updates
 from cadenza.engine.history.mutable_state import EMPTY_EVENT_ID, MutableState, WorkflowTaskInfo
 from cadenza.engine.history.mutation import Mutation, close_run
 from cadenza.engine.history.tasks import TimeoutType, TimerKind, TransferKind, VisibilityKind
@@ -20,6 +20,9 @@ from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
 
 TRANSIENT_SCHEDULED_ID = -1
 """Matching carries this for a transient attempt: its event ids are assigned when it starts."""
+DEFAULT_STICKY_SCHEDULE_TO_START_MS = 5_000
+"""How long a task waits on a worker's sticky queue before it goes to the normal one (the anchors'
+default)."""
 
 
 def encode_token(
@@ -132,11 +135,31 @@ def complete(
     identity: str,
     *,
     request_id: str = "",
+    sticky_task_queue: str = "",
+    sticky_schedule_to_start_timeout_ms: int = 0,
 ) -> None:
+    """Completes the task with ``commands``. ``sticky_task_queue``: the worker keeps the run cached
+    and polls that queue; the run's next workflow tasks go there (sticky execution)."""
     ms = m.ms
     wt = _check_token(ms, scheduled_id, attempt, started_id, request_id)
+    if sticky_schedule_to_start_timeout_ms < 0:
+        raise InvalidArgumentError(
+            "sticky schedule_to_start_timeout must not be negative "
+            f"(got {sticky_schedule_to_start_timeout_ms} ms)"
+        )
     # Validate every command before writing anything: a bad one fails the task as a whole.
     _validate_commands(ms, commands)
+    rejections = [
+        (c.attributes.get("update_id") or "", c.attributes.get("failure"))
+        for c in commands
+        if c.command_type == CommandType.REJECT_WORKFLOW_UPDATE
+    ]
+    if (
+        rejections
+        and len(rejections) == len(commands)
+        and updates.drop_rejected_task(m, rejections, keep_sticky=bool(sticky_task_queue))
+    ):
+        return  # a speculative task that only rejected updates: history stays as it was
     closes = [c for c in commands if c.command_type in _CLOSE_COMMANDS]
     if (
         closes
@@ -176,6 +199,11 @@ def complete(
             "binary_checksum": "",
         },
     )
+    if sticky_task_queue:  # after the event: applying WorkflowTaskCompleted clears stickiness
+        ms.info.sticky_task_queue = sticky_task_queue
+        ms.info.sticky_schedule_to_start_timeout_ms = (
+            sticky_schedule_to_start_timeout_ms or DEFAULT_STICKY_SCHEDULE_TO_START_MS
+        )
     for cmd in commands:
         if not ms.is_running:
             break
@@ -283,6 +311,10 @@ def _validate_commands(ms: MutableState, commands: list[Command]) -> None:
                 )
         elif cmd.command_type in (CommandType.COMPLETE_WORKFLOW_EXECUTION,):
             _payload_check(where, "result", a.get("result"))
+        elif cmd.command_type in _UPDATE_COMMANDS:
+            problem = updates.validate_command(where, a)
+            if problem:
+                raise BadCommandError("BAD_UPDATE_ATTRIBUTES", problem)
         elif cmd.command_type not in _HANDLERS:
             raise BadCommandError("UNSUPPORTED_COMMAND", f"{where} is not supported by this server yet")
 
@@ -475,7 +507,17 @@ _HANDLERS = {
     CommandType.START_CHILD_WORKFLOW_EXECUTION: children.start_child,
     CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: children.signal_external,
     CommandType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION: children.cancel_external,
+    CommandType.ACCEPT_WORKFLOW_UPDATE: updates.accept,
+    CommandType.COMPLETE_WORKFLOW_UPDATE: updates.complete,
+    CommandType.REJECT_WORKFLOW_UPDATE: updates.reject,
 }
+_UPDATE_COMMANDS = frozenset(
+    {
+        CommandType.ACCEPT_WORKFLOW_UPDATE,
+        CommandType.COMPLETE_WORKFLOW_UPDATE,
+        CommandType.REJECT_WORKFLOW_UPDATE,
+    }
+)
 
 _CLOSE_COMMANDS = frozenset(
     {
@@ -504,6 +546,7 @@ def fail(
 ) -> None:
     ms = m.ms
     wt = _check_token(ms, scheduled_id, attempt, started_id, request_id)
+    ms.clear_stickiness()  # the next attempt replays in full on the normal queue
     if wt.transient and not ms.buffered_events:
         next_attempt = wt.attempt + 1
     else:
@@ -536,6 +579,7 @@ def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
     ):
         m.noop = True
         return
+    ms.clear_stickiness()
     if wt.transient and not ms.buffered_events:
         next_attempt = wt.attempt + 1
     else:
@@ -552,6 +596,21 @@ def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
         next_attempt = ms.workflow_task.attempt
         ms.flush_buffered_events()
     schedule_transient(m, next_attempt, immediately=True)
+
+
+def reset_stickiness(m: Mutation, queue: str = "") -> str:
+    """The worker that had the run cached no longer has it (it evicted the run, shut down, or did
+    not take a task from its sticky queue in time): later tasks go to the normal queue. With
+    ``queue``, only if that is still the run's sticky queue. Changes memory only; the run's next
+    write carries it. Returns the sticky queue that was cleared ("" if none)."""
+    ms = m.ms
+    sticky = ms.info.sticky_task_queue
+    if not sticky or not ms.is_running or (queue and sticky != queue):
+        m.noop = True
+        return ""
+    ms.clear_stickiness()
+    m.speculative = True
+    return sticky
 
 
 def schedule_transient(m: Mutation, attempt: int, *, immediately: bool) -> None:

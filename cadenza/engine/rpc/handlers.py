@@ -85,6 +85,17 @@ class Handlers:
         )
         return {"result": result}
 
+    async def UpdateWorkflowExecution(self, r: Record) -> Record:
+        resp = await self.fe.update_workflow_execution(cv.update_request_from_record(r))
+        return cv.update_response_to_record(resp)
+
+    async def UpdateWithStartWorkflowExecution(self, r: Record) -> Record:
+        start = cv.start_request_from_record({k[6:]: v for k, v in r.items() if k.startswith("start_")})
+        started, resp = await self.fe.update_with_start_workflow_execution(
+            start, cv.update_request_from_record(r)
+        )
+        return {"run_id": started.run_id, "started": started.started, **cv.update_response_to_record(resp)}
+
     async def RequestCancelWorkflowExecution(self, r: Record) -> Record:
         await self.fe.request_cancel_workflow_execution(
             r["namespace"],
@@ -169,6 +180,8 @@ class Handlers:
                 r["identity"],
                 r["namespace"],
                 eager_activity_ids=r["eager_activity_ids"],
+                sticky_task_queue=r.get("sticky_task_queue", ""),
+                sticky_schedule_to_start_timeout_ms=r.get("sticky_schedule_to_start_timeout_ms", 0),
             )
         )
         activity_tasks = [cv.activity_task_to_record(t) for t in started]
@@ -183,6 +196,14 @@ class Handlers:
             log.warning("polling after a workflow task completion failed", exc_info=True)
             polled = {"task": None}
         return {"task": polled["task"], "activity_tasks": activity_tasks}
+
+    async def RespondWorkflowTaskCompletedSticky(self, r: Record) -> Record:
+        """``RespondWorkflowTaskCompletedEager`` with the worker's sticky queue (sticky execution)."""
+        return await self.RespondWorkflowTaskCompletedEager(r)
+
+    async def ResetStickyTaskQueue(self, r: Record) -> Record:
+        await self.fe.reset_sticky_task_queue(r["namespace"], cv.execution_from_record(r["execution"]))
+        return EMPTY
 
     async def RespondWorkflowTaskFailed(self, r: Record) -> Record:
         await self.fe.respond_workflow_task_failed(
@@ -224,6 +245,32 @@ class Handlers:
 
     async def RespondActivityTaskCanceled(self, r: Record) -> Record:
         await self.fe.respond_activity_task_canceled(r["task_token"], r["details"], identity=r["identity"])
+        return EMPTY
+
+    async def RecordActivityTaskHeartbeatById(self, r: Record) -> Record:
+        cancel = await self.fe.record_activity_task_heartbeat_by_id(
+            *_activity_by_id(r), r["details"], identity=r["identity"]
+        )
+        return {"cancel_requested": bool(cancel)}
+
+    async def RespondActivityTaskCompletedById(self, r: Record) -> Record:
+        await self.fe.respond_activity_task_completed_by_id(
+            *_activity_by_id(r), r["result"], identity=r["identity"]
+        )
+        return EMPTY
+
+    async def RespondActivityTaskFailedById(self, r: Record) -> Record:
+        if r["failure"] is None:
+            raise ValueError("failure is required")
+        await self.fe.respond_activity_task_failed_by_id(
+            *_activity_by_id(r), r["failure"], identity=r["identity"]
+        )
+        return EMPTY
+
+    async def RespondActivityTaskCanceledById(self, r: Record) -> Record:
+        await self.fe.respond_activity_task_canceled_by_id(
+            *_activity_by_id(r), r["details"], identity=r["identity"]
+        )
         return EMPTY
 
     # -- namespaces and cluster ----------------------------------------------------------------------
@@ -326,6 +373,10 @@ class Handlers:
             "persistence": c.persistence,
             "capabilities": capabilities,
         }
+
+
+def _activity_by_id(r: Record) -> tuple[str, str, str, str]:
+    return r["namespace"], r["workflow_id"], r["run_id"], r["activity_id"]
 
 
 _METHOD_NAMES = tuple(n for n in vars(Handlers) if n[:1].isupper())

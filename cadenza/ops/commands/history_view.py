@@ -76,8 +76,11 @@ def event_row(e: HistoryEvent, *, width: int | None = 120) -> tuple[Any, ...]:
 
 def describe_dict(d: DescribeWorkflowResponse) -> dict[str, Any]:
     out = asdict(d)
-    out["memo"] = decode_map(d.memo)
-    out["search_attributes"] = decode_map(d.search_attributes)
+    # A client's description carries decoded values beside the payloads it was built from.
+    for raw_key in ("raw_memo", "raw_search_attributes", "search_attribute_types"):
+        out.pop(raw_key, None)
+    out["memo"] = decode_map(getattr(d, "raw_memo", d.memo))
+    out["search_attributes"] = decode_map(getattr(d, "raw_search_attributes", d.search_attributes))
     out["pending_activities"] = [readable(a) for a in out["pending_activities"]]
     return out
 

@@ -262,7 +262,7 @@ def describe(ctx: click.Context, workflow_id: str, run_id: str | None, **conn: A
                 ("HistorySizeBytes", d.history_size_bytes),
                 ("Attempt", d.attempt),
                 ("PendingTimers", d.pending_timers),
-                ("Memo", hv.to_json(hv.decode_map(d.memo))),
+                ("Memo", hv.to_json(hv.decode_map(getattr(d, "raw_memo", d.memo)))),
                 ("VersionHistories", "; ".join(d.version_histories)),
             ]
         )

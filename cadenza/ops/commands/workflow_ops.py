@@ -1,4 +1,4 @@
-"""`cadenza workflow count|reset|reset-batch`: operations over visibility queries and resets."""
+"""`cadenza workflow count|reset|reset-batch|update`: visibility counts, resets and updates."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ from typing import Any
 
 import click
 
+from cadenza.ops.commands import history_view as hv
 from cadenza.ops.commands.common import (
     connect,
     connection_options,
     fail,
+    parse_json_args,
     pop_settings,
     print_json,
     print_table,
     run,
 )
-from cadenza.ops.commands.workflow import _rid, _wid, workflow
+from cadenza.ops.commands.workflow import _input, _rid, _wid, workflow
 
 RESET_TYPES = ("FirstWorkflowTask", "LastWorkflowTask", "EventId")
 
@@ -138,5 +140,43 @@ def reset_batch(
             print_table(("WORKFLOW ID", "RESULT"), [(r["workflow_id"], r["result"]) for r in results])
         if any(r["result"].startswith("failed") for r in results):
             raise SystemExit(1)
+
+    run(s, go())
+
+
+@workflow.command("update")
+@_wid()
+@_rid
+@click.option("--name", "-n", required=True, help="Update name")
+@click.option("--update-id", default=None, help="Update id (default: a new one); the same id runs once")
+@_input
+@connection_options
+@click.pass_context
+def update(
+    ctx: click.Context,
+    workflow_id: str,
+    run_id: str | None,
+    name: str,
+    update_id: str | None,
+    inputs: tuple[str, ...],
+    **conn: Any,
+) -> None:
+    """Send a workflow update and print its result (a rejected or failed update exits non-zero)."""
+    s = pop_settings(ctx, conn)
+    args = parse_json_args(inputs)
+
+    async def go() -> None:
+        from cadenza.client import WorkflowUpdateStage
+
+        async with connect(s) as client:
+            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+            upd = await handle.start_update(
+                name, args=args, id=update_id, wait_for_stage=WorkflowUpdateStage.COMPLETED
+            )
+            result = await upd.result()
+        if s.output == "json":
+            print_json({"workflow_id": workflow_id, "update_id": upd.id, "name": name, "result": result})
+        else:
+            click.echo(f"Update {upd.id} result: {hv.to_json(result)}")
 
     run(s, go())

@@ -31,6 +31,7 @@ LONG_POLL_METHODS = frozenset(
         "PollActivityTaskQueue",
         "RespondWorkflowTaskCompletedAndPoll",
         "RespondWorkflowTaskCompletedEager",
+        "RespondWorkflowTaskCompletedSticky",
         "StartWorkflowExecutionAndWait",
     }
 )

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cadenza.schemas.events import COMMAND_EVENT, COMMAND_FIELDS, EVENT_FIELDS, CommandType
+from cadenza.schemas.events import COMMAND_FIELD_TYPES, COMMAND_FIELDS, EVENT_FIELDS, CommandType
 
 NAMESPACE = "io.cadenza.api.v1"
 SCHEMA_VERSION = 1
@@ -56,6 +56,7 @@ _TYPES: dict[str, tuple[Schema, Any]] = {
     "PAL": ({"type": "array", "items": "PendingActivity"}, []),
     "CL": ({"type": "array", "items": "Command"}, []),
     "Q?": (["null", "WorkflowTaskQuery"], None),
+    "UL": ({"type": "array", "items": "UpdateRequest"}, []),
     "WT?": (["null", "WorkflowTask"], None),
     "AT?": (["null", "ActivityTask"], None),
     "ATL": ({"type": "array", "items": "ActivityTask"}, []),
@@ -104,6 +105,7 @@ TYPES: dict[str, dict[str, str]] = {
         "last_failure": "F",
     },
     "WorkflowTaskQuery": {"query_id": "s", "query_type": "s", "query_args": "P"},
+    "UpdateRequest": {"update_id": "s", "name": "s", "input": "P", "header": "M", "identity": "s"},
     "WorkflowTask": {
         "task_token": "B",
         "workflow_execution": "E",
@@ -113,6 +115,7 @@ TYPES: dict[str, dict[str, str]] = {
         "started_event_id": "l",
         "history": "B",
         "query": "Q?",
+        "updates": "UL",
     },
     "ActivityTask": {
         "task_token": "B",
@@ -180,7 +183,28 @@ _COMPLETE_AND_POLL_FIELDS: dict[str, str] = {
 }
 """A workflow task's completion that also polls ``task_queue`` for the next one."""
 
+_UPDATE_FIELDS: dict[str, str] = {
+    "namespace": "s",
+    "execution": "E",
+    "update_id": "s",
+    "name": "s",
+    "input": "P",
+    "header": "M",
+    "identity": "s",
+    "wait_stage": "s",
+    "timeout_s": "d",
+}
+_UPDATE_RESPONSE_FIELDS: dict[str, str] = {
+    "update_id": "s",
+    "update_run_id": "s",
+    "stage": "s",
+    "result": "P",
+    "failure": "F",
+}
+
 # gRPC method -> (request fields, response fields). Message names are <Method>Request/Response.
+_BY_ID_FIELDS = {"namespace": "s", "workflow_id": "s", "run_id": "s", "activity_id": "s"}
+
 METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "StartWorkflowExecution": (_START_FIELDS, {"run_id": "s", "started": "b"}),
     # A start that then waits for the run to close (a client's execute_workflow), up to ``wait_s``;
@@ -200,6 +224,14 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "request_id": "s",
         },
         {},
+    ),
+    # A workflow update (Temporal's UpdateWorkflowExecution): waits up to ``timeout_s`` for
+    # ``wait_stage``; ``stage`` says what was reached.
+    "UpdateWorkflowExecution": (_UPDATE_FIELDS, _UPDATE_RESPONSE_FIELDS),
+    # Update-with-start (Temporal's ExecuteMultiOperation with a start and an update).
+    "UpdateWithStartWorkflowExecution": (
+        {**{f"start_{k}": v for k, v in _START_FIELDS.items()}, **_UPDATE_FIELDS},
+        {"run_id": "s", "started": "b", **_UPDATE_RESPONSE_FIELDS},
     ),
     "QueryWorkflow": (
         {"namespace": "s", "execution": "E", "query_type": "s", "query_args": "P"},
@@ -267,6 +299,21 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {**_COMPLETE_AND_POLL_FIELDS, "eager_activity_ids": "AS"},
         {"task": "WT?", "activity_tasks": "ATL"},
     ),
+    # The completion with sticky execution (the anchors' StickyExecutionAttributes): as the eager
+    # one, and the worker keeps the run cached and polls ``sticky_task_queue``, where the run's next
+    # workflow tasks go with only the new events. A method of its own for the same reason.
+    "RespondWorkflowTaskCompletedSticky": (
+        {
+            **_COMPLETE_AND_POLL_FIELDS,
+            "eager_activity_ids": "AS",
+            "sticky_task_queue": "s",
+            "sticky_schedule_to_start_timeout_ms": "l",
+        },
+        {"task": "WT?", "activity_tasks": "ATL"},
+    ),
+    # The worker that had a run cached let it go (evicted it, or shut down): the run's next
+    # workflow task goes to the normal queue at once (the anchors' ResetStickyTaskQueue).
+    "ResetStickyTaskQueue": ({"namespace": "s", "execution": "E"}, {}),
     "RespondWorkflowTaskFailed": (
         {"task_token": "B", "cause": "s", "failure": "F", "identity": "s", "namespace": "s"},
         {},
@@ -286,6 +333,15 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "RespondActivityTaskCompleted": ({"task_token": "B", "result": "P", "identity": "s"}, {}),
     "RespondActivityTaskFailed": ({"task_token": "B", "failure": "F", "identity": "s"}, {}),
     "RespondActivityTaskCanceled": ({"task_token": "B", "details": "P", "identity": "s"}, {}),
+    # The same four by workflow id and activity id, for an activity completed asynchronously by
+    # something that knows the activity but not its token (the anchors' *ById calls).
+    "RecordActivityTaskHeartbeatById": (
+        {**_BY_ID_FIELDS, "details": "P", "identity": "s"},
+        {"cancel_requested": "b"},
+    ),
+    "RespondActivityTaskCompletedById": ({**_BY_ID_FIELDS, "result": "P", "identity": "s"}, {}),
+    "RespondActivityTaskFailedById": ({**_BY_ID_FIELDS, "failure": "F", "identity": "s"}, {}),
+    "RespondActivityTaskCanceledById": ({**_BY_ID_FIELDS, "details": "P", "identity": "s"}, {}),
     "RegisterNamespace": ({"namespace": "NS"}, {}),
     "DescribeNamespace": ({"name": "s"}, {"namespace": "NS"}),
     "ListNamespaces": ({}, {"namespaces": "NSL"}),
@@ -351,7 +407,7 @@ def command_attribute_name(command_type: CommandType) -> str:
 
 def command_fields(command_type: CommandType) -> dict[str, str]:
     """A command's attribute fields, typed like the same-named fields of the event it produces."""
-    event_fields = EVENT_FIELDS[COMMAND_EVENT[command_type]]
+    event_fields = EVENT_FIELDS[COMMAND_FIELD_TYPES[command_type]]
     return {f: event_fields.get(f) or _COMMAND_ONLY_FIELDS[f] for f in COMMAND_FIELDS[command_type]}
 
 

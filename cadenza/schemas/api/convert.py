@@ -21,6 +21,9 @@ from cadenza.schemas.service import (
     PollActivityTaskResponse,
     PollWorkflowTaskResponse,
     StartWorkflowRequest,
+    UpdateRequest,
+    UpdateWorkflowRequest,
+    UpdateWorkflowResponse,
     WorkflowExecution,
     WorkflowExecutionInfo,
     WorkflowTaskQuery,
@@ -93,6 +96,7 @@ def workflow_task_to_record(t: PollWorkflowTaskResponse) -> dict[str, Any]:
         "started_event_id": t.started_event_id,
         "history": history_to_bytes(t.history),
         "query": _flat(t.query) if t.query is not None else None,
+        "updates": [{**_flat(u), "header": u.header or {}} for u in t.updates],
     }
 
 
@@ -107,6 +111,52 @@ def workflow_task_from_record(r: dict[str, Any]) -> PollWorkflowTaskResponse:
         started_event_id=r["started_event_id"],
         history=history_from_bytes(r["history"]),
         query=WorkflowTaskQuery(**q) if q is not None else None,
+        updates=[UpdateRequest(**u) for u in r.get("updates") or ()],
+    )
+
+
+def update_request_to_record(req: UpdateWorkflowRequest) -> dict[str, Any]:
+    r = _flat(req)
+    r["execution"] = execution_to_record(req.execution)
+    r["header"] = r["header"] or {}
+    return r
+
+
+def update_request_from_record(r: dict[str, Any]) -> UpdateWorkflowRequest:
+    fields = {k: r[k] for k in _UPDATE_REQUEST_FIELDS}
+    return UpdateWorkflowRequest(**{**fields, "execution": execution_from_record(r["execution"])})
+
+
+_UPDATE_REQUEST_FIELDS = (
+    "namespace",
+    "execution",
+    "update_id",
+    "name",
+    "input",
+    "header",
+    "identity",
+    "wait_stage",
+    "timeout_s",
+)
+
+
+def update_response_to_record(resp: UpdateWorkflowResponse) -> dict[str, Any]:
+    return {
+        "update_id": resp.update_id,
+        "update_run_id": resp.run_id,
+        "stage": resp.stage,
+        "result": resp.result,
+        "failure": resp.failure,
+    }
+
+
+def update_response_from_record(r: dict[str, Any]) -> UpdateWorkflowResponse:
+    return UpdateWorkflowResponse(
+        update_id=r["update_id"],
+        run_id=r["update_run_id"],
+        stage=r["stage"],
+        result=r["result"],
+        failure=r["failure"],
     )
 
 

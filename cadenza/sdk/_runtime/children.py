@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
-from cadenza.sdk.common import RetryPolicy, WorkflowIDReusePolicy, timedelta_to_ms
+from cadenza.sdk.common import RetryPolicy, WorkflowIDReusePolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.exceptions import (
     ApplicationError,
     CanceledError,
@@ -37,6 +38,7 @@ __all__ = [
     "ExternalWorkflowHandle",
     "ParentClosePolicy",
     "continue_as_new",
+    "execute_child_workflow",
     "get_external_workflow_handle",
     "start_child_workflow",
 ]
@@ -272,7 +274,8 @@ def get_external_workflow_handle(workflow_id: str, *, run_id: str = "") -> Exter
 
 async def start_child_workflow(
     workflow: Any,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     id: str | None = None,
     task_queue: str | None = None,
     execution_timeout: timedelta | None = None,
@@ -283,7 +286,7 @@ async def start_child_workflow(
     retry_policy: RetryPolicy | None = None,
     cron_schedule: str = "",
     memo: dict[str, Any] | None = None,
-    search_attributes: dict[str, Any] | None = None,
+    search_attributes: Any = None,
     result_type: Any = None,
 ) -> ChildWorkflowHandle:
     """Starts a child workflow; returns once the child is running (raises if it could not start).
@@ -292,6 +295,7 @@ async def start_child_workflow(
     as temporalio does), so every replay of the parent derives the same id."""
     inst = _instance("starting a child workflow")
     inst.check_can_command("start a child workflow")
+    args = positional_args(arguments, args, "workflow.start_child_workflow()")
     name, ret = _type_name(workflow)
     if id is None:
         id = str(uuid.UUID(int=inst.random.getrandbits(128), version=4))  # what workflow.uuid4() draws
@@ -319,7 +323,7 @@ async def start_child_workflow(
                 "retry_policy": retry_policy.to_dict() if retry_policy else None,
                 "cron_schedule": cron_schedule or None,
                 "memo": {k: conv.to_payload(v) for k, v in (memo or {}).items()},
-                "search_attributes": {k: conv.to_payload(v) for k, v in (search_attributes or {}).items()},
+                "search_attributes": _search_attribute_payloads(conv, search_attributes) or {},
             },
         ),
         on_recorded,
@@ -328,25 +332,39 @@ async def start_child_workflow(
     return handle
 
 
-async def execute_child_workflow(workflow: Any, *args: Any, id: str | None = None, **kwargs: Any) -> Any:
+async def execute_child_workflow(workflow: Any, *arguments: Any, id: str | None = None, **kwargs: Any) -> Any:
     """Starts a child workflow and waits for its result (``id``: as ``start_child_workflow``)."""
-    handle = await start_child_workflow(workflow, *args, id=id, **kwargs)
+    handle = await start_child_workflow(workflow, *arguments, id=id, **kwargs)
     return await handle.result()
 
 
+def _search_attribute_payloads(conv: Any, values: Any) -> dict[str, Any] | None:
+    """Payloads of search attributes given as a dict (encoded as any value) or typed."""
+    if values is None:
+        return None
+    if isinstance(values, dict):
+        return {k: conv.to_payload(v) for k, v in values.items()}
+    from cadenza.sdk._runtime.info import encode_search_attributes
+    from cadenza.sdk.search_attributes import search_attribute_values
+
+    return encode_search_attributes(*search_attribute_values(values))
+
+
 def continue_as_new(
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     workflow: Any = None,
     task_queue: str | None = None,
     run_timeout: timedelta | None = None,
     task_timeout: timedelta | None = None,
     memo: dict[str, Any] | None = None,
-    search_attributes: dict[str, Any] | None = None,
+    search_attributes: Any = None,
     backoff: timedelta | None = None,
 ) -> NoReturn:
     """Closes this run and starts a fresh one of the same workflow id with ``args`` (carried state)
     and an empty history. Never returns."""
     inst = _instance("continue_as_new")
+    args = positional_args(arguments, args, "workflow.continue_as_new()")
     conv = inst.converter
     name = _type_name(workflow)[0] if workflow is not None else inst.defn.name
     attrs: dict[str, Any] = {
@@ -361,5 +379,5 @@ def continue_as_new(
     if memo is not None:
         attrs["memo"] = {k: conv.to_payload(v) for k, v in memo.items()}
     if search_attributes is not None:
-        attrs["search_attributes"] = {k: conv.to_payload(v) for k, v in search_attributes.items()}
+        attrs["search_attributes"] = _search_attribute_payloads(conv, search_attributes)
     raise ContinueAsNewError(Command(CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION, attrs))

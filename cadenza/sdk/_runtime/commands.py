@@ -35,6 +35,8 @@ _KEY_FIELDS: dict[CommandType, tuple[str, ...]] = {
     CommandType.START_CHILD_WORKFLOW_EXECUTION: ("workflow_type", "workflow_id"),
     CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: ("signal_name",),
     CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION: ("workflow_type",),
+    CommandType.ACCEPT_WORKFLOW_UPDATE: ("update_id", "name"),
+    CommandType.COMPLETE_WORKFLOW_UPDATE: ("update_id",),
 }
 _EVENT_COMMAND: dict[EventType, CommandType] = {event: command for command, event in COMMAND_EVENT.items()}
 
@@ -174,7 +176,7 @@ class CommandQueue:
 
     def _same(self, command: Command, event: HistoryEvent) -> bool:
         command_type = command.command_type
-        if COMMAND_EVENT[command_type] is not event.event_type:
+        if COMMAND_EVENT.get(command_type) is not event.event_type:
             return False
         command_attrs = command.attributes
         event_attrs: dict[str, Any] = event.attributes

@@ -9,22 +9,26 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "QueryDefinition",
     "SignalDefinition",
+    "UpdateDefinition",
     "WorkflowDefinition",
     "mark_query",
     "mark_run",
     "mark_signal",
+    "mark_update",
 ]
 
 _DEFN_ATTR = "__cadenza_workflow_definition"
 _RUN_MARK = "__cadenza_workflow_run"
 _SIGNAL_MARK = "__cadenza_workflow_signal"
 _QUERY_MARK = "__cadenza_workflow_query"
+_UPDATE_MARK = "__cadenza_workflow_update"
+_VALIDATOR_MARK = "__cadenza_workflow_update_validator"
 
 
 def _hints(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
@@ -103,6 +107,36 @@ class QueryDefinition:
 
 
 @dataclass(frozen=True)
+class UpdateDefinition:
+    """An update handler of a workflow class (or one set at run time)."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    param_types: Sequence[Any]
+    return_type: Any
+    validator: Callable[..., Any] | None = None
+    """Runs before the handler with the same arguments; raising rejects the update."""
+    is_method: bool = True
+
+    @staticmethod
+    def from_fn(fn: Callable[..., Any]) -> UpdateDefinition:
+        """The definition of a ``@workflow.update`` method (``ValueError`` if not one)."""
+        name = getattr(fn, _UPDATE_MARK, None)
+        if name is None:
+            raise ValueError(f"{getattr(fn, '__qualname__', fn)!r} is not decorated with @workflow.update")
+        params, ret = _hints(fn)
+        return UpdateDefinition(
+            name=name,
+            fn=fn,
+            is_async=inspect.iscoroutinefunction(fn),
+            param_types=params,
+            return_type=ret,
+            validator=getattr(fn, _VALIDATOR_MARK, None),
+        )
+
+
+@dataclass(frozen=True)
 class WorkflowDefinition:
     """Everything the runtime needs to know about a ``@workflow.defn`` class."""
 
@@ -120,6 +154,8 @@ class WorkflowDefinition:
     """Signal handlers by signal name."""
     queries: Mapping[str, QueryDefinition]
     """Query handlers by query name."""
+    updates: Mapping[str, UpdateDefinition] = field(default_factory=dict)
+    """Update handlers by update name."""
 
     @staticmethod
     def from_class(cls: type) -> WorkflowDefinition:
@@ -152,16 +188,31 @@ class WorkflowDefinition:
         run_fns: list[tuple[str, Callable[..., Any]]] = []
         signals: dict[str, SignalDefinition] = {}
         queries: dict[str, QueryDefinition] = {}
+        updates: dict[str, UpdateDefinition] = {}
         for attr, member in members.items():
             if not callable(member):
                 continue
             is_run = getattr(member, _RUN_MARK, False)
             signal_name = getattr(member, _SIGNAL_MARK, None)
             query_name = getattr(member, _QUERY_MARK, None)
-            if sum((bool(is_run), signal_name is not None, query_name is not None)) > 1:
+            update_name = getattr(member, _UPDATE_MARK, None)
+            kinds = (bool(is_run), signal_name is not None, query_name is not None, update_name is not None)
+            if sum(kinds) > 1:
                 problems.append(
-                    f"method {attr} has more than one of @workflow.run/@workflow.signal/@workflow.query"
+                    f"method {attr} has more than one of "
+                    "@workflow.run/@workflow.signal/@workflow.query/@workflow.update"
                 )
+                continue
+            if update_name is not None:
+                if update_name in updates:
+                    problems.append(
+                        f"update name {update_name!r} is used by both "
+                        f"{updates[update_name].fn.__name__} and {attr}"
+                    )
+                    continue
+                if _has_keyword_only(member):
+                    problems.append(f"@workflow.update method {attr} has keyword-only parameters")
+                updates[update_name] = UpdateDefinition.from_fn(member)
                 continue
             if is_run:
                 run_fns.append((attr, member))
@@ -223,6 +274,7 @@ class WorkflowDefinition:
             run_return_type=ret,
             signals=signals,
             queries=queries,
+            updates=updates,
         )
 
     def _apply(self) -> None:
@@ -255,6 +307,22 @@ def mark_signal(fn: Any, name: str | None) -> None:
     """Mark ``fn`` as the handler of signal ``name`` (default: the method name)."""
     _require_function(fn, "@workflow.signal")
     setattr(fn, _SIGNAL_MARK, name or fn.__name__)
+
+
+def mark_update(fn: Any, name: str | None) -> None:
+    """Mark ``fn`` as the handler of update ``name`` (default: the method name), and give it the
+    ``validator`` decorator temporalio's code uses (``@my_update.validator``)."""
+    _require_function(fn, "@workflow.update")
+    setattr(fn, _UPDATE_MARK, name or fn.__name__)
+
+    def validator(vfn: Any) -> Any:
+        _require_function(vfn, "@<update>.validator")
+        if inspect.iscoroutinefunction(vfn):
+            raise TypeError(f"update validator {vfn.__name__} must not be async (validators cannot wait)")
+        setattr(fn, _VALIDATOR_MARK, vfn)
+        return vfn
+
+    fn.validator = validator
 
 
 def mark_query(fn: Any, name: str | None) -> None:

@@ -29,6 +29,8 @@ class Handlers:
         self._signals: dict[str, SignalDefinition] = dict(defn.signals)
         self._queries: dict[str, QueryDefinition] = dict(defn.queries)
         self._buffered: dict[str, list[list[dict[str, Any]] | None]] = {}
+        self.running = 0
+        """Async signal handlers that have not finished (for ``all_handlers_finished``)."""
 
     # -- signals -------------------------------------------------------------------------------------
 
@@ -66,11 +68,13 @@ class Handlers:
             result = defn.fn(instance.workflow_object(), *args) if defn.is_method else defn.fn(*args)
             if asyncio.iscoroutine(result):
                 task = instance.loop.create_task(result, name=f"signal handler {defn.name!r}")
+                self.running += 1
                 task.add_done_callback(self._on_handler_done)
         except BaseException as exc:
             self._on_handler_error(exc)
 
     def _on_handler_done(self, task: asyncio.Task[Any]) -> None:
+        self.running -= 1
         if not task.cancelled() and task.exception() is not None:
             self._on_handler_error(task.exception())  # type: ignore[arg-type]
 

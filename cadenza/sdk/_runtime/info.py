@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cadenza.schemas.events import HistoryEvent
 from cadenza.sdk.common import ms_to_timedelta
 from cadenza.sdk.converter import DataConverter
+from cadenza.sdk.search_attributes import TypedSearchAttributes, typed_from_values
 
 __all__ = [
     "EPOCH",
@@ -19,6 +20,7 @@ __all__ = [
     "decode_search_attributes",
     "encode_search_attributes",
     "info_from_started",
+    "search_attribute_types",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,6 +76,13 @@ class WorkflowInfo:
     """Memo at start, decoded."""
     parent: ParentInfo | None
     """The parent, for child workflows."""
+    search_attribute_types: Mapping[str, str] = field(default_factory=dict)
+    """The declared types (``Keyword``, ``Text``, ...) of search attributes whose writer recorded one."""
+
+    @property
+    def typed_search_attributes(self) -> TypedSearchAttributes:
+        """:attr:`search_attributes` as ``TypedSearchAttributes`` (temporalio's typed spelling)."""
+        return typed_from_values(self.search_attributes, self.search_attribute_types)
 
 
 def info_from_started(
@@ -103,6 +112,7 @@ def info_from_started(
         continued_run_id=attrs.get("continued_execution_run_id"),
         cron_schedule=attrs.get("cron_schedule"),
         search_attributes=decode_search_attributes(converter, attrs.get("search_attributes")),
+        search_attribute_types=search_attribute_types(attrs.get("search_attributes")),
         memo=_decode_map(converter, attrs.get("memo")),
         parent=ParentInfo(
             namespace=attrs.get("parent_workflow_namespace") or namespace,
@@ -139,13 +149,24 @@ _TYPE_OF: list[tuple[type, bytes]] = [
 ]
 
 
-def encode_search_attributes(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Payloads for typed search-attribute values; ``TypeError`` naming an unsupported one."""
+def encode_search_attributes(
+    values: Mapping[str, Any], types: Mapping[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Payloads for typed search-attribute values; ``TypeError`` naming an unsupported one.
+
+    ``types`` names the declared type of some attributes (typed keys); the others are typed by their
+    values. A value of None removes the attribute (its payload is JSON ``null``)."""
     encoded: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"search attribute names must be non-empty strings, got {name!r}")
+        if value is None:
+            encoded[name] = {"metadata": {"encoding": _JSON}, "data": b"null"}
+            continue
         kind = next((k for t, k in _TYPE_OF if isinstance(value, t)), None)
+        declared = (types or {}).get(name)
+        if kind is not None and declared:
+            kind = declared.encode()
         if kind is None:
             raise TypeError(
                 f"search attribute {name!r}: {type(value).__name__} is not a search attribute type "
@@ -179,6 +200,9 @@ def decode_search_attributes(converter: DataConverter, values: Mapping[str, Any]
             except ValueError:
                 decoded[name] = payload
                 continue
+            if value is None:
+                decoded.pop(name, None)  # removed by an upsert
+                continue
             if metadata.get("type") == b"Datetime" and isinstance(value, str):
                 try:
                     value = datetime.fromisoformat(value)
@@ -188,3 +212,14 @@ def decode_search_attributes(converter: DataConverter, values: Mapping[str, Any]
         else:
             decoded.update(_decode_map(converter, {name: payload}))
     return decoded
+
+
+def search_attribute_types(values: Mapping[str, Any] | None) -> dict[str, str]:
+    """The declared type names (``Keyword``, ``Text``, ...) of search-attribute payloads that
+    carry one."""
+    types: dict[str, str] = {}
+    for name, payload in (values or {}).items():
+        kind = (payload.get("metadata") or {}).get("type") if isinstance(payload, Mapping) else None
+        if isinstance(kind, bytes | str):
+            types[name] = kind.decode() if isinstance(kind, bytes) else kind
+    return types

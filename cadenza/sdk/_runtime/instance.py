@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from cadenza.schemas.events import (
     EventType,
     HistoryEvent,
 )
+from cadenza.schemas.service import UpdateRequest
 from cadenza.sdk._runtime.activities import Activities, ActivityHandle, ActivityState
 from cadenza.sdk._runtime.children import ContinueAsNewError
 from cadenza.sdk._runtime.commands import COMMAND_EVENT_TYPES, CommandQueue
@@ -36,12 +37,14 @@ from cadenza.sdk._runtime.info import (
     decode_search_attributes,
     encode_search_attributes,
     info_from_started,
+    search_attribute_types,
 )
 from cadenza.sdk._runtime.local_activities import LocalActivities, LocalActivityOutcome, LocalActivityRequest
 from cadenza.sdk._runtime.loop import WorkflowEventLoop, WorkflowTimerHandle
 from cadenza.sdk._runtime.markers import Patches, SideEffects, TaskMarkers, install_marker_keys
 from cadenza.sdk._runtime.sessions import Sessions, active_session
 from cadenza.sdk._runtime.timers import Timers
+from cadenza.sdk._runtime.updates import WorkflowUpdates, accepted_in_task
 from cadenza.sdk.converter import DataConverter
 from cadenza.sdk.exceptions import (
     ActivityError,
@@ -51,6 +54,7 @@ from cadenza.sdk.exceptions import (
     NondeterminismError,
     WorkflowTaskError,
 )
+from cadenza.sdk.search_attributes import search_attribute_values
 
 __all__ = ["STACK_TRACE_QUERY", "StaleInstanceError", "WorkflowInstance", "current_instance", "in_workflow"]
 
@@ -128,6 +132,7 @@ class WorkflowInstance:
         self.activities = Activities(self)
         self.timers = Timers(self.loop, self.commands)
         self.handlers = Handlers(self)
+        self.updates = WorkflowUpdates(self)
         self.task_markers = TaskMarkers(self)
         """On replay, the markers the task being replayed recorded (what ``patched`` consults)."""
         self.patches = Patches(self)
@@ -215,8 +220,12 @@ class WorkflowInstance:
             raise RuntimeError("Workflow info is not known before WorkflowExecutionStarted is applied")
         return self._info
 
-    def activate(self, events: Sequence[HistoryEvent]) -> list[Command]:
+    def activate(
+        self, events: Sequence[HistoryEvent], updates: Sequence[UpdateRequest] = ()
+    ) -> list[Command]:
         """Apply the next slice of history and return the commands of its last workflow task.
+
+        ``updates``: the workflow updates the task carries (validated and run in it).
 
         Raises :class:`WorkflowTaskError` (or its subclass ``NondeterminismError``) when the workflow
         code fails the task; the instance is unusable afterwards. Returns an empty list with the task
@@ -230,7 +239,7 @@ class WorkflowInstance:
         expected = self._last_event_id + 1
         if events[0].event_id != expected:
             raise ValueError(f"History slice starts at event {events[0].event_id}, expected event {expected}")
-        return self._on_workflow_loop(lambda: self._activate(events))
+        return self._on_workflow_loop(lambda: self._activate(events, updates))
 
     def replay(self, events: Sequence[HistoryEvent]) -> None:
         """Replay a whole history that ends with the command events of a completed workflow task
@@ -308,7 +317,9 @@ class WorkflowInstance:
 
     # -- walking history -----------------------------------------------------------------------------
 
-    def _activate(self, events: Sequence[HistoryEvent]) -> list[Command]:
+    def _activate(
+        self, events: Sequence[HistoryEvent], updates: Sequence[UpdateRequest] = ()
+    ) -> list[Command]:
         commands: list[Command] = []
         appliers = self.appliers
         queue = self.commands
@@ -318,10 +329,15 @@ class WorkflowInstance:
             if event_type is _WFT_STARTED:
                 if index == last_index:
                     self.task_markers.clear()
+                    if updates:
+                        self.updates.deliver_requests(updates)
                     commands = self._run_task(event, replaying=False)
                     self._awaiting_completion = True
                 elif events[index + 1].event_type is _WFT_COMPLETED:
                     self.task_markers.look_ahead(events, index + 1)
+                    accepted = accepted_in_task(events, index + 1)
+                    if accepted:
+                        self.updates.deliver_accepted(accepted)
                     self._run_task(event, replaying=True)
                 # Otherwise a failed or timed-out attempt: whatever it produced never happened.
             elif event_type in COMMAND_EVENT_TYPES:
@@ -368,7 +384,11 @@ class WorkflowInstance:
         if self._terminal is not None and not self._closed:
             terminal = self._terminal
             self._closed = True
-        return self.commands.finish_task(terminal)
+        commands = self.commands.finish_task(terminal)
+        rejections = self.updates.take_rejections()
+        # Rejections are never recorded, so they stay out of the queue replay checks; first, since
+        # a command that closes the run must come last.
+        return rejections + commands if rejections else commands
 
     def _run_until_idle(self) -> None:
         loop = self.loop
@@ -540,10 +560,22 @@ class WorkflowInstance:
         """Install (or, with None, remove) a query handler."""
         self.handlers.set_query_handler(name, handler)
 
-    def upsert_search_attributes(self, values: Mapping[str, Any]) -> None:
-        """Record new values for search attributes; ``info().search_attributes`` shows them at once."""
+    def set_update_handler(
+        self, name: str, handler: Callable[..., Any] | None, validator: Callable[..., Any] | None = None
+    ) -> None:
+        """Install (or, with None, remove) an update handler (and its validator)."""
+        self.updates.set_handler(name, handler, validator)
+
+    def all_handlers_finished(self) -> bool:
+        """No update handler and no async signal handler is still running."""
+        return self.updates.running == 0 and self.handlers.running == 0
+
+    def upsert_search_attributes(self, values: Any) -> None:
+        """Record new values for search attributes (a dict, or typed updates; None removes one);
+        ``info().search_attributes`` shows them at once."""
         self.check_can_command("upsert search attributes")
-        encoded = encode_search_attributes(values)
+        plain, types = search_attribute_values(values)
+        encoded = encode_search_attributes(plain, types)
         if not encoded:
             return
         self.commands.add(
@@ -551,4 +583,9 @@ class WorkflowInstance:
         )
         info = self.info
         merged = {**info.search_attributes, **decode_search_attributes(self.converter, encoded)}
-        self._info = dataclasses.replace(info, search_attributes=merged)
+        merged_types = {**info.search_attribute_types, **search_attribute_types(encoded)}
+        for name, value in plain.items():
+            if value is None:
+                merged.pop(name, None)
+                merged_types.pop(name, None)
+        self._info = dataclasses.replace(info, search_attributes=merged, search_attribute_types=merged_types)

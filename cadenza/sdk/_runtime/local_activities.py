@@ -13,7 +13,7 @@ not called.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +22,7 @@ from cadenza.schemas.events import Command, CommandType
 from cadenza.sdk._runtime.loop import label_future
 from cadenza.sdk._runtime.markers import LOCAL_ACTIVITY_MARKER, detail, marker_command
 from cadenza.sdk.activity import ActivityDefinition
-from cadenza.sdk.common import RetryPolicy, timedelta_to_ms
+from cadenza.sdk.common import RetryPolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.exceptions import ActivityError, FailureError, NondeterminismError
 
 if TYPE_CHECKING:
@@ -229,7 +229,8 @@ def _instance(what: str) -> WorkflowInstance:
 
 async def execute_local_activity(
     activity: Callable[..., Awaitable[ReturnT]] | Callable[..., ReturnT] | str,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
     retry_policy: RetryPolicy | None = None,
@@ -247,6 +248,7 @@ async def execute_local_activity(
     :class:`ActivityError`. One of the two timeouts is required.
     """
     instance = _instance("workflow.execute_local_activity()")
+    args = positional_args(arguments, args, "workflow.execute_local_activity()")
     if isinstance(activity, str):
         activity_type = activity
     else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.sdk._runtime.definitions import WorkflowDefinition
@@ -11,7 +13,28 @@ from cadenza.sdk._runtime.instance import WorkflowInstance
 from cadenza.sdk.converter import DataConverter, default_converter
 from cadenza.sdk.history import WorkflowHistory
 
-__all__ = ["Replayer"]
+__all__ = ["Replayer", "WorkflowReplayResult", "WorkflowReplayResults"]
+
+
+@dataclass
+class WorkflowReplayResult:
+    """The outcome of replaying one history. Replay runs when ``replay_workflow`` is called, so
+    the result can be used as is or awaited (temporalio's ``await replayer.replay_workflow(h)``)."""
+
+    history: WorkflowHistory
+    replay_failure: Exception | None = None
+    """The error replay raised (``NondeterminismError`` or the workflow code's), if it failed."""
+
+    def __await__(self) -> Generator[Any, None, WorkflowReplayResult]:
+        return self
+        yield  # a generator: awaiting it returns at once
+
+
+@dataclass
+class WorkflowReplayResults:
+    """The outcomes of ``replay_workflows``, by run id."""
+
+    replay_failures: dict[str, Exception] = field(default_factory=dict)
 
 
 class Replayer:
@@ -23,13 +46,26 @@ class Replayer:
         }
         self._converter = data_converter or default_converter()
 
-    def replay_workflow(self, history: WorkflowHistory | str | Path) -> None:
+    def replay_workflow(
+        self, history: WorkflowHistory | str | Path, *, raise_on_replay_failure: bool = True
+    ) -> WorkflowReplayResult:
         """Replay one history (or a JSON file of one, as ``cadenza workflow show --output`` writes).
 
-        Raises ``NondeterminismError`` (or the workflow code's error) when replay diverges.
+        Raises ``NondeterminismError`` (or the workflow code's error) when replay diverges; with
+        ``raise_on_replay_failure=False`` the error is returned in the result instead. The replay
+        is done by the time this returns; the result may also be awaited.
         """
         if isinstance(history, str | Path):
             history = WorkflowHistory.from_file(history)
+        try:
+            self._replay(history)
+        except Exception as err:
+            if raise_on_replay_failure:
+                raise
+            return WorkflowReplayResult(history, err)
+        return WorkflowReplayResult(history)
+
+    def _replay(self, history: WorkflowHistory) -> None:
         events = history.events
         if not events:
             raise ValueError("history is empty")
@@ -81,7 +117,13 @@ class Replayer:
         )
         inst.activate(trimmed)
 
-    async def replay_workflows(self, histories: Sequence[WorkflowHistory | str | Path]) -> None:
+    async def replay_workflows(
+        self, histories: Sequence[WorkflowHistory | str | Path], *, raise_on_replay_failure: bool = True
+    ) -> WorkflowReplayResults:
         """Replay each history in turn (see :meth:`replay_workflow`)."""
+        results = WorkflowReplayResults()
         for h in histories:
-            self.replay_workflow(h)
+            result = self.replay_workflow(h, raise_on_replay_failure=raise_on_replay_failure)
+            if result.replay_failure is not None:
+                results.replay_failures[result.history.run_id] = result.replay_failure
+        return results

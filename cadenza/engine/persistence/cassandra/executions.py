@@ -237,10 +237,9 @@ class CassandraExecutionStore:
             prev = rows.get((EXEC, ns, wf, new_run.previous_run_id))
             if prev is None:
                 return ConditionFailedError(f"workflow {ns}/{wf}: run {new_run.previous_run_id} not found")
-            if (
-                prev.get("last_write_version") != new_run.previous_last_write_version
-                or prev.get("state") not in (ExecutionState.COMPLETED, ExecutionState.ZOMBIE)
-            ):
+            if prev.get("last_write_version") != new_run.previous_last_write_version or prev.get(
+                "state"
+            ) not in (ExecutionState.COMPLETED, ExecutionState.ZOMBIE):
                 return await self._conflict(
                     shard_id, ns, wf,
                     f"current run {new_run.previous_run_id} is open or its last_write_version is not "

@@ -1,0 +1,95 @@
+"""Completing an activity from outside its function (``activity.raise_complete_async()``).
+
+The activity function hands its task token (``activity.info().task_token``), or its workflow id and
+activity id, to whatever finishes the work, and ends with ``activity.raise_complete_async()``; the
+worker then reports nothing. The other side takes ``client.get_async_activity_handle(...)`` and
+calls :meth:`AsyncActivityHandle.complete`, :meth:`~AsyncActivityHandle.fail` or
+:meth:`~AsyncActivityHandle.report_cancellation`, heartbeating meanwhile if the activity has a
+heartbeat timeout. The activity's timeouts run as usual: one that passes retries or fails it, and
+the handle's calls for the old attempt are then refused (``RPCError`` NOT_FOUND).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from cadenza.sdk.exceptions import ApplicationError
+
+if TYPE_CHECKING:
+    from cadenza.sdk.client import Client
+
+__all__ = ["AsyncActivityHandle"]
+
+
+class AsyncActivityHandle:
+    """One activity attempt to complete from outside: by task token, or by workflow id, run id
+    (empty: the workflow's current run) and activity id."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_token: bytes | None = None,
+        workflow_id: str | None = None,
+        run_id: str | None = None,
+        activity_id: str | None = None,
+    ) -> None:
+        if task_token is not None and (workflow_id or run_id or activity_id):
+            raise TypeError("get_async_activity_handle: pass task_token, or workflow_id and activity_id")
+        if task_token is None and not (workflow_id and activity_id):
+            raise TypeError("get_async_activity_handle needs task_token, or workflow_id and activity_id")
+        self._client = client
+        self.task_token = task_token
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.activity_id = activity_id
+
+    def _ids(self) -> tuple[str, str, str, str]:
+        return self._client.namespace, self.workflow_id or "", self.run_id or "", self.activity_id or ""
+
+    def _payloads(self, values: Sequence[Any]) -> list[dict[str, Any]] | None:
+        return self._client.data_converter.to_payloads(values) if values else None
+
+    async def heartbeat(self, *details: Any) -> None:
+        """Records a heartbeat (resetting the heartbeat timeout); ``details`` reach the next
+        attempt as ``activity.info().heartbeat_details``."""
+        c = self._client
+        payloads = self._payloads(details)
+        if self.task_token is not None:
+            await c.service.record_activity_task_heartbeat(self.task_token, payloads, identity=c.identity)
+        else:
+            await c.service.record_activity_task_heartbeat_by_id(*self._ids(), payloads, identity=c.identity)
+
+    async def complete(self, result: Any = None) -> None:
+        """Completes the activity with ``result``: the workflow's ``execute_activity`` returns it."""
+        c = self._client
+        payloads = c.data_converter.to_payloads([result])
+        if self.task_token is not None:
+            await c.service.respond_activity_task_completed(self.task_token, payloads, identity=c.identity)
+        else:
+            await c.service.respond_activity_task_completed_by_id(*self._ids(), payloads, identity=c.identity)
+
+    async def fail(self, error: BaseException, *, last_heartbeat_details: Sequence[Any] = ()) -> None:
+        """Fails this attempt with ``error`` (retried per the activity's retry policy, as a failure
+        raised by the function would be). ``last_heartbeat_details`` are recorded first."""
+        c = self._client
+        if last_heartbeat_details:
+            await self.heartbeat(*last_heartbeat_details)
+        if not isinstance(error, BaseException):
+            error = ApplicationError(str(error))
+        failure = c.data_converter.exception_to_failure(error)
+        if self.task_token is not None:
+            await c.service.respond_activity_task_failed(self.task_token, failure, identity=c.identity)
+        else:
+            await c.service.respond_activity_task_failed_by_id(*self._ids(), failure, identity=c.identity)
+
+    async def report_cancellation(self, *details: Any) -> None:
+        """Reports the activity cancelled (after the workflow asked for it; a heartbeat's answer
+        says so)."""
+        c = self._client
+        payloads = self._payloads(details)
+        if self.task_token is not None:
+            await c.service.respond_activity_task_canceled(self.task_token, payloads, identity=c.identity)
+        else:
+            await c.service.respond_activity_task_canceled_by_id(*self._ids(), payloads, identity=c.identity)

@@ -1,0 +1,87 @@
+"""What ``WorkflowHandle.describe()`` returns: the server's description with its values decoded."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cadenza.schemas.service import DescribeWorkflowResponse
+from cadenza.sdk.converter import DataConverter
+from cadenza.sdk.search_attributes import TypedSearchAttributes, typed_from_values
+
+__all__ = ["WorkflowExecutionDescription", "WorkflowExecutionStatus"]
+
+
+class WorkflowExecutionStatus(enum.StrEnum):
+    """A run's status. String-valued, so it equals the plain status text too
+    (``desc.status == "COMPLETED"``)."""
+
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TERMINATED = "TERMINATED"
+    CONTINUED_AS_NEW = "CONTINUED_AS_NEW"
+    TIMED_OUT = "TIMED_OUT"
+
+
+def _time(us: int) -> datetime | None:
+    return datetime.fromtimestamp(us / 1e6, UTC) if us else None
+
+
+@dataclass(slots=True)
+class WorkflowExecutionDescription(DescribeWorkflowResponse):
+    """``DescribeWorkflowResponse`` with ``search_attributes`` and ``memo`` decoded to values."""
+
+    raw_search_attributes: dict[str, Any] = field(default_factory=dict)
+    """The search attributes as the server keeps them (payloads)."""
+    raw_memo: dict[str, Any] = field(default_factory=dict)
+    """The memo as the server keeps it (payloads)."""
+    search_attribute_types: dict[str, str] = field(default_factory=dict)
+    """Declared types of the search attributes whose writer recorded one."""
+
+    @classmethod
+    def from_response(
+        cls, resp: DescribeWorkflowResponse, converter: DataConverter
+    ) -> WorkflowExecutionDescription:
+        from cadenza.sdk._runtime.info import (
+            _decode_map,
+            decode_search_attributes,
+            search_attribute_types,
+        )
+
+        values = {f.name: getattr(resp, f.name) for f in dataclasses.fields(DescribeWorkflowResponse)}
+        status = values["status"]
+        if status in WorkflowExecutionStatus.__members__:
+            values["status"] = WorkflowExecutionStatus(status)
+        values["search_attributes"] = decode_search_attributes(converter, resp.search_attributes)
+        values["memo"] = _decode_map(converter, resp.memo)
+        return cls(
+            **values,
+            raw_search_attributes=dict(resp.search_attributes),
+            raw_memo=dict(resp.memo),
+            search_attribute_types=search_attribute_types(resp.search_attributes),
+        )
+
+    @property
+    def typed_search_attributes(self) -> TypedSearchAttributes:
+        """The search attributes as ``TypedSearchAttributes``."""
+        return typed_from_values(self.search_attributes, self.search_attribute_types)
+
+    @property
+    def id(self) -> str:
+        """The workflow id (temporalio's name)."""
+        return self.workflow_id
+
+    @property
+    def start_datetime(self) -> datetime | None:
+        """``start_time`` (microseconds since the epoch) as an aware datetime."""
+        return _time(self.start_time)
+
+    @property
+    def close_datetime(self) -> datetime | None:
+        """``close_time`` as an aware datetime; None while the run is open."""
+        return _time(self.close_time)
