@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,40 @@ def test_a_waiting_poll_wakes_when_a_message_is_produced(tmp_path: Path) -> None
             await bus.close()
 
     run(main())
+
+
+def test_writes_that_return_a_cursor_never_break_the_writer(tmp_path: Path) -> None:
+    """A request whose function returns a cursor (``c.execute(...)``, as offset commits do) used to
+    hand it to the event loop's thread; finalizing it there while the writer thread used the
+    connection failed other requests with "bad parameter or other API misuse" (consumer commits
+    under load). Many such requests at once, cursors dropped and collected: none may fail."""
+    from cadenza.engine.bus._sqlite_log import LogStore
+
+    async def main() -> int:
+        store = LogStore(tmp_path / "log.db", synchronous="NORMAL")
+        await store.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)"))
+        failures = 0
+
+        async def writer(i: int) -> None:
+            nonlocal failures
+            for j in range(300):
+                rows = [(i * 1_000_000 + j * 50 + r, j) for r in range(50)]
+                try:
+                    result = await store.write(
+                        lambda c, rows=rows: c.executemany("INSERT INTO t (k, v) VALUES (?, ?)", rows)
+                    )
+                    del result
+                except Exception:
+                    failures += 1
+                if j % 50 == 0:
+                    gc.collect()
+
+        try:
+            await asyncio.gather(*(writer(i) for i in range(20)))
+            count = await store.read(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+            assert count == 20 * 300 * 50 - failures * 50
+        finally:
+            await store.close()
+        return failures
+
+    assert asyncio.run(main()) == 0

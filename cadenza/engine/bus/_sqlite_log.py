@@ -200,7 +200,12 @@ class LogStore:
                     self._reader_conns.append(conn)
             conn.execute("BEGIN")  # one WAL snapshot for every statement of fn
             try:
-                return fn(conn)
+                result = fn(conn)
+                if isinstance(result, sqlite3.Cursor):  # as in ``_run_group``: never hand one out
+                    rows: Any = result.fetchall()
+                    result.close()
+                    return rows  # type: ignore[no-any-return]
+                return result
             finally:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -272,6 +277,12 @@ class LogStore:
                     outcomes.append((req.loop, req.future, None, translate(exc)))
                     continue
                 conn.execute("RELEASE req")
+                if isinstance(result, sqlite3.Cursor):
+                    # A cursor must not reach the event loop's thread: finalizing it there (when the
+                    # caller drops it) would touch the connection while this thread uses it, which
+                    # SQLite answers with "bad parameter or other API misuse".
+                    result.close()
+                    result = None
                 outcomes.append((req.loop, req.future, result, None))
             if pending:
                 outcomes.extend(_append_all(conn, pending))
