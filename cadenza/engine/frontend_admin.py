@@ -26,13 +26,20 @@ class ClusterOperations:
     replication_dlq: Any
 
     async def get_raw_history(
-        self, namespace_id: str, workflow_id: str, run_id: str, start_event_id: int, end_event_id: int
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        start_event_id: int,
+        end_event_id: int,
+        end_event_version: int = 0,
     ) -> list[Any]:
-        """A run's stored batches, as another cluster asks for them to fill a replication gap."""
+        """A run's stored batches, as another cluster asks for them to fill a replication gap: of the
+        branch holding event ``end_event_id - 1`` with ``end_event_version`` (0: the current one)."""
         from cadenza.replication.service import read_raw_history
 
         return await read_raw_history(
-            self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
+            self.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id, end_event_version
         )
 
     async def replication_dlq_work(self, source_cluster: str, action: str) -> dict[str, int]:

@@ -72,7 +72,12 @@ class RemoteHistory(Protocol):
         run_id: str,
         start_event_id: int,
         end_event_id: int,
-    ) -> list[RawBatch]: ...
+        end_event_version: int = 0,
+    ) -> list[RawBatch]:
+        """Events ``start .. end - 1`` of the branch that holds event ``end - 1`` with version
+        ``end_event_version`` (the current branch when 0): the source may have switched its run to
+        another branch since it sent the batch whose predecessors are missing."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +251,13 @@ class ReplicationApplier:
         assert self.remote is not None
         log.info("%s; asking cluster %s", gap, source)
         raw = await self.remote.raw_history(
-            source, gap.namespace_id, gap.workflow_id, gap.run_id, gap.from_event_id, gap.to_event_id
+            source,
+            gap.namespace_id,
+            gap.workflow_id,
+            gap.run_id,
+            gap.from_event_id,
+            gap.to_event_id,
+            gap.to_event_version,
         )
         for r in raw:
             try:

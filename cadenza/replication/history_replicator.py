@@ -89,7 +89,13 @@ class MissingHistoryError(ReplicationError):
     """Events ``from_event_id .. to_event_id - 1`` of the run must be fetched from the source."""
 
     def __init__(
-        self, namespace_id: str, workflow_id: str, run_id: str, from_event_id: int, to_event_id: int
+        self,
+        namespace_id: str,
+        workflow_id: str,
+        run_id: str,
+        from_event_id: int,
+        to_event_id: int,
+        to_event_version: int = 0,
     ):
         super().__init__(
             f"workflow {workflow_id!r} run {run_id}: events {from_event_id}..{to_event_id - 1} are missing "
@@ -100,6 +106,9 @@ class MissingHistoryError(ReplicationError):
         self.run_id = run_id
         self.from_event_id = from_event_id
         self.to_event_id = to_event_id
+        self.to_event_version = to_event_version
+        """The version of event ``to_event_id - 1`` in the batch that found the gap: which of the
+        source's branches to read (0: its current one)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -204,6 +213,12 @@ class HistoryReplicator:
         ctx = shard.run_context((batch.namespace_id, batch.workflow_id, batch.run_id))
         reapply: list[HistoryEvent] = []
         was_active = self._active_for(batch.namespace_id)
+        if was_active and _unwritten(ctx):
+            # Where the namespace is active a run's in-memory change (a started workflow task, a
+            # held completion) must be written before a batch from elsewhere can be compared with
+            # it (``_settle``). Waiting for the run's own next write could outlast the applier's
+            # retries and send the batch to the DLQ, and every later batch of the run after it.
+            await engine.write_unwritten(batch.namespace_id, batch.workflow_id, batch.run_id)
         async with ctx.lock:
             try:
                 ms = await shard.load_state(ctx)
@@ -300,7 +315,12 @@ class HistoryReplicator:
     async def _create(self, shard: ShardContext, ctx: RunContext, batch: Batch) -> str:
         if batch.first_event_id != 1:
             raise MissingHistoryError(
-                batch.namespace_id, batch.workflow_id, batch.run_id, 1, batch.first_event_id
+                batch.namespace_id,
+                batch.workflow_id,
+                batch.run_id,
+                1,
+                batch.first_event_id,
+                batch.version_history.event_version(batch.first_event_id - 1),
             )
         ms = MutableState.rebuild(batch.namespace_id, batch.workflow_id, batch.run_id, batch.events)
         ms.info.tree_id = batch.run_id
@@ -407,7 +427,12 @@ class HistoryReplicator:
             raise InvalidBatchError(f"workflow {batch.workflow_id!r} run {batch.run_id}: {e}") from None
         if batch.first_event_id > lca.event_id + 1:
             raise MissingHistoryError(
-                batch.namespace_id, batch.workflow_id, batch.run_id, lca.event_id + 1, batch.first_event_id
+                batch.namespace_id,
+                batch.workflow_id,
+                batch.run_id,
+                lca.event_id + 1,
+                batch.first_event_id,
+                batch.version_history.event_version(batch.first_event_id - 1),
             )
         if batch.first_event_id <= lca.event_id:
             batch = batch.tail_after(lca.event_id)
@@ -642,6 +667,11 @@ class HistoryReplicator:
 
 REAPPLIED_MARK = "(re-applied from "
 _REAPPLIED = re.compile(r"\(re-applied from (\d+):(\d+)\)$")
+
+
+def _unwritten(ctx: RunContext) -> bool:
+    state = ctx.state
+    return bool((state is not None and state.pending_events) or ctx.held_task is not None or ctx.deferred)
 
 
 def _reapplied_key(e: HistoryEvent) -> str | None:

@@ -34,6 +34,7 @@ class GrpcRemoteHistory:
         run_id: str,
         start_event_id: int,
         end_event_id: int,
+        end_event_version: int = 0,
     ) -> list[RawBatch]:
         r = await self._service(cluster).call(
             "GetRawHistory",
@@ -43,6 +44,7 @@ class GrpcRemoteHistory:
                 "run_id": run_id,
                 "start_event_id": start_event_id,
                 "end_event_id": end_event_id,
+                "end_event_version": end_event_version,
             },
         )
         out = []

@@ -204,15 +204,28 @@ async def read_raw_history(
     run_id: str,
     start_event_id: int,
     end_event_id: int,
+    end_event_version: int = 0,
 ) -> list[RawBatch]:
-    """The stored batches of a run's current branch that hold events ``start .. end - 1``, each with
-    the branch's version history up to its last event: what another cluster asks for to fill a gap."""
+    """The stored batches that hold events ``start .. end - 1`` of the run's branch holding event
+    ``end - 1`` with ``end_event_version`` (the current branch when 0, or when no branch does), each
+    with the branch's version history up to its last event: what another cluster asks for to fill a
+    gap. Not only the current branch: the batch that found the gap may come from a branch this
+    cluster has since replaced (a conflict it lost), and only that branch holds its predecessors."""
     shard, ctx = await engine.run_context(namespace_id, workflow_id, run_id)
     async with ctx.lock:
         ms = await engine.load(shard, ctx)
         written_up_to = ms.next_event_id - len(ms.pending_events)
         branch = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
-        tree_id, branch_id = ms.info.tree_id, ms.info.branch_id
+        tree_id = ms.info.tree_id
+        if end_event_version and end_event_id > 1:
+            wanted = VersionHistoryItem(end_event_id - 1, end_event_version)
+            if not branch.contains(wanted):
+                for other_id, items in ms.branches:
+                    other = VersionHistory.from_list(items, other_id)
+                    if other.contains(wanted):
+                        branch, written_up_to = other, other.last_event_id() + 1
+                        break
+    branch_id = branch.branch_id
     end = min(end_event_id, written_up_to)
     out: list[RawBatch] = []
     token: bytes | None = None
@@ -244,10 +257,11 @@ class InProcessRemote:
         run_id: str,
         start_event_id: int,
         end_event_id: int,
+        end_event_version: int = 0,
     ) -> list[RawBatch]:
         host = self.hosts[cluster]
         return await read_raw_history(
-            host.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id
+            host.history, namespace_id, workflow_id, run_id, start_event_id, end_event_id, end_event_version
         )
 
 

@@ -73,6 +73,17 @@ async def split_brain_heals(c: Clusters, *, timeout: float = 30.0) -> tuple[str,
         "w-3": {"before-3", "s-3"},
         "w-5": {"before-5", "a-5"},
     }
+
+    async def every_signal_everywhere() -> bool:
+        # Converged histories may still lack a losing branch's signals: the active cluster
+        # re-applies them when that branch reaches it, which can be after the others agreed.
+        for cluster in NAMES:
+            for wid, want in expected.items():
+                if Counter(await _signals(c, cluster, ns_id, wid)) != Counter(want):
+                    return False
+        return await c.converged()
+
+    await eventually(every_signal_everywhere, timeout=timeout, what="every signal, once, everywhere")
     for cluster in NAMES:
         for wid, want in expected.items():
             got = await _signals(c, cluster, ns_id, wid)
@@ -140,5 +151,109 @@ def test_split_brain_heals_with_identical_histories_and_no_lost_signal() -> None
                 for wid, want in expected.items():
                     got = await _signals(c, cluster, ns_id, wid)
                     assert Counter(got) == Counter(want), ("after failing back", cluster, wid, got)
+
+    asyncio.run(main())
+
+
+def test_a_gap_is_filled_from_the_branch_the_source_has_since_replaced() -> None:
+    """After a split brain the old active switches its run to the winner's branch; a cluster that
+    still misses some of the old active's batches asks it for them, and gets them from the branch
+    they were written on (kept beside the winner), not from the winner's."""
+
+    async def main() -> None:
+        async with running_clusters(forwarding=False) as c:
+            await c.register_global("video")
+            ns_id = (await c.hosts["active"].namespaces.get("video")).id
+            on_active, on_standby = c.client("active", "video"), c.client("standby", "video")
+            await on_active.start_workflow(Waiter.run, id="gap", task_queue="q")
+            await eventually(c.converged, what="initial convergence")
+            for host in c.hosts.values():
+                await host.replication.applier.pause()
+            await c.hosts["standby"].namespaces.force_active("video", "standby")
+            await on_active.get_workflow_handle("gap").signal(Waiter.note, "a-1")
+            await on_active.get_workflow_handle("gap").signal(Waiter.note, "a-2")
+            await on_standby.get_workflow_handle("gap").signal(Waiter.note, "s-1")
+            await c.hosts["active"].namespaces.force_active("video", "standby")
+            # Only the old active learns of the winner: it switches, keeping its branch.
+            c.hosts["active"].replication.applier.resume()
+
+            async def switched() -> bool:
+                return c.hosts["active"].replication.applier.outcomes.get("switched", 0) >= 1
+
+            await eventually(switched, what="the old active switched to the standby's branch")
+            from .test_bad_input import published
+
+            batches = await published(c.bus, ns_id, "gap")
+            # 'other' gets the old active's last batch without the one before it: a gap whose
+            # events only the old active's replaced branch holds.
+            last = batches[-1]
+            assert last.first_event_id > (await _next_event_id(c, "other", ns_id))
+            await c.hosts["other"].replication.applier.apply(last, "active")
+            _, _, events = await c.hosts["other"].history.get_state_and_events(ns_id, "gap", "")
+            assert [_text(e) for e in events if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED] == [
+                "a-1",
+                "a-2",
+            ]
+            for host in c.hosts.values():
+                host.replication.applier.resume()
+
+            async def every_signal_everywhere() -> bool:
+                for cluster in NAMES:
+                    got = await _signals(c, cluster, ns_id, "gap")
+                    if Counter(got) != Counter(["a-1", "a-2", "s-1"]):
+                        return False
+                return await c.converged()
+
+            # The old active's signals are re-applied by the standby once it sees that branch.
+            await eventually(every_signal_everywhere, what="every signal in every cluster's history")
+
+    asyncio.run(main())
+
+
+async def _next_event_id(c: Clusters, cluster: str, namespace_id: str) -> int:
+    _, ms, _ = await c.hosts[cluster].history.get_state_and_events(namespace_id, "gap", "")
+    return ms.next_event_id
+
+
+def _text(e: object) -> str:
+    return e.attributes["input"][0]["data"].decode().strip('"')  # type: ignore[attr-defined, no-any-return]
+
+
+def test_a_batch_from_elsewhere_meets_a_started_workflow_task_on_the_active_cluster() -> None:
+    """The namespace was forced active on the standby, whose worker has started the run's workflow
+    task when the old active's signal arrives: the batch applies at once (not retried into the DLQ)
+    and its signal is in the run, whichever way the two meet."""
+
+    async def main() -> None:
+        async with running_clusters(forwarding=False) as c:
+            await c.register_global("video")
+            ns_id = (await c.hosts["active"].namespaces.get("video")).id
+            on_active, on_standby = c.client("active", "video"), c.client("standby", "video")
+            await on_active.start_workflow(Waiter.run, id="busy", task_queue="q")
+            await eventually(c.converged, what="initial convergence")
+            for host in c.hosts.values():
+                await host.replication.applier.pause()
+            await c.hosts["standby"].namespaces.force_active("video", "standby")
+            from .test_bad_input import published
+
+            before = len(await published(c.bus, ns_id, "busy"))
+            await on_active.get_workflow_handle("busy").signal(Waiter.note, "a-1")
+
+            async def signal_published() -> bool:
+                return len(await published(c.bus, ns_id, "busy")) > before
+
+            await eventually(signal_published, what="the old active published its signal")
+            # The standby took over the run: its workflow task is offered there, and started.
+            task = await on_standby.service.poll_workflow_task_queue("video", "q", timeout_s=10)
+            assert task is not None and task.workflow_execution.workflow_id == "busy"
+            signal_batch = (await published(c.bus, ns_id, "busy"))[-1]
+            await c.hosts["standby"].replication.applier.apply(signal_batch, "active")
+            _, ms, events = await c.hosts["standby"].history.get_state_and_events(ns_id, "busy", "")
+            signals = [
+                e
+                for e in [*events, *ms.buffered_events]
+                if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
+            ]
+            assert [_text(e) for e in signals] == ["a-1"]
 
     asyncio.run(main())

@@ -359,6 +359,10 @@ class HistoryEngine:
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
+    async def write_unwritten(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        """Writes what the run holds only in memory (a speculative start, a held completion)."""
+        await self.mutate(namespace_id, workflow_id, run_id, _write_as_is)
+
     async def _flush(self, ctx: RunContext) -> None:
         ns, wid, rid = ctx.key
         try:

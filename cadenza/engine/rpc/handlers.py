@@ -347,7 +347,12 @@ class Handlers:
     async def GetRawHistory(self, r: Record) -> Record:
         """For other clusters filling a gap in a run's replicated history (an admin call)."""
         batches = await self.fe.get_raw_history(
-            r["namespace_id"], r["workflow_id"], r["run_id"], r["start_event_id"], r["end_event_id"]
+            r["namespace_id"],
+            r["workflow_id"],
+            r["run_id"],
+            r["start_event_id"],
+            r["end_event_id"],
+            r["end_event_version"],
         )
         return {
             "batches": [

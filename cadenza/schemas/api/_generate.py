@@ -384,6 +384,7 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "run_id": "s",
             "start_event_id": "l",
             "end_event_id": "l",
+            "end_event_version": "l",
         },
         {"batches": "RBL"},
     ),
