@@ -201,7 +201,7 @@ class Host:
                         if self.replication is not None:
                             # What a losing branch had and no active cluster re-applied yet (this
                             # one was standby when the conflict was resolved here).
-                            await self.replication.applier.replicator.reapply_losing_branches(
+                            await self.replication.applier.replicator.reapplier.reapply_losing_branches(
                                 r.namespace_id, r.workflow_id, r.run_id
                             )
                     except ServiceError as e:

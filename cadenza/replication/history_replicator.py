@@ -27,7 +27,6 @@ new state, so a crash leaves either the batch and its state or neither.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,13 +50,13 @@ from cadenza.replication.current_run import (
     decide_create,
     superseded_reason,
 )
+from cadenza.replication.reapply import REAPPLIED_EVENT_TYPES, Reapplier, read_events
 from cadenza.replication.version_history import (
     VersionHistories,
     VersionHistory,
     VersionHistoryError,
     VersionHistoryItem,
     compare_for_winner,
-    find_lca_item,
     is_lca_appendable,
 )
 from cadenza.schemas.codec import decode_events, encode_events
@@ -69,12 +68,6 @@ if TYPE_CHECKING:
     from cadenza.engine.history.shard import RunContext, ShardContext
 
 log = logging.getLogger("cadenza.replication")
-
-REAPPLIED_EVENT_TYPES = (
-    EventType.WORKFLOW_EXECUTION_SIGNALED,
-    EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED,
-    EventType.WORKFLOW_EXECUTION_TERMINATED,
-)
 
 
 class ReplicationError(Exception):
@@ -193,6 +186,7 @@ class HistoryReplicator:
     def __init__(self, engine: HistoryEngine, *, cluster_name: str) -> None:
         self.engine = engine
         self.cluster_name = cluster_name
+        self.reapplier = Reapplier(engine)
 
     async def apply(self, batch: Batch) -> str:
         """Applies one batch; returns what happened ("created", "appended", "duplicate", "forked",
@@ -224,11 +218,16 @@ class HistoryReplicator:
                 ms = await shard.load_state(ctx)
             except EntityNotFoundError:
                 ms = None
+            carry: list[tuple[str, list[HistoryEvent]]] = []
+            """Runs that are not current here, with events whose signals belong on the current run."""
             if ms is None:
-                outcome = await self._create(shard, ctx, batch)
+                outcome = await self._create(shard, ctx, batch, carry)
             else:
                 ms = await self._settle(shard, ctx, ms)
+                zombie = ms.info.state == ExecutionState.ZOMBIE  # before the batch may close it
                 outcome, reapply = await self._apply_to_run(shard, ctx, ms, batch)
+                if zombie:
+                    carry.append((batch.run_id, batch.events))
         if not was_active and self._active_for(batch.namespace_id) and outcome != "duplicate":
             # The namespace failed over to this cluster while the batch was being written: its
             # take-over may have scanned the shard before the write committed, and the write
@@ -239,7 +238,12 @@ class HistoryReplicator:
         ):
             # Also for a duplicate: a re-application that failed after the losing branch was
             # stored (the namespace failed over meanwhile) is made when the batch comes again.
-            await self.reapply_losing_branches(batch.namespace_id, batch.workflow_id, batch.run_id)
+            await self.reapplier.reapply_losing_branches(batch.namespace_id, batch.workflow_id, batch.run_id)
+        if carry and self._active_for(batch.namespace_id):
+            for from_run, events in carry:
+                await self.reapplier.reapply_from_other_run(
+                    batch.namespace_id, batch.workflow_id, from_run, events
+                )
         return outcome
 
     async def sync_activity(
@@ -312,7 +316,13 @@ class HistoryReplicator:
 
     # -- a new run -------------------------------------------------------------------------------
 
-    async def _create(self, shard: ShardContext, ctx: RunContext, batch: Batch) -> str:
+    async def _create(
+        self,
+        shard: ShardContext,
+        ctx: RunContext,
+        batch: Batch,
+        carry: list[tuple[str, list[HistoryEvent]]],
+    ) -> str:
         if batch.first_event_id != 1:
             raise MissingHistoryError(
                 batch.namespace_id,
@@ -348,6 +358,10 @@ class HistoryReplicator:
             previous_run_id, previous_version = cur.run_id, cur.last_write_version
             if decision.plan is CreatePlan.SUPPRESS_CURRENT:
                 previous_version = await self._suppress(shard, cur.run_id, batch)
+                _, _, superseded = await self.engine.get_state_and_events(
+                    batch.namespace_id, batch.workflow_id, cur.run_id
+                )
+                carry.append((cur.run_id, list(superseded)))
             mode = CreateMode.WORKFLOW_ID_REUSE
         await shard.create_run(
             ctx,
@@ -359,6 +373,7 @@ class HistoryReplicator:
             replicated_blob=batch.blob,
         )
         if cur is not None and mode == CreateMode.ZOMBIE:
+            carry.append((batch.run_id, batch.events))
             log.info(
                 "workflow %s: run %s (version %d) kept as a zombie beside the current run %s (version %d)",
                 batch.workflow_id,
@@ -466,7 +481,7 @@ class HistoryReplicator:
         lca_event_id = lca.event_id
         base = histories.histories[base_index]
         tree_id = ms.info.tree_id
-        prefix = await _read_events(shard, tree_id, base.branch_id, lca_event_id + 1)
+        prefix = await read_events(shard, tree_id, base.branch_id, lca_event_id + 1)
         if base_index != histories.current_index and is_lca_appendable(base, lca):
             # The batch extends a losing branch as it is: write to that branch.
             new_branch_id = base.branch_id
@@ -493,7 +508,7 @@ class HistoryReplicator:
         if compare_for_winner(new_vh, current) > 0:
             # The incoming branch wins: the run now follows it. Its state is folded from it, the
             # old current branch is kept, and what only the old branch had is re-applied.
-            old_events = await _read_events(shard, tree_id, current.branch_id, ms.next_event_id)
+            old_events = await read_events(shard, tree_id, current.branch_id, ms.next_event_id)
             loser_events = [e for e in old_events if e.event_id > lca_event_id]
             new_ms = MutableState.rebuild(ms.info.namespace_id, ms.info.workflow_id, ms.info.run_id, prefix)
             for e in batch.events:
@@ -589,120 +604,16 @@ class HistoryReplicator:
         info = ns.cached_by_id(namespace_id) if ns is not None else None
         return info is not None and info.active_cluster == self.cluster_name
 
-    # -- re-applying what a losing branch had ------------------------------------------------------
-
-    async def reapply_losing_branches(self, namespace_id: str, workflow_id: str, run_id: str) -> int:
-        """Re-applies on the run's current branch every signal, cancel request and termination that
-        a losing branch has after its common ancestor with the current one and that was not
-        re-applied yet, by any cluster: each re-applied event names its origin (version and event
-        id) in its identity, so a cluster that becomes active later does not apply it twice. Runs
-        wherever the namespace is active: on conflicts, on a duplicate delivery, on a take-over."""
-        try:
-            _, ms, current = await self.engine.get_state_and_events(namespace_id, workflow_id, run_id)
-        except Exception:
-            return 0
-        if not ms.branches or not ms.is_running:
-            return 0
-        done = {k for k in ms.signal_request_ids if k.startswith("reapply:")}
-        done |= {k for e in current if (k := _reapplied_key(e)) is not None}
-        cur_vh = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
-        shard = self.engine.shard(namespace_id, workflow_id)
-        todo: dict[str, HistoryEvent] = {}
-        for branch_id, items in ms.branches:
-            vh = VersionHistory.from_list(items, branch_id)
-            try:
-                lca = find_lca_item(cur_vh, vh)
-            except VersionHistoryError:
-                continue
-            for e in await _read_events(shard, ms.info.tree_id, branch_id, vh.last_event_id() + 1):
-                key = f"reapply:{e.version}:{e.event_id}"
-                if e.event_id > lca.event_id and e.event_type in REAPPLIED_EVENT_TYPES and key not in done:
-                    todo.setdefault(key, e)
-        if not todo:
-            return 0
-        return await self.reapply_from_loser(namespace_id, workflow_id, run_id, list(todo.values()))
-
-    async def reapply_from_loser(
-        self, namespace_id: str, workflow_id: str, run_id: str, events: list[HistoryEvent]
-    ) -> int:
-        """Writes the losing branch's signals, cancel requests and terminations on the run's
-        current branch, each once; returns how many were applied now."""
-        applied = 0
-
-        def rule(m: Mutation) -> None:
-            nonlocal applied
-            applied = 0
-            ms = m.ms
-            for e in events:
-                key = f"reapply:{e.version}:{e.event_id}"
-                if key in ms.signal_request_ids or not ms.is_running:
-                    continue
-                ms.signal_request_ids.add(key)
-                a = dict(e.attributes)
-                a["identity"] = (
-                    f"{a.get('identity') or ''} {REAPPLIED_MARK}{e.version}:{e.event_id})".lstrip()
-                )
-                if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED:
-                    ms.add_or_buffer(e.event_type, m.now, a)
-                elif e.event_type == EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-                    if ms.info.cancel_requested:
-                        continue
-                    ms.info.cancel_requested = True
-                    ms.add_or_buffer(e.event_type, m.now, a)
-                else:
-                    close_run(m, EventType.WORKFLOW_EXECUTION_TERMINATED, a)
-                applied += 1
-            if applied:
-                m.schedule_workflow_task()
-            else:
-                m.noop = True
-
-        await self.engine.mutate(namespace_id, workflow_id, run_id, rule)
-        if applied:
-            log.info(
-                "workflow %s run %s: re-applied %d events of a losing branch", workflow_id, run_id, applied
-            )
-        return applied
-
-
-REAPPLIED_MARK = "(re-applied from "
-_REAPPLIED = re.compile(r"\(re-applied from (\d+):(\d+)\)$")
-
 
 def _unwritten(ctx: RunContext) -> bool:
     state = ctx.state
     return bool((state is not None and state.pending_events) or ctx.held_task is not None or ctx.deferred)
 
 
-def _reapplied_key(e: HistoryEvent) -> str | None:
-    """``reapply:<version>:<event id>`` of the losing-branch event ``e`` re-applies, if it does."""
-    if e.event_type not in REAPPLIED_EVENT_TYPES:
-        return None
-    match = _REAPPLIED.search(str(e.attributes.get("identity") or ""))
-    return f"reapply:{match.group(1)}:{match.group(2)}" if match else None
-
-
 def _histories(ms: MutableState) -> VersionHistories:
     current = VersionHistory.from_list(ms.version_history, ms.info.branch_id)
     others = [VersionHistory.from_list(items, b) for b, items in ms.branches]
     return VersionHistories([current, *others], 0)
-
-
-async def _read_events(
-    shard: ShardContext, tree_id: str, branch_id: str, end_event_id: int
-) -> list[HistoryEvent]:
-    """Events ``1 .. end_event_id - 1`` of a branch."""
-    out: list[HistoryEvent] = []
-    token: bytes | None = None
-    while end_event_id > 1:
-        nodes, token = await shard.stores.history.read_history_branch(
-            tree_id, branch_id, min_node_id=1, max_node_id=end_event_id, page_size=1000, token=token
-        )
-        for node in nodes:
-            out.extend(e for e in decode_events(node.data) if e.event_id < end_event_id)
-        if not token:
-            break
-    return out
 
 
 def _visibility_tasks(ms: MutableState, events: list[HistoryEvent], *, always: bool = False) -> MutationTasks:

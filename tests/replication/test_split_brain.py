@@ -72,6 +72,7 @@ async def split_brain_heals(c: Clusters, *, timeout: float = 30.0) -> tuple[str,
         "w-2": {"before-2", "s-2"},
         "w-3": {"before-3", "s-3"},
         "w-5": {"before-5", "a-5"},
+        "both": {"on-old"},
     }
 
     async def every_signal_everywhere() -> bool:
@@ -108,6 +109,8 @@ async def split_brain_heals(c: Clusters, *, timeout: float = 30.0) -> tuple[str,
             for e in old_events
             if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED
         ]
+        # The signal the older run took is not lost with it: the current run has it, once.
+        assert await _signals(c, cluster, ns_id, "both") == ["on-old"], cluster
     # The old active's own writes of w-0 lost; its branch is kept beside the winner.
     _, ms, _ = await c.hosts["active"].history.get_state_and_events(ns_id, "w-0", "")
     assert ms.branches, "the losing branch is kept"
