@@ -1,8 +1,10 @@
-"""`cadenza dev services`: real Kafka, Cassandra and Elasticsearch on this machine for tests."""
+"""`cadenza dev services`: real Kafka, Cassandra and Elasticsearch (and, when asked, Jaeger and
+Prometheus) on this machine for tests."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 
@@ -15,7 +17,8 @@ from cadenza.ops.devservices.manager import (
     ServiceManager,
     ServiceStatus,
 )
-from cadenza.ops.devservices.services import SERVICES
+from cadenza.ops.devservices.observability import SCRAPE_TARGETS_ENV
+from cadenza.ops.devservices.services import DEFAULT_SERVICES, SERVICES
 
 _SERVICE = click.Choice(sorted(SERVICES))
 _OUTPUT = click.option(
@@ -48,10 +51,12 @@ def _fail(exc: ServiceError) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def services() -> None:
-    """Run real Kafka 4, Cassandra 5 and Elasticsearch 8 locally (jars from Maven Central, needs Java 17).
+    """Run real Kafka 4, Cassandra 5 and Elasticsearch 8 locally (jars from Maven Central, needs Java 17),
+    and on request Jaeger and Prometheus (built from the Go module proxy with the machine's Go).
 
-    Ports on 127.0.0.1: Kafka 19092, Cassandra 19042, Elasticsearch 19200. Jars, data and logs live
-    under ~/.cache/cadenza/devservices (or $CADENZA_DEVSERVICES_HOME).
+    Ports on 127.0.0.1: Kafka 19092, Cassandra 19042, Elasticsearch 19200; Jaeger query 19686 and
+    OTLP 14317 (gRPC) / 14318 (HTTP); Prometheus 19090. Jars, binaries, data and logs live under
+    ~/.cache/cadenza/devservices (or $CADENZA_DEVSERVICES_HOME).
     """
 
 
@@ -64,11 +69,33 @@ def services() -> None:
     show_default=True,
     help="Seconds to wait for every service to answer.",
 )
+@click.option(
+    "--with",
+    "extra",
+    default="",
+    metavar="NAMES",
+    help="Comma-separated services to start besides the default set, e.g. jaeger,prometheus.",
+)
+@click.option(
+    "--scrape",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="A /metrics endpoint for the dev Prometheus to scrape (repeatable).",
+)
 @_OUTPUT
-def up(names: tuple[str, ...], timeout: float, output: str) -> None:
-    """Start the services (all when none named) in parallel and wait until they answer."""
+def up(names: tuple[str, ...], timeout: float, extra: str, scrape: tuple[str, ...], output: str) -> None:
+    """Start the services (kafka, cassandra and elasticsearch when none named) in parallel and wait
+    until they answer."""
+    chosen = list(names) or list(DEFAULT_SERVICES)
+    for name in (n.strip() for n in extra.split(",")):
+        if name and name not in SERVICES:
+            raise click.BadParameter(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+        if name and name not in chosen:
+            chosen.append(name)
+    if scrape:
+        os.environ[SCRAPE_TARGETS_ENV] = ",".join(scrape)
     try:
-        rows = ServiceManager().up(names, timeout=timeout)
+        rows = ServiceManager().up(chosen, timeout=timeout)
     except ServiceError as exc:
         _fail(exc)
         return
@@ -76,7 +103,8 @@ def up(names: tuple[str, ...], timeout: float, output: str) -> None:
         click.echo(json.dumps({r.service: r.address for r in rows}, indent=2))
     else:
         for r in rows:
-            click.echo(f"{r.service:<14} {r.address}")
+            where = SERVICES[r.service].describe().removeprefix(r.service).strip()
+            click.echo(f"{r.service:<14} {where}")
 
 
 @services.command()

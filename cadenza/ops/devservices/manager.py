@@ -174,8 +174,14 @@ class ServiceManager:
 
     # -- paths and records -------------------------------------------------------------------------
 
-    def names(self, names: Iterable[str] | None = None) -> list[str]:
-        chosen = list(names or []) or list(self.services)
+    def names(self, names: Iterable[str] | None = None, *, running_too: bool = False) -> list[str]:
+        """The named services; none named: the default set (with ``running_too``, plus any other
+        service that has a PID file, so `down` and `status` also see a Jaeger started by name)."""
+        chosen = list(names or [])
+        if not chosen:
+            chosen = [n for n, s in self.services.items() if s.in_default_set]
+            if running_too:
+                chosen += [n for n in self.services if n not in chosen and self.pid_file(n).exists()]
         unknown = [n for n in chosen if n not in self.services]
         if unknown:
             raise ValueError(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(self.services)}")
@@ -204,7 +210,7 @@ class ServiceManager:
 
     def status(self, names: Iterable[str] | None = None, *, probe: bool = True) -> list[ServiceStatus]:
         result = []
-        for name in self.names(names):
+        for name in self.names(names, running_too=True):
             service = self.services[name]
             rec = self.record(name)
             alive = rec is not None and is_alive(rec)
@@ -223,7 +229,6 @@ class ServiceManager:
         for; a stale PID file is removed. Raises ServiceError naming every service that failed.
         """
         chosen = self.names(names)
-        deadline = self.clock() + timeout
         to_start: list[str] = []
         failures: dict[str, str] = {}
         for name in chosen:
@@ -251,13 +256,18 @@ class ServiceManager:
         for name in to_start:
             service = self.services[name]
             try:
-                dists[name] = resolve.resolve(
-                    name, home=self.home, arrange=service.arrange, progress=self.progress
-                )
+                dists[name] = service.resolve_dist(self.home, self.progress)
             except Exception as exc:
                 failures[name] = str(exc)
+            else:
+                # A Go build takes minutes: something may have taken a port meanwhile.
+                busy = [p for p in service.ports if port_busy(p)]
+                if busy:
+                    failures[name] = f"port {busy[0]} on {LOOPBACK} was taken while it was being built"
         if failures:
             raise ServiceError(failures)
+        # The deadline is for starting: resolving jars or building a binary may take much longer.
+        deadline = self.clock() + timeout
 
         with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
             futures = {
@@ -327,7 +337,7 @@ class ServiceManager:
     def down(self, names: Iterable[str] | None = None, *, grace: float = DEFAULT_GRACE) -> list[str]:
         """Stop the recorded processes: SIGTERM, then SIGKILL after `grace` seconds. Returns those stopped."""
         running: dict[str, PidRecord] = {}
-        for name in self.names(names):
+        for name in self.names(names, running_too=True):
             rec = self.record(name)
             if rec is None:
                 continue

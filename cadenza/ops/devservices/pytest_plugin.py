@@ -4,11 +4,13 @@ Load with `pytest_plugins = ["cadenza.ops.devservices.pytest_plugin"]`. Addresse
 CADENZA_TEST_KAFKA ("host:port"), CADENZA_TEST_CASSANDRA ("host:port") and
 CADENZA_TEST_ELASTICSEARCH (URL), else the ports `cadenza dev services up` uses. A test that needs a
 server which does not answer fails (it never skips): a skipped integration test looks like a pass.
+The `jaeger` and `prometheus` fixtures start theirs (building them with Go the first time).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -67,3 +69,34 @@ def elasticsearch_url() -> str:
     url = elasticsearch_address()
     _require(probe_elasticsearch(url, PROBE_TIMEOUT), "Elasticsearch", url)
     return url
+
+
+# -- Jaeger and Prometheus: started (and on first use built) by the fixtures themselves -----------------
+
+GO_SERVICE_TIMEOUT = 120.0
+
+
+def _go_service(name: str) -> Any:
+    """Start a Go-built service through `cadenza dev services` (building it the first time); a
+    failure fails the test with the reason and the log tail, never skips it."""
+    from cadenza.ops.devservices.manager import ServiceError, ServiceManager
+
+    manager = ServiceManager()
+    try:
+        manager.up([name], timeout=GO_SERVICE_TIMEOUT)
+    except ServiceError as e:
+        tails = "".join(f"\n----- {n} log -----\n{t}" for n, t in e.logs.items() if t)
+        pytest.fail(f"cannot start {name} with `cadenza dev services up {name}`: {e}{tails}", pytrace=False)
+    return SERVICES[name]
+
+
+@pytest.fixture(scope="session")
+def jaeger() -> Any:
+    """The dev Jaeger (a `cadenza.ops.devservices.services.Jaeger`): OTLP in, query API out."""
+    return _go_service("jaeger")
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Any:
+    """The dev Prometheus (`...services.Prometheus`); point it at targets with `set_scrape_targets`."""
+    return _go_service("prometheus")

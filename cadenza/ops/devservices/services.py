@@ -8,6 +8,7 @@ whether the server really answers through the same Python client the product use
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import shutil
@@ -16,10 +17,14 @@ import subprocess
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from cadenza.ops.devservices import gobuild
+from cadenza.ops.devservices import observability as obs
+from cadenza.ops.devservices import resolve as _resolve
 from cadenza.ops.devservices.resolve import javac, read_resource, render, resource_dir
 
 LOOPBACK = "127.0.0.1"
@@ -114,6 +119,9 @@ class Service:
     extra_ports: dict[str, int] = field(default_factory=dict)
     heap: str = "512m"
 
+    in_default_set: ClassVar[bool] = True
+    """Started by a plain `up`; the others (Jaeger, Prometheus) only when named."""
+
     @property
     def ports(self) -> list[int]:
         return [self.port, *self.extra_ports.values()]
@@ -124,6 +132,10 @@ class Service:
 
     def arrange(self, staging: Path) -> None:
         """Lay out the resolved jars (called once, right after Maven); most services need nothing."""
+
+    def resolve_dist(self, home: Path, progress: Callable[[str], None]) -> Path:
+        """The complete distribution (jars from Maven by default), fetched or built on first use."""
+        return _resolve.resolve(self.name, home=home, arrange=self.arrange, progress=progress)
 
     def jvm_options(self, run_dir: Path) -> list[str]:
         # Serial GC and a fixed small heap: these are single-user test servers on two cores, where
@@ -337,4 +349,123 @@ class Elasticsearch(Service):
         return probe_elasticsearch(self.address, timeout)
 
 
-SERVICES: dict[str, Service] = {s.name: s for s in (Kafka(), Cassandra(), Elasticsearch())}
+# Built from the Go module proxy rather than Maven Central; started only when named.
+
+
+def http_get_json(url: str, timeout: float = 3.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def probe_http_json(url: str, timeout: float = 3.0) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    if not port_open(parsed.port or 80, parsed.hostname or LOOPBACK):
+        return False
+    try:
+        http_get_json(url, timeout)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class GoService(Service):
+    """A server built from a Go module (no JVM, no heap)."""
+
+    in_default_set: ClassVar[bool] = False
+    tool: ClassVar[gobuild.GoTool]
+
+    def resolve_dist(self, home: Path, progress: Callable[[str], None]) -> Path:
+        return gobuild.build(self.name, self.tool, home=home, progress=progress)
+
+    def binary(self, dist: Path) -> str:
+        return str(dist / "bin" / self.tool.binary)
+
+
+@dataclass(frozen=True)
+class Jaeger(GoService):
+    """Jaeger all-in-one with in-memory storage: OTLP in, `GET /api/traces?service=...` out."""
+
+    name: str = "jaeger"
+    port: int = 19686
+    extra_ports: dict[str, int] = field(
+        default_factory=lambda: {"otlp-grpc": 14317, "otlp-http": 14318, "query-grpc": 19685}
+    )
+    tool: ClassVar[gobuild.GoTool] = obs.JAEGER_TOOL
+
+    @property
+    def address(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.extra_ports['otlp-grpc']}"
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.extra_ports['otlp-http']}"
+
+    def prepare(self, dist: Path, run_dir: Path) -> list[str]:
+        config = run_dir / "config.yaml"
+        config.write_text(
+            obs.JAEGER_CONFIG.format(
+                host=LOOPBACK,
+                query_port=self.port,
+                query_grpc_port=self.extra_ports["query-grpc"],
+                otlp_grpc_port=self.extra_ports["otlp-grpc"],
+                otlp_http_port=self.extra_ports["otlp-http"],
+            ),
+            encoding="utf-8",
+        )
+        return [self.binary(dist), "--config", str(config)]
+
+    def probe(self, timeout: float = 3.0) -> bool:
+        # The query API answers only once the storage and the pipeline are up.
+        return probe_http_json(f"{self.address}/api/services", timeout) and port_open(
+            self.extra_ports["otlp-grpc"]
+        )
+
+    def describe(self) -> str:
+        return f"{self.name} {self.address} (OTLP gRPC {self.otlp_grpc_endpoint})"
+
+
+@dataclass(frozen=True)
+class Prometheus(GoService):
+    """Prometheus 3 scraping the targets of `targets.json` every second."""
+
+    name: str = "prometheus"
+    port: int = 19090
+    tool: ClassVar[gobuild.GoTool] = obs.PROMETHEUS_TOOL
+
+    @property
+    def address(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def prepare(self, dist: Path, run_dir: Path) -> list[str]:
+        targets = run_dir / obs.TARGETS_FILE
+        initial = [t for t in os.environ.get(obs.SCRAPE_TARGETS_ENV, "").split(",") if t.strip()]
+        obs.write_targets(targets, initial)
+        config = run_dir / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: cadenza\n    file_sd_configs:\n"
+            f"      - files: [{json.dumps(str(targets))}]\n        refresh_interval: 1s\n",
+            encoding="utf-8",
+        )
+        return [
+            self.binary(dist),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={run_dir / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{self.port}",
+            "--storage.tsdb.retention.time=1d",
+            "--log.level=info",
+        ]
+
+    def probe(self, timeout: float = 3.0) -> bool:
+        return probe_http_json(f"{self.address}/api/v1/status/buildinfo", timeout)
+
+
+SERVICES: dict[str, Service] = {
+    s.name: s for s in (Kafka(), Cassandra(), Elasticsearch(), Jaeger(), Prometheus())
+}
+DEFAULT_SERVICES: tuple[str, ...] = tuple(n for n, s in SERVICES.items() if s.in_default_set)
