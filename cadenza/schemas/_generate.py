@@ -26,7 +26,7 @@ from typing import Any
 from cadenza.schemas.events import EVENT_FIELDS, EventType
 
 NAMESPACE = "io.cadenza.v1"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the history schemas; bump when ``EVENT_FIELDS`` or the shared records change."""
 VERSION_PROPERTY = "cadenza.schema_version"
 """Extra schema attribute carrying the version; not part of the Parsing Canonical Form."""
@@ -117,6 +117,9 @@ def shared_records() -> list[dict[str, Any]]:
             "details": "P",
             "timeout_type": "S?",
             "cause": "F",
+            # Version 3: an application error's requested retry delay and its category.
+            "next_retry_delay_ms": "L?",
+            "category": "i",
         },
     )
     retry = _record(

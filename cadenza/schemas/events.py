@@ -12,7 +12,10 @@ Conventions for attribute values (they are what the Avro schemas encode):
 * a *payload* is ``{"metadata": {str: bytes}, "data": bytes}``; *payloads* is a list of payloads
   (the positional arguments of a call, or a one-element list holding a result);
 * a *failure* is ``{"message", "source", "stack_trace", "failure_type", "application_type",
-  "non_retryable", "details", "timeout_type", "cause"}`` (``cause`` is a nested failure or None);
+  "non_retryable", "details", "timeout_type", "cause", "next_retry_delay_ms", "category"}``
+  (``cause`` is a nested failure or None; ``next_retry_delay_ms`` is an application error's
+  requested delay before the next attempt, or None; ``category`` is its
+  ``ApplicationErrorCategory``, 0 when unspecified);
 * a *retry policy* is ``{"initial_interval_ms", "backoff_coefficient", "maximum_interval_ms",
   "maximum_attempts", "non_retryable_error_types"}``;
 * an *execution* is ``{"workflow_id": str, "run_id": str}``;

@@ -50,6 +50,8 @@ def failure(message: str, cause: dict[str, Any] | None = None) -> dict[str, Any]
         "details": [payload({"why": message})],
         "timeout_type": "START_TO_CLOSE",
         "cause": cause,
+        "next_retry_delay_ms": 1500,
+        "category": 1,
     }
 
 

@@ -164,10 +164,16 @@ def retry_backoff(info: ActivityInfo, failure: dict[str, Any], now_us: int) -> t
     max_attempts = policy.get("maximum_attempts") or 0
     if max_attempts and info.attempt >= max_attempts:
         return None, "MAXIMUM_ATTEMPTS_REACHED"
-    initial = policy.get("initial_interval_ms") or DEFAULT_INITIAL_INTERVAL_MS
-    coefficient = policy.get("backoff_coefficient") or DEFAULT_BACKOFF
-    maximum = policy.get("maximum_interval_ms") or initial * 100
-    backoff = min(int(initial * coefficient ** (info.attempt - 1)), maximum)
+    requested = failure.get("next_retry_delay_ms")
+    if requested is not None and failure.get("failure_type") == "ApplicationFailure":
+        # The activity asked for this delay (ApplicationError's next_retry_delay): it replaces
+        # the policy's backoff, as the anchors do.
+        backoff = max(0, int(requested))
+    else:
+        initial = policy.get("initial_interval_ms") or DEFAULT_INITIAL_INTERVAL_MS
+        coefficient = policy.get("backoff_coefficient") or DEFAULT_BACKOFF
+        maximum = policy.get("maximum_interval_ms") or initial * 100
+        backoff = min(int(initial * coefficient ** (info.attempt - 1)), maximum)
     if info.schedule_to_close_timeout_ms:
         deadline = info.first_scheduled_time + info.schedule_to_close_timeout_ms * 1000
         if now_us + backoff * 1000 >= deadline:

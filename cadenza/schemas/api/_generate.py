@@ -24,7 +24,7 @@ from typing import Any
 from cadenza.schemas.events import COMMAND_FIELD_TYPES, COMMAND_FIELDS, EVENT_FIELDS, CommandType
 
 NAMESPACE = "io.cadenza.api.v1"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_PROPERTY = "cadenza.schema_version"
 API_DIR = Path(__file__).parent
 
@@ -457,6 +457,9 @@ def named_types() -> dict[str, dict[str, Any]]:
             "details": "P",
             "timeout_type": "S?",
             "cause": "F",
+            # Version 2: an application error's requested retry delay and its category.
+            "next_retry_delay_ms": "L?",
+            "category": "i",
         },
     )
     retry = _record(
