@@ -14,6 +14,7 @@ from cadenza.sdk.client_updates import (
 from cadenza.sdk.description import WorkflowExecutionDescription, WorkflowExecutionStatus
 from cadenza.sdk.exceptions import (
     WorkflowFailureError,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowHistory",
     "WorkflowIDConflictPolicy",
+    "WorkflowQueryFailedError",
     "WorkflowUpdateFailedError",
     "WorkflowUpdateHandle",
     "WorkflowUpdateRPCTimeoutOrCancelledError",

@@ -2,6 +2,7 @@
 
 from cadenza.sdk.common import (
     QueryRejectCondition,
+    RawValue,
     RetryPolicy,
     SearchAttributeIndexedValueType,
     SearchAttributeKey,
@@ -13,6 +14,7 @@ from cadenza.sdk.common import (
 
 __all__ = [
     "QueryRejectCondition",
+    "RawValue",
     "RetryPolicy",
     "SearchAttributeIndexedValueType",
     "SearchAttributeKey",

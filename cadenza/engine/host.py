@@ -38,6 +38,8 @@ from cadenza.engine.outbox import (
     VisibilityUpdate,
 )
 from cadenza.engine.persistence.protocols import ExecutionState, Stores
+from cadenza.metrics.persistence import metered_stores
+from cadenza.metrics.server import ServerMetrics
 from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.events import EventType
 from cadenza.schemas.service import NamespaceInfo
@@ -57,7 +59,11 @@ class Host:
         host_id: str,
         visibility_sink: VisibilitySink | None = None,
         cluster: ClusterMetadata | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
+        self.metrics = metrics = metrics or ServerMetrics.disabled()
+        """The server's metrics (``cadenza.metrics``); disabled unless the caller made some."""
+        stores = metered_stores(stores, metrics)
         self.stores = stores
         self.clock = clock
         self.visibility_sink: VisibilitySink = visibility_sink or DiscardingSink()
@@ -69,6 +75,7 @@ class Host:
             transfer_handler=self._on_transfer,
             now_us=clock.now_us,
             sleep_until=clock.sleep_until,
+            metrics=metrics,
         )
         self.namespaces = NamespaceRegistry(stores.namespaces, cluster=cluster)
         self.history = HistoryEngine(
@@ -94,6 +101,21 @@ class Host:
         self._takeovers: set[asyncio.Task[int]] = set()
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
         self.matching.on_sticky_queued = self._arm_sticky_timeout
+        if metrics.enabled:
+            self._instrument(metrics)
+
+    def _instrument(self, metrics: ServerMetrics) -> None:
+        from cadenza.metrics.frontend import instrument_frontend
+
+        def namespace_name(namespace_id: str) -> str | None:
+            info = self.namespaces.cached_by_id(namespace_id)
+            return None if info is None else info.name
+
+        metrics.namespace_name = namespace_name
+        metrics.known_namespace = lambda name: self.namespaces.cached_by_id_or_name(name) is not None
+        self.history.metrics = metrics
+        self.matching.metrics = metrics
+        instrument_frontend(self.frontend, metrics)
 
     @classmethod
     async def start(
@@ -112,6 +134,7 @@ class Host:
         visibility_topic: str | None = None,
         namespace_refresh_s: float = 10.0,
         dynamic_config: Any = None,
+        metrics: ServerMetrics | None = None,
     ) -> Host:
         """``visibility_store`` with ``bus`` runs the anchors' visibility path in this process: the
         outbox publishes to the bus, and an indexer consumes it into the store (which the frontend
@@ -148,6 +171,7 @@ class Host:
             host_id=host_id or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}",
             visibility_sink=visibility_sink,
             cluster=cluster,
+            metrics=metrics,
         )
         host.frontend.visibility = visibility_store
         host.frontend.dynamic_config = dynamic_config

@@ -93,6 +93,8 @@ class MatchingEngine:
         self._query_ids = itertools.count(1)
         self.on_sticky_queued: Callable[[MatchTask], None] | None = None
         """Called when a workflow task is queued on a sticky queue: arms its fallback timer."""
+        self.metrics: Any = None
+        """``cadenza.metrics.ServerMetrics``: records each task's schedule-to-start latency."""
 
     def _offer(self, q: TaskQueue, task: MatchTask) -> None:
         if q.offer(task) and task.normal_queue and self.on_sticky_queued is not None:
@@ -157,6 +159,8 @@ class MatchingEngine:
         q.last_poll_time = loop.time()
         task = q.take()
         if task is not None or timeout_s <= 0:
+            if task is not None and self.metrics is not None:
+                self._started(task, loop.time())
             return task  # a poll that does not wait only takes what is queued
         fut: asyncio.Future[MatchTask | None] = loop.create_future()
         q.pollers.append(fut)
@@ -164,7 +168,10 @@ class MatchingEngine:
         # second future and callbacks: polls are a hot path.
         expiry = loop.call_later(timeout_s, expire, fut)
         try:
-            return await fut
+            task = await fut
+            if task is not None and self.metrics is not None:
+                self._started(task, loop.time())
+            return task
         except asyncio.CancelledError:
             # A task handed to a poller that went away must not be lost: offer it again.
             if fut.done() and not fut.cancelled():
@@ -174,6 +181,16 @@ class MatchingEngine:
             raise
         finally:
             expiry.cancel()
+
+    def _started(self, task: MatchTask, now: float) -> None:
+        if task.query is None:
+            self.metrics.schedule_to_start(
+                task.namespace_id,
+                # A sticky queue belongs to one worker: reported under the run's normal queue.
+                task.normal_queue or task.task_queue,
+                "workflow" if task.task_type == WORKFLOW_TASK else "activity",
+                now - task.created_at,
+            )
 
     def has_pollers(self, namespace_id: str, name: str, task_type: int, within_s: float = 70.0) -> bool:
         q = self._queues.get((namespace_id, name, task_type))

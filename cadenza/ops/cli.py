@@ -12,13 +12,25 @@ from cadenza.ops.commands.common import AliasedGroup, connection_options, root_s
 @click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cadenza")
 @connection_options
+@click.option(
+    "--log-format",
+    "cli_log_format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    envvar="CADENZA_LOG_FORMAT",
+    help="Format of the CLI's own log lines on stderr (json: one object per line).",
+)
 @click.pass_context
-def cli(ctx: click.Context, **conn: Any) -> None:
+def cli(ctx: click.Context, cli_log_format: str | None, **conn: Any) -> None:
     """Cadenza: a durable, event-sourced workflow engine.
 
     Connection options given here apply to every command (as with tctl's global flags); a command's
     own options win. Short forms: `n` for namespace, `wf` for workflow.
     """
+    if cli_log_format is not None:
+        from cadenza.ops import logsetup
+
+        logsetup.configure(cli_log_format)
     ctx.obj = root_settings(**conn)
 
 

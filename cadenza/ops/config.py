@@ -34,6 +34,12 @@ are accepted as they are.
     namespaceDefaults:
       namespaces: [default]
       retentionDays: 3
+    global:                                              # optional: Prometheus metrics
+      metrics:
+        tags: {type: frontend}
+        prometheus: {timerType: histogram, listenAddress: "127.0.0.1:8000"}
+    tracing:                                             # optional: OpenTelemetry traces over OTLP
+      otlp: {endpoint: "http://127.0.0.1:4317"}
 
 Without ``clusterInformation`` the config describes one cluster named ``currentClusterName`` with
 initial failover version 0: no replication. The example configs shipped in ``cadenza/ops/config/``
@@ -49,6 +55,8 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cadenza.engine.bus.topology import KafkaTopology
+from cadenza.engine.tracing import TracingSettings, tracing_settings
+from cadenza.metrics.config import metrics_problems, metrics_settings
 from cadenza.ops.devserver import ServerSettings
 from cadenza.replication.cluster import (
     DEFAULT_FAILOVER_VERSION_INCREMENT,
@@ -375,6 +383,7 @@ def load_config(path: str | Path) -> ServerConfig:
         problems += [f"{path}: {p}" for p in cross_problems(cluster, kafka)]
     elif kafka is not None:
         problems += [f"{path}: {p}" for p in kafka.problems()]
+    problems += [f"{path}: {p}" for p in metrics_problems(doc)]
     if problems:
         raise ConfigError("\n".join(problems))
     assert config is not None
@@ -442,4 +451,13 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         dynamic_config_poll_s=config.dynamicConfigClient.poll_interval_s()
         if config.dynamicConfigClient
         else 10.0,
+        metrics=metrics_settings(config.model_dump()),
+        tracing=_tracing(config, path),
     )
+
+
+def _tracing(config: ServerConfig, path: str | Path) -> TracingSettings | None:
+    try:
+        return tracing_settings(config.model_dump())
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from None

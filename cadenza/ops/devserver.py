@@ -19,11 +19,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cadenza.engine import logcontext, tracing
 from cadenza.engine.bus.embedded import EmbeddedBus
 from cadenza.engine.errors import AlreadyExistsError
 from cadenza.engine.host import Host
 from cadenza.engine.persistence import open_sqlite_stores
 from cadenza.engine.rpc import ClusterInfo, RpcServer, ServerTLS
+from cadenza.engine.tracing import TracingSettings
+from cadenza.metrics.config import MetricsSettings
 from cadenza.ops.dynamic_config import DynamicConfig
 from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.service import NamespaceInfo
@@ -76,6 +79,10 @@ class ServerSettings:
     replication_log: str | None = None
     """With several clusters and no Kafka: the embedded log file every cluster's server shares
     (default: ``replication.bus`` beside the database file, or in the temporary directory)."""
+    metrics: MetricsSettings | None = None
+    """Export Prometheus metrics (``cadenza.metrics``) on ``metrics.listen_address``."""
+    tracing: TracingSettings | None = None
+    """Export OpenTelemetry spans (``cadenza.engine.tracing``) over OTLP; off when None."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,6 +94,10 @@ class ServerProcess:
         self.port = 0
         self._closers: list[Any] = []
         self.dynamic_config: DynamicConfig | None = None
+        self.metrics: Any = None
+        """The ``ServerMetrics`` exported when ``settings.metrics`` is set."""
+        self.metrics_port = 0
+        self._gauges: Any = None
 
     async def start(self) -> int:
         s = self.settings
@@ -101,6 +112,10 @@ class ServerProcess:
         else:
             stores = open_sqlite_stores(s.db_filename)
         try:
+            logcontext.set_cluster(s.cluster_name)
+            if s.tracing is not None:
+                tracing.configure(s.tracing)
+                stores = tracing.traced_stores(stores)
             visibility: dict[str, Any] = {}
             if s.visibility:
                 visibility = await self._open_visibility(s.db_filename)
@@ -112,6 +127,8 @@ class ServerProcess:
                 s.dynamic_config_file, poll_interval_s=s.dynamic_config_poll_s
             )
             self.dynamic_config.start()
+            if s.metrics is not None:
+                self._start_metrics(s.metrics)
             self.host = await Host.start(
                 stores,
                 num_shards=s.num_shards,
@@ -119,8 +136,15 @@ class ServerProcess:
                 cluster=cluster,
                 replication=replication,
                 dynamic_config=self.dynamic_config,
+                metrics=self.metrics,
                 **visibility,
             )
+            if self.metrics is not None:
+                from cadenza.metrics.gauges import ServerGauges
+
+                interval = s.metrics.gauge_interval_s if s.metrics is not None else 5.0
+                self._gauges = ServerGauges(self.metrics, self.host, interval_s=interval)
+                self._gauges.start()
             for name in s.namespaces:
                 with contextlib.suppress(AlreadyExistsError):
                     await self.host.namespaces.register(
@@ -132,7 +156,7 @@ class ServerProcess:
                 persistence="cassandra" if s.cassandra is not None else "sqlite",
                 server_version=server_version(),
             )
-            self.rpc = RpcServer(self.host.frontend, cluster=info)
+            self.rpc = RpcServer(self.host.frontend, cluster=info, metrics=self.metrics)
             self.port = await self.rpc.start(s.ip, s.port, tls=s.tls)
         except BaseException:
             await self.stop()
@@ -140,6 +164,15 @@ class ServerProcess:
                 await stores.close()
             raise
         return self.port
+
+    def _start_metrics(self, settings: MetricsSettings) -> None:
+        from cadenza.metrics import MetricsRegistry, ServerMetrics
+
+        registry = MetricsRegistry(tags=settings.tags)
+        self.metrics = ServerMetrics(registry)
+        self.metrics_port = registry.serve(settings.listen_address)
+        host = settings.listen_address.rpartition(":")[0]
+        log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
 
     async def _open_visibility(self, db_filename: str) -> dict[str, Any]:
         from cadenza.engine.bus.embedded import EmbeddedBus
@@ -205,6 +238,11 @@ class ServerProcess:
         return ReplicationConfig(bus, topics, remote=remote, forwarding=s.forwarding)
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self._gauges is not None:
+            await self._gauges.stop()
+            self._gauges = None
+        if self.metrics is not None:
+            self.metrics.registry.stop_serving()
         if self.rpc is not None:
             await self.rpc.stop(grace)
             self.rpc = None
@@ -217,6 +255,8 @@ class ServerProcess:
         for closer in self._closers:
             await closer.close()
         self._closers.clear()
+        if self.settings.tracing is not None:
+            tracing.shutdown()  # flushes the spans still queued
 
 
 async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> None:
@@ -233,7 +273,8 @@ async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> N
         print(
             f"Cadenza server {server_version()} serving on {s.ip}:{port} "
             f"(namespaces: {', '.join(s.namespaces)}; database: {s.db_filename}; "
-            f"{'cluster: ' + s.cluster_name + '; ' if s.cluster_metadata is not None else ''}ready)",
+            f"{'cluster: ' + s.cluster_name + '; ' if s.cluster_metadata is not None else ''}"
+            f"{f'metrics: {server.metrics_port}; ' if server.metrics_port else ''}ready)",
             flush=True,
         )
     log.info("server ready", extra={"port": port})

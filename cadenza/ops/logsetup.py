@@ -1,7 +1,9 @@
 """Server logging: one line per record, as text for people or JSON for log collectors.
 
 Quiet by default (warnings and errors only): a dev server that chats on every workflow drowns the
-output of the programs run next to it.
+output of the programs run next to it. In JSON every line about a run also carries its namespace,
+workflow id, run id, shard id and the cluster (``cadenza.engine.logcontext``), bound where work
+enters the server rather than passed to each log call.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from cadenza.engine import logcontext
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -35,8 +39,10 @@ class JsonFormatter(logging.Formatter):
 
 def configure(log_format: str = "text", level: str = "warning") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    logcontext.enable(log_format == "json")
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
+        handler.addFilter(logcontext.ContextFilter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -65,6 +65,7 @@ from cadenza.schemas.service import (
     WorkflowExecution,
 )
 from cadenza.sdk import exceptions as sdk_errors
+from cadenza.sdk.interceptor import OUTGOING_METADATA
 
 Payloads = list[dict[str, Any]]
 Record = dict[str, Any]
@@ -226,11 +227,15 @@ class GrpcService:
         attempt = 0
         long_poll = method in api.LONG_POLL_METHODS
         elsewhere = len(self._channels) - 1  # other targets to try on NamespaceNotActive
+        metadata = self._metadata
+        extra = OUTGOING_METADATA.get()
+        if extra:  # set by an interceptor around this call (a trace context)
+            metadata = (*(metadata or ()), *extra)
         while True:
             index = next(self._next) if long_poll else self._preferred
             stub = self._stub(index, method)
             try:
-                response: bytes = await stub(request, timeout=deadline, metadata=self._metadata)
+                response: bytes = await stub(request, timeout=deadline, metadata=metadata)
                 break
             except grpc.aio.AioRpcError as e:
                 code = e.code()

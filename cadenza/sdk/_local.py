@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from cadenza.engine import errors as server_errors
@@ -64,19 +65,52 @@ def translate_error(e: server_errors.ServiceError) -> Exception:
 
 class LocalService:
     """Wraps an in-process ``WorkflowService`` implementation, translating its errors and retrying
-    UNAVAILABLE for the calls in ``RETRIED_CALLS`` up to ``retries`` times."""
+    UNAVAILABLE for the calls in ``RETRIED_CALLS`` up to ``retries`` times.
+
+    Observers (metrics) see every call: the target's ``call_observers`` (a metered server's) and
+    ``observers`` (a metered client's). ``observer.hook(method)`` gives ``(before, after)`` for a
+    method, or None; ``before(args, kwargs)`` (may be None) runs before the call, ``after(args,
+    kwargs, started, result, error)`` once it ended (``error`` is the server's exception). They
+    run inside this wrapper's own coroutine: metering adds no coroutine per call."""
 
     def __init__(
-        self, target: Any, *, retries: int = 5, initial_backoff: float = 0.05, max_backoff: float = 2.0
+        self,
+        target: Any,
+        *,
+        retries: int = 5,
+        initial_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        observers: Sequence[Any] = (),
     ) -> None:
         self._target = target
         self.retries = retries
         self._backoff = (initial_backoff, max_backoff)
+        self.observers = list(observers)
+
+    def observed_by(self, observer: Any) -> LocalService:
+        """A service to the same target whose calls ``observer`` sees too."""
+        initial_backoff, max_backoff = self._backoff
+        return LocalService(
+            self._target,
+            retries=self.retries,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            observers=[*self.observers, observer],
+        )
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         fn = getattr(self._target, name)
         retries = self.retries if name in RETRIED_CALLS else 0
         initial_backoff, max_backoff = self._backoff
+        hooks = [
+            hook
+            for observer in (*getattr(self._target, "call_observers", ()), *self.observers)
+            if (hook := observer.hook(name)) is not None
+        ]
+        if hooks:
+            observed = self._observed(fn, retries, hooks)
+            setattr(self, name, observed)
+            return observed
 
         @functools.wraps(fn)
         async def call(*args: Any, **kwargs: Any) -> Any:
@@ -98,6 +132,46 @@ class LocalService:
                     raise err from None
 
         setattr(self, name, call)  # cache: later calls skip __getattr__
+        return call
+
+    def _observed(self, fn: Callable[..., Any], retries: int, hooks: list[Any]) -> Callable[..., Any]:
+        """``__getattr__``'s call with the observers' hooks around it."""
+        initial_backoff, max_backoff = self._backoff
+        befores = tuple(before for before, _ in hooks if before is not None)
+        afters = tuple(after for _, after in hooks)
+        clock = time.perf_counter
+
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            for before in befores:
+                before(args, kwargs)
+            started = clock()
+            delay = initial_backoff
+            attempt = 0
+            while True:
+                try:
+                    result = await fn(*args, **kwargs)
+                except server_errors.ServiceError as e:
+                    if e.code == server_errors.UnavailableError.code and attempt < retries:
+                        attempt += 1
+                        await asyncio.sleep(delay * (0.5 + random.random()))
+                        delay = min(delay * 2, max_backoff)
+                        continue
+                    for after in afters:
+                        after(args, kwargs, started, None, e)
+                    err = translate_error(e)
+                    if attempt and isinstance(err, sdk_errors.RPCError):
+                        err.message = f"{err.message} ({attempt + 1} attempts)"
+                        err.args = (f"{err.status}: {err.message}",)
+                    raise err from None
+                except BaseException as e:
+                    for after in afters:
+                        after(args, kwargs, started, None, e)
+                    raise
+                for after in afters:
+                    after(args, kwargs, started, result, None)
+                return result
+
         return call
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from cadenza.schemas.events import HistoryEvent
+from cadenza.schemas.events import EventType, HistoryEvent
 from cadenza.schemas.service import PollWorkflowTaskResponse, WorkflowExecution
 from cadenza.sdk._runtime.instance import WorkflowInstance
 
@@ -47,6 +47,10 @@ class WorkflowCache:
         self._runs: OrderedDict[str, tuple[WorkflowInstance, str, str]] = OrderedDict()
         """run id -> (instance, namespace, workflow id), least recently used first."""
         self._resets: set[asyncio.Task[None]] = set()
+        self.hits = 0
+        """Tasks that found their run cached (``sticky_cache_hit``)."""
+        self.misses = 0
+        """Tasks of a run with earlier tasks that was not cached (``sticky_cache_miss``)."""
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -71,11 +75,15 @@ class WorkflowCache:
             if first > 1:
                 if first == last + 1:
                     self._runs.move_to_end(run_id)
+                    self.hits += 1
                     return inst, history
             elif last and last < len(history) and history[last - 1].event_id == last:
                 self._runs.move_to_end(run_id)
+                self.hits += 1
                 return inst, history[last:]
             self._runs.pop(run_id, None)
+        if first > 1 or any(e.event_type == EventType.WORKFLOW_TASK_COMPLETED for e in history):
+            self.misses += 1  # a run past its first task, not in the cache: replayed or refused
         if first > 1:
             raise StickyCacheMiss(
                 f"the task's history starts at event {first}, but this worker does not have run "

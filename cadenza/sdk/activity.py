@@ -48,6 +48,15 @@ __all__ = [
 CallableT = TypeVar("CallableT", bound=Callable[..., Any])
 
 _DEFN_ATTR = "__cadenza_activity_definition"
+DYNAMIC_ACTIVITY = "__cadenza_dynamic_activity"
+"""The name a dynamic activity is registered under in a worker."""
+
+
+def dynamic_arguments(converter: Any, payloads: list[dict[str, Any]] | None) -> list[Any]:
+    """The one argument a dynamic activity takes: its payloads as ``RawValue``s."""
+    from cadenza.sdk.converter import RawValue
+
+    return [converter.from_payloads(payloads, [RawValue] * len(payloads or []))]
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,9 @@ class ActivityDefinition:
     """Type hints of the positional parameters (``Any`` where missing), to decode arguments."""
     return_type: Any
     """Return type hint, or None when missing."""
+    dynamic: bool = False
+    """``@activity.defn(dynamic=True)``: runs every activity type its worker has no function for,
+    with one argument, the arguments as a sequence of ``cadenza.common.RawValue``."""
 
     @staticmethod
     def from_callable(fn: Callable[..., Any]) -> ActivityDefinition:
@@ -89,9 +101,13 @@ class ActivityDefinition:
         return defn
 
     @staticmethod
-    def _build(fn: Callable[..., Any], name: str | None) -> ActivityDefinition:
+    def _build(fn: Callable[..., Any], name: str | None, dynamic: bool = False) -> ActivityDefinition:
         if not callable(fn):
             raise TypeError(f"@activity.defn needs a function, got {fn!r}")
+        if dynamic:
+            if name:
+                raise ValueError("a dynamic activity has no name: it runs every unregistered type")
+            name = DYNAMIC_ACTIVITY
         fn_name = getattr(fn, "__name__", None)
         if name is None and (not fn_name or fn_name == "<lambda>"):
             raise ValueError("@activity.defn on a lambda needs an explicit name= (as on a functools.partial)")
@@ -107,6 +123,7 @@ class ActivityDefinition:
             is_async=is_async,
             param_types=param_types,
             return_type=return_type,
+            dynamic=dynamic,
         )
 
 
@@ -142,16 +159,21 @@ def defn(fn: CallableT) -> CallableT: ...
 
 
 @overload
-def defn(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+def defn(*, name: str | None = None, dynamic: bool = False) -> Callable[[CallableT], CallableT]: ...
 
 
 def defn(
-    fn: CallableT | None = None, *, name: str | None = None
+    fn: CallableT | None = None, *, name: str | None = None, dynamic: bool = False
 ) -> CallableT | Callable[[CallableT], CallableT]:
-    """Mark a sync or async function as an activity, registered as ``name`` (default: its name)."""
+    """Mark a sync or async function as an activity, registered as ``name`` (default: its name).
+
+    ``dynamic=True`` (no name): the activity runs every activity type its worker has no function
+    for; it takes one argument, the arguments as a sequence of ``cadenza.common.RawValue``
+    (``activity.info().activity_type`` names the type it runs).
+    """
 
     def decorate(f: CallableT) -> CallableT:
-        setattr(f, _DEFN_ATTR, ActivityDefinition._build(f, name))
+        setattr(f, _DEFN_ATTR, ActivityDefinition._build(f, name, dynamic))
         return f
 
     return decorate(fn) if fn is not None else decorate

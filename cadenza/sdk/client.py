@@ -41,6 +41,14 @@ from cadenza.sdk.exceptions import (
     WorkflowFailureError,
 )
 from cadenza.sdk.history import WorkflowHistory
+from cadenza.sdk.interceptor import (
+    Interceptor,
+    QueryWorkflowInput,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+    client_chain,
+)
+from cadenza.sdk.runtime import Runtime, metered
 from cadenza.sdk.search_attributes import TypedSearchAttributes, search_attribute_values
 
 if TYPE_CHECKING:
@@ -55,6 +63,18 @@ R = TypeVar("R")
 
 RESULT_POLL_S = 60.0
 """How long one call waits for a run to close before the client asks again."""
+
+
+def _start_input(req: StartWorkflowRequest, wait_s: float = 0.0) -> StartWorkflowInput:
+    return StartWorkflowInput(
+        req.workflow_type,
+        req.workflow_id,
+        req.task_queue,
+        dict(req.header or {}),
+        req,
+        start_signal=req.signal_name,
+        wait_s=wait_s,
+    )
 
 
 def _default_identity() -> str:
@@ -122,11 +142,18 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         data_converter: DataConverter | None = None,
+        interceptors: Sequence[Interceptor] = (),
+        runtime: Runtime | None = None,
     ) -> None:
-        self.service = service
+        self.runtime = runtime if runtime is not None else Runtime.default()
+        """Where this client's and its workers' metrics go (``cadenza.sdk.runtime``)."""
+        self.service = metered(service, self.runtime, namespace)
         self.namespace = namespace
         self.identity = identity or _default_identity()
         self.data_converter = data_converter or default_converter()
+        self.interceptors = list(interceptors)
+        """Also used by every ``Worker`` of this client (those that intercept workers)."""
+        self._outbound = client_chain(self.interceptors, self)
 
     @classmethod
     async def connect(
@@ -140,6 +167,8 @@ class Client:
         tls: TLSConfig | bool | None = None,
         rpc_timeout: float = 10.0,
         retries: int = 5,
+        interceptors: Sequence[Interceptor] = (),
+        runtime: Runtime | None = None,
     ) -> Client:
         """Connects to a server.
 
@@ -151,7 +180,9 @@ class Client:
         their wait on top); ``retries`` bounds the retries of UNAVAILABLE (in process: of the
         client's calls, see ``_local.py``). Over the network the server is asked for its cluster
         info once, so a wrong address fails here. ``target_host`` (temporalio's name) and
-        ``target`` are the same argument.
+        ``target`` are the same argument. ``interceptors`` wrap the client's calls (and the
+        workers' runs; see ``cadenza.sdk.interceptor``). ``runtime`` (``cadenza.runtime.Runtime``)
+        exports the client's and its workers' metrics (default: ``Runtime.default()``).
         """
         if target is not None and target_host is not None:
             raise TypeError("Client.connect: pass target_host or target, not both")
@@ -186,7 +217,14 @@ class Client:
                 f"cannot connect to {target!r}: pass 'host:port', a list of them, 'dns:///name:port', "
                 "or an in-process server (the object returned by Host.start or WorkflowEnvironment)"
             )
-        return cls(service, namespace=namespace, identity=identity, data_converter=data_converter)
+        return cls(
+            service,
+            namespace=namespace,
+            identity=identity,
+            data_converter=data_converter,
+            interceptors=interceptors,
+            runtime=runtime,
+        )
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -231,7 +269,10 @@ class Client:
             start_signal=start_signal,
             start_signal_args=start_signal_args,
         )
-        resp = await self.service.start_workflow_execution(req)
+        if self._outbound is not None:
+            resp = await self._outbound.start_workflow(_start_input(req))
+        else:
+            resp = await self.service.start_workflow_execution(req)
         return WorkflowHandle(self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret)
 
     def _start_request(
@@ -291,7 +332,10 @@ class Client:
         result_type = kwargs.pop("result_type", None)
         call_args = positional_args(arguments, args, "execute_workflow()")
         req, ret = self._start_request(workflow, call_args, id=id, task_queue=task_queue, **kwargs)
-        started, closed = await self.service.start_workflow_execution_and_wait(req, RESULT_POLL_S)
+        if self._outbound is not None:
+            started, closed = await self._outbound.start_workflow(_start_input(req, RESULT_POLL_S))
+        else:
+            started, closed = await self.service.start_workflow_execution_and_wait(req, RESULT_POLL_S)
         handle: WorkflowHandle[Any] = WorkflowHandle(
             self, id, run_id=None, first_run_id=started.run_id, result_type=result_type or ret
         )
@@ -496,6 +540,15 @@ class WorkflowHandle(Generic[R]):
         c = self.client
         args = positional_args(arguments, args, "signal()")
         name = _handler_name(signal, _SIGNAL_MARK, "signal")
+        if c._outbound is not None:
+            execution = self._execution()
+            payloads = c.data_converter.to_payloads(args) if args else None
+            await c._outbound.signal_workflow(
+                SignalWorkflowInput(
+                    execution.workflow_id, execution.run_id, name, payloads, {}, request_id or new_id()
+                )
+            )
+            return
         await c.service.signal_workflow_execution(
             c.namespace,
             self._execution(),
@@ -594,9 +647,14 @@ class WorkflowHandle(Generic[R]):
             if reject_condition.rejects(status):
                 raise QueryRejectedError(status)
         name = _handler_name(query, _QUERY_MARK, "query")
-        result = await c.service.query_workflow(
-            c.namespace, self._execution(), name, c.data_converter.to_payloads(args) if args else None
-        )
+        payloads = c.data_converter.to_payloads(args) if args else None
+        if c._outbound is not None:
+            execution = self._execution()
+            result = await c._outbound.query_workflow(
+                QueryWorkflowInput(execution.workflow_id, execution.run_id, name, payloads)
+            )
+        else:
+            result = await c.service.query_workflow(c.namespace, self._execution(), name, payloads)
         values = c.data_converter.from_payloads(result, [result_type] if result_type else None)
         return values[0] if values else None
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cadenza.sdk.converter import RawValue
 from cadenza.sdk.search_attributes import (
     SearchAttributeIndexedValueType,
     SearchAttributeKey,
@@ -19,6 +20,7 @@ from cadenza.sdk.search_attributes import (
 
 __all__ = [
     "QueryRejectCondition",
+    "RawValue",
     "RetryPolicy",
     "SearchAttributeIndexedValueType",
     "SearchAttributeKey",

@@ -11,10 +11,12 @@ A :class:`PayloadCodec` transforms whole payload lists after encoding and before
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import traceback
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any, Protocol
 
 from pydantic import TypeAdapter
@@ -23,6 +25,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from cadenza.sdk.exceptions import (
     ActivityError,
     ApplicationError,
+    ApplicationErrorCategory,
     CanceledError,
     ChildWorkflowError,
     FailureError,
@@ -42,6 +45,7 @@ __all__ = [
     "DataConverter",
     "FailureType",
     "PayloadCodec",
+    "RawValue",
     "default_converter",
     "exception_to_failure",
     "failure_to_exception",
@@ -66,6 +70,15 @@ class FailureType:
     SERVER = "ServerFailure"
     ACTIVITY = "ActivityFailure"
     CHILD_WORKFLOW = "ChildWorkflowExecutionFailure"
+
+
+@dataclasses.dataclass(frozen=True)
+class RawValue:
+    """A payload passed through the converter untouched (temporalio's ``RawValue``): as an argument or
+    result it is sent as is; as a type hint, the payload comes back wrapped, undecoded (what dynamic
+    workflows, activities, signals and queries receive)."""
+
+    payload: Payload
 
 
 class PayloadCodec(Protocol):
@@ -146,6 +159,8 @@ class DataConverter:
         return self.from_payloads([payload], [type_hint])[0]
 
     def _encode(self, value: Any, index: int) -> Payload:
+        if isinstance(value, RawValue):
+            return value.payload
         if value is None:
             return {"metadata": {"encoding": ENCODING_BINARY_NULL}, "data": b""}
         if isinstance(value, bytes | bytearray | memoryview):
@@ -161,6 +176,8 @@ class DataConverter:
         return {"metadata": {"encoding": ENCODING_JSON_PLAIN}, "data": data.encode()}
 
     def _decode(self, payload: Payload, hint: Any, index: int) -> Any:
+        if hint is RawValue:
+            return RawValue(payload)
         encoding = payload.get("metadata", {}).get("encoding")
         if encoding == ENCODING_JSON_PLAIN:
             try:
@@ -215,6 +232,10 @@ class DataConverter:
             failure["application_type"] = exc.type
             failure["non_retryable"] = exc.non_retryable
             failure["details"] = self.to_payloads(exc.details) if exc.details else None
+            if exc.next_retry_delay is not None:
+                failure["next_retry_delay_ms"] = max(0, round(exc.next_retry_delay.total_seconds() * 1000))
+            if exc.category:
+                failure["category"] = int(exc.category)
         elif isinstance(exc, TimeoutError):
             failure["failure_type"] = FailureType.TIMEOUT
             failure["timeout_type"] = exc.type.value if exc.type else None
@@ -311,11 +332,19 @@ class DataConverter:
                 failure=failure,
             )
         else:
+            delay_ms = failure.get("next_retry_delay_ms")
+            category = failure.get("category") or 0
             exc = ApplicationError(
                 message,
                 *details,
                 type=failure.get("application_type"),
                 non_retryable=bool(failure.get("non_retryable")),
+                next_retry_delay=timedelta(milliseconds=delay_ms) if delay_ms is not None else None,
+                category=(
+                    ApplicationErrorCategory(category)
+                    if category in ApplicationErrorCategory._value2member_map_
+                    else ApplicationErrorCategory.UNSPECIFIED
+                ),
                 failure=failure,
             )
         if cause_exc is not None:

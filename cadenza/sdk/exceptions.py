@@ -42,6 +42,7 @@ __all__ = [
     "WorkflowAlreadyStartedError",
     "WorkflowFailureError",
     "WorkflowNotFoundError",
+    "WorkflowQueryFailedError",
     "WorkflowTaskError",
     "WorkflowUpdateFailedError",
     "WorkflowUpdateRPCTimeoutOrCancelledError",
@@ -185,9 +186,8 @@ class ApplicationError(FailureError):
 
     @property
     def category(self) -> ApplicationErrorCategory:
-        """How the error is reported. Like ``next_retry_delay`` the failure dict has no field for
-        it, so it is honoured by the process that raised it (a BENIGN activity failure is logged at
-        DEBUG by its worker) and reads UNSPECIFIED after a round trip."""
+        """How the error is reported (a BENIGN activity failure is logged at DEBUG by its worker);
+        it travels in the failure (``category``), so it reads the same on the other side."""
         return self._category
 
     @property
@@ -209,7 +209,9 @@ class ApplicationError(FailureError):
     def next_retry_delay(self) -> timedelta | None:
         """Requested delay before the next retry.
 
-        The failure dict has no field for it, so it is honoured only by the process that raised it.
+        Raised by an activity, it replaces the retry policy's backoff before the next attempt (the
+        server honours it; the policy's maximum attempts and the schedule-to-close timeout still
+        apply). It travels in the failure (``next_retry_delay_ms``), so the workflow sees it too.
         """
         return self._next_retry_delay
 
@@ -545,6 +547,10 @@ class QueryFailedError(CadenzaError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+WorkflowQueryFailedError = QueryFailedError
+"""temporalio's name for :class:`QueryFailedError` (in ``cadenza.client``, where temporalio has it)."""
 
 
 class QueryRejectedError(CadenzaError):

@@ -50,8 +50,10 @@ class WorkflowEnvironment:
         stores: Stores | None = None,
         visibility_sink: Any = None,
         visibility: bool = True,
+        metrics: Any = None,
     ) -> WorkflowEnvironment:
-        """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown."""
+        """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown.
+        ``metrics`` (a ``cadenza.metrics.ServerMetrics``) is what the engine records into."""
         if stores is None:
             stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
         clock = clock or SystemClock()
@@ -76,6 +78,7 @@ class WorkflowEnvironment:
             visibility_sink=visibility_sink,
             visibility_store=store,
             bus=bus,
+            metrics=metrics,
         )
         host._owned = [x for x in (bus, store) if x is not None]  # type: ignore[attr-defined]
         client = Client(local_service(host.frontend), namespace=namespace, data_converter=data_converter)

@@ -38,16 +38,21 @@ from cadenza.schemas.service import (
     RespondWorkflowTaskFailedRequest,
 )
 from cadenza.sdk import activity as activity_mod
-from cadenza.sdk._runtime.activity_tasks import Heartbeater, activity_info_from_task, is_cancel
+from cadenza.sdk._runtime.activity_tasks import (
+    Heartbeater,
+    activity_info_from_task,
+    is_cancel,
+    run_intercepted,
+)
 from cadenza.sdk._runtime.commands import COMMAND_EVENT_TYPES
-from cadenza.sdk._runtime.definitions import WorkflowDefinition
+from cadenza.sdk._runtime.definitions import DYNAMIC_WORKFLOW, WorkflowDefinition
 from cadenza.sdk._runtime.instance import StaleInstanceError, WorkflowInstance
 from cadenza.sdk._runtime.local_activity_runner import LocalActivityRunner
 from cadenza.sdk._runtime.replayer import Replayer
 from cadenza.sdk._runtime.session_worker import SessionHost
 from cadenza.sdk._runtime.sessions import SESSION_CREATION_ACTIVITY
 from cadenza.sdk._sticky import StickyCacheMiss, WorkflowCache
-from cadenza.sdk.activity import ActivityContext, ActivityDefinition
+from cadenza.sdk.activity import DYNAMIC_ACTIVITY, ActivityContext, ActivityDefinition, dynamic_arguments
 from cadenza.sdk.client import Client
 from cadenza.sdk.converter import DataConverter, default_converter
 from cadenza.sdk.exceptions import (
@@ -55,8 +60,10 @@ from cadenza.sdk.exceptions import (
     ApplicationErrorCategory,
     CadenzaError,
     NondeterminismError,
+    QueryFailedError,
     WorkflowTaskError,
 )
+from cadenza.sdk.interceptor import Interceptor, activity_chain, workflow_classes
 
 __all__ = ["Replayer", "Worker"]
 
@@ -133,6 +140,8 @@ class Worker:
         graceful_shutdown_timeout: timedelta = timedelta(0),
         workflow_runner: Any = None,
         debug_mode: bool = False,
+        workflow_failure_exception_types: Sequence[type[BaseException]] = (),
+        interceptors: Sequence[Interceptor] = (),
     ) -> None:
         """``max_concurrent_sessions`` > 0 lets the worker accept that many worker sessions at a time
         (``workflow.create_session``); it then also runs the activities of its sessions.
@@ -146,7 +155,10 @@ class Worker:
         task waits on this worker's sticky queue before the server sends it to the normal queue.
         ``workflow_runner`` (``SandboxedWorkflowRunner()``, ``UnsandboxedWorkflowRunner()``) and
         ``debug_mode`` are accepted for temporalio's code and ignored: there is no sandbox, and
-        no deadlock detector to turn off."""
+        no deadlock detector to turn off. ``workflow_failure_exception_types``: exceptions that,
+        escaping any workflow's code, fail the run instead of the workflow task (as
+        ``@workflow.defn(failure_exception_types=...)`` does for one workflow). ``interceptors``
+        wrap activities and workflow runs, after those of the client (``cadenza.sdk.interceptor``)."""
         del workflow_runner, debug_mode
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
@@ -158,11 +170,16 @@ class Worker:
         self.task_queue = task_queue
         self.identity = identity or f"{client.identity}:{task_queue}:{uuid.uuid4().hex[:6]}"
         self._workflows: dict[str, WorkflowDefinition] = {}
+        self._failure_exception_types = tuple(workflow_failure_exception_types)
         for cls in workflows:
             d = WorkflowDefinition.from_class(cls)
             if d.name in self._workflows:
                 raise ValueError(f"workflow type {d.name!r} is registered twice")
             self._workflows[d.name] = d
+        chosen = [i for i in getattr(client, "interceptors", ()) if isinstance(i, Interceptor)]
+        chosen += interceptors
+        self._activity_chain = activity_chain(chosen)
+        self._interceptor_classes = {name: workflow_classes(chosen, name) for name in self._workflows}
         self._activities: dict[str, ActivityDefinition] = {}
         for fn in activities:
             a = ActivityDefinition.from_callable(fn)
@@ -180,6 +197,9 @@ class Worker:
         self._cache = WorkflowCache(
             client.service, task_queue, max_cached_workflows, sticky_queue_schedule_to_start_timeout
         )
+        self._metrics = getattr(getattr(client, "runtime", None), "metrics", None)
+        if self._metrics is not None:
+            self._metrics.add_worker(self)  # cache, poller and slot gauges (cadenza.sdk._metrics)
         self._activity_slots = asyncio.Semaphore(max_concurrent_activities)
         # Workflow tasks may be handled concurrently (each waits for its completion to be written),
         # so a few pollers keep many runs moving; a run never has two tasks at once. By default
@@ -283,6 +303,8 @@ class Worker:
         if self._own_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        if self._metrics is not None:
+            self._metrics.remove_worker(self)
 
     def _cancel_activities(self) -> None:
         self._cancelling_activities = True
@@ -382,6 +404,8 @@ class Worker:
                 workflow_id=task.workflow_execution.workflow_id,
                 run_id=task.workflow_execution.run_id,
                 converter=self._converter,
+                failure_exception_types=self._failure_exception_types,
+                interceptor_classes=self._interceptor_classes.get(defn.name, ()),
             ),
         )
 
@@ -401,7 +425,7 @@ class Worker:
     async def _handle_workflow_task(self, task: PollWorkflowTaskResponse) -> None:
         service = self.client.service
         run_id = task.workflow_execution.run_id
-        defn = self._workflows.get(task.workflow_type)
+        defn = self._workflows.get(task.workflow_type) or self._workflows.get(DYNAMIC_WORKFLOW)
         if defn is None:
             await service.respond_workflow_task_failed(
                 RespondWorkflowTaskFailedRequest(
@@ -436,6 +460,9 @@ class Worker:
                     await self._sticky_cache_miss(task, e)
                     return
                 commands = inst.activate(events, task.updates)
+            if self._metrics is not None:
+                took = asyncio.get_running_loop().time() - received
+                self._metrics.workflow_task_activated(task, events, took)
             if inst.task_open:
                 commands = await self._local_activities.complete_task(inst, received)
         except (WorkflowTaskError, Exception) as e:
@@ -516,7 +543,7 @@ class Worker:
         service = self.client.service
         assert task.query is not None
         query_id = task.query.query_id
-        defn = self._workflows.get(task.workflow_type)
+        defn = self._workflows.get(task.workflow_type) or self._workflows.get(DYNAMIC_WORKFLOW)
         try:
             if defn is None:
                 raise ApplicationError(
@@ -536,6 +563,8 @@ class Worker:
                     workflow_id=task.workflow_execution.workflow_id,
                     run_id=task.workflow_execution.run_id,
                     converter=self._converter,
+                    failure_exception_types=self._failure_exception_types,
+                    interceptor_classes=self._interceptor_classes.get(defn.name, ()),
                 )
                 try:
                     replayed.replay(history)
@@ -545,9 +574,9 @@ class Worker:
             else:
                 result = inst.query(task.query.query_type, task.query.query_args)
         except Exception as e:
-            await service.respond_query_task_completed(
-                task.namespace, query_id, error_message=f"{type(e).__name__}: {e}"
-            )
+            # A handler's failure already says what failed (an ApplicationError's message alone).
+            message = str(e) if isinstance(e, QueryFailedError) else f"{type(e).__name__}: {e}"
+            await service.respond_query_task_completed(task.namespace, query_id, error_message=message)
             return
         await service.respond_query_task_completed(task.namespace, query_id, result=result)
 
@@ -623,7 +652,7 @@ class Worker:
     async def _run_activity(self, task: PollActivityTaskResponse) -> None:
         service = self.client.service
         conv = self._converter
-        defn = self._activities.get(task.activity_type)
+        defn = self._activities.get(task.activity_type) or self._activities.get(DYNAMIC_ACTIVITY)
         if defn is None:
             await self._fail_attempt(
                 task,
@@ -636,7 +665,11 @@ class Worker:
             )
             return
         try:
-            args = conv.from_payloads(task.input, defn.param_types)
+            args = (
+                dynamic_arguments(conv, task.input)
+                if defn.dynamic
+                else conv.from_payloads(task.input, defn.param_types)
+            )
         except Exception as e:
             await self._fail_attempt(
                 task,
@@ -668,7 +701,10 @@ class Worker:
             heartbeater.on_cancel = current.cancel
         self._running_activities[task.task_token] = _RunningActivity(current, ctx, defn.is_async)
         try:
-            if defn.is_async:
+            if self._activity_chain is not None:
+                chain = self._activity_chain
+                result = await run_intercepted(chain, task, defn.fn, defn.is_async, args, ctx, self._executor)
+            elif defn.is_async:
                 with activity_mod._activity_context(ctx):
                     result = await defn.fn(*args)
             else:

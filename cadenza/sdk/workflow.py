@@ -27,17 +27,31 @@ from datetime import datetime, timedelta
 from random import Random
 from typing import Any, TypeVar, overload
 
-from cadenza.sdk._runtime.activities import ActivityHandle
+from cadenza.sdk._runtime.activities import ActivityCancellationType, ActivityHandle
 from cadenza.sdk._runtime.definitions import (
     QueryDefinition,
     SignalDefinition,
     UpdateDefinition,
     WorkflowDefinition,
     build_workflow_definition,
+    mark_init,
     mark_query,
     mark_run,
     mark_signal,
     mark_update,
+)
+from cadenza.sdk._runtime.helpers import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    HandlerUnfinishedPolicy,
+    get_last_completion_result,
+    get_last_failure,
+    has_last_completion_result,
+    memo,
+    memo_value,
+    payload_converter,
+    wait,
 )
 from cadenza.sdk._runtime.info import ParentInfo, WorkflowInfo
 from cadenza.sdk._runtime.instance import WorkflowInstance, current_instance
@@ -56,9 +70,15 @@ from cadenza.sdk.common import RetryPolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.search_attributes import SearchAttributeUpdate, TypedSearchAttributes
 
 __all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "ActivityCancellationType",
     "ActivityHandle",
+    "ChildWorkflowCancellationType",
     "ChildWorkflowHandle",
     "ExternalWorkflowHandle",
+    "HandlerUnfinishedPolicy",
     "ParentClosePolicy",
     "ParentInfo",
     "QueryDefinition",
@@ -82,11 +102,18 @@ __all__ = [
     "execute_local_activity_class",
     "execute_local_activity_method",
     "get_external_workflow_handle",
+    "get_last_completion_result",
+    "get_last_failure",
+    "has_last_completion_result",
     "in_workflow",
     "info",
+    "init",
     "logger",
+    "memo",
+    "memo_value",
     "now",
     "patched",
+    "payload_converter",
     "query",
     "random",
     "recreate_session",
@@ -109,6 +136,7 @@ __all__ = [
     "update",
     "upsert_search_attributes",
     "uuid4",
+    "wait",
     "wait_condition",
 ]
 
@@ -125,11 +153,22 @@ def defn(cls: ClassT) -> ClassT: ...
 
 
 @overload
-def defn(*, name: str | None = None, sandboxed: bool = True) -> Callable[[ClassT], ClassT]: ...
+def defn(
+    *,
+    name: str | None = None,
+    sandboxed: bool = True,
+    failure_exception_types: Sequence[type[BaseException]] = (),
+    dynamic: bool = False,
+) -> Callable[[ClassT], ClassT]: ...
 
 
 def defn(
-    cls: ClassT | None = None, *, name: str | None = None, sandboxed: bool = True
+    cls: ClassT | None = None,
+    *,
+    name: str | None = None,
+    sandboxed: bool = True,
+    failure_exception_types: Sequence[type[BaseException]] = (),
+    dynamic: bool = False,
 ) -> ClassT | Callable[[ClassT], ClassT]:
     """Mark a class as a workflow named ``name`` (default: the class name).
 
@@ -137,14 +176,31 @@ def defn(
     an argument-free ``__init__``) and raises one ``ValueError`` listing every problem.
     ``sandboxed`` is accepted for temporalio's code and ignored: workflows run without a sandbox
     (determinism comes from the workflow event loop and replay checks).
+
+    An exception escaping the workflow code fails the run if it is a ``FailureError`` (such as
+    ``ApplicationError``), the builtin ``TimeoutError``, or an instance of a type in
+    ``failure_exception_types`` (or the worker's ``workflow_failure_exception_types``); any other
+    fails the workflow task, which is retried, so deploying a fix resumes the run.
+
+    ``dynamic=True`` (no name) makes the workflow run every workflow type that no other workflow of
+    its worker has; its run method takes one argument, the arguments as a sequence of
+    ``cadenza.common.RawValue`` (decode them with ``workflow.payload_converter()``), and
+    ``workflow.info().workflow_type`` names the type it runs.
     """
     del sandboxed
 
     def decorate(c: ClassT) -> ClassT:
-        build_workflow_definition(c, name)
+        build_workflow_definition(c, name, failure_exception_types, dynamic=dynamic)
         return c
 
     return decorate(cls) if cls is not None else decorate
+
+
+def init(fn: CallableT) -> CallableT:
+    """Mark ``__init__`` as taking the same arguments as the ``@workflow.run`` method: the workflow
+    object is then built with the run's arguments (before any signal or query reaches it)."""
+    mark_init(fn)
+    return fn
 
 
 def run(fn: CallableT) -> CallableT:
@@ -158,16 +214,33 @@ def signal(fn: CallableT) -> CallableT: ...
 
 
 @overload
-def signal(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+def signal(
+    *,
+    name: str | None = None,
+    unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON,
+    description: str | None = None,
+    dynamic: bool = False,
+) -> Callable[[CallableT], CallableT]: ...
 
 
 def signal(
-    fn: CallableT | None = None, *, name: str | None = None
+    fn: CallableT | None = None,
+    *,
+    name: str | None = None,
+    unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON,
+    description: str | None = None,
+    dynamic: bool = False,
 ) -> CallableT | Callable[[CallableT], CallableT]:
-    """Mark a (sync or async) method as the handler of signal ``name`` (default: the method name)."""
+    """Mark a (sync or async) method as the handler of signal ``name`` (default: the method name).
+
+    ``dynamic=True`` (no name): the handler of every signal without one of its own, called with the
+    signal's name and its arguments as a sequence of ``cadenza.common.RawValue``.
+    ``unfinished_policy`` and ``description`` are accepted for temporalio's code and change nothing.
+    """
+    del unfinished_policy, description
 
     def decorate(f: CallableT) -> CallableT:
-        mark_signal(f, name)
+        mark_signal(f, name, dynamic)
         return f
 
     return decorate(fn) if fn is not None else decorate
@@ -178,19 +251,29 @@ def query(fn: CallableT) -> CallableT: ...
 
 
 @overload
-def query(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+def query(
+    *, name: str | None = None, description: str | None = None, dynamic: bool = False
+) -> Callable[[CallableT], CallableT]: ...
 
 
 def query(
-    fn: CallableT | None = None, *, name: str | None = None
+    fn: CallableT | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    dynamic: bool = False,
 ) -> CallableT | Callable[[CallableT], CallableT]:
-    """Mark a sync method as the handler of query ``name`` (default: the method name).
+    """Mark a method as the handler of query ``name`` (default: the method name).
 
-    Queries read state; they cannot wait, schedule activities or start timers.
+    Queries read state; they cannot wait, schedule activities or start timers. An ``async def``
+    handler (deprecated in temporalio) is accepted as long as it never waits. ``dynamic=True`` (no
+    name): the handler of every query without one of its own, called with the query's name and its
+    arguments as a sequence of ``cadenza.common.RawValue``.
     """
+    del description
 
     def decorate(f: CallableT) -> CallableT:
-        mark_query(f, name)
+        mark_query(f, name, dynamic)
         return f
 
     return decorate(fn) if fn is not None else decorate
@@ -201,18 +284,29 @@ def update(fn: CallableT) -> CallableT: ...
 
 
 @overload
-def update(*, name: str | None = None) -> Callable[[CallableT], CallableT]: ...
+def update(
+    *,
+    name: str | None = None,
+    unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON,
+    description: str | None = None,
+) -> Callable[[CallableT], CallableT]: ...
 
 
 def update(
-    fn: CallableT | None = None, *, name: str | None = None
+    fn: CallableT | None = None,
+    *,
+    name: str | None = None,
+    unfinished_policy: HandlerUnfinishedPolicy = HandlerUnfinishedPolicy.WARN_AND_ABANDON,
+    description: str | None = None,
 ) -> CallableT | Callable[[CallableT], CallableT]:
     """Mark a (sync or async) method as the handler of update ``name`` (default: the method name).
 
     Its return value is the update's result; an ``ApplicationError`` it raises fails the update
     (not the workflow). ``@my_update.validator`` marks a sync method taking the same arguments that
     runs first: raising there rejects the update, and nothing of it is recorded in history.
+    ``unfinished_policy`` and ``description`` are accepted for temporalio's code and change nothing.
     """
+    del unfinished_policy, description
 
     def decorate(f: CallableT) -> CallableT:
         mark_update(f, name)
@@ -353,6 +447,7 @@ async def execute_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ReturnT: ...
 
 
@@ -369,6 +464,7 @@ async def execute_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ReturnT: ...
 
 
@@ -385,6 +481,7 @@ async def execute_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> Any: ...
 
 
@@ -400,12 +497,15 @@ async def execute_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> Any:
     """Run an activity and return its result; failures raise :class:`ActivityError`.
 
     ``activity`` is an ``@activity.defn`` function or an activity type name. One of
     ``schedule_to_close_timeout`` / ``start_to_close_timeout`` is required. ``task_queue`` defaults
     to the workflow's. ``result_type`` shapes the result (default: the function's return hint).
+    ``cancellation_type`` says what cancelling it from workflow code does (see
+    :class:`ActivityCancellationType`).
     """
     instance = current_instance("workflow.execute_activity()")
     activity_type, attributes, result_type = _activity_request(
@@ -421,7 +521,12 @@ async def execute_activity(
         result_type=result_type,
     )
     return await instance.execute_activity(
-        activity_type, attributes, result_type, activity_id, explicit_queue=task_queue is not None
+        activity_type,
+        attributes,
+        result_type,
+        activity_id,
+        explicit_queue=task_queue is not None,
+        cancellation_type=cancellation_type,
     )
 
 
@@ -438,6 +543,7 @@ def start_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ActivityHandle[ReturnT]: ...
 
 
@@ -454,6 +560,7 @@ def start_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ActivityHandle[ReturnT]: ...
 
 
@@ -470,6 +577,7 @@ def start_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ActivityHandle[Any]: ...
 
 
@@ -485,6 +593,7 @@ def start_activity(
     retry_policy: RetryPolicy | None = None,
     activity_id: str | None = None,
     result_type: Any = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
 ) -> ActivityHandle[Any]:
     """Schedule an activity now and return a handle: await it for the result, ``cancel()`` it to
     request cancellation. Options as for :func:`execute_activity`."""
@@ -502,7 +611,12 @@ def start_activity(
         result_type=result_type,
     )
     return instance.start_activity(
-        activity_type, attributes, result_type, activity_id, explicit_queue=task_queue is not None
+        activity_type,
+        attributes,
+        result_type,
+        activity_id,
+        explicit_queue=task_queue is not None,
+        cancellation_type=cancellation_type,
     )
 
 
@@ -624,6 +738,7 @@ logger = _ReplaySafeLoggerAdapter(logging.getLogger("cadenza.workflow"), None)
 
 # Child workflows, other workflows and continue-as-new (see ``_runtime.children``).
 from cadenza.sdk._runtime.children import (  # noqa: E402
+    ChildWorkflowCancellationType,
     ChildWorkflowHandle,
     ExternalWorkflowHandle,
     ParentClosePolicy,

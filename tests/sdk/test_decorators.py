@@ -61,7 +61,7 @@ def test_every_problem_is_reported_once() -> None:
             def run(self) -> None: ...
 
             @workflow.query
-            async def q(self) -> int:
+            async def q(self) -> int:  # accepted, as temporalio still accepts it
                 return 1
 
             @workflow.signal(name="s")
@@ -72,9 +72,8 @@ def test_every_problem_is_reported_once() -> None:
 
     message = str(info.value)
     assert message.startswith("Invalid workflow class ")
-    assert "Broken for 4 reasons:" in message
+    assert "Broken for 3 reasons:" in message
     assert "run must be async def" in message
-    assert "q must not be async" in message
     assert "signal name 's' is used by both s1 and s2" in message
     assert "requires needed" in message
 

@@ -7,9 +7,15 @@ from cadenza.sdk import activity, common, converter, exceptions, workflow
 
 def test_workflow_exports() -> None:
     assert sorted(workflow.__all__) == [
+        "ALL_COMPLETED",
+        "ActivityCancellationType",
         "ActivityHandle",
+        "ChildWorkflowCancellationType",
         "ChildWorkflowHandle",
         "ExternalWorkflowHandle",
+        "FIRST_COMPLETED",
+        "FIRST_EXCEPTION",
+        "HandlerUnfinishedPolicy",
         "ParentClosePolicy",
         "ParentInfo",
         "QueryDefinition",
@@ -33,11 +39,18 @@ def test_workflow_exports() -> None:
         "execute_local_activity_class",
         "execute_local_activity_method",
         "get_external_workflow_handle",
+        "get_last_completion_result",
+        "get_last_failure",
+        "has_last_completion_result",
         "in_workflow",
         "info",
+        "init",
         "logger",
+        "memo",
+        "memo_value",
         "now",
         "patched",
+        "payload_converter",
         "query",
         "random",
         "recreate_session",
@@ -60,6 +73,7 @@ def test_workflow_exports() -> None:
         "update",
         "upsert_search_attributes",
         "uuid4",
+        "wait",
         "wait_condition",
     ]
 
@@ -96,6 +110,7 @@ def test_exception_exports_share_one_root() -> None:
 def test_other_exports() -> None:
     assert sorted(common.__all__) == [
         "QueryRejectCondition",
+        "RawValue",
         "RetryPolicy",
         "SearchAttributeIndexedValueType",
         "SearchAttributeKey",
@@ -109,6 +124,7 @@ def test_other_exports() -> None:
     for name in (
         "DataConverter",
         "PayloadCodec",
+        "RawValue",
         "default_converter",
         "exception_to_failure",
         "failure_to_exception",

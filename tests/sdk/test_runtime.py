@@ -686,7 +686,9 @@ def test_stack_trace_query_shows_where_the_run_waits() -> None:
     assert answer.endswith("waiting on activity 'greet' (id '1')")
 
 
-def test_wait_for_timeout_on_an_activity_cancels_it_and_raises_timeout() -> None:
+def test_wait_for_timeout_on_an_activity_cancels_it_and_raises_its_cancellation() -> None:
+    # As in temporalio: the timeout cancels the awaiting task, which cancels the activity (TRY_CANCEL),
+    # and the activity's outcome, an ActivityError caused by the cancellation, is what wait_for raises.
     @workflow.defn
     class Impatient:
         @workflow.run
@@ -695,7 +697,8 @@ def test_wait_for_timeout_on_an_activity_cancels_it_and_raises_timeout() -> None
                 await asyncio.wait_for(
                     workflow.execute_activity(greet, "x", start_to_close_timeout=TIMEOUT), timeout=5
                 )
-            except builtins.TimeoutError:
+            except ActivityError as err:
+                assert isinstance(err.cause, CanceledError)
                 return "gave up"
             return "finished"
 

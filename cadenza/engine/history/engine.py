@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cadenza.engine import logcontext
 from cadenza.engine.clock import Clock
 from cadenza.engine.errors import (
     InvalidArgumentError,
@@ -78,6 +79,9 @@ class ParentRef:
 
 
 class HistoryEngine:
+    metrics: Any = None
+    """``cadenza.metrics.ServerMetrics`` when the host records metrics: closing runs are counted."""
+
     def __init__(
         self,
         stores: Stores,
@@ -187,12 +191,16 @@ class HistoryEngine:
         ``hold``: the change may ride on the workflow task it schedules (see ``_hold_write``); the
         call still returns only once the change is durable."""
         shard, ctx = await self.run_context(namespace_id, workflow_id, run_id)
+        if logcontext.enabled() and logcontext.current().get("workflow_id") == workflow_id:
+            # A call or task about this run: its lines name the shard too (a loop's stay unbound).
+            logcontext.bind(shard_id=shard.shard_id, run_id=run_id)
         await self.writable(namespace_id)
         written: asyncio.Future[None] | None = None
         for _ in range(5):
             async with ctx.lock:
                 ms = await self.load(shard, ctx)
                 ms.current_version = self.write_version(namespace_id, ms.info.last_write_version)
+                was_running = self.metrics is not None and ms.is_running
                 unwritten = len(ms.pending_events)
                 m = Mutation(ms, MutationTasks(), self.clock.now_us())
                 if ms.is_running and (ms.info.cron_schedule or ms.info.retry_policy):
@@ -237,6 +245,8 @@ class HistoryEngine:
                     raise UnavailableError(str(e)) from e
                 if volatile_timers and self._on_volatile_timers_done is not None:
                     self._on_volatile_timers_done(volatile_timers)
+                if was_running and not ms.is_running:
+                    self.metrics.workflow_closed(ms.info, ms.next_event_id - 1)
                 self.updates.after_write(m)
                 return result
         if written is None:

@@ -14,13 +14,16 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from cadenza.engine import logcontext
 from cadenza.engine.history.tasks import MutationTasks, Task, TimerKind, TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.persistence.errors import ShardOwnershipLostError
 from cadenza.engine.persistence.protocols import TaskCategory
+from cadenza.metrics.queues import queue_metrics
 
 if TYPE_CHECKING:
     from cadenza.engine.history.shard import ShardContext
@@ -84,8 +87,10 @@ class QueueProcessors:
         sleep_until: Callable[[int], Awaitable[None]],
         flush_interval_s: float = 1.0,
         max_concurrent_timers: int = 64,
+        metrics: Any = None,
     ) -> None:
         self._matching = matching
+        self._metrics = queue_metrics(metrics, now_us)
         self._timer_handler = timer_handler
         self._now_us = now_us
         self._sleep_until = sleep_until
@@ -163,6 +168,11 @@ class QueueProcessors:
         for t in tasks.transfer:
             self._transfer[shard_id].add((0, t.task_id))
             self._dispatch_transfer(shard_id, t)
+        if self._metrics is not None:
+            if tasks.visibility:
+                self._metrics.arrived(TaskCategory.VISIBILITY, shard_id, tasks.visibility)
+            if tasks.replication:
+                self._metrics.arrived(TaskCategory.REPLICATION, shard_id, tasks.replication)
         if tasks.visibility:
             acks = self._vis_acks[shard_id]
             for t in tasks.visibility:
@@ -274,6 +284,8 @@ class QueueProcessors:
         def ack() -> None:
             acks.done(key)
 
+        if self._metrics is not None:
+            ack = self._metrics.transfer_ack(t, ack)
         if t.kind == TransferKind.WORKFLOW_TASK:
             self.offer(WORKFLOW_TASK, t, ack)
         elif t.kind == TransferKind.ACTIVITY_TASK:
@@ -286,22 +298,30 @@ class QueueProcessors:
             else:
                 self.offer(ACTIVITY_TASK, t, ack)
         elif self._transfer_handler is not None:
-            bg = asyncio.create_task(self._run_transfer(t, ack))
+            bg = asyncio.create_task(self._run_transfer(t, ack, shard_id))
             self._background.add(bg)
             bg.add_done_callback(self._background.discard)
         else:
             ack()
 
-    async def _run_transfer(self, t: Task, ack: Callable[[], None]) -> None:
+    async def _run_transfer(self, t: Task, ack: Callable[[], None], shard_id: int) -> None:
         """Cross-workflow tasks: retried with backoff until their handler succeeds."""
         assert self._transfer_handler is not None
+        if logcontext.enabled():  # this task's own context: what its lines are about
+            ids = {"namespace_id": t.namespace_id, "workflow_id": t.workflow_id, "run_id": t.run_id}
+            logcontext.bind(shard_id=shard_id, **ids)
         delay = 0.05
+        started = time.perf_counter()
+        attempts = 0
         while not self._stopping:
+            attempts += 1
             try:
                 await self._transfer_handler(t)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self._metrics is not None:
+                    self._metrics.failed(TaskCategory.TRANSFER, t)
                 log.info(
                     "transfer task %s of %s failed (%s); retrying",
                     TransferKind(t.kind).name,
@@ -311,6 +331,8 @@ class QueueProcessors:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            if self._metrics is not None:
+                self._metrics.transfer_handled(t, started, attempts)
             ack()
             return
 
@@ -359,11 +381,17 @@ class QueueProcessors:
 
     async def _fire(self, shard_id: int, task: Task) -> None:
         key = (task.visibility_time, task.task_id)
+        if logcontext.enabled():  # this task's own context: what its lines are about
+            ids = {"namespace_id": task.namespace_id, "workflow_id": task.workflow_id, "run_id": task.run_id}
+            logcontext.bind(shard_id=shard_id, **ids)
+        started = time.perf_counter()
         try:
             await self._timer_handler(task)
         except asyncio.CancelledError:
             raise
         except Exception:
+            if self._metrics is not None:
+                self._metrics.failed(TaskCategory.TIMER, task)
             # Retried later: the timer is re-queued a second from now, its row kept.
             log.exception("timer task %s of %s failed; retrying", TimerKind(task.kind).name, task.workflow_id)
             retry = Task(
@@ -380,6 +408,8 @@ class QueueProcessors:
             return
         finally:
             self._timer_slots.release()
+        if self._metrics is not None:
+            self._metrics.timer_fired(task, started)
         # A timer whose handler handed a task to matching is acknowledged by that task's start;
         # a volatile one has nothing to acknowledge.
         if task.task_id >= 0 and not task.args.get("_deferred_ack"):
@@ -401,6 +431,7 @@ class QueueProcessors:
             self._vis_ready.clear()
             while self._vis_pending:
                 batch, self._vis_pending = self._vis_pending[:500], self._vis_pending[500:]
+                started = time.perf_counter()
                 try:
                     if self._visibility_handler is not None:
                         await self._visibility_handler([t for _, t in batch])
@@ -421,6 +452,8 @@ class QueueProcessors:
                 backoff = 0.05
                 for shard_id, t in batch:
                     self._vis_acks[shard_id].done((0, t.task_id))
+                if self._metrics is not None:
+                    self._metrics.batch_done(TaskCategory.VISIBILITY, batch, started)
 
     # -- the replication outbox --------------------------------------------------------------------------
 
@@ -438,6 +471,7 @@ class QueueProcessors:
             self._repl_ready.clear()
             while self._repl_pending:
                 batch, self._repl_pending = self._repl_pending[:500], self._repl_pending[500:]
+                started = time.perf_counter()
                 try:
                     if self.replication_handler is not None:
                         await self.replication_handler([t for _, t in batch])
@@ -458,6 +492,8 @@ class QueueProcessors:
                 for shard_id, t in batch:
                     t.payload = None
                     self._repl_acks[shard_id].done((0, t.task_id))
+                if self._metrics is not None:
+                    self._metrics.batch_done(TaskCategory.REPLICATION, batch, started)
 
     def replication_backlog(self) -> int:
         """Replication tasks written and not yet acknowledged by the bus."""

@@ -16,18 +16,22 @@ The standard ``grpc.health.v1.Health`` service answers SERVING while the server 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from cadenza.engine import logcontext, tracing
 from cadenza.engine.errors import ServiceError
 from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
 from cadenza.engine.rpc.handlers import ClusterInfo, Handler, Handlers
+from cadenza.metrics.frontend import rpc_meter
 from cadenza.schemas import api
 from cadenza.schemas.registry import SchemaError
 
@@ -55,26 +59,42 @@ def _status(code: str) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
 
 
-def _wrap(method: str, handler: Handler) -> grpc.RpcMethodHandler:
+def _wrap(method: str, handler: Handler, metrics: Any = None) -> grpc.RpcMethodHandler:
+    """``metrics`` (``cadenza.metrics.ServerMetrics``): each call's latency and outcome
+    (``service_latency``, ``service_errors_*``; see ``cadenza.metrics.frontend``)."""
     request_name, response_name = f"{method}Request", f"{method}Response"
+    meter = rpc_meter(metrics, method)
+    # Log context (JSON logs) and span attributes: looked up once here, nothing per call when off.
+    describe = _describe_request if logcontext.enabled() or tracing.enabled() else None
 
     async def call(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        started = perf_counter()
         if any(key == FORWARDED_HEADER for key, _ in context.invocation_metadata() or ()):
             FORWARDED.set(True)  # this call's own task context: forwarded once, never again
         try:
             record = api.decode(request_name, request)
         except SchemaError as e:
+            if meter is not None:
+                meter.rejected(e, started)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{method}: {e}")
+        if describe is not None:
+            describe(record)
         try:
             response = await handler(record)
         except ServiceError as e:
+            if meter is not None:
+                meter.failed(record, e, started)
             details = json.dumps(e.details, default=str).encode()
             context.set_trailing_metadata(((ERROR_TYPE_KEY, type(e).__name__), (ERROR_DETAILS_KEY, details)))
             await context.abort(_status(e.code), e.message)
         except (SchemaError, ValueError, KeyError, TypeError) as e:
             # A record that decoded but cannot become a call (an unknown command type, a missing
             # failure): the caller's fault, so say what is wrong rather than INTERNAL.
+            if meter is not None:
+                meter.rejected(e, started)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{method}: {type(e).__name__}: {e}")
+        if meter is not None:
+            meter.done(record, started)
         try:
             return api.encode(response_name, response)
         except SchemaError as e:
@@ -82,7 +102,12 @@ def _wrap(method: str, handler: Handler) -> grpc.RpcMethodHandler:
             await context.abort(grpc.StatusCode.INTERNAL, f"{method}: cannot encode the response: {e}")
         raise AssertionError("unreachable")  # abort raises
 
-    return grpc.unary_unary_rpc_method_handler(call)
+    return grpc.unary_unary_rpc_method_handler(tracing.traced_rpc(method, call))
+
+
+def _describe_request(record: dict[str, Any]) -> None:
+    logcontext.bind_request(record)
+    tracing.annotate(dict(logcontext.current()))
 
 
 def server_options() -> list[tuple[str, Any]]:
@@ -100,7 +125,8 @@ def server_options() -> list[tuple[str, Any]]:
 class RpcServer:
     """Serves one ``Frontend`` on ``host:port`` (port 0 picks a free one; see ``port``)."""
 
-    def __init__(self, frontend: Any, *, cluster: ClusterInfo | None = None) -> None:
+    def __init__(self, frontend: Any, *, cluster: ClusterInfo | None = None, metrics: Any = None) -> None:
+        self.metrics = metrics
         self.handlers = Handlers(frontend, cluster or ClusterInfo())
         table = self.handlers.table()
         missing = set(api.METHODS) ^ set(table)
@@ -112,8 +138,9 @@ class RpcServer:
 
     async def start(self, host: str = "127.0.0.1", port: int = 7233, *, tls: ServerTLS | None = None) -> int:
         server = grpc.aio.server(options=server_options())
+        wrap = _wrap if self.metrics is None else functools.partial(_wrap, metrics=self.metrics)
         generic = grpc.method_handlers_generic_handler(
-            api.SERVICE, {m: _wrap(m, h) for m, h in self.handlers.table().items()}
+            api.SERVICE, {m: wrap(m, h) for m, h in self.handlers.table().items()}
         )
         server.add_generic_rpc_handlers((generic,))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from cadenza.engine.tracing import TracingSettings
+from cadenza.metrics.config import MetricsSettings
 from cadenza.ops import logsetup
 from cadenza.ops.config import ROLES, ConfigError, load_config, settings_from_config
 from cadenza.ops.devserver import ServerSettings, serve_forever
@@ -122,6 +124,26 @@ def _serve(settings: ServerSettings) -> None:
     help="With --cluster: send start, signal, cancel, terminate, query, reset and describe of a "
     "namespace that is standby here to its active cluster (else refuse them)",
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on --ip at this port, path /metrics (0: any free port)",
+)
+@click.option(
+    "--otlp-endpoint",
+    default=None,
+    metavar="URL",
+    help="Send OpenTelemetry traces (a span per call) to this OTLP/gRPC collector, "
+    "e.g. http://127.0.0.1:14317 (`cadenza dev services up jaeger`); off by default",
+)
+@click.option(
+    "--trace-sampling",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    show_default=True,
+    help="With --otlp-endpoint: share of new traces kept (a client's sampled trace is always kept)",
+)
 @click.option("--tls-cert", default=None, help="PEM server certificate chain (enables TLS)")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert")
 @click.option("--tls-client-ca", default=None, help="PEM CA for client certificates (requires mutual TLS)")
@@ -139,6 +161,9 @@ def start_dev(
     cluster_addresses: tuple[str, ...],
     dynamic_config_file: str | None,
     forwarding: bool,
+    metrics_port: int | None,
+    otlp_endpoint: str | None,
+    trace_sampling: float,
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
@@ -175,6 +200,8 @@ def start_dev(
         replication_log=replication_log,
         forwarding=forwarding,
         dynamic_config_file=dynamic_config_file,
+        metrics=MetricsSettings(f"{ip}:{metrics_port}") if metrics_port is not None else None,
+        tracing=TracingSettings(otlp_endpoint, sample_ratio=trace_sampling) if otlp_endpoint else None,
     )
     _serve(settings)
 

@@ -1,8 +1,17 @@
-"""Activities as seen from workflow code: scheduling, cancelling and resolving them."""
+"""Activities as seen from workflow code: scheduling, cancelling and resolving them.
+
+Cancelling an activity (its handle's ``cancel()``, or cancelling a task that awaits it) follows its
+:class:`ActivityCancellationType`, as temporalio's do: TRY_CANCEL asks the server to cancel it and
+resolves at once with an :class:`ActivityError` whose cause is a :class:`CanceledError`;
+WAIT_CANCELLATION_COMPLETED asks and resolves with whatever the activity then reports (cancelled,
+or its result if it finished anyway); ABANDON asks nothing and resolves at once (the activity keeps
+running). An activity whose schedule command has not left the task is simply withdrawn.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -14,9 +23,20 @@ if TYPE_CHECKING:
     from cadenza.sdk._runtime.commands import CommandRecord
     from cadenza.sdk._runtime.instance import WorkflowInstance
 
-__all__ = ["Activities", "ActivityHandle", "ActivityState"]
+__all__ = ["Activities", "ActivityCancellationType", "ActivityHandle", "ActivityState"]
 
 T = TypeVar("T")
+
+
+class ActivityCancellationType(enum.IntEnum):
+    """What cancelling an activity from workflow code does (temporalio's names and values)."""
+
+    TRY_CANCEL = 0
+    """Ask the server to cancel it and resolve at once as cancelled (the default)."""
+    WAIT_CANCELLATION_COMPLETED = 1
+    """Ask the server to cancel it and wait for the activity to report how it ended."""
+    ABANDON = 2
+    """Do not tell the server: resolve at once as cancelled and let the activity run on."""
 
 
 class ActivityState:
@@ -25,6 +45,8 @@ class ActivityState:
     __slots__ = (
         "activity_id",
         "activity_type",
+        "cancel_requested",
+        "cancellation_type",
         "done",
         "future",
         "record",
@@ -43,15 +65,17 @@ class ActivityState:
         self.scheduled_event_id = 0
         self.done = False
         """Resolved, by an event or by a cancel (TRY_CANCEL: later events for it are ignored)."""
+        self.cancellation_type = ActivityCancellationType.TRY_CANCEL
+        self.cancel_requested = False
 
 
 class ActivityHandle(asyncio.Task[T], Generic[T]):
     """A started activity: await it for the result, ``cancel()`` it to cancel the activity.
 
-    Cancelling follows TRY_CANCEL semantics: a cancel request is sent to the engine and the handle
-    resolves at once with an :class:`ActivityError` whose cause is a :class:`CanceledError` (the
-    activity's outcome, as if the engine had reported it cancelled). This also happens when a task
-    awaiting the handle is cancelled, since asyncio cancels what that task awaits.
+    Cancelling follows the activity's :class:`ActivityCancellationType` (see the module docstring);
+    the handle then resolves with an :class:`ActivityError` whose cause is a :class:`CanceledError`
+    (or, waiting for the cancellation to complete, with what the activity reported). The same happens
+    when a task awaiting the handle is cancelled.
     """
 
     def __init__(
@@ -81,12 +105,18 @@ class ActivityHandle(asyncio.Task[T], Generic[T]):
     def cancel(self, msg: Any | None = None) -> bool:
         """Request cancellation of the activity; the handle then resolves with an ActivityError.
 
-        The task itself is not cancelled: resolving the activity's future wakes it with the error,
+        The task itself is not cancelled: resolving the activity's future wakes it with the outcome,
         even if it has not started running yet.
         """
         if self.done():
             return False
-        self._activity_manager.cancel(self._activity_state)
+        state = self._activity_state
+        if state.future.done():
+            # Its outcome came in the same activation as the cancellation (a completion and the
+            # workflow's cancel request in one workflow task): there is nothing left to cancel, and
+            # the cancellation must reach whoever awaits the handle rather than be lost with it.
+            return super().cancel(msg)
+        self._activity_manager.cancel(state)
         return True
 
 
@@ -99,7 +129,12 @@ class Activities:
         self._by_scheduled_id: dict[int, ActivityState] = {}
 
     def schedule(
-        self, activity_type: str, attributes: dict[str, Any], result_type: Any, activity_id: str | None
+        self,
+        activity_type: str,
+        attributes: dict[str, Any],
+        result_type: Any,
+        activity_id: str | None,
+        cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     ) -> ActivityState:
         """Create the SCHEDULE_ACTIVITY_TASK command; ``attributes`` lacks only ``activity_id``."""
         instance = self._instance
@@ -110,6 +145,7 @@ class Activities:
             activity_id = str(self._seq)
         attributes["activity_id"] = activity_id
         state = ActivityState(activity_id, activity_type, instance.loop.create_future(), result_type)
+        state.cancellation_type = ActivityCancellationType(cancellation_type)
         label_future(state.future, f"activity {activity_type!r} (id {activity_id!r})")
 
         def on_recorded(event: HistoryEvent) -> None:
@@ -126,20 +162,30 @@ class Activities:
 
         If the awaiting task is cancelled (the workflow's cancellation, ``asyncio.wait_for`` or
         ``asyncio.timeout`` expiring, a cancelled ``gather``), the activity's cancellation is
-        requested and the task's ``CancelledError`` propagates, as asyncio code expects.
+        requested and the wait goes on for the outcome its cancellation type gives: an
+        :class:`ActivityError` whose cause is a :class:`CanceledError`, as temporalio raises. If the
+        activity had already resolved when the cancellation came, the ``CancelledError`` goes on
+        to the code instead (there is nothing left to cancel, and the cancellation must not be lost).
         """
-        try:
-            return await state.future
-        except asyncio.CancelledError:
-            self.cancel(state)
-            raise
+        future = state.future
+        while True:
+            waiter = asyncio.shield(future)
+            if waiter is not future:
+                label_future(waiter, f"activity {state.activity_type!r} (id {state.activity_id!r})")
+            try:
+                return await waiter
+            except asyncio.CancelledError:
+                if future.done():
+                    raise
+                self.cancel(state)
 
     def cancel(self, state: ActivityState, *, cause: FailureError | None = None) -> ActivityError:
-        """Request cancellation (TRY_CANCEL) and resolve ``state`` as cancelled.
+        """Request cancellation of ``state`` as its cancellation type says (see the module docstring).
 
         Returns the error the awaiting code receives; its cause is ``cause`` (default: a
-        :class:`CanceledError`). A no-op (apart from the returned error) if the activity is already
-        resolved.
+        :class:`CanceledError`). With ``cause`` (a failed session) the activity resolves at once
+        whatever its type. A no-op (apart from the returned error) if the activity is already
+        resolved or its cancellation already requested.
         """
         error = ActivityError(
             "Activity cancelled" if cause is None else f"Activity cancelled: {cause}",
@@ -150,19 +196,26 @@ class Activities:
             retry_state=None,
             cause=cause if cause is not None else CanceledError("Activity cancelled"),
         )
-        if not state.done:
-            state.done = True
+        if state.done or (state.cancel_requested and cause is None):
+            return error
+        kind = state.cancellation_type
+        if not state.cancel_requested:
+            state.cancel_requested = True
             record = state.record
             if record is not None and not record.sent:
                 # Never left this task: withdraw the schedule command, there is nothing to cancel.
                 record.removed = True
-            else:
+                kind = ActivityCancellationType.TRY_CANCEL
+            elif kind is not ActivityCancellationType.ABANDON:
                 self._instance.commands.add(
                     Command(
                         CommandType.REQUEST_CANCEL_ACTIVITY_TASK,
                         {"scheduled_event_id": state.scheduled_event_id},
                     )
                 )
+        if kind is ActivityCancellationType.WAIT_CANCELLATION_COMPLETED and cause is None:
+            return error  # resolved by the outcome the activity reports
+        state.done = True
         if not state.future.done():
             state.future.set_exception(error)
         return error

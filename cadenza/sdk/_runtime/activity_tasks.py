@@ -4,8 +4,10 @@ at most one in flight, carrying cancellation back)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,11 +15,12 @@ from cadenza.schemas.service import PollActivityTaskResponse
 from cadenza.sdk.activity import ActivityContext, ActivityInfo
 from cadenza.sdk.converter import DataConverter
 from cadenza.sdk.exceptions import CadenzaError, CanceledError
+from cadenza.sdk.interceptor import ActivityInboundInterceptor, ExecuteActivityInput
 
 if TYPE_CHECKING:
     from cadenza.sdk.worker import Worker
 
-__all__ = ["Heartbeater", "activity_info_from_task", "is_cancel"]
+__all__ = ["Heartbeater", "activity_info_from_task", "is_cancel", "run_intercepted"]
 
 
 def _ms_to_td(ms: int) -> timedelta | None:
@@ -144,3 +147,32 @@ class Heartbeater:
         self._stopped = True
         self.ctx = None  # the context holds our heartbeat method: no cycle left for the collector
         self.on_cancel = None
+
+
+async def run_intercepted(
+    chain: ActivityInboundInterceptor,
+    task: PollActivityTaskResponse,
+    fn: Callable[..., Any],
+    is_async: bool,
+    args: Sequence[Any],
+    ctx: ActivityContext,
+    executor: Executor | None,
+) -> Any:
+    """Runs an activity attempt through the worker's interceptors (the same calls as without them:
+    an async activity in its context on this loop, a sync one in the executor)."""
+    from cadenza.sdk import activity as activity_mod
+
+    async def run(call_args: Sequence[Any]) -> Any:
+        if is_async:
+            with activity_mod._activity_context(ctx):
+                return await fn(*call_args)
+        cv = contextvars.copy_context()
+
+        def call() -> Any:
+            activity_mod._set_context(ctx)
+            return fn(*call_args)
+
+        return await asyncio.get_running_loop().run_in_executor(executor, cv.run, call)
+
+    headers = task.header or {}
+    return await chain.execute_activity(ExecuteActivityInput(fn, list(args), headers, ctx.info, run))

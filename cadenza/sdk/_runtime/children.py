@@ -3,7 +3,15 @@
 A child is started by a START_CHILD_WORKFLOW_EXECUTION command; its handle resolves "started" when
 history shows ChildWorkflowExecutionStarted (or fails on StartChildWorkflowExecutionFailed) and its
 result on the child's close event. Signals and cancels to other workflows are commands whose
-outcome events resolve their futures. Continue-as-new ends the run by raising
+outcome events resolve their futures.
+
+Cancelling a child (``ChildWorkflowHandle.cancel()``, or cancelling a task that awaits the child)
+follows its :class:`ChildWorkflowCancellationType`, as temporalio's do: ABANDON asks nothing and
+resolves at once; TRY_CANCEL asks for the child's cancellation and resolves at once;
+WAIT_CANCELLATION_REQUESTED resolves once the request reached the child; WAIT_CANCELLATION_COMPLETED
+(the default) resolves with the child's close. "Resolves as cancelled" means a
+:class:`ChildWorkflowError` whose cause is a :class:`CanceledError`. A child whose start command has
+not left the task is simply withdrawn. Continue-as-new ends the run by raising
 ``ContinueAsNewError``, a ``BaseException`` so that ``except Exception`` in workflow code cannot
 swallow it by accident.
 """
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
     from cadenza.sdk._runtime.instance import WorkflowInstance
 
 __all__ = [
+    "ChildWorkflowCancellationType",
     "ChildWorkflowHandle",
     "ContinueAsNewError",
     "ExternalWorkflowHandle",
@@ -50,6 +59,22 @@ class ParentClosePolicy(enum.StrEnum):
     TERMINATE = "TERMINATE"
     REQUEST_CANCEL = "REQUEST_CANCEL"
     ABANDON = "ABANDON"
+
+
+class ChildWorkflowCancellationType(enum.IntEnum):
+    """What cancelling a child from its parent's code does (temporalio's names and values)."""
+
+    ABANDON = 0
+    """Do not tell the child: resolve at once as cancelled and let it run on."""
+    TRY_CANCEL = 1
+    """Ask for the child's cancellation and resolve at once as cancelled."""
+    WAIT_CANCELLATION_COMPLETED = 2
+    """Ask for the child's cancellation and wait for the child to close (the default)."""
+    WAIT_CANCELLATION_REQUESTED = 3
+    """Ask for the child's cancellation and resolve as cancelled once the request reached it."""
+
+
+_WAIT_COMPLETED = ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED
 
 
 class ContinueAsNewError(BaseException):
@@ -198,10 +223,15 @@ class _Children:
 
 
 class ChildWorkflowHandle:
-    """A started child workflow: ``await`` it for its result, or signal it."""
+    """A started child workflow: ``await`` it for its result, signal it, or ``cancel()`` it."""
 
     def __init__(
-        self, instance: WorkflowInstance, workflow_id: str, workflow_type: str, result_type: Any
+        self,
+        instance: WorkflowInstance,
+        workflow_id: str,
+        workflow_type: str,
+        result_type: Any,
+        cancellation_type: ChildWorkflowCancellationType = _WAIT_COMPLETED,
     ) -> None:
         self._instance = instance
         self.id = workflow_id
@@ -209,17 +239,105 @@ class ChildWorkflowHandle:
         self.run_id = ""
         self.started_event_id = 0
         self.result_type = result_type
+        self.cancellation_type = ChildWorkflowCancellationType(cancellation_type)
         self._started: asyncio.Future[None] = instance.loop.create_future()
         self._result: asyncio.Future[Any] = instance.loop.create_future()
+        self._cancel_requested = False
+
+    @property
+    def first_execution_run_id(self) -> str:
+        """The run id the child started with (temporalio's name)."""
+        return self.run_id
 
     def __await__(self) -> Any:
-        return self._result.__await__()
+        return self._wait().__await__()
 
     async def result(self) -> Any:
-        return await self._result
+        return await self._wait()
+
+    def done(self) -> bool:
+        """True once the child's outcome is known to the parent."""
+        return self._result.done()
+
+    async def _wait(self) -> Any:
+        # Shielded: cancelling the awaiting task cancels the child (as its type says) and the wait
+        # goes on for the outcome, instead of cancelling the future the close event resolves.
+        future = self._result
+        while True:
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.done():
+                    raise
+                self.cancel()
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        """Request the child's cancellation as its cancellation type says (see the module
+        docstring). False if its outcome is already known."""
+        if self._result.done():
+            return False
+        if self._cancel_requested:
+            return True
+        self._cancel_requested = True
+        kind = self.cancellation_type
+        if kind is not ChildWorkflowCancellationType.ABANDON:
+            request = _Children.of(self._instance).request(
+                Command(
+                    CommandType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
+                    {
+                        "namespace": "",
+                        "workflow_id": self.id,
+                        "run_id": self.run_id,
+                        "child_workflow_only": True,
+                    },
+                )
+            )
+            request.add_done_callback(_retrieve)
+            if kind is ChildWorkflowCancellationType.WAIT_CANCELLATION_REQUESTED:
+                request.add_done_callback(lambda _: self._resolve_cancelled())
+                return True
+            if kind is ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED:
+                return True  # the child's close event resolves it
+        self._resolve_cancelled()
+        return True
+
+    def _resolve_cancelled(self) -> None:
+        if self._result.done():
+            return
+        self._result.set_exception(
+            ChildWorkflowError(
+                f"child workflow {self.id!r} ended: child workflow cancelled",
+                namespace=self._instance.namespace,
+                workflow_id=self.id,
+                run_id=self.run_id,
+                workflow_type=self.workflow_type,
+                initiated_event_id=0,
+                started_event_id=self.started_event_id,
+                retry_state=None,
+                cause=CanceledError("child workflow cancelled"),
+            )
+        )
 
     async def signal(self, signal: Any, *args: Any) -> None:
         await ExternalWorkflowHandle(self.id, self.run_id, child_only=True).signal(signal, *args)
+
+
+async def _uncancellable(future: asyncio.Future[Any]) -> None:
+    """Waits for ``future`` whatever cancellations the awaiting task receives meanwhile."""
+    while True:
+        try:
+            await asyncio.shield(future)
+            return
+        except asyncio.CancelledError:
+            if future.done():
+                future.result()
+                return
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Marks a request's outcome as seen (a failed request to a child that already closed is fine)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class ExternalWorkflowHandle:
@@ -288,6 +406,7 @@ async def start_child_workflow(
     memo: dict[str, Any] | None = None,
     search_attributes: Any = None,
     result_type: Any = None,
+    cancellation_type: ChildWorkflowCancellationType = _WAIT_COMPLETED,
 ) -> ChildWorkflowHandle:
     """Starts a child workflow; returns once the child is running (raises if it could not start).
 
@@ -300,13 +419,13 @@ async def start_child_workflow(
     if id is None:
         id = str(uuid.UUID(int=inst.random.getrandbits(128), version=4))  # what workflow.uuid4() draws
     conv = inst.converter
-    handle = ChildWorkflowHandle(inst, id, name, result_type or ret)
+    handle = ChildWorkflowHandle(inst, id, name, result_type or ret, cancellation_type)
     children = _Children.of(inst)
 
     def on_recorded(event: HistoryEvent) -> None:
         children.by_initiated[event.event_id] = handle
 
-    inst.commands.add(
+    record = inst.commands.add(
         Command(
             CommandType.START_CHILD_WORKFLOW_EXECUTION,
             {
@@ -328,7 +447,17 @@ async def start_child_workflow(
         ),
         on_recorded,
     )
-    await handle._started
+    try:
+        await asyncio.shield(handle._started)
+    except asyncio.CancelledError:
+        if not record.sent:
+            record.removed = True  # never left this task: nothing started, nothing to cancel
+            raise
+        # The start is under way (or done): once the child runs, cancel it as its type says, and
+        # end with the outcome that gives (a ChildWorkflowError whose cause is the cancellation).
+        await _uncancellable(handle._started)
+        handle.cancel()
+        await handle._wait()
     return handle
 
 

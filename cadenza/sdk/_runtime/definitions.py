@@ -6,6 +6,7 @@ collects every problem and raises once, so a user fixes a class in one go.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,11 @@ _SIGNAL_MARK = "__cadenza_workflow_signal"
 _QUERY_MARK = "__cadenza_workflow_query"
 _UPDATE_MARK = "__cadenza_workflow_update"
 _VALIDATOR_MARK = "__cadenza_workflow_update_validator"
+_INIT_MARK = "__cadenza_workflow_init"
+DYNAMIC = ""
+"""The name a dynamic signal or query handler is registered under (no real name is empty)."""
+DYNAMIC_WORKFLOW = "__cadenza_dynamic_workflow"
+"""The name a dynamic workflow is registered under in a worker (it runs every unregistered type)."""
 
 
 def _hints(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
@@ -156,6 +162,13 @@ class WorkflowDefinition:
     """Query handlers by query name."""
     updates: Mapping[str, UpdateDefinition] = field(default_factory=dict)
     """Update handlers by update name."""
+    failure_exception_types: Sequence[type[BaseException]] = ()
+    """Exceptions that, escaping the workflow code, fail the run instead of the workflow task."""
+    init_takes_args: bool = False
+    """``__init__`` is marked ``@workflow.init``: it receives the run's arguments."""
+    dynamic: bool = False
+    """``@workflow.defn(dynamic=True)``: runs workflow types no other definition has; its run method
+    takes one argument, the run's arguments as a sequence of ``RawValue``."""
 
     @staticmethod
     def from_class(cls: type) -> WorkflowDefinition:
@@ -233,8 +246,6 @@ class WorkflowDefinition:
                         f"{queries[query_name].fn.__name__} and {attr}"
                     )
                     continue
-                if inspect.iscoroutinefunction(member):
-                    problems.append(f"@workflow.query method {attr} must not be async (queries cannot wait)")
                 queries[query_name] = QueryDefinition.from_fn(member)
         run_fn: Callable[..., Any] | None = None
         if not run_fns:
@@ -253,7 +264,8 @@ class WorkflowDefinition:
             constructor = inspect.signature(cls)
         except (TypeError, ValueError):
             constructor = None
-        if constructor is not None:
+        init_takes_args = bool(getattr(getattr(cls, "__init__", None), _INIT_MARK, False))
+        if constructor is not None and not init_takes_args:
             required = [
                 p.name
                 for p in constructor.parameters.values()
@@ -267,6 +279,7 @@ class WorkflowDefinition:
         assert run_fn is not None
         params, ret = _hints(run_fn)
         return WorkflowDefinition(
+            init_takes_args=init_takes_args,
             name=name or cls.__name__,
             cls=cls,
             run_fn=run_fn,
@@ -283,11 +296,26 @@ class WorkflowDefinition:
         setattr(self.run_fn, _DEFN_ATTR, self)
 
 
-def build_workflow_definition(cls: type, name: str | None) -> WorkflowDefinition:
+def build_workflow_definition(
+    cls: type,
+    name: str | None,
+    failure_exception_types: Sequence[type[BaseException]] = (),
+    *,
+    dynamic: bool = False,
+) -> WorkflowDefinition:
     """Validate ``cls`` and attach its definition (what ``@workflow.defn`` does)."""
     if not isinstance(cls, type):
         raise TypeError(f"@workflow.defn applies to classes, got {cls!r}")
-    defn = WorkflowDefinition._build(cls, name)
+    for t in failure_exception_types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise TypeError(f"failure_exception_types must hold exception classes, got {t!r}")
+    if dynamic and name:
+        raise ValueError("a dynamic workflow has no name: it runs every type no other workflow has")
+    defn = WorkflowDefinition._build(cls, DYNAMIC_WORKFLOW if dynamic else name)
+    if failure_exception_types or dynamic:
+        defn = dataclasses.replace(
+            defn, failure_exception_types=tuple(failure_exception_types), dynamic=dynamic
+        )
     defn._apply()
     return defn
 
@@ -303,10 +331,13 @@ def mark_run(fn: Any) -> None:
     setattr(fn, _RUN_MARK, True)
 
 
-def mark_signal(fn: Any, name: str | None) -> None:
-    """Mark ``fn`` as the handler of signal ``name`` (default: the method name)."""
+def mark_signal(fn: Any, name: str | None, dynamic: bool = False) -> None:
+    """Mark ``fn`` as the handler of signal ``name`` (default: the method name); ``dynamic``: of
+    every signal without a handler of its own (it takes the name and a sequence of ``RawValue``)."""
     _require_function(fn, "@workflow.signal")
-    setattr(fn, _SIGNAL_MARK, name or fn.__name__)
+    if dynamic and name:
+        raise ValueError("a dynamic signal handler has no name")
+    setattr(fn, _SIGNAL_MARK, DYNAMIC if dynamic else name or fn.__name__)
 
 
 def mark_update(fn: Any, name: str | None) -> None:
@@ -325,7 +356,18 @@ def mark_update(fn: Any, name: str | None) -> None:
     fn.validator = validator
 
 
-def mark_query(fn: Any, name: str | None) -> None:
-    """Mark ``fn`` as the handler of query ``name`` (default: the method name)."""
+def mark_init(fn: Any) -> None:
+    """Mark ``__init__`` as taking the run's arguments (temporalio's ``@workflow.init``)."""
+    _require_function(fn, "@workflow.init")
+    if fn.__name__ != "__init__":
+        raise ValueError("@workflow.init applies to __init__ only")
+    setattr(fn, _INIT_MARK, True)
+
+
+def mark_query(fn: Any, name: str | None, dynamic: bool = False) -> None:
+    """Mark ``fn`` as the handler of query ``name`` (default: the method name); ``dynamic``: of every
+    query without a handler of its own (it takes the name and a sequence of ``RawValue``)."""
     _require_function(fn, "@workflow.query")
-    setattr(fn, _QUERY_MARK, name or fn.__name__)
+    if dynamic and name:
+        raise ValueError("a dynamic query handler has no name")
+    setattr(fn, _QUERY_MARK, DYNAMIC if dynamic else name or fn.__name__)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cadenza.schemas.events import HistoryEvent
-from cadenza.sdk._runtime.definitions import QueryDefinition, SignalDefinition, _hints
+from cadenza.sdk._runtime.definitions import DYNAMIC, QueryDefinition, SignalDefinition, _hints
 from cadenza.sdk._runtime.loop import task_stacks
+from cadenza.sdk.converter import RawValue
 from cadenza.sdk.exceptions import FailureError, QueryFailedError
 
 if TYPE_CHECKING:
@@ -38,11 +39,11 @@ class Handlers:
         """WorkflowExecutionSignaled: run the handler in this activation, or buffer the signal."""
         name = event.attributes.get("signal_name", "")
         payloads = event.attributes.get("input")
-        defn = self._signals.get(name)
+        defn = self._signals.get(name) or (self._signals.get(DYNAMIC) if name else None)
         if defn is None:
             self._buffered.setdefault(name, []).append(payloads)
         else:
-            self._instance.loop.call_soon(self._invoke_signal, defn, payloads)
+            self._instance.loop.call_soon(self._invoke_signal, defn, payloads, name)
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Install (or, with None, remove) a handler; signals buffered under ``name`` go to it."""
@@ -58,13 +59,16 @@ class Handlers:
             is_method=False,
         )
         self._signals[name] = defn
-        for payloads in self._buffered.pop(name, []):
-            self._instance.loop.call_soon(self._invoke_signal, defn, payloads)
+        for buffered_name in [name] if name != DYNAMIC else list(self._buffered):
+            for payloads in self._buffered.pop(buffered_name, []):
+                self._instance.loop.call_soon(self._invoke_signal, defn, payloads, buffered_name)
 
-    def _invoke_signal(self, defn: SignalDefinition, payloads: list[dict[str, Any]] | None) -> None:
+    def _invoke_signal(
+        self, defn: SignalDefinition, payloads: list[dict[str, Any]] | None, name: str = ""
+    ) -> None:
         instance = self._instance
         try:
-            args = instance.converter.from_payloads(payloads, defn.param_types)
+            args = _args(instance, defn.name, name, payloads, defn.param_types)
             result = defn.fn(instance.workflow_object(), *args) if defn.is_method else defn.fn(*args)
             if asyncio.iscoroutine(result):
                 task = instance.loop.create_task(result, name=f"signal handler {defn.name!r}")
@@ -105,19 +109,48 @@ class Handlers:
         defn = self._queries.get(name)
         if defn is None and name == STACK_TRACE_QUERY:
             return converter.to_payloads([task_stacks(instance.loop)])
+        if defn is None and name:
+            defn = self._queries.get(DYNAMIC)
         if defn is None:
             known = ", ".join(sorted(self._queries)) or "none"
             raise QueryFailedError(
                 f"Workflow type {instance.defn.name!r} has no query {name!r} (known: {known})"
             )
         try:
-            values = converter.from_payloads(args, defn.param_types)
+            values = _args(instance, defn.name, name, args, defn.param_types)
             result = defn.fn(instance.workflow_object(), *values) if defn.is_method else defn.fn(*values)
             if asyncio.iscoroutine(result):
-                result.close()
-                raise TypeError("query handlers must not be async")
+                result = _run_at_once(result)
             return converter.to_payloads([result])
         except QueryFailedError:
             raise
+        except FailureError as exc:
+            # An ApplicationError raised on purpose: its message is what the caller sees, as in temporalio.
+            raise QueryFailedError(exc.message) from exc
         except Exception as exc:
             raise QueryFailedError(f"Query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _run_at_once(coro: Any) -> Any:
+    """The value of an ``async def`` query handler (deprecated in temporalio, still accepted) that
+    never waits; one that waits cannot answer a query, which must not change the workflow."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise TypeError("an async query handler must not wait on anything: queries cannot wait")
+
+
+def _args(
+    instance: WorkflowInstance,
+    handler_name: str,
+    name: str,
+    payloads: list[dict[str, Any]] | None,
+    param_types: Any,
+) -> list[Any]:
+    """A handler's arguments; a dynamic one's are the name and the payloads as ``RawValue``s."""
+    if handler_name != DYNAMIC:
+        return instance.converter.from_payloads(payloads, param_types)
+    raw = instance.converter.from_payloads(payloads, [RawValue] * len(payloads or []))
+    return [name, raw]

@@ -11,6 +11,7 @@ WorkflowTaskStarted of the slice is the task being processed now: its commands a
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
@@ -25,7 +26,12 @@ from cadenza.schemas.events import (
     HistoryEvent,
 )
 from cadenza.schemas.service import UpdateRequest
-from cadenza.sdk._runtime.activities import Activities, ActivityHandle, ActivityState
+from cadenza.sdk._runtime.activities import (
+    Activities,
+    ActivityCancellationType,
+    ActivityHandle,
+    ActivityState,
+)
 from cadenza.sdk._runtime.children import ContinueAsNewError
 from cadenza.sdk._runtime.commands import COMMAND_EVENT_TYPES, CommandQueue
 from cadenza.sdk._runtime.conditions import Conditions
@@ -45,7 +51,7 @@ from cadenza.sdk._runtime.markers import Patches, SideEffects, TaskMarkers, inst
 from cadenza.sdk._runtime.sessions import Sessions, active_session
 from cadenza.sdk._runtime.timers import Timers
 from cadenza.sdk._runtime.updates import WorkflowUpdates, accepted_in_task
-from cadenza.sdk.converter import DataConverter
+from cadenza.sdk.converter import DataConverter, RawValue
 from cadenza.sdk.exceptions import (
     ActivityError,
     CanceledError,
@@ -53,6 +59,13 @@ from cadenza.sdk.exceptions import (
     FailureError,
     NondeterminismError,
     WorkflowTaskError,
+)
+from cadenza.sdk.interceptor import (
+    ExecuteWorkflowInput,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowOutboundInterceptor,
+    workflow_chain,
 )
 from cadenza.sdk.search_attributes import search_attribute_values
 
@@ -120,8 +133,13 @@ class WorkflowInstance:
         workflow_id: str,
         run_id: str,
         converter: DataConverter,
+        failure_exception_types: Sequence[type[BaseException]] = (),
+        interceptor_classes: Sequence[type[WorkflowInboundInterceptor]] = (),
     ) -> None:
         self.defn = defn
+        self.failure_exception_types = tuple(defn.failure_exception_types) + tuple(failure_exception_types)
+        """Exceptions that fail the run rather than the workflow task (the definition's, then the
+        worker's), besides ``FailureError`` and ``TimeoutError``."""
         self.namespace = namespace
         self.workflow_id = workflow_id
         self.run_id = run_id
@@ -148,6 +166,10 @@ class WorkflowInstance:
         self._last_event_id = 0
         self._object: Any = None
         self._main_task: asyncio.Task[Any] | None = None
+        self._main_started = False
+        self.started_attributes: dict[str, Any] = {}
+        """The attributes of the run's WorkflowExecutionStarted event."""
+        self._init_args: list[Any] | None = None
         self._terminal: Command | None = None
         self._closed = False
         self._task_error: BaseException | None = None
@@ -159,6 +181,12 @@ class WorkflowInstance:
         self.cancel_requested = False
         """Set once the run's cancellation has been requested."""
         self.conditions = Conditions(self.loop, self.on_callback_error)
+        self.start_header: dict[str, Any] = {}
+        """The header of WorkflowExecutionStarted (what the starter's interceptors put there)."""
+        self._inbound: WorkflowInboundInterceptor | None = None
+        self._outbound: WorkflowOutboundInterceptor | None = None
+        if interceptor_classes:
+            self._inbound, self._outbound = workflow_chain(interceptor_classes)
         # One small method per kind of event; new features (children, ...) add entries here.
         self.appliers: dict[EventType, Callable[[HistoryEvent], None]] = {
             EventType.WORKFLOW_EXECUTION_STARTED: self._apply_started,
@@ -409,6 +437,8 @@ class WorkflowInstance:
             converter=self.converter,
         )
         self._now_us = event.event_time
+        self.started_attributes = event.attributes
+        self.start_header = event.attributes.get("header") or {}
         self._main_task = self.loop.create_task(
             self._run_main(event.attributes.get("input")), name=f"{self.defn.name} (run)"
         )
@@ -416,6 +446,17 @@ class WorkflowInstance:
 
     def _apply_cancel_requested(self, event: HistoryEvent) -> None:
         self.cancel_requested = True
+        main = self._main_task
+        if main is None or main.done():
+            return
+        if self._main_started:
+            main.cancel()
+        else:
+            # Requested before the code ever ran: cancelling now would end the task before its
+            # first line. Let the code start, then cancel what it waits on, so it can clean up.
+            self.loop.call_soon(self._cancel_main)
+
+    def _cancel_main(self) -> None:
         if self._main_task is not None and not self._main_task.done():
             self._main_task.cancel()
 
@@ -424,16 +465,36 @@ class WorkflowInstance:
     def workflow_object(self) -> Any:
         """The instance of the workflow class (created on first use)."""
         if self._object is None:
-            self._object = self.defn.cls()
+            # With ``@workflow.init`` the constructor takes the run's arguments (decoded once).
+            self._object = self.defn.cls(*self._run_args()) if self.defn.init_takes_args else self.defn.cls()
         return self._object
 
+    def _run_args(self) -> list[Any]:
+        if self._init_args is None:
+            payloads = self.started_attributes.get("input")
+            if self.defn.dynamic:
+                # A dynamic workflow takes one argument: the arguments, undecoded.
+                raw = self.converter.from_payloads(payloads, [RawValue] * len(payloads or []))
+                self._init_args = [raw]
+            else:
+                self._init_args = self.converter.from_payloads(payloads, self.defn.run_param_types)
+        return self._init_args
+
     async def _run_main(self, payloads: list[dict[str, Any]] | None) -> Any:
-        if self.info.workflow_type != self.defn.name:
+        self._main_started = True
+        if self.info.workflow_type != self.defn.name and not self.defn.dynamic:
             raise TypeError(
                 f"History is of workflow type {self.info.workflow_type!r}, "
                 f"but the definition given is {self.defn.name!r}"
             )
-        args = self.converter.from_payloads(payloads, self.defn.run_param_types)
+        args = self._run_args()
+        if self._inbound is not None:
+            run = self.defn.run_fn
+            return await self._inbound.execute_workflow(
+                ExecuteWorkflowInput(
+                    self.defn.name, args, self.start_header, lambda a: run(self.workflow_object(), *a)
+                )
+            )
         return await self.defn.run_fn(self.workflow_object(), *args)
 
     def _on_main_done(self, task: asyncio.Task[Any]) -> None:
@@ -451,13 +512,22 @@ class WorkflowInstance:
             self._terminal = exc.command
         elif self.cancel_requested and is_cancelled_exception(exc):
             self._terminal = Command(CommandType.CANCEL_WORKFLOW_EXECUTION, {"details": None})
-        elif isinstance(exc, FailureError):
+        elif self.fails_workflow(exc):
             self.fail(exc)
         else:
             # A bug (TypeError, KeyError, ...): fail the task, not the workflow, so a fix can resume it.
             self._task_error = exc
 
-    def fail(self, exc: FailureError) -> None:
+    def fails_workflow(self, exc: BaseException) -> bool:
+        """Whether ``exc`` escaping the workflow code fails the run (as temporalio decides):
+        a ``FailureError`` (``ApplicationError``, ...), the builtin ``TimeoutError`` (what
+        ``wait_condition`` and ``asyncio.wait_for`` raise), or an instance of a type listed in
+        ``failure_exception_types``. Anything else fails the workflow task, so a fix resumes it."""
+        if isinstance(exc, FailureError | builtins.TimeoutError):
+            return True
+        return isinstance(exc, self.failure_exception_types)
+
+    def fail(self, exc: BaseException) -> None:
         """Close the run as failed with ``exc`` (unless it already has an outcome)."""
         if self._terminal is not None:
             return
@@ -500,11 +570,24 @@ class WorkflowInstance:
         result_type: Any,
         activity_id: str | None,
         explicit_queue: bool,
+        cancellation_type: ActivityCancellationType,
     ) -> ActivityState:
         session = active_session()
         if session is not None:
             session.prepare(attributes, explicit_queue)
-        state = self.activities.schedule(activity_type, attributes, result_type, activity_id)
+
+        def schedule() -> ActivityState:
+            return self.activities.schedule(
+                activity_type, attributes, result_type, activity_id, cancellation_type
+            )
+
+        if self._outbound is None:
+            state = schedule()
+        else:
+            header = attributes.setdefault("header", {})
+            state = self._outbound.start_activity(
+                StartActivityInput(activity_type, activity_id, header, schedule)
+            )
         if session is not None:
             session.track(state)
         return state
@@ -517,13 +600,16 @@ class WorkflowInstance:
         activity_id: str | None,
         *,
         explicit_queue: bool = True,
+        cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     ) -> ActivityHandle[Any]:
         """Schedule an activity and return a handle (task) for it.
 
         Inside a worker session, an activity whose queue was not chosen explicitly
         (``explicit_queue=False``) goes to the session's worker.
         """
-        state = self._schedule_activity(activity_type, attributes, result_type, activity_id, explicit_queue)
+        state = self._schedule_activity(
+            activity_type, attributes, result_type, activity_id, explicit_queue, cancellation_type
+        )
         return self.activities.start(state)
 
     async def execute_activity(
@@ -534,9 +620,12 @@ class WorkflowInstance:
         activity_id: str | None,
         *,
         explicit_queue: bool = True,
+        cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
     ) -> Any:
         """Schedule an activity and wait for its result (no extra task, unlike start_activity)."""
-        state = self._schedule_activity(activity_type, attributes, result_type, activity_id, explicit_queue)
+        state = self._schedule_activity(
+            activity_type, attributes, result_type, activity_id, explicit_queue, cancellation_type
+        )
         return await self.activities.wait(state)
 
     def start_timer(self, delay: float, handle: WorkflowTimerHandle) -> None:

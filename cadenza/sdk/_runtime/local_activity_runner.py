@@ -25,10 +25,22 @@ from cadenza.schemas.events import Command
 from cadenza.sdk import activity as activity_mod
 from cadenza.sdk._runtime.info import WorkflowInfo
 from cadenza.sdk._runtime.local_activities import LocalActivityOutcome, LocalActivityRequest
-from cadenza.sdk.activity import ActivityContext, ActivityDefinition, ActivityInfo
+from cadenza.sdk.activity import (
+    DYNAMIC_ACTIVITY,
+    ActivityContext,
+    ActivityDefinition,
+    ActivityInfo,
+    dynamic_arguments,
+)
 from cadenza.sdk.common import RetryPolicy
 from cadenza.sdk.converter import DataConverter
-from cadenza.sdk.exceptions import ApplicationError, RetryState, TimeoutError, TimeoutType
+from cadenza.sdk.exceptions import (
+    ApplicationError,
+    RetryState,
+    TimeoutError,
+    TimeoutType,
+    WorkflowTaskError,
+)
 
 if TYPE_CHECKING:
     from cadenza.sdk._runtime.instance import WorkflowInstance
@@ -71,6 +83,11 @@ class LocalActivityRunner:
             requests = instance.take_local_activities()
             if not requests:
                 raise RuntimeError("the workflow task waits on local activities, but none is pending")
+            for request in requests:
+                if request.activity_type not in self._activities and DYNAMIC_ACTIVITY not in self._activities:
+                    # As for a missing workflow type: fail the task, so deploying the activity
+                    # resumes the run (rather than failing the workflow for good).
+                    raise WorkflowTaskError(self._not_registered(request.activity_type))
             outcomes = await asyncio.gather(*(self.run(request, info, deadline) for request in requests))
             # Resolved in request order, so the code wakes in the same order on every worker.
             for request, outcome in zip(requests, outcomes, strict=True):
@@ -78,26 +95,32 @@ class LocalActivityRunner:
             commands = instance.resume()
         return commands
 
+    def _not_registered(self, activity_type: str) -> ApplicationError:
+        known = ", ".join(sorted(n for n in self._activities if not n.startswith("__"))) or "none"
+        return ApplicationError(
+            f"local activity type {activity_type!r} is not registered on this worker (it has: {known})",
+            type="ActivityTypeNotFound",
+            non_retryable=True,
+        )
+
     async def run(
         self, request: LocalActivityRequest, info: WorkflowInfo, task_deadline: float
     ) -> LocalActivityOutcome:
         """Run ``request`` to its outcome: a result, or the failure that stopped retrying."""
         converter = self._converter
-        defn = self._activities.get(request.activity_type)
+        defn = self._activities.get(request.activity_type) or self._activities.get(DYNAMIC_ACTIVITY)
         if defn is None:
-            known = ", ".join(sorted(n for n in self._activities if not n.startswith("__"))) or "none"
-            error = ApplicationError(
-                f"local activity type {request.activity_type!r} is not registered on this worker "
-                f"(it has: {known})",
-                type="ActivityTypeNotFound",
-                non_retryable=True,
-            )
+            error = self._not_registered(request.activity_type)
             return LocalActivityOutcome(
                 failure=converter.exception_to_failure(error),
                 retry_state=RetryState.NON_RETRYABLE_FAILURE.value,
             )
         try:
-            args = converter.from_payloads(request.input, defn.param_types)
+            args = (
+                dynamic_arguments(converter, request.input)
+                if defn.dynamic
+                else converter.from_payloads(request.input, defn.param_types)
+            )
         except Exception as err:
             error = ApplicationError(
                 f"cannot decode the arguments of local activity {request.activity_type!r}: {err}",

@@ -14,7 +14,7 @@ from typing import Any
 
 from cadenza import activity, workflow
 from cadenza.common import RetryPolicy
-from cadenza.exceptions import ActivityError, ApplicationError, SessionFailedError
+from cadenza.exceptions import ActivityError, ApplicationError, CanceledError, SessionFailedError
 
 TIMEOUT = timedelta(seconds=10)
 
@@ -235,7 +235,10 @@ class CatchesCancel:
         try:
             await workflow.execute_activity(long_work, "catch", **LONG)  # type: ignore[arg-type]
             return "not cancelled"
-        except asyncio.CancelledError:
+        except ActivityError as err:
+            # The activity was cancelled with the workflow (TRY_CANCEL): its error says so.
+            if not isinstance(err.cause, CanceledError):
+                raise
             done = await asyncio.shield(
                 workflow.execute_activity(cleanup, "catch", start_to_close_timeout=TIMEOUT)
             )
