@@ -130,3 +130,24 @@ def test_fixture_fails_not_skips_when_server_is_absent(tmp_path: Path) -> None:
     assert "1 error" in proc.stdout or "1 failed" in proc.stdout
     assert "skipped" not in proc.stdout
     assert "cadenza dev services up" in proc.stdout
+
+
+def test_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka's storage tool reads an id that starts with '-' as an option; one draw in 64 did."""
+    import base64
+    import uuid
+
+    from cadenza.ops.devservices import services as services_mod
+
+    dash_first = uuid.UUID(bytes=b"\xf8" + b"\x00" * 15)  # base64 of 0xF8... begins with '-'
+    assert base64.urlsafe_b64encode(dash_first.bytes).startswith(b"-")
+    plain = uuid.UUID(bytes=b"\x10" * 16)
+    draws = iter([dash_first, dash_first, plain])
+    monkeypatch.setattr(services_mod.uuid, "uuid4", lambda: next(draws))
+    cluster_id = services_mod.new_kafka_cluster_id()
+    assert cluster_id == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
+    monkeypatch.undo()
+    for _ in range(2000):
+        cluster_id = services_mod.new_kafka_cluster_id()
+        assert not cluster_id.startswith("-") and len(cluster_id) == 22
+        assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16

@@ -165,6 +165,17 @@ class Service:
         return f"{self.name} {self.address}"
 
 
+def new_kafka_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding, never starting with
+    ``-``. The storage tool reads an id that starts with ``-`` as an option (``argument
+    --cluster-id/-t: expected one argument``), so about one start in 64 failed; Kafka's own
+    ``Uuid.randomUuid`` draws again in that case, and so does this."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass(frozen=True)
 class Kafka(Service):
     name: str = "kafka"
@@ -189,9 +200,9 @@ class Kafka(Service):
             "-cp",
             classpath(dist / "lib"),
         ]
-        # KRaft refuses to start on an unformatted log directory. Kafka's ids are 16 random bytes
-        # in URL-safe base64 without padding, so generating one here saves a JVM start.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # KRaft refuses to start on an unformatted log directory; generating the id here saves a
+        # JVM start.
+        cluster_id = new_kafka_cluster_id()
         fmt = [
             java_binary(),
             "-XX:TieredStopAtLevel=1",
