@@ -374,14 +374,18 @@ class Host:
         self.queues.push_volatile_timer(shard.shard_id, timer)
 
     async def _sticky_timed_out(self, task: MatchTask) -> None:
-        if not self.matching.withdraw(task):
-            return  # a poller took it
+        # Once fallen back the task is an ordinary one: a second firing must leave it alone.
+        if not task.normal_queue or not self.matching.withdraw(task):
+            return  # a poller took it, or it is on its normal queue already
         queue = task.task_queue
         try:
             await self.history.mutate(
                 task.namespace_id, task.workflow_id, task.run_id, lambda m: wft.reset_stickiness(m, queue)
             )
-        except ServiceError as e:
+        except Exception as e:
+            # The store may be down: the run stays sticky and its next task tries the sticky queue
+            # again; what matters now is that this task reaches its normal queue (below). Raising
+            # would have the timer fire again for a task that is no longer sticky.
             log.info("clearing the sticky queue of %s failed: %s", task.workflow_id, e)
         finally:
             self.matching.fall_back(task)

@@ -138,6 +138,9 @@ class MatchingEngine:
 
     def fall_back(self, task: MatchTask) -> None:
         """Offers a workflow task taken off a sticky queue to the run's normal queue."""
+        # A task that is not sticky has no normal queue to go to: offered to queue '' it would
+        # wait there for a poller that never comes.
+        assert task.normal_queue, f"workflow task of {task.workflow_id} is not on a sticky queue"
         normal, task.normal_queue, task.sticky_timeout_ms = task.normal_queue, "", 0
         self.add_task(task.namespace_id, normal, task.task_type, task)
 
