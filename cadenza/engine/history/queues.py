@@ -256,8 +256,19 @@ class QueueProcessors:
         self, shard: ShardContext, wanted: list[tuple[TaskCategory, tuple[int, int], _AckTracker]]
     ) -> None:
         delay = 0.5
+        fenced = False
         while wanted and not self._stopping and not shard.lost:
             await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            if not fenced:
+                # Until the shard is fenced, a write whose answer was lost can still apply after a
+                # lookup found nothing (see ``ShardContext.fence``).
+                try:
+                    await shard.fence()
+                except Exception as e:
+                    log.info("shard %d: fencing before a lookup failed (%s); retrying", shard.shard_id, e)
+                    continue
+                fenced = True
             remaining = []
             for category, key, tracker in wanted:
                 try:
@@ -273,7 +284,6 @@ class QueueProcessors:
                     found = Task.decode(r.data, r.task_id, r.visibility_time)
                     self.on_new_tasks(shard.shard_id, _tasks_of(category, found))
             wanted = remaining
-            delay = min(delay * 2, 5.0)
 
     # -- transfer --------------------------------------------------------------------------------------
 

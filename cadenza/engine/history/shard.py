@@ -191,14 +191,79 @@ class ShardContext:
             if self._next_task_id < self._max_task_id:
                 return
             info = await self.stores.shards.get_shard(self.shard_id)
+            if self._moved_on_by_us(info.range_id, info.owner):
+                self._adopt(info.range_id)  # a range never used: fresh ids
+                return
             if info.range_id != self.range_id:
                 self._lose()
             info.range_id = self.range_id + 1
             info.owner = self.owner
             await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
-            self.range_id = info.range_id
-            self._next_task_id = self.range_id << RANGE_BITS
-            self._max_task_id = (self.range_id + 1) << RANGE_BITS
+            self._adopt(info.range_id)
+
+    def _moved_on_by_us(self, stored_range_id: int, stored_owner: str) -> bool:
+        """The stored range is past ours and the row still names this host: a range move of ours
+        applied although its answer was lost (a timeout), not another host taking the shard."""
+        return stored_owner == self.owner and stored_range_id > self.range_id
+
+    def _adopt(self, range_id: int) -> None:
+        self.range_id = range_id
+        self._next_task_id = range_id << RANGE_BITS
+        self._max_task_id = (range_id + 1) << RANGE_BITS
+
+    async def fence(self) -> None:
+        """Makes the outcome of this host's earlier writes to the shard definite.
+
+        A write whose answer was lost (a timeout, a node killed mid-request) may still apply later:
+        on Cassandra its lightweight transaction can sit accepted and be completed by the next one on
+        the partition. Every write is conditioned on the shard's ``range_id``, so moving the range
+        on (itself such a transaction, which first completes anything in flight) leaves each earlier
+        write applied now or never: a read after this returns sees what there is for good, as the
+        anchors' shard re-acquisition does. This host's writes still in flight under the old range
+        are refused and retried (``_fenced_by_us``)."""
+        async with self._renew_lock:
+            info = await self.stores.shards.get_shard(self.shard_id)
+            if self._moved_on_by_us(info.range_id, info.owner):
+                # An earlier move of ours applied without its answer: the row is past every range
+                # this host has written with, which is all a fence needs.
+                self._adopt(info.range_id)
+                return
+            if info.range_id != self.range_id:
+                self._lose()
+            info.range_id = self.range_id + 1
+            info.owner = self.owner
+            try:
+                await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+            except ShardOwnershipLostError:
+                self.mark_lost()
+                raise
+            self._adopt(info.range_id)
+
+    async def _write_refused(self, e: BaseException) -> BaseException:
+        """What a failed create or update raises. A refusal by the range fence because this host
+        moved the range on while the write was in flight (``fence``, also one whose answer was
+        lost) becomes a definite ``ConditionFailedError``, which the callers retry; only a range
+        taken by another host marks the shard lost."""
+        if not isinstance(e, ShardOwnershipLostError):
+            return e
+        refused = ConditionFailedError(
+            f"shard {self.shard_id}: write refused by this host's own range move (range_id "
+            f"{e.expected_range_id}, now {e.actual_range_id}); not applied"
+        )
+        moved = e.actual_range_id is not None and e.actual_range_id > e.expected_range_id
+        if moved and e.actual_range_id == self.range_id:
+            return refused
+        if moved:
+            async with self._renew_lock:
+                try:
+                    info = await self.stores.shards.get_shard(self.shard_id)
+                except Exception:
+                    return refused  # not applied; whose the shard is, the next write finds out
+                if info.range_id == self.range_id or self._moved_on_by_us(info.range_id, info.owner):
+                    self._adopt(info.range_id)
+                    return refused
+        self.mark_lost()
+        return e
 
     def _lose(self) -> None:
         self.mark_lost()
@@ -223,13 +288,18 @@ class ShardContext:
 
     async def save_ack_levels(self, levels: dict[str, int]) -> None:
         self.ack_levels.update(levels)
-        info = await self.stores.shards.get_shard(self.shard_id)
-        info.ack_levels = dict(self.ack_levels)
-        try:
-            await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
-        except ShardOwnershipLostError:
-            self.mark_lost()
-            raise
+        # Under the range lock: a fence between the read and the write would otherwise have the
+        # write put the old range back.
+        async with self._renew_lock:
+            info = await self.stores.shards.get_shard(self.shard_id)
+            if self._moved_on_by_us(info.range_id, info.owner):
+                self._adopt(info.range_id)
+            info.ack_levels = dict(self.ack_levels)
+            try:
+                await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+            except ShardOwnershipLostError:
+                self.mark_lost()
+                raise
 
     # -- the run cache -----------------------------------------------------------------------------
 
@@ -418,9 +488,10 @@ class ShardContext:
                 )
             )
         except BaseException as e:
-            if isinstance(e, ShardOwnershipLostError):
-                self.mark_lost()
-            self._maybe_written(e, tasks)
+            refused = await self._write_refused(e)
+            self._maybe_written(refused, tasks)
+            if refused is not e:
+                raise refused from e
             raise
         ctx.state = ms
         ctx.events = events
@@ -505,12 +576,13 @@ class ShardContext:
                 )
             )
         except BaseException as e:
-            if isinstance(e, ShardOwnershipLostError):
-                self.mark_lost()
+            refused = await self._write_refused(e)
             self.invalidate(ctx)
-            self._maybe_written(e, tasks)
+            self._maybe_written(refused, tasks)
             if new_run is not None:
-                self._maybe_written(e, new_run.tasks)
+                self._maybe_written(refused, new_run.tasks)
+            if refused is not e:
+                raise refused from e
             raise
         ctx.writes += 1
         if ctx.events is not None:

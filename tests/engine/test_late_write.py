@@ -1,0 +1,125 @@
+"""A write whose answer was lost but which applies later still has its tasks run.
+
+On Cassandra a conditional write can be accepted, lose its answer (the node is killed, the request
+times out) and be completed later by the next lightweight transaction on the shard's partition. The
+engine looks such a write's tasks up once the store answers; a lookup made before the write lands
+finds nothing, and tasks that land afterwards were never dispatched: the run waited until the next
+engine restart. The shard is now fenced (its range moved on, itself such a transaction) before the
+lookup, so the write lands before it or never.
+
+The store here is SQLite with the late landing modelled: the chosen write is answered with
+StoreUnavailableError and stays accepted, not applied, while reads go on answering and other run
+writes are refused as unavailable; the next conditional write on the shard row (a range move or an
+ack-level save) completes it first. Only the order matters: a fence lands it before the lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cadenza import activity, workflow
+from cadenza.common import RetryPolicy
+from cadenza.engine.history.shard import ShardContext
+from cadenza.engine.persistence.errors import StoreUnavailableError
+from cadenza.testing import WorkflowEnvironment
+from cadenza.worker import Worker
+
+
+@activity.defn
+async def greet(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@workflow.defn
+class Greeting:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            greet,
+            name,
+            start_to_close_timeout=timedelta(seconds=1),
+            retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+
+def land_late(env: WorkflowEnvironment, chosen: Any) -> list[Any]:
+    """Answers the first update ``chosen(request)`` picks with StoreUnavailableError and applies it
+    just before the next write of the shard row, refusing other writes until then. Returns the
+    requests that landed late."""
+    stores: Any = env.host.stores
+    executions, shards = stores.executions, stores.shards
+    plain_update, plain_create = executions.update_workflow_execution, executions.create_workflow_execution
+    plain_shard = shards.update_shard
+    waiting: list[Any] = []
+    landed: list[Any] = []
+
+    async def complete_accepted() -> None:
+        while waiting:
+            request = waiting.pop()
+            await plain_update(request)
+            landed.append(request)
+
+    def refuse_while_accepted() -> None:
+        if waiting:
+            raise StoreUnavailableError("injected: writes wait behind an accepted one")
+
+    async def update(request: Any) -> Any:
+        refuse_while_accepted()
+        if not landed and chosen(request):
+            waiting.append(request)
+            raise StoreUnavailableError("injected: the answer to this write was lost")
+        return await plain_update(request)
+
+    async def create(request: Any) -> Any:
+        refuse_while_accepted()
+        return await plain_create(request)
+
+    async def update_shard(*args: Any, **kwargs: Any) -> Any:
+        await complete_accepted()
+        return await plain_shard(*args, **kwargs)
+
+    executions.update_workflow_execution = update
+    executions.create_workflow_execution = create
+    shards.update_shard = update_shard
+    return landed
+
+
+def schedules_the_activity(request: Any) -> bool:
+    return any(b"greet" in a.node.data for a in request.history)
+
+
+@pytest.mark.parametrize("fenced", [True, False], ids=["fenced", "unfenced"])
+def test_a_write_that_lands_after_its_error_still_has_its_tasks_run(
+    fenced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not fenced:
+        # Without the fence the lookup races the late write: the run must then be stuck, or this
+        # test does not model the fault it guards against.
+        async def no_fence(self: ShardContext) -> None:
+            return None
+
+        monkeypatch.setattr(ShardContext, "fence", no_fence)
+
+    async def main() -> None:
+        env = await WorkflowEnvironment.start_local(visibility=False)
+        landed = land_late(env, schedules_the_activity)
+        try:
+            async with Worker(env.client, task_queue="late", workflows=[Greeting], activities=[greet]):
+                handle = await env.client.start_workflow(Greeting.run, "late", id="late", task_queue="late")
+                try:
+                    result = await asyncio.wait_for(handle.result(), 6)
+                except TimeoutError:
+                    result = None
+            assert landed, "the chosen write never landed: the fault was not injected"
+            if fenced:
+                assert result == "Hello, late!"
+            else:
+                assert result is None, "the unfenced lookup was not raced: the model does not bite"
+        finally:
+            await env.shutdown()
+
+    asyncio.run(main())
