@@ -7,7 +7,6 @@ import inspect
 import pytest
 from e2e.conftest import run_in_env
 
-from cadenza.client import WorkflowHandle
 from cadenza.exceptions import QueryRejectedError
 from cadenza.sdk.common import QueryRejectCondition
 from cadenza.testing import WorkflowEnvironment
@@ -53,10 +52,6 @@ def test_reject_conditions_follow_the_status_names() -> None:
     assert str(QueryRejectedError("TERMINATED")) == "Query rejected: the workflow run is TERMINATED"
 
 
-_client_supports_reject = "reject_condition" in inspect.signature(WorkflowHandle.query).parameters
-
-
-@pytest.mark.skipif(not _client_supports_reject, reason="WorkflowHandle.query has no reject_condition yet")
 def test_queries_are_rejected_by_the_status_of_the_run() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with Worker(env.client, task_queue="rq", workflows=[Tagged]):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from e2e.conftest import run_in_env
 
+from cadenza.engine.matching import ACTIVITY_TASK
 from cadenza.schemas.events import EventType
 from cadenza.testing import WorkflowEnvironment
 from cadenza.worker import Replayer, Worker
@@ -70,13 +69,23 @@ def test_a_worker_accepts_at_most_max_concurrent_sessions() -> None:
     async def scenario(env: WorkflowEnvironment) -> None:
         async with (
             Worker(env.client, task_queue=QUEUE, workflows=WORKFLOWS),
-            _session_worker(env, "solo", limit=1),
+            _session_worker(env, "solo", limit=1) as solo,
         ):
             first = await env.client.start_workflow(SessionHolder.run, id="hold-1", task_queue=QUEUE)
             await eventually(lambda: has_event(first, EventType.WORKFLOW_EXECUTION_SIGNALED))
             second = await env.client.start_workflow(SessionHolder.run, id="hold-2", task_queue=QUEUE)
-            await asyncio.sleep(0.5)
-            # The second session's creation activity waits: the only slot is taken.
+            # The second session's creation activity waits on the server: a worker with a free
+            # slot keeps a poll waiting on that queue, which would take it at once, so a task
+            # that stays queued there shows the only slot is taken (no fixed sleep needed).
+            assert solo._sessions is not None
+            creation_queue = solo._sessions.creation_queue
+            ns = await env.host.namespaces.get(env.client.namespace)
+
+            async def waits_on_server() -> bool:
+                queued = env.host.matching.queue(ns.id, creation_queue, ACTIVITY_TASK).tasks
+                return any(t.workflow_id == "hold-2" for t in queued)
+
+            await eventually(waits_on_server)
             assert not await activity_started(second)
             await first.signal(SessionHolder.done)
             assert await first.result() == f"{QUEUE}@worker-solo"
