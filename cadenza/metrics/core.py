@@ -7,10 +7,17 @@ Scrapes run on the exporter's thread and read the values as they are; under the 
 sees each number whole.
 
 Every family has fixed label names; ``labels(*values)`` returns the child for those values,
-created on first use and cached, so callers bind children once and keep them. Constant tags
-(the config's ``tags``, e.g. ``type: frontend``) are added to every series at scrape time. A family
-that reaches ``MAX_CHILDREN`` children folds further label values into one ``_overflow_`` child,
-so a caller that passes unbounded values cannot grow the registry without bound.
+created on first use and cached, so callers bind children once and keep them. Hot paths whose
+label values vary per call index ``family.children[values]`` instead: a child that exists is then
+one dict lookup, with no Python call (``labels`` is one, and it adds up over the ~30 updates of a
+workflow). Constant tags (the config's ``tags``, e.g. ``type: frontend``) are added to every
+series at scrape time. A family that reaches ``MAX_CHILDREN`` children folds further label values
+into one ``_overflow_`` child, so a caller that passes unbounded values cannot grow the registry
+without bound.
+
+The busiest call sites (a store call, an in-process service call) update their histogram inline
+(``counts[bisect_left(bounds, v)] += 1; sum += v``, what ``Histogram.observe`` does) rather than
+calling ``observe``: with metrics on, a workflow's cost is mostly such small calls.
 
 Counters are exposed under their own names without a ``_total`` suffix (typed ``untyped`` in the
 text format), as the anchors' servers and temporalio's SDK export them, so their dashboards and
@@ -68,6 +75,30 @@ class Gauge:
         self.value = value
 
 
+class _Children(dict[tuple[str, ...], Any]):
+    """A family's children by label values. Indexing creates a missing child (``__missing__``),
+    so a hit costs a plain dict lookup and no Python call."""
+
+    __slots__ = ("family",)
+
+    def __init__(self, family: _Family) -> None:
+        super().__init__()
+        self.family = family
+
+    def __missing__(self, values: tuple[str, ...]) -> Any:
+        family = self.family
+        if len(values) != len(family.labelnames):
+            raise ValueError(f"{family.name} takes labels {family.labelnames}, got {values}")
+        if len(self) >= MAX_CHILDREN:
+            overflow = (OVERFLOW,) * len(values)
+            child = self.get(overflow)
+            if child is None:
+                child = self[overflow] = family._new()
+            return child  # not stored under ``values``: the dict stays bounded
+        child = self[values] = family._new()
+        return child
+
+
 class _Family:
     kind = ""
 
@@ -75,23 +106,13 @@ class _Family:
         self.name = name
         self.doc = doc
         self.labelnames = tuple(labelnames)
-        self.children: dict[tuple[str, ...], Any] = {}
+        self.children = _Children(self)
 
     def _new(self) -> Any:
         raise NotImplementedError
 
     def labels(self, *values: str) -> Any:
-        child = self.children.get(values)
-        if child is None:
-            if len(values) != len(self.labelnames):
-                raise ValueError(f"{self.name} takes labels {self.labelnames}, got {values}")
-            if len(self.children) >= MAX_CHILDREN:
-                values = (OVERFLOW,) * len(values)
-                child = self.children.get(values)
-                if child is not None:
-                    return child
-            child = self.children[values] = self._new()
-        return child
+        return self.children[values]
 
     def series(self) -> list[tuple[tuple[str, ...], Any]]:
         return list(self.children.items())

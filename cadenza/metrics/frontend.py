@@ -18,6 +18,7 @@ The namespace comes from the request (its ``namespace``, or the task token's nam
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ def namespace_of_token(token: bytes, metrics: ServerMetrics) -> str:
     end = token.find(b'"', 2)
     if end < 0:
         return ""
-    return metrics.namespace_name(token[2:end].decode(errors="replace")) or ""
+    return metrics.name_of_id(token[2:end].decode(errors="replace")) or ""
 
 
 class _Operation:
@@ -88,22 +89,8 @@ def rpc_meter(metrics: Any, method: str) -> RpcMeter | None:
     return RpcMeter(metrics, method)
 
 
-def _namespace_of(args: tuple[Any, ...], kwargs: dict[str, Any], metrics: ServerMetrics) -> str:
-    if args:
-        first = args[0]
-        if type(first) is str:
-            return first
-        if type(first) is bytes:
-            return namespace_of_token(first, metrics)
-        ns = getattr(first, "namespace", None)
-        if type(ns) is str:
-            return ns
-    ns = kwargs.get("namespace")
-    return ns if type(ns) is str else ""
-
-
 CallHook = tuple[Callable[..., None] | None, Callable[..., None]]
-"""(before(args, kwargs) or None, after(args, kwargs, started, result, error)) for one method."""
+"""(before(args, kwargs) or None, after(args, kwargs, elapsed, result, error)) for one method."""
 
 NOT_OPERATIONS = frozenset({"activity_task_token"})
 
@@ -120,13 +107,30 @@ class FrontendCallMetrics:
         metrics = self.metrics
         op = _Operation(metrics, operation_name(method))
         children = op.children
-        clock = time.perf_counter
 
+        # Runs once per in-process call, so it calls no helpers (they were a measurable share of
+        # the metrics' cost): the namespace is found inline and a known one's child is one lookup.
         def after(
-            args: tuple[Any, ...], kwargs: dict[str, Any], started: float, result: Any, error: Any
+            args: tuple[Any, ...], kwargs: dict[str, Any], elapsed: float, result: Any, error: Any
         ) -> None:
-            namespace = _namespace_of(args, kwargs, metrics)
-            (children.get(namespace) or op.child(namespace)).observe(clock() - started)
+            namespace: Any = None
+            if args:
+                first = args[0]
+                if type(first) is str:
+                    namespace = first
+                elif type(first) is bytes:
+                    namespace = namespace_of_token(first, metrics)
+                else:
+                    namespace = getattr(first, "namespace", None)
+            if type(namespace) is not str:
+                namespace = kwargs.get("namespace")
+                if type(namespace) is not str:
+                    namespace = ""
+            child = children.get(namespace)
+            if child is None:
+                child = op.child(namespace)
+            child.counts[bisect_left(child.bounds, elapsed)] += 1  # child.observe(elapsed), inline
+            child.sum += elapsed
             if error is not None and isinstance(error, Exception):
                 metrics.service_error(op.name, namespace, error)
 

@@ -40,6 +40,8 @@ _KINDS: dict[TaskCategory, tuple[str, type]] = {
 
 Children = tuple[Counter, Histogram, Histogram, Histogram]
 
+TRANSFER = TaskCategory.TRANSFER
+
 FULL_BATCH = 500
 """The shard queues' largest visibility or replication batch: a full one leaves tasks pending."""
 
@@ -72,7 +74,9 @@ class QueueMetrics:
 
     def transfer_ack(self, t: Task, ack: Callable[[], None]) -> Callable[[], None]:
         """``ack`` that also records the task as done, and how long it waited since now."""
-        requests, _, queue, _ = self._children(TaskCategory.TRANSFER, t)
+        # ``_children``'s lookup inline: this runs for every workflow and activity task.
+        children = self.metrics._task_children.get((TRANSFER, t.kind, t.namespace_id))
+        requests, _, queue, _ = children or self._children(TRANSFER, t)
         clock = time.perf_counter
         arrived = clock()
 

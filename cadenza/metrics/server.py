@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cadenza.metrics.core import Counter, Histogram, MetricsRegistry
+from cadenza.metrics.core import MAX_CHILDREN, Counter, Histogram, MetricsRegistry
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -166,6 +166,10 @@ class ServerMetrics:
         )
         self._service_children: dict[tuple[str, str], Histogram] = {}
         self._task_children: dict[tuple[int, int, str], tuple[Counter, Histogram, Histogram, Histogram]] = {}
+        self._schedule_children: dict[tuple[str, str, str], Histogram] = {}
+        self._names: dict[str, str] = {}
+        """Namespace id -> name, of the namespaces found so far. A namespace keeps its name (updates
+        go by name and keep the id), so a found name stays right; ids not found are asked again."""
 
     @classmethod
     def disabled(cls) -> ServerMetrics:
@@ -176,8 +180,18 @@ class ServerMetrics:
     def namespace_label(self, name: str) -> str:
         return name if name and self.known_namespace(name) else UNKNOWN_NAMESPACE
 
+    def name_of_id(self, namespace_id: str) -> str | None:
+        """The namespace's name, or None if it is not registered (``namespace_name``, cached)."""
+        name = self._names.get(namespace_id)
+        if name is None:
+            name = self.namespace_name(namespace_id)
+            if name and len(self._names) < MAX_CHILDREN:
+                self._names[namespace_id] = name
+        return name
+
     def namespace_label_of_id(self, namespace_id: str) -> str:
-        return self.namespace_name(namespace_id) or UNKNOWN_NAMESPACE
+        # A cached name without a call to ``name_of_id``.
+        return self._names.get(namespace_id) or self.name_of_id(namespace_id) or UNKNOWN_NAMESPACE
 
     # -- frontend ----------------------------------------------------------------------------------
 
@@ -241,11 +255,19 @@ class ServerMetrics:
         counter = self._close_counters.get(int(info.status))
         ns = self.namespace_label_of_id(info.namespace_id)
         if counter is not None:
-            counter.labels(ns, info.task_queue).inc()
-        self.history_count.labels(ns).observe(history_count)
-        self.history_size.labels(ns).observe(info.history_size_bytes)
+            counter.children[(ns, info.task_queue)].inc()
+        key = (ns,)
+        self.history_count.children[key].observe(history_count)
+        self.history_size.children[key].observe(info.history_size_bytes)
 
     def schedule_to_start(self, namespace_id: str, task_queue: str, task_type: str, seconds: float) -> None:
-        self.schedule_to_start_latency.labels(
-            self.namespace_label_of_id(namespace_id), task_queue, task_type
-        ).observe(seconds)
+        key = (namespace_id, task_queue, task_type)
+        child = self._schedule_children.get(key)
+        if child is None:
+            label = self.namespace_label_of_id(namespace_id)
+            child = self.schedule_to_start_latency.children[(label, task_queue, task_type)]
+            # Kept by namespace id when the id is known (its label then never changes), and
+            # bounded like the family itself.
+            if label != UNKNOWN_NAMESPACE and len(self._schedule_children) < MAX_CHILDREN:
+                self._schedule_children[key] = child
+        child.observe(seconds)

@@ -70,8 +70,9 @@ class LocalService:
     Observers (metrics) see every call: the target's ``call_observers`` (a metered server's) and
     ``observers`` (a metered client's). ``observer.hook(method)`` gives ``(before, after)`` for a
     method, or None; ``before(args, kwargs)`` (may be None) runs before the call, ``after(args,
-    kwargs, started, result, error)`` once it ended (``error`` is the server's exception). They
-    run inside this wrapper's own coroutine: metering adds no coroutine per call."""
+    kwargs, elapsed, result, error)`` once it ended (``elapsed`` in seconds, read once for all
+    observers; ``error`` is the server's exception). They run inside this wrapper's own coroutine:
+    metering adds no coroutine per call."""
 
     def __init__(
         self,
@@ -157,19 +158,22 @@ class LocalService:
                         await asyncio.sleep(delay * (0.5 + random.random()))
                         delay = min(delay * 2, max_backoff)
                         continue
+                    elapsed = clock() - started
                     for after in afters:
-                        after(args, kwargs, started, None, e)
+                        after(args, kwargs, elapsed, None, e)
                     err = translate_error(e)
                     if attempt and isinstance(err, sdk_errors.RPCError):
                         err.message = f"{err.message} ({attempt + 1} attempts)"
                         err.args = (f"{err.status}: {err.message}",)
                     raise err from None
                 except BaseException as e:
+                    elapsed = clock() - started
                     for after in afters:
-                        after(args, kwargs, started, None, e)
+                        after(args, kwargs, elapsed, None, e)
                     raise
+                elapsed = clock() - started
                 for after in afters:
-                    after(args, kwargs, started, result, None)
+                    after(args, kwargs, elapsed, result, None)
                 return result
 
         return call
