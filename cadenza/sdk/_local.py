@@ -123,14 +123,9 @@ class LocalService:
                 except server_errors.ServiceError as e:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
                         attempt += 1
-                        await asyncio.sleep(delay * (0.5 + random.random()))
-                        delay = min(delay * 2, max_backoff)
+                        delay = await _back_off(delay, max_backoff)
                         continue
-                    err = translate_error(e)
-                    if attempt and isinstance(err, sdk_errors.RPCError):
-                        err.message = f"{err.message} ({attempt + 1} attempts)"
-                        err.args = (f"{err.status}: {err.message}",)
-                    raise err from None
+                    raise _client_error(e, attempt) from None
 
         setattr(self, name, call)  # cache: later calls skip __getattr__
         return call
@@ -155,17 +150,12 @@ class LocalService:
                 except server_errors.ServiceError as e:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
                         attempt += 1
-                        await asyncio.sleep(delay * (0.5 + random.random()))
-                        delay = min(delay * 2, max_backoff)
+                        delay = await _back_off(delay, max_backoff)
                         continue
                     elapsed = clock() - started
                     for after in afters:
                         after(args, kwargs, elapsed, None, e)
-                    err = translate_error(e)
-                    if attempt and isinstance(err, sdk_errors.RPCError):
-                        err.message = f"{err.message} ({attempt + 1} attempts)"
-                        err.args = (f"{err.status}: {err.message}",)
-                    raise err from None
+                    raise _client_error(e, attempt) from None
                 except BaseException as e:
                     elapsed = clock() - started
                     for after in afters:
@@ -177,6 +167,21 @@ class LocalService:
                 return result
 
         return call
+
+
+async def _back_off(delay: float, max_backoff: float) -> float:
+    """Sleeps about ``delay`` (jittered) before a retry of UNAVAILABLE; returns the next delay."""
+    await asyncio.sleep(delay * (0.5 + random.random()))
+    return min(delay * 2, max_backoff)
+
+
+def _client_error(e: server_errors.ServiceError, attempt: int) -> BaseException:
+    """The SDK's error for a server error, naming the attempts when the call was retried."""
+    err = translate_error(e)
+    if attempt and isinstance(err, sdk_errors.RPCError):
+        err.message = f"{err.message} ({attempt + 1} attempts)"
+        err.args = (f"{err.status}: {err.message}",)
+    return err
 
 
 def local_service(target: Any, *, retries: int = 5) -> WorkflowService:
