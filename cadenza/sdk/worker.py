@@ -61,6 +61,7 @@ from cadenza.sdk.exceptions import (
     CadenzaError,
     NondeterminismError,
     QueryFailedError,
+    RPCError,
     WorkflowTaskError,
 )
 from cadenza.sdk.interceptor import Interceptor, activity_chain, workflow_classes
@@ -68,6 +69,15 @@ from cadenza.sdk.interceptor import Interceptor, activity_chain, workflow_classe
 __all__ = ["Replayer", "Worker"]
 
 log = logging.getLogger("cadenza.worker")
+
+
+def _log_poll_failure(kind: str, e: Exception) -> None:
+    """A poll that failed is retried. A server that cannot be reached (restarting, failed over,
+    killed) is expected in operation and gets one line; anything else keeps its traceback."""
+    if isinstance(e, RPCError) and e.status == "UNAVAILABLE":
+        log.warning("polling %s tasks failed, retrying: %s", kind, e)
+    else:
+        log.exception("polling %s tasks failed; retrying", kind)
 
 _CLOSE_COMMAND_EVENTS = {ct for ct, et in COMMAND_EVENT.items() if et in CLOSE_EVENT_TYPES}
 
@@ -343,8 +353,8 @@ class Worker:
                     task = await service.poll_workflow_task_queue(ns, queue, identity=self.identity)
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("polling workflow tasks failed; retrying")
+                except Exception as e:
+                    _log_poll_failure("workflow", e)
                     await asyncio.sleep(0.2)
                     continue
                 if task is not None:
@@ -361,10 +371,10 @@ class Worker:
                 if slot_first:
                     self._workflow_task_slots.release()
                 raise
-            except Exception:
+            except Exception as e:
                 if slot_first:
                     self._workflow_task_slots.release()
-                log.exception("polling workflow tasks failed; retrying")
+                _log_poll_failure("workflow", e)
                 await asyncio.sleep(0.2)
                 continue
             if task is None:
@@ -622,9 +632,9 @@ class Worker:
             except asyncio.CancelledError:
                 self._activity_slots.release()
                 raise
-            except Exception:
+            except Exception as e:
                 self._activity_slots.release()
-                log.exception("polling activity tasks failed; retrying")
+                _log_poll_failure("activity", e)
                 await asyncio.sleep(0.2)
                 continue
             if task is None:
