@@ -273,10 +273,23 @@ class Host:
     async def _on_visibility(self, tasks: list[Task]) -> None:
         if type(self.visibility_sink) is DiscardingSink:
             return  # no visibility configured: building records from the runs' state is wasted work
-        updates: list[VisibilityUpdate] = []
+        # Every task's record is built from the run's newest state, so of a run's tasks in one
+        # batch (its start and its close, when the run was short) only the newest needs sending:
+        # the consumer keeps the record with the highest task id, and the others would carry the
+        # same state under lower ids. All of them are acknowledged once this returns.
+        newest: dict[tuple[str, str, str], Task] = {}
         for t in tasks:
+            key = (t.namespace_id, t.workflow_id, t.run_id)
+            seen = newest.get(key)
+            if seen is None or seen.task_id < t.task_id:
+                newest[key] = t
+        updates: list[VisibilityUpdate] = []
+        for t in newest.values():
             try:
-                _, ms = await self.history.get_state(t.namespace_id, t.workflow_id, t.run_id)
+                if t.state is not None:
+                    ms = t.state  # the run closed in the write that made this task: its final state
+                else:
+                    _, ms = await self.history.get_state(t.namespace_id, t.workflow_id, t.run_id)
             except WorkflowNotFoundError:
                 updates.append(
                     VisibilityUpdate(

@@ -113,7 +113,18 @@ class VisibilityIndexer:
             # backoff: dead-lettering records during an outage would leave them unsearchable until
             # someone merged the DLQ. Records that can never be indexed raise PermanentMessageError
             # and go to the DLQ at once.
-            options=options or RunnerOptions(poll_timeout=0.05, max_attempts=1 << 30, backoff_max=5.0),
+            # A poll's messages of every partition go to the store in one write: the newest record
+            # of each run wins whatever partition it came from. Offsets are committed every 0.2 s
+            # while records keep coming rather than after every batch (a write to the bus each);
+            # after a crash at most that much is indexed again, and indexing is idempotent.
+            options=options
+            or RunnerOptions(
+                poll_timeout=0.05,
+                max_attempts=1 << 30,
+                backoff_max=5.0,
+                across_partitions=True,
+                commit_interval=0.2,
+            ),
         )
 
     def start(self) -> asyncio.Task[None]:

@@ -109,6 +109,9 @@ class QueryingStore:
     def _validate(self, records: Sequence[VisibilityRecord]) -> list[VisibilityRecord]:
         out = []
         for record in records:
+            if not record.search_attributes:
+                out.append(record)  # nothing to check or type (most records)
+                continue
             try:
                 typed = self.registry.validate(record.search_attributes)
             except SearchAttributeError as e:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from cadenza.engine.bus import EmbeddedBus, TopicSpec
+from cadenza.engine.bus import ConsumerRunner, EmbeddedBus, Message, RunnerOptions, TopicSpec
 from cadenza.engine.bus.errors import TopicNotFoundError
 
-from .contract import BusContract, consume, name, run
+from .contract import BusContract, consume, eventually, name, run
 
 
 class TestEmbeddedBus(BusContract):
@@ -140,3 +141,94 @@ def test_writes_that_return_a_cursor_never_break_the_writer(tmp_path: Path) -> N
         return failures
 
     assert asyncio.run(main()) == 0
+
+
+def test_a_runner_across_partitions_hands_a_whole_poll_to_one_batch_call(tmp_path: Path) -> None:
+    """``across_partitions``: one batch call for every partition's messages, each partition's in
+    order; a failing call falls back to the partitions one by one, and nothing is handled twice."""
+
+    async def main() -> None:
+        bus = EmbeddedBus(tmp_path / "bus.db")
+        try:
+            await bus.create_topics([TopicSpec("t", 4), TopicSpec("t-dlq", 1)])
+            keys = [f"wf-{i}".encode() for i in range(8)]
+            producer = bus.producer()
+            batches: list[list[Message]] = []
+            fail_next = False
+
+            async def handle(messages: Sequence[Message]) -> None:
+                nonlocal fail_next
+                if fail_next:
+                    fail_next = False
+                    raise RuntimeError("the store is down")
+                batches.append(list(messages))
+
+            options = RunnerOptions(poll_timeout=0.05, backoff_initial=0.01, across_partitions=True)
+            runner = ConsumerRunner(
+                bus, group="g", topics=["t"], dlq_topic="t-dlq", batch_handler=handle, options=options
+            )
+
+            async def produce(round_: int) -> None:
+                await asyncio.gather(*(producer.produce("t", k, k + b":%d" % round_) for k in keys))
+
+            await produce(0)
+            runner.start()
+            await eventually(lambda: sum(map(len, batches)) == 8, "the first round")
+            assert len({m.partition for m in batches[0]}) > 1  # one call took several partitions
+            fail_next = True
+            await produce(1)
+            await produce(2)
+            await eventually(lambda: sum(map(len, batches)) == 24, "the other rounds")
+            await runner.stop()
+            values = [m.value or b"" for batch in batches for m in batch]
+            assert sorted(values) == sorted(k + b":%d" % r for k in keys for r in range(3))
+            for k in keys:
+                assert [v for v in values if v.startswith(k + b":")] == [k + b":0", k + b":1", k + b":2"]
+            assert all(o.offset == 6 for o in (await bus.committed("g", "t")).values())
+        finally:
+            await bus.close()
+
+    run(main())
+
+
+def test_a_runner_with_a_commit_interval_commits_when_messages_stop_coming(tmp_path: Path) -> None:
+    async def main() -> None:
+        bus = EmbeddedBus(tmp_path / "bus.db")
+        try:
+            await bus.create_topics([TopicSpec("t", 1), TopicSpec("t-dlq", 1)])
+            handled: list[bytes] = []
+            commits: list[int] = []
+
+            async def handle(message: Message) -> None:
+                handled.append(message.value or b"")
+
+            options = RunnerOptions(poll_timeout=0.5, commit_interval=60.0)
+            runner = ConsumerRunner(
+                bus, group="g", topics=["t"], dlq_topic="t-dlq", handler=handle, options=options
+            )
+            runner.start()
+            await eventually(lambda: runner.consumer is not None, "the runner to start")
+            assert runner.consumer is not None
+            commit = runner.consumer.commit
+
+            async def counting() -> dict[tuple[str, int], int]:
+                done = await commit()
+                if done:
+                    commits.append(max(done.values()))
+                return done
+
+            runner.consumer.commit = counting  # type: ignore[method-assign]
+            producer = bus.producer()
+            for i in range(30):  # a steady stream: every poll brings a message
+                await producer.produce("t", b"k", b"%d" % i)
+                await asyncio.sleep(0.005)
+            await eventually(lambda: len(handled) == 30, "the messages")
+            # Quiet now: the next poll comes back empty and commits, long before the interval.
+            await eventually(lambda: bool(commits) and commits[-1] == 30, "the commit")
+            assert len(commits) <= 3, commits  # not one per batch
+            await runner.stop()
+            assert (await bus.committed("g", "t"))[0].offset == 30
+        finally:
+            await bus.close()
+
+    run(main())

@@ -61,3 +61,55 @@ def test_a_failing_sink_backs_the_outbox_up_and_loses_nothing() -> None:
     run_in_env(_scenario(sink), visibility_sink=sink)
     assert sink.calls > 3
     assert {(u.workflow_id, u.status) for u in sink.updates} >= {(f"vis-{i}", "Completed") for i in range(5)}
+
+
+class BlockingSink(RecordingSink):
+    """Holds its first batch until released, so the tasks of the writes made meanwhile queue up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def publish(self, updates: Sequence[VisibilityUpdate]) -> None:
+        if self.calls == 0:
+            self.calls += 1
+            await self.release.wait()
+            self.updates.extend(updates)
+            return
+        await super().publish(updates)
+
+
+def test_a_runs_start_and_close_in_one_batch_publish_one_record_built_without_a_read() -> None:
+    sink = BlockingSink()
+
+    async def scenario(env: WorkflowEnvironment) -> None:
+        reads: list[str] = []
+        get_state = env.host.history.get_state
+
+        async def counting(namespace_id: str, workflow_id: str, run_id: str):  # type: ignore[no-untyped-def]
+            task = asyncio.current_task()
+            if task is not None and task.get_name() == "cadenza-visibility-outbox":
+                reads.append(workflow_id)
+            return await get_state(namespace_id, workflow_id, run_id)
+
+        env.host.history.get_state = counting  # type: ignore[method-assign]
+        async with Worker(env.client, task_queue="vis", workflows=[HelloWorkflow], activities=[say_hello]):
+            await env.client.execute_workflow(HelloWorkflow.run, "v", id="vis-held", task_queue="vis")
+            for _ in range(500):  # the first batch is in the sink, held
+                if sink.calls:
+                    break
+                await asyncio.sleep(0.01)
+            # Its start and close queue up behind the held batch, and go out in the next one.
+            await env.client.execute_workflow(HelloWorkflow.run, "v", id="vis-short", task_queue="vis")
+        sink.release.set()
+        for _ in range(500):
+            if any(u.workflow_id == "vis-short" for u in sink.updates):
+                break
+            await asyncio.sleep(0.01)
+        assert "vis-short" not in reads  # closed in the write that made the task: no store read
+
+    run_in_env(scenario, visibility_sink=sink)
+    short = [u for u in sink.updates if u.workflow_id == "vis-short"]
+    assert len(short) == 1, short
+    assert short[0].status == "Completed" and short[0].close_time > 0
+    assert short[0].workflow_type == "HelloWorkflow" and short[0].history_length == 11

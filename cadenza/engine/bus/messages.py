@@ -145,7 +145,26 @@ class ReplicationMessage:
 
 
 def encode_visibility(message: VisibilityMessage) -> bytes:
-    return _encode(VISIBILITY_SCHEMA, message)
+    # By hand, as ``encode_replication``: ``dataclasses.asdict`` deep-copies the payload dicts of
+    # search attributes and memo, and every start and close of a run sends one of these.
+    m = message
+    record = {
+        "namespace_id": m.namespace_id,
+        "workflow_id": m.workflow_id,
+        "run_id": m.run_id,
+        "task_id": m.task_id,
+        "message_type": m.message_type,
+        "workflow_type": m.workflow_type,
+        "start_time": m.start_time,
+        "execution_time": m.execution_time,
+        "close_time": m.close_time,
+        "status": m.status,
+        "history_length": m.history_length,
+        "task_queue": m.task_queue,
+        "search_attributes": m.search_attributes,
+        "memo": m.memo,
+    }
+    return _registry.encode(VISIBILITY_SCHEMA, record)
 
 
 def decode_visibility(data: bytes) -> VisibilityMessage:

@@ -17,7 +17,8 @@ message goes to the DLQ topic with headers ``error``, ``attempts``, ``source-top
 original acknowledged: a message is never dropped. A handler raising ``PermanentMessageError`` (e.g.
 ``MessageDecodeError`` for garbage bytes) skips the retries.
 
-Offsets are committed after every batch, only up to the contiguous acknowledged point (see
+Offsets are committed after every batch (or every ``commit_interval`` seconds while messages keep
+coming, and whenever a poll brings none), only up to the contiguous acknowledged point (see
 ``protocol``). Effects must be idempotent: after a crash the uncommitted tail is delivered again.
 """
 
@@ -93,6 +94,14 @@ class RunnerOptions:
     backoff_multiplier: float = 2.0
     lag_interval: float = 10.0
     """Seconds between lag reports (0: never)."""
+    commit_interval: float = 0.0
+    """Seconds between offset commits while messages keep coming (0: after every batch). A poll
+    that brings nothing commits what is pending at once, and so does ``stop``; a crash delivers
+    the uncommitted tail again either way (effects are idempotent), this only bounds how long."""
+    across_partitions: bool = False
+    """With a ``batch_handler``: hand it a whole poll at once, every partition's messages in their
+    partition's order (one store write instead of one per partition, for a handler that may take
+    partitions together); if that fails, each partition is handled as without it."""
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.backoff_max, self.backoff_initial * self.backoff_multiplier ** (attempt - 1)))
@@ -158,7 +167,8 @@ class ConsumerRunner:
     async def run(self) -> None:
         self.consumer = consumer = self.bus.consumer(self.group, self.topics)
         self._producer = self.bus.producer()
-        last_lag = time.monotonic()
+        last_lag = last_commit = time.monotonic()
+        pending = False  # handled messages whose offsets are not committed yet
         try:
             while not self._stop.is_set():
                 try:
@@ -169,7 +179,12 @@ class ConsumerRunner:
                     continue
                 if messages:
                     await self._handle_batch(messages)
+                    pending = True
+                if pending and (
+                    not messages or time.monotonic() - last_commit >= self.options.commit_interval
+                ):
                     await self._commit()
+                    pending, last_commit = False, time.monotonic()
                 if self.options.lag_interval and time.monotonic() - last_lag >= self.options.lag_interval:
                     last_lag = time.monotonic()
                     await self._report_lag()
@@ -191,6 +206,20 @@ class ConsumerRunner:
             by_partition.setdefault((message.topic, message.partition), []).append(message)
         for (topic, _), items in by_partition.items():
             self.metrics.consumed(topic, len(items))
+        if self.options.across_partitions and self._batch_handler is not None and len(by_partition) > 1:
+            assert self.consumer is not None
+            try:
+                await self._batch_handler(messages)
+            except Exception as exc:
+                log.info(
+                    "group %s: batch of %d failed (%s); retrying by partition", self.group, len(messages), exc
+                )
+            else:
+                for (topic, _), items in by_partition.items():
+                    for message in items:
+                        self.consumer.ack(message)
+                    self.metrics.acked(topic, len(items))
+                return
         await asyncio.gather(*(self._handle_partition(items) for items in by_partition.values()))
 
     async def _handle_partition(self, messages: list[Message]) -> None:

@@ -115,6 +115,10 @@ class QueueProcessors:
         self._repl_pending: list[tuple[int, Task]] = []
         self._repl_ready = asyncio.Event()
         self.replication_linger_s = 0.01
+        self.visibility_linger_s = 0.05
+        """As ``replication_linger_s``, for the visibility outbox: the updates of the writes made
+        meanwhile go to the sink together (one append to the bus; a short run's start and close
+        become one record, see ``Host._on_visibility``)."""
         self._stopping = False
         self._volatile_ids = itertools.count(-1, -1)
         # Volatile timers made redundant by a write of their run: skipped when due, and purged from
@@ -438,6 +442,8 @@ class QueueProcessors:
         backoff = 0.05
         while not self._stopping:
             await self._vis_ready.wait()
+            if self.visibility_linger_s:
+                await asyncio.sleep(self.visibility_linger_s)
             self._vis_ready.clear()
             while self._vis_pending:
                 batch, self._vis_pending = self._vis_pending[:500], self._vis_pending[500:]

@@ -587,6 +587,10 @@ class ShardContext:
         ctx.writes += 1
         if ctx.events is not None:
             ctx.events.extend(events)
+        if tasks.visibility and not ms.is_running:
+            # The state is dropped from the cache below; its close record is built from this.
+            for t in tasks.visibility:
+                t.state = ms
         self._on_new_tasks(self.shard_id, tasks)
         if new_run is not None:
             new_run.context.state = new_run.state

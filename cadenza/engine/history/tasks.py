@@ -94,6 +94,11 @@ class Task:
     """Not stored: a replication task's encoded event batch, as written in the same transaction,
     so publishing it needs no read; read back after a crash it has none and the batch is read
     from history."""
+    state: Any = field(default=None, compare=False, repr=False)
+    """Not stored: for a visibility task written by the write that closed its run, the run's
+    mutable state as written (a closed run's state leaves the cache, and it never changes again),
+    so publishing its record needs no read; read back after a crash it has none and the state is
+    read from the store."""
 
     def encode(self) -> bytes:
         return _encode_row([self.kind, self.namespace_id, self.workflow_id, self.run_id, self.args]).encode()
