@@ -86,6 +86,35 @@ class ServerSettings:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+RETENTION_INTERVAL_S = 60.0
+"""How often the dev server trims its own visibility log (``EmbeddedBus.apply_retention``)."""
+
+
+class PeriodicRetention:
+    """Trims an embedded log every ``interval_s`` seconds while the server runs; ``close`` stops it
+    (before the log itself is closed)."""
+
+    def __init__(self, bus: EmbeddedBus, interval_s: float) -> None:
+        self._bus = bus
+        self._interval_s = interval_s
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="cadenza-bus-retention")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                deleted = await self._bus.apply_retention()
+            except Exception as e:  # the next round tries again; serving goes on
+                log.warning("trimming the visibility log failed: %s", e)
+            else:
+                if deleted:
+                    log.debug("trimmed %d consumed messages from the visibility log", deleted)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
 class ServerProcess:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
@@ -204,6 +233,9 @@ class ServerProcess:
                 out["visibility_topic"] = topology.applications.visibility.topic
         else:
             bus = EmbeddedBus(":memory:" if memory else f"{db_filename}.bus")
+            # Only this server's indexer reads this log, so what it has committed past is done
+            # with; without trimming, the file kept every visibility message ever sent.
+            self._closers.append(PeriodicRetention(bus, RETENTION_INTERVAL_S))
         self._closers += [bus, store]
         return {**out, "bus": bus}
 
