@@ -19,12 +19,22 @@ from cadenza.sdk.exceptions import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from cadenza.sdk.history import WorkflowHistory
+from cadenza.sdk.listing import (
+    WorkflowExecution,
+    WorkflowExecutionAsyncIterator,
+    WorkflowExecutionCount,
+    WorkflowExecutionCountAggregationGroup,
+)
 
 __all__ = [
     "AsyncActivityHandle",
     "Client",
     "TLSConfig",
     "WithStartWorkflowOperation",
+    "WorkflowExecution",
+    "WorkflowExecutionAsyncIterator",
+    "WorkflowExecutionCount",
+    "WorkflowExecutionCountAggregationGroup",
     "WorkflowExecutionDescription",
     "WorkflowExecutionStatus",
     "WorkflowFailureError",

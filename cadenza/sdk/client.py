@@ -48,6 +48,7 @@ from cadenza.sdk.interceptor import (
     StartWorkflowInput,
     client_chain,
 )
+from cadenza.sdk.listing import WorkflowExecutionAsyncIterator, WorkflowExecutionCount, count_workflows
 from cadenza.sdk.runtime import Runtime, metered
 from cadenza.sdk.search_attributes import TypedSearchAttributes, search_attribute_values
 
@@ -420,6 +421,26 @@ class Client:
             rpc_timeout=rpc_timeout,
         )
         return await handle.result(rpc_timeout=rpc_timeout)
+
+    def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        limit: int | None = None,
+        page_size: int = 1000,
+        next_page_token: bytes | None = None,
+    ) -> WorkflowExecutionAsyncIterator:
+        """The runs visibility holds that match ``query`` (the language of ``cadenza wf list -q``;
+        None: all), as an async iterator fetching a page of ``page_size`` at a time; ``limit``
+        stops after that many (temporalio's ``list_workflows``)."""
+        return WorkflowExecutionAsyncIterator(
+            self, query or "", limit=limit, page_size=page_size, next_page_token=next_page_token
+        )
+
+    async def count_workflows(self, query: str | None = None) -> WorkflowExecutionCount:
+        """How many runs match ``query``; ending it with ``GROUP BY ExecutionStatus`` also counts
+        each status (temporalio's ``count_workflows``)."""
+        return await count_workflows(self, query or "")
 
     def get_workflow_handle(
         self,
