@@ -123,3 +123,37 @@ def test_a_write_that_lands_after_its_error_still_has_its_tasks_run(
             await env.shutdown()
 
     asyncio.run(main())
+
+
+def test_a_write_refused_by_our_own_range_move_is_retried_and_never_reuses_task_ids() -> None:
+    from cadenza.engine.persistence.errors import ConditionFailedError, ShardOwnershipLostError
+
+    async def main() -> None:
+        env = await WorkflowEnvironment.start_local(visibility=False)
+        try:
+            shard: Any = next(iter(env.host.history.shards.values()))
+            await shard.allocate_task_ids(3)
+            r = shard.range_id
+            # Fenced by ourselves after the write was built: refused, ids keep counting.
+            before = await shard.allocate_task_ids(1)
+            refused = await shard._write_refused(ShardOwnershipLostError(shard.shard_id, r - 1, r))
+            assert isinstance(refused, ConditionFailedError) and not shard.lost
+            assert (await shard.allocate_task_ids(1))[0] == before[0] + 1
+            # Our own range move applied without its answer: adopted, fresh ids from the new range.
+            info = await shard.stores.shards.get_shard(shard.shard_id)
+            info.range_id = r + 1
+            await shard.stores.shards.update_shard(info, expected_range_id=r)
+            refused = await shard._write_refused(ShardOwnershipLostError(shard.shard_id, r, r + 1))
+            assert isinstance(refused, ConditionFailedError) and not shard.lost
+            assert shard.range_id == r + 1
+            assert (await shard.allocate_task_ids(1))[0] > before[0] + 1
+            # Another host took the shard: lost.
+            info = await shard.stores.shards.get_shard(shard.shard_id)
+            info.range_id, info.owner = r + 2, "another-host"
+            await shard.stores.shards.update_shard(info, expected_range_id=r + 1)
+            error = ShardOwnershipLostError(shard.shard_id, r + 1, r + 2)
+            assert await shard._write_refused(error) is error and shard.lost
+        finally:
+            await env.shutdown()
+
+    asyncio.run(main())

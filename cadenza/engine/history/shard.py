@@ -207,6 +207,8 @@ class ShardContext:
         return stored_owner == self.owner and stored_range_id > self.range_id
 
     def _adopt(self, range_id: int) -> None:
+        """Writes with ``range_id`` from now on, allocating task ids from its start: only for a
+        range this host has not allocated from (a new one, or its own move whose answer was lost)."""
         self.range_id = range_id
         self._next_task_id = range_id << RANGE_BITS
         self._max_task_id = (range_id + 1) << RANGE_BITS
@@ -220,7 +222,7 @@ class ShardContext:
         on (itself such a transaction, which first completes anything in flight) leaves each earlier
         write applied now or never: a read after this returns sees what there is for good, as the
         anchors' shard re-acquisition does. This host's writes still in flight under the old range
-        are refused and retried (``_fenced_by_us``)."""
+        are refused and retried (``_write_refused``)."""
         async with self._renew_lock:
             info = await self.stores.shards.get_shard(self.shard_id)
             if self._moved_on_by_us(info.range_id, info.owner):
@@ -259,8 +261,10 @@ class ShardContext:
                     info = await self.stores.shards.get_shard(self.shard_id)
                 except Exception:
                     return refused  # not applied; whose the shard is, the next write finds out
-                if info.range_id == self.range_id or self._moved_on_by_us(info.range_id, info.owner):
-                    self._adopt(info.range_id)
+                if info.range_id == self.range_id:
+                    return refused  # fenced since the write was built: ids stay where they are
+                if self._moved_on_by_us(info.range_id, info.owner):
+                    self._adopt(info.range_id)  # a range never used: fresh ids
                     return refused
         self.mark_lost()
         return e
