@@ -9,6 +9,7 @@ from cadenza.sdk.common import (
     SearchAttributePair,
     SearchAttributeUpdate,
     TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "SearchAttributePair",
     "SearchAttributeUpdate",
     "TypedSearchAttributes",
+    "WorkflowIDConflictPolicy",
     "WorkflowIDReusePolicy",
 ]

@@ -21,6 +21,7 @@ from cadenza.engine.errors import (
 from cadenza.engine.forwarding import Forwarder, forwardable, forwardable_when
 from cadenza.engine.frontend_activities import ActivityByIdOperations
 from cadenza.engine.frontend_admin import ClusterOperations
+from cadenza.engine.frontend_archival import ArchivalOperations
 from cadenza.engine.frontend_queries import PendingQuery, TaskQueueOperations
 from cadenza.engine.frontend_updates import UpdateOperations
 from cadenza.engine.frontend_visibility import VisibilityOperations
@@ -58,7 +59,12 @@ T = TypeVar("T")
 
 
 class Frontend(
-    ClusterOperations, VisibilityOperations, TaskQueueOperations, ActivityByIdOperations, UpdateOperations
+    ClusterOperations,
+    VisibilityOperations,
+    TaskQueueOperations,
+    ActivityByIdOperations,
+    UpdateOperations,
+    ArchivalOperations,
 ):
     def __init__(
         self,
@@ -262,6 +268,11 @@ class Frontend(
                 f"{branch}: " + " ".join(f"{e}@{v}" for e, v in items)
                 for branch, items in [(i.branch_id, ms.version_history), *ms.branches]
             ],
+            # Only when it says something: a response without the newer fields is written in the
+            # older schema version, which clients that predate them still read.
+            execution_time=i.execution_time if i.execution_time != i.start_time else 0,
+            parent_workflow_id=i.parent_workflow_id,
+            parent_run_id=i.parent_run_id,
         )
 
     @forwardable_when(lambda request: request.wait_new_event or request.close_event_only)

@@ -13,6 +13,7 @@ import socket
 import uuid
 from typing import Any
 
+from cadenza.engine.archival import ArchivalSettings
 from cadenza.engine.clock import Clock, SystemClock
 from cadenza.engine.errors import (
     AlreadyExistsError,
@@ -26,6 +27,7 @@ from cadenza.engine.history import activities, chaining, cross_workflow
 from cadenza.engine.history import workflow_tasks as wft
 from cadenza.engine.history.engine import HistoryEngine, Mutation
 from cadenza.engine.history.queues import QueueProcessors
+from cadenza.engine.history.retention import Retention
 from cadenza.engine.history.task_refresher import refresh_tasks
 from cadenza.engine.history.tasks import Task, TimerKind
 from cadenza.engine.history.workflow_tasks import TRANSIENT_SCHEDULED_ID
@@ -60,6 +62,7 @@ class Host:
         visibility_sink: VisibilitySink | None = None,
         cluster: ClusterMetadata | None = None,
         metrics: ServerMetrics | None = None,
+        archival: ArchivalSettings | None = None,
     ) -> None:
         self.metrics = metrics = metrics or ServerMetrics.disabled()
         """The server's metrics (``cadenza.metrics``); disabled unless the caller made some."""
@@ -100,6 +103,11 @@ class Host:
         """``cadenza.ops.dynamic_config.DynamicConfig`` (None: every setting at its default)."""
         self._takeovers: set[asyncio.Task[int]] = set()
         self.frontend = Frontend(self.history, self.matching, self.namespaces)
+        archival = archival or ArchivalSettings()
+        self.namespaces.archival = archival
+        self.frontend.archival = archival
+        self.retention = Retention(self.history, archival=archival, publish_deleted=self._publish_deleted)
+        """Archives and deletes closed runs whose namespace's retention is over."""
         self.matching.on_sticky_queued = self._arm_sticky_timeout
         if metrics.enabled:
             self._instrument(metrics)
@@ -135,6 +143,7 @@ class Host:
         namespace_refresh_s: float = 10.0,
         dynamic_config: Any = None,
         metrics: ServerMetrics | None = None,
+        archival: ArchivalSettings | None = None,
     ) -> Host:
         """``visibility_store`` with ``bus`` runs the anchors' visibility path in this process: the
         outbox publishes to the bus, and an indexer consumes it into the store (which the frontend
@@ -172,6 +181,7 @@ class Host:
             visibility_sink=visibility_sink,
             cluster=cluster,
             metrics=metrics,
+            archival=archival,
         )
         host.frontend.visibility = visibility_store
         host.frontend.dynamic_config = dynamic_config
@@ -270,6 +280,16 @@ class Host:
 
     # -- the visibility outbox ----------------------------------------------------------------------
 
+    async def _publish_deleted(self, namespace_id: str, workflow_id: str, run_id: str, version: int) -> None:
+        """Retention deleted the run: its record goes too, through the same path as its updates
+        (``version`` is a fresh task id, so it outranks the close record on every store)."""
+        if type(self.visibility_sink) is DiscardingSink:
+            return
+        gone = VisibilityUpdate(
+            namespace_id, workflow_id, run_id, version, "", "", "", 0, 0, 0, 0, deleted=True
+        )
+        await self.visibility_sink.publish([gone])
+
     async def _on_visibility(self, tasks: list[Task]) -> None:
         if type(self.visibility_sink) is DiscardingSink:
             return  # no visibility configured: building records from the runs' state is wasted work
@@ -364,6 +384,8 @@ class Host:
             await mutate(ns, wid, rid, _backoff_over)
         elif kind == TimerKind.STICKY_SCHEDULE_TO_START:
             await self._sticky_timed_out(a["_match"])
+        elif kind == TimerKind.DELETE_HISTORY_EVENT:
+            await self.retention.fire(task)
 
     # -- sticky execution --------------------------------------------------------------------------
 

@@ -23,6 +23,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 
+from cadenza.engine.archival.settings import (
+    DISABLED,
+    ENABLED,
+    ArchivalError,
+    ArchivalSettings,
+    archive_dir,
+    check_state,
+)
 from cadenza.engine.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
@@ -64,6 +72,8 @@ class NamespaceRegistry:
         """Called after a change of a global namespace made here is stored (replication)."""
         self._handovers: dict[str, asyncio.Event] = {}
         """Namespaces in a graceful failover: their writes wait (see ``wait_writable``)."""
+        self.archival = ArchivalSettings()
+        """The cluster's archival config: what a namespace may enable, and the defaults it gets."""
         self.on_activated: ChangeListener | None = None
         """Called when a global namespace becomes active in this cluster (a failover to it, made
         here or replicated): the runs this cluster now owns need their tasks (see ``Host``)."""
@@ -187,6 +197,7 @@ class NamespaceRegistry:
             )
         if info.retention_days < 0:
             raise InvalidArgumentError(f"retention_days must not be negative (got {info.retention_days})")
+        self._check_archival(info, None)
         info.id = info.id or str(uuid.uuid4())
         info.clusters = list(dict.fromkeys(info.clusters or [self._cluster]))
         info.active_cluster = info.active_cluster or (
@@ -216,6 +227,54 @@ class NamespaceRegistry:
         await self._changed(info)
         return info
 
+    def _check_archival(self, info: NamespaceInfo, current: NamespaceInfo | None) -> None:
+        """Normalises and checks the namespace's archival states and URIs before anything changes.
+        At register an unset state takes the cluster's default (when the cluster archives that
+        kind at all), at update the current value; a URI, once set, is kept (archived runs would
+        otherwise be split between two places), as the anchors rule."""
+        a = self.archival
+        kinds = (
+            ("history", a.history.enabled, a.default_history_state, a.default_history_uri),
+            ("visibility", a.visibility.enabled, a.default_visibility_state, a.default_visibility_uri),
+        )
+        for kind, cluster_enabled, default_state, default_uri in kinds:
+            state_field, uri_field = f"{kind}_archival_state", f"{kind}_archival_uri"
+            try:
+                state = check_state(state_field, getattr(info, state_field))
+                uri = getattr(info, uri_field).strip()
+                if uri:
+                    archive_dir(uri_field, uri)
+            except ArchivalError as e:
+                raise InvalidArgumentError(str(e)) from None
+            if current is not None:
+                old_uri = getattr(current, uri_field)
+                if uri and old_uri and uri != old_uri:
+                    raise InvalidArgumentError(
+                        f"{uri_field}: {old_uri!r} cannot be changed once set (got {uri!r})"
+                    )
+                state = state or getattr(current, state_field) or DISABLED
+                uri = uri or old_uri
+            elif not state:
+                state = default_state if cluster_enabled else DISABLED
+                uri = uri or (default_uri if cluster_enabled else "")
+            else:
+                uri = uri or default_uri
+            if (
+                state == ENABLED
+                and not cluster_enabled
+                and (current is None or getattr(current, state_field) != ENABLED)
+            ):
+                raise InvalidArgumentError(
+                    f"{state_field}: {kind} archival is not enabled on cluster {self._cluster!r} "
+                    f"(archival.{kind}.state in the server config)"
+                )
+            if state == ENABLED and not uri:
+                raise InvalidArgumentError(
+                    f"{uri_field}: required to enable {kind} archival (a file:///absolute/dir URI)"
+                )
+            setattr(info, state_field, state)
+            setattr(info, uri_field, uri)
+
     def _check_global(self, info: NamespaceInfo) -> None:
         c = self.cluster
         if not c.enable_global_namespace:
@@ -243,6 +302,9 @@ class NamespaceRegistry:
     async def update(self, info: NamespaceInfo, *, graceful: bool = False) -> NamespaceInfo:
         current = await self.get(info.name)
         info.id = current.id
+        if info.retention_days < 0:
+            raise InvalidArgumentError(f"retention_days must not be negative (got {info.retention_days})")
+        self._check_archival(info, current)
         if current.is_global:
             info.is_global = True
             info.clusters = list(dict.fromkeys(info.clusters or current.clusters))

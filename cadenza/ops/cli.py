@@ -20,6 +20,13 @@ from cadenza.ops.commands.common import AliasedGroup, connection_options, root_s
     envvar="CADENZA_LOG_FORMAT",
     help="Format of the CLI's own log lines on stderr (json: one object per line).",
 )
+@click.option(
+    "--auth-token",
+    default=None,
+    metavar="TOKEN",
+    help="Bearer token for a server with authorization on (`cadenza admin token issue` mints one "
+    "for a dev server) [env CADENZA_AUTH_TOKEN]",
+)
 @click.pass_context
 def cli(ctx: click.Context, cli_log_format: str | None, **conn: Any) -> None:
     """Cadenza: a durable, event-sourced workflow engine.

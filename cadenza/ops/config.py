@@ -2,8 +2,7 @@
 
 Only what this server acts on is modelled strictly (persistence on SQLite or Cassandra, the
 frontend's address, the cluster metadata, the kafka topics, namespace defaults); a typo there is an
-error naming the key and the file. Sections that belong to later work (archival, dynamic config, ...)
-are accepted as they are.
+error naming the key and the file. Sections that belong to later work are accepted as they are.
 
     persistence:
       numHistoryShards: 4
@@ -33,11 +32,26 @@ are accepted as they are.
         visibility: {topic: cadenza-visibility, dlq-topic: cadenza-visibility-dlq}
     namespaceDefaults:
       namespaces: [default]
-      retentionDays: 3
+      retentionDays: 3                                   # closed runs are deleted after this (0: kept)
+      archival:                                          # what a namespace registered without its own gets
+        history: {state: enabled, URI: "file:///var/lib/cadenza/archival/history"}
+        visibility: {state: enabled, URI: "file:///var/lib/cadenza/archival/visibility"}
+    archival:                                            # optional: archive runs retention deletes
+      history:
+        state: enabled
+        enableRead: true
+        provider: {filestore: {fileMode: "0666", dirMode: "0766"}}
+      visibility:
+        state: enabled
+        enableRead: true
+        provider: {filestore: {fileMode: "0666", dirMode: "0766"}}
     global:                                              # optional: Prometheus metrics
       metrics:
         tags: {type: frontend}
         prometheus: {timerType: histogram, listenAddress: "127.0.0.1:8000"}
+      authorization:                                     # optional: see cadenza.engine.auth.config
+        jwtKeyProvider: {keySourceURIs: ["file:///etc/cadenza/jwks.json"], refreshInterval: 1m}
+        permissionsClaimName: permissions
     tracing:                                             # optional: OpenTelemetry traces over OTLP
       otlp: {endpoint: "http://127.0.0.1:4317"}
 
@@ -54,6 +68,9 @@ from typing import Annotated, Any, Literal
 import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cadenza.engine.archival import ArchivalError, ArchivalSettings, ProviderSettings, archive_dir
+from cadenza.engine.archival.settings import parse_mode
+from cadenza.engine.auth.config import authorization_problems, authorization_settings
 from cadenza.engine.bus.topology import KafkaTopology
 from cadenza.engine.tracing import TracingSettings, tracing_settings
 from cadenza.metrics.config import metrics_problems, metrics_settings
@@ -237,9 +254,86 @@ class _UncheckedClusterMetadata(ClusterMetadata):
         pass
 
 
+class Filestore(_Strict):
+    fileMode: str = "0666"
+    dirMode: str = "0766"
+
+    @field_validator("fileMode", "dirMode", mode="before")
+    @classmethod
+    def _octal(cls, value: Any) -> str:
+        # Unquoted, YAML reads 0666 as the octal number it is: keep it in octal.
+        text = f"0{value:o}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+        try:
+            parse_mode("mode", text)
+        except ArchivalError as e:
+            raise ValueError(str(e).removeprefix("mode: ")) from None  # the location names the key
+        return text
+
+
+class ArchivalProvider(_Strict):
+    filestore: Filestore | None = None
+    """The only provider (``file://`` URIs), as in the anchors' development config."""
+
+
+class ArchivalKind(_Strict):
+    state: Literal["enabled", "disabled"] = "disabled"
+    enableRead: bool = False
+    provider: ArchivalProvider | None = None
+
+    @model_validator(mode="after")
+    def _provider(self) -> ArchivalKind:
+        if self.state == "enabled" and (self.provider is None or self.provider.filestore is None):
+            raise ValueError(
+                "provider.filestore: required when state is enabled (filestore is the only provider)"
+            )
+        return self
+
+    def to_engine(self) -> ProviderSettings:
+        store = self.provider.filestore if self.provider is not None else None
+        store = store or Filestore()
+        return ProviderSettings(
+            enabled=self.state == "enabled",
+            enable_read=self.enableRead,
+            file_mode=parse_mode("fileMode", store.fileMode),
+            dir_mode=parse_mode("dirMode", store.dirMode),
+        )
+
+
+class Archival(_Strict):
+    history: ArchivalKind = ArchivalKind()
+    visibility: ArchivalKind = ArchivalKind()
+
+
+class NamespaceArchivalKind(_Strict):
+    state: Literal["enabled", "disabled"] = "disabled"
+    URI: str = ""
+
+    @field_validator("URI")
+    @classmethod
+    def _file_uri(cls, value: str) -> str:
+        if value:
+            try:
+                archive_dir("URI", value)
+            except ArchivalError as e:
+                raise ValueError(str(e).removeprefix("URI: ")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _uri_when_enabled(self) -> NamespaceArchivalKind:
+        if self.state == "enabled" and not self.URI:
+            raise ValueError("URI: required when state is enabled (file:///absolute/dir)")
+        return self
+
+
+class NamespaceArchival(_Strict):
+    history: NamespaceArchivalKind = NamespaceArchivalKind()
+    visibility: NamespaceArchivalKind = NamespaceArchivalKind()
+
+
 class NamespaceDefaults(_Strict):
     namespaces: list[str] = ["default"]
     retentionDays: Annotated[int, Field(ge=0)] = 3
+    archival: NamespaceArchival = NamespaceArchival()
 
 
 def _no_kafka(block: Any) -> Any:
@@ -291,6 +385,18 @@ class ServerConfig(BaseModel):
     services: dict[str, Service] = {}
     clusterMetadata: ClusterMetadataConfig = ClusterMetadataConfig()
     namespaceDefaults: NamespaceDefaults = NamespaceDefaults()
+    archival: Archival = Archival()
+
+    def archival_settings(self) -> ArchivalSettings:
+        a, d = self.archival, self.namespaceDefaults.archival
+        return ArchivalSettings(
+            history=a.history.to_engine(),
+            visibility=a.visibility.to_engine(),
+            default_history_state=d.history.state,
+            default_history_uri=d.history.URI,
+            default_visibility_state=d.visibility.state,
+            default_visibility_uri=d.visibility.URI,
+        )
 
     @field_validator("kafka", mode="before")
     @classmethod
@@ -384,6 +490,7 @@ def load_config(path: str | Path) -> ServerConfig:
     elif kafka is not None:
         problems += [f"{path}: {p}" for p in kafka.problems()]
     problems += [f"{path}: {p}" for p in metrics_problems(doc)]
+    problems += [f"{path}: {p}" for p in authorization_problems(doc)]
     if problems:
         raise ConfigError("\n".join(problems))
     assert config is not None
@@ -453,6 +560,8 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         else 10.0,
         metrics=metrics_settings(config.model_dump()),
         tracing=_tracing(config, path),
+        archival=config.archival_settings(),
+        authorization=authorization_settings(config.model_dump()),
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cadenza.engine import logcontext, tracing
+from cadenza.engine.auth import AuthGate, AuthorizationSettings, open_gate
 from cadenza.engine.bus.embedded import EmbeddedBus
 from cadenza.engine.errors import AlreadyExistsError
 from cadenza.engine.host import Host
@@ -83,6 +84,11 @@ class ServerSettings:
     """Export Prometheus metrics (``cadenza.metrics``) on ``metrics.listen_address``."""
     tracing: TracingSettings | None = None
     """Export OpenTelemetry spans (``cadenza.engine.tracing``) over OTLP; off when None."""
+    authorization: AuthorizationSettings | None = None
+    """Require credentials on the frontend (``cadenza.engine.auth``); None: open, as a dev server."""
+    archival: Any = None
+    """``cadenza.engine.archival.ArchivalSettings`` (the config's ``archival`` and
+    ``namespaceDefaults.archival``); None: retention deletes without archiving."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -127,6 +133,7 @@ class ServerProcess:
         """The ``ServerMetrics`` exported when ``settings.metrics`` is set."""
         self.metrics_port = 0
         self._gauges: Any = None
+        self._auth: AuthGate | None = None
 
     async def start(self) -> int:
         s = self.settings
@@ -166,6 +173,7 @@ class ServerProcess:
                 replication=replication,
                 dynamic_config=self.dynamic_config,
                 metrics=self.metrics,
+                archival=s.archival,
                 **visibility,
             )
             if self.metrics is not None:
@@ -185,7 +193,8 @@ class ServerProcess:
                 persistence="cassandra" if s.cassandra is not None else "sqlite",
                 server_version=server_version(),
             )
-            self.rpc = RpcServer(self.host.frontend, cluster=info, metrics=self.metrics)
+            self._auth = await open_gate(s.authorization, self._namespace_name_of_id)
+            self.rpc = RpcServer(self.host.frontend, cluster=info, metrics=self.metrics, auth=self._auth)
             self.port = await self.rpc.start(s.ip, s.port, tls=s.tls)
         except BaseException:
             await self.stop()
@@ -193,6 +202,10 @@ class ServerProcess:
                 await stores.close()
             raise
         return self.port
+
+    async def _namespace_name_of_id(self, namespace_id: str) -> str:
+        assert self.host is not None
+        return (await self.host.namespaces.get_by_id(namespace_id)).name
 
     def _start_metrics(self, settings: MetricsSettings) -> None:
         from cadenza.metrics import MetricsRegistry, ServerMetrics
@@ -278,6 +291,9 @@ class ServerProcess:
         if self.rpc is not None:
             await self.rpc.stop(grace)
             self.rpc = None
+        if self._auth is not None:
+            await self._auth.close()
+            self._auth = None
         if self.host is not None:
             host, self.host = self.host, None
             await host.stop()
@@ -306,7 +322,8 @@ async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> N
             f"Cadenza server {server_version()} serving on {s.ip}:{port} "
             f"(namespaces: {', '.join(s.namespaces)}; database: {s.db_filename}; "
             f"{'cluster: ' + s.cluster_name + '; ' if s.cluster_metadata is not None else ''}"
-            f"{f'metrics: {server.metrics_port}; ' if server.metrics_port else ''}ready)",
+            f"{f'metrics: {server.metrics_port}; ' if server.metrics_port else ''}"
+            f"{'authorization on; ' if server.rpc is not None and server.rpc.auth is not None else ''}ready)",
             flush=True,
         )
     log.info("server ready", extra={"port": port})

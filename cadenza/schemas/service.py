@@ -37,6 +37,14 @@ class StartWorkflowRequest:
     signal_name: str = ""
     """With signal-with-start: the signal delivered to the running or newly started run."""
     signal_input: Payloads | None = None
+    workflow_id_conflict_policy: str = ""
+    """What to do when a run of this id is running (Temporal's WorkflowIdConflictPolicy): ``FAIL``
+    (also what empty means), ``USE_EXISTING`` (answer with the running run) or
+    ``TERMINATE_EXISTING`` (terminate it and start, in one write). ``workflow_id_reuse_policy``
+    governs closed runs."""
+    workflow_start_delay_ms: int = 0
+    """Delay of the first workflow task (Temporal's WorkflowStartDelay), recorded as the started
+    event's ``first_workflow_task_backoff_ms``; not with ``cron_schedule``."""
 
 
 @dataclass(slots=True)
@@ -84,6 +92,12 @@ class DescribeWorkflowResponse:
     version_histories: list[str] = field(default_factory=list)
     """One line per branch of the run's history, current first: ``<branch id>: <last event
     id>@<version> ...``. More than one after a conflict between clusters was resolved."""
+    execution_time: int = 0
+    """When the run's first workflow task was (or will be) due: the start time plus any start
+    delay or cron/retry backoff. 0 from a server that does not say; read it as ``start_time``."""
+    parent_workflow_id: str = ""
+    parent_run_id: str = ""
+    """The parent of a child run; empty otherwise."""
 
 
 @dataclass(slots=True)
@@ -238,6 +252,14 @@ class NamespaceInfo:
     replicated change only when it is newer than what it has."""
     failover_history: list[str] = field(default_factory=list)
     """The namespace's failovers, newest last: ``<time> <from> -> <to> v<version> <graceful|forced>``."""
+    history_archival_state: str = ""
+    """``enabled`` or ``disabled``: whether retention archives the runs' histories before deleting
+    them (``""`` at register: the cluster's ``namespaceDefaults.archival``)."""
+    history_archival_uri: str = ""
+    """Where: a ``file:///absolute/dir`` URI (filestore is the only provider)."""
+    visibility_archival_state: str = ""
+    """As ``history_archival_state``, for the runs' closed visibility records."""
+    visibility_archival_uri: str = ""
 
 
 @dataclass(slots=True)

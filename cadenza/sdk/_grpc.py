@@ -6,7 +6,8 @@ exceptions the in-process transport raises: the server puts the error's class an
 metadata, so a duplicate start still carries the existing run id and an unknown namespace still
 names the namespace.
 
-Deadlines: unary calls get ``rpc_timeout``; long polls (task polls, history waits) get their own
+Deadlines: unary calls get ``rpc_timeout`` (a call's own ``rpc_timeout``, see ``_call_options``,
+replaces it for every RPC of that call); long polls (task polls, history waits) get their own
 server-side wait plus ``rpc_timeout``, so a quiet queue ends in an empty response, never in
 DEADLINE_EXCEEDED. UNAVAILABLE (the server restarting, a connection dropped) is retried with
 exponential backoff and jitter, up to ``retries`` times; with several targets each retry moves on to
@@ -31,11 +32,12 @@ same call with the sticky attributes; against a server without it, through the w
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import random
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,7 @@ import grpc.aio
 
 from cadenza.schemas import api
 from cadenza.schemas.api import convert as cv
+from cadenza.schemas.codec import decode_events
 from cadenza.schemas.events import HistoryEvent
 from cadenza.schemas.registry import SchemaError
 from cadenza.schemas.service import (
@@ -65,11 +68,15 @@ from cadenza.schemas.service import (
     WorkflowExecution,
 )
 from cadenza.sdk import exceptions as sdk_errors
+from cadenza.sdk._call_options import RPC_TIMEOUT, deadline_exceeded
 from cadenza.sdk.interceptor import OUTGOING_METADATA
 
 Payloads = list[dict[str, Any]]
 Record = dict[str, Any]
 
+ApiKey = str | Callable[[], str | Awaitable[str]]
+"""A bearer token, or a function (sync or async) returning the current one."""
+AUTHORIZATION_KEY = "authorization"
 ERROR_TYPE_KEY = "cadenza-error-type"
 ERROR_DETAILS_KEY = "cadenza-error-details-bin"
 QUERY_EXTRA_S = 15.0
@@ -176,11 +183,16 @@ class GrpcService:
         initial_backoff: float = 0.05,
         max_backoff: float = 2.0,
         metadata: Sequence[tuple[str, str]] = (),
+        api_key: ApiKey | None = None,
     ) -> None:
         if not targets:
             raise ValueError("no target to connect to")
-        self._metadata = tuple(metadata) or None
-        """Sent with every call (a server forwarding requests marks them this way)."""
+        self._base_metadata = tuple(metadata)
+        self._metadata: tuple[tuple[str, str], ...] | None = None
+        """Sent with every call (a server forwarding requests marks them this way; the bearer
+        token of a fixed ``api_key``)."""
+        self._api_key_fn: Callable[[], str | Awaitable[str]] | None = None
+        self.set_api_key(api_key)
         self.targets = list(targets)
         self.rpc_timeout = rpc_timeout
         self.retries = retries
@@ -205,6 +217,23 @@ class GrpcService:
         self._start_and_wait = True
         """False once a server answered UNIMPLEMENTED to ``StartWorkflowExecutionAndWait``."""
 
+    def set_api_key(self, api_key: ApiKey | None) -> None:
+        """Sends ``authorization: Bearer <api_key>`` with every call from now on (None: nothing).
+        A callable (sync or async) is asked for the current key before each call, so a token
+        that expires can be refreshed by whoever issues it."""
+        fixed = api_key if isinstance(api_key, str) and api_key else None
+        self._api_key_fn = api_key if callable(api_key) else None
+        auth = ((AUTHORIZATION_KEY, f"Bearer {fixed}"),) if fixed else ()
+        self._metadata = (*self._base_metadata, *auth) or None
+
+    async def _bearer(self, fn: Callable[[], str | Awaitable[str]]) -> tuple[tuple[str, str], ...]:
+        key = fn()
+        if inspect.isawaitable(key):
+            key = await key
+        if not isinstance(key, str):
+            raise TypeError(f"api_key callable returned {type(key).__name__}, not str")
+        return ((AUTHORIZATION_KEY, f"Bearer {key}"),) if key else ()
+
     async def close(self) -> None:
         for ch in self._channels:
             await ch.close()
@@ -223,14 +252,19 @@ class GrpcService:
         except SchemaError as e:
             raise sdk_errors.RPCError("INVALID_ARGUMENT", f"{method}: {e}") from None
         deadline = timeout if timeout is not None else self.rpc_timeout
+        per_call = RPC_TIMEOUT.get()
+        if per_call is not None:
+            deadline = per_call  # the caller's rpc_timeout, long polls included (they fit their wait to it)
         delay, max_delay = self._backoff
         attempt = 0
         long_poll = method in api.LONG_POLL_METHODS
         elsewhere = len(self._channels) - 1  # other targets to try on NamespaceNotActive
-        metadata = self._metadata
+        metadata: tuple[tuple[str, str | bytes], ...] | None = self._metadata
         extra = OUTGOING_METADATA.get()
-        if extra:  # set by an interceptor around this call (a trace context)
+        if extra:  # set around this call: an interceptor's trace context, the call's rpc_metadata
             metadata = (*(metadata or ()), *extra)
+        if self._api_key_fn is not None:
+            metadata = (*(metadata or ()), *await self._bearer(self._api_key_fn))
         while True:
             index = next(self._next) if long_poll else self._preferred
             stub = self._stub(index, method)
@@ -250,6 +284,8 @@ class GrpcService:
                     self._move_on(index)
                     continue
                 message = e.details() or code.name
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED and per_call is not None:
+                    raise deadline_exceeded(method, per_call) from None
                 if code == grpc.StatusCode.UNAVAILABLE:
                     message = f"{message} (target {', '.join(self.targets)}, {attempt + 1} attempts)"
                 raise translate_status(code.name, message, e.trailing_metadata()) from None
@@ -723,6 +759,31 @@ class GrpcService:
     ) -> ListWorkflowExecutionsResponse:
         r = await self.call(
             "ScanWorkflowExecutions",
+            {
+                "namespace": namespace,
+                "query": query,
+                "page_size": page_size,
+                "next_page_token": next_page_token,
+            },
+        )
+        return cv.executions_page_from_record(r)
+
+    async def get_archived_workflow_history(
+        self, namespace: str, workflow_id: str, run_id: str
+    ) -> list[HistoryEvent]:
+        """A run's history as retention archived it (the server must enable archival reads)."""
+        r = await self.call(
+            "GetArchivedWorkflowHistory",
+            {"namespace": namespace, "workflow_id": workflow_id, "run_id": run_id},
+        )
+        return decode_events(r["history"])
+
+    async def list_archived_workflow_executions(
+        self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None
+    ) -> ListWorkflowExecutionsResponse:
+        """One page of archived visibility records matching ``query`` (the list-query language)."""
+        r = await self.call(
+            "ListArchivedWorkflowExecutions",
             {
                 "namespace": namespace,
                 "query": query,

@@ -7,6 +7,9 @@ calls a client makes. A signal, cancel or terminate addressed by workflow id get
 the run it resolves to keeps changing (a workflow that continues as new very fast); nothing was
 written, and trying again shortly is the remedy. A worker's polls and reports are not retried here:
 its poll loops already try again, and a report that failed is left to the attempt's timeout.
+
+A client call's ``rpc_timeout`` (see ``_call_options``) bounds each call made in its context: past
+it the call is cancelled and raises ``RPCError`` DEADLINE_EXCEEDED, as the gRPC deadline does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, cast
 from cadenza.engine import errors as server_errors
 from cadenza.schemas.service import WorkflowService
 from cadenza.sdk import exceptions as sdk_errors
+from cadenza.sdk._call_options import RPC_TIMEOUT, deadline_exceeded
 
 RETRIED_CALLS = frozenset(
     {
@@ -41,6 +45,8 @@ RETRIED_CALLS = frozenset(
         "list_workflow_executions",
         "scan_workflow_executions",
         "count_workflow_executions",
+        "get_archived_workflow_history",
+        "list_archived_workflow_executions",
         "get_search_attributes",
         "get_cluster_info",
     }
@@ -109,7 +115,7 @@ class LocalService:
             if (hook := observer.hook(name)) is not None
         ]
         if hooks:
-            observed = self._observed(fn, retries, hooks)
+            observed = self._observed(fn, retries, hooks, name)
             setattr(self, name, observed)
             return observed
 
@@ -117,8 +123,11 @@ class LocalService:
         async def call(*args: Any, **kwargs: Any) -> Any:
             delay = initial_backoff
             attempt = 0
+            rpc_timeout = RPC_TIMEOUT.get()
             while True:
                 try:
+                    if rpc_timeout is not None:
+                        return await _bounded(fn(*args, **kwargs), name, rpc_timeout)
                     return await fn(*args, **kwargs)
                 except server_errors.ServiceError as e:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
@@ -130,7 +139,9 @@ class LocalService:
         setattr(self, name, call)  # cache: later calls skip __getattr__
         return call
 
-    def _observed(self, fn: Callable[..., Any], retries: int, hooks: list[Any]) -> Callable[..., Any]:
+    def _observed(
+        self, fn: Callable[..., Any], retries: int, hooks: list[Any], name: str = ""
+    ) -> Callable[..., Any]:
         """``__getattr__``'s call with the observers' hooks around it."""
         initial_backoff, max_backoff = self._backoff
         befores = tuple(before for before, _ in hooks if before is not None)
@@ -144,9 +155,13 @@ class LocalService:
             started = clock()
             delay = initial_backoff
             attempt = 0
+            rpc_timeout = RPC_TIMEOUT.get()
             while True:
                 try:
-                    result = await fn(*args, **kwargs)
+                    if rpc_timeout is not None:
+                        result = await _bounded(fn(*args, **kwargs), name, rpc_timeout)
+                    else:
+                        result = await fn(*args, **kwargs)
                 except server_errors.ServiceError as e:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
                         attempt += 1
@@ -167,6 +182,18 @@ class LocalService:
                 return result
 
         return call
+
+
+async def _bounded(call: Awaitable[Any], name: str, rpc_timeout: float) -> Any:
+    """Awaits ``call`` for at most ``rpc_timeout`` seconds (a client call's ``rpc_timeout``): past
+    it the call is cancelled and ``RPCError`` DEADLINE_EXCEEDED raised, as over gRPC."""
+    try:
+        async with asyncio.timeout(rpc_timeout) as scope:
+            return await call
+    except TimeoutError:
+        if scope.expired():
+            raise deadline_exceeded(name, rpc_timeout) from None
+        raise
 
 
 async def _back_off(delay: float, max_backoff: float) -> float:

@@ -12,8 +12,10 @@ the handle's calls for the old attempt are then refused (``RPCError`` NOT_FOUND)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from cadenza.sdk._call_options import RpcMetadata, rpc_options
 from cadenza.sdk.exceptions import ApplicationError
 
 if TYPE_CHECKING:
@@ -51,45 +53,74 @@ class AsyncActivityHandle:
     def _payloads(self, values: Sequence[Any]) -> list[dict[str, Any]] | None:
         return self._client.data_converter.to_payloads(values) if values else None
 
-    async def heartbeat(self, *details: Any) -> None:
+    async def heartbeat(
+        self, *details: Any, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
+    ) -> None:
         """Records a heartbeat (resetting the heartbeat timeout); ``details`` reach the next
         attempt as ``activity.info().heartbeat_details``."""
         c = self._client
         payloads = self._payloads(details)
-        if self.task_token is not None:
-            await c.service.record_activity_task_heartbeat(self.task_token, payloads, identity=c.identity)
-        else:
-            await c.service.record_activity_task_heartbeat_by_id(*self._ids(), payloads, identity=c.identity)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            if self.task_token is not None:
+                await c.service.record_activity_task_heartbeat(self.task_token, payloads, identity=c.identity)
+            else:
+                await c.service.record_activity_task_heartbeat_by_id(
+                    *self._ids(), payloads, identity=c.identity
+                )
 
-    async def complete(self, result: Any = None) -> None:
+    async def complete(
+        self,
+        result: Any = None,
+        *,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> None:
         """Completes the activity with ``result``: the workflow's ``execute_activity`` returns it."""
         c = self._client
         payloads = c.data_converter.to_payloads([result])
-        if self.task_token is not None:
-            await c.service.respond_activity_task_completed(self.task_token, payloads, identity=c.identity)
-        else:
-            await c.service.respond_activity_task_completed_by_id(*self._ids(), payloads, identity=c.identity)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            if self.task_token is not None:
+                await c.service.respond_activity_task_completed(
+                    self.task_token, payloads, identity=c.identity
+                )
+            else:
+                await c.service.respond_activity_task_completed_by_id(
+                    *self._ids(), payloads, identity=c.identity
+                )
 
-    async def fail(self, error: BaseException, *, last_heartbeat_details: Sequence[Any] = ()) -> None:
+    async def fail(
+        self,
+        error: BaseException,
+        *,
+        last_heartbeat_details: Sequence[Any] = (),
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> None:
         """Fails this attempt with ``error`` (retried per the activity's retry policy, as a failure
         raised by the function would be). ``last_heartbeat_details`` are recorded first."""
         c = self._client
         if last_heartbeat_details:
-            await self.heartbeat(*last_heartbeat_details)
+            await self.heartbeat(*last_heartbeat_details, rpc_metadata=rpc_metadata, rpc_timeout=rpc_timeout)
         if not isinstance(error, BaseException):
             error = ApplicationError(str(error))
         failure = c.data_converter.exception_to_failure(error)
-        if self.task_token is not None:
-            await c.service.respond_activity_task_failed(self.task_token, failure, identity=c.identity)
-        else:
-            await c.service.respond_activity_task_failed_by_id(*self._ids(), failure, identity=c.identity)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            if self.task_token is not None:
+                await c.service.respond_activity_task_failed(self.task_token, failure, identity=c.identity)
+            else:
+                await c.service.respond_activity_task_failed_by_id(*self._ids(), failure, identity=c.identity)
 
-    async def report_cancellation(self, *details: Any) -> None:
+    async def report_cancellation(
+        self, *details: Any, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
+    ) -> None:
         """Reports the activity cancelled (after the workflow asked for it; a heartbeat's answer
         says so)."""
         c = self._client
         payloads = self._payloads(details)
-        if self.task_token is not None:
-            await c.service.respond_activity_task_canceled(self.task_token, payloads, identity=c.identity)
-        else:
-            await c.service.respond_activity_task_canceled_by_id(*self._ids(), payloads, identity=c.identity)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            if self.task_token is not None:
+                await c.service.respond_activity_task_canceled(self.task_token, payloads, identity=c.identity)
+            else:
+                await c.service.respond_activity_task_canceled_by_id(
+                    *self._ids(), payloads, identity=c.identity
+                )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -22,10 +22,12 @@ from cadenza.schemas.service import (
     WorkflowExecution,
     WorkflowService,
 )
+from cadenza.sdk._call_options import RpcMetadata, rpc_options
 from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, QueryDefinition, WorkflowDefinition
 from cadenza.sdk.common import (
     QueryRejectCondition,
     RetryPolicy,
+    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
     positional_args,
     timedelta_to_ms,
@@ -64,6 +66,9 @@ R = TypeVar("R")
 
 RESULT_POLL_S = 60.0
 """How long one call waits for a run to close before the client asks again."""
+_POLL_SHARE_OF_RPC_TIMEOUT = 0.8
+"""With an ``rpc_timeout``, a long poll's wait on the server is this share of it, so the answer
+(possibly empty) arrives before the deadline."""
 
 
 def _start_input(req: StartWorkflowRequest, wait_s: float = 0.0) -> StartWorkflowInput:
@@ -155,6 +160,7 @@ class Client:
         self.interceptors = list(interceptors)
         """Also used by every ``Worker`` of this client (those that intercept workers)."""
         self._outbound = client_chain(self.interceptors, self)
+        self._api_key: str | Callable[[], str | Awaitable[str]] | None = None
 
     @classmethod
     async def connect(
@@ -170,6 +176,7 @@ class Client:
         retries: int = 5,
         interceptors: Sequence[Interceptor] = (),
         runtime: Runtime | None = None,
+        api_key: str | Callable[[], str | Awaitable[str]] | None = None,
     ) -> Client:
         """Connects to a server.
 
@@ -184,6 +191,11 @@ class Client:
         ``target`` are the same argument. ``interceptors`` wrap the client's calls (and the
         workers' runs; see ``cadenza.sdk.interceptor``). ``runtime`` (``cadenza.runtime.Runtime``)
         exports the client's and its workers' metrics (default: ``Runtime.default()``).
+        ``api_key`` (temporalio's name) is sent as ``authorization: Bearer <api_key>`` with every
+        call of the client and of its workers, for a server with authorization on (an in-process
+        server has none and ignores it); it may also be
+        a function (sync or async) returning the current key, asked before each call. Change it
+        later with ``client.api_key = ...``.
         """
         if target is not None and target_host is not None:
             raise TypeError("Client.connect: pass target_host or target, not both")
@@ -206,7 +218,9 @@ class Client:
                 )
             elif tls:
                 channel_tls = ChannelTLS()
-            grpc_service = GrpcService(targets, tls=channel_tls, rpc_timeout=rpc_timeout, retries=retries)
+            grpc_service = GrpcService(
+                targets, tls=channel_tls, rpc_timeout=rpc_timeout, retries=retries, api_key=api_key
+            )
             try:
                 await grpc_service.get_cluster_info()
             except BaseException:
@@ -218,7 +232,7 @@ class Client:
                 f"cannot connect to {target!r}: pass 'host:port', a list of them, 'dns:///name:port', "
                 "or an in-process server (the object returned by Host.start or WorkflowEnvironment)"
             )
-        return cls(
+        client = cls(
             service,
             namespace=namespace,
             identity=identity,
@@ -226,6 +240,22 @@ class Client:
             interceptors=interceptors,
             runtime=runtime,
         )
+        client._api_key = api_key
+        return client
+
+    @property
+    def api_key(self) -> str | Callable[[], str | Awaitable[str]] | None:
+        """The key sent as ``authorization: Bearer <key>`` (None: none). Setting it applies to the
+        next call of this client and of its workers, as temporalio's ``Client.api_key`` does."""
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, value: str | Callable[[], str | Awaitable[str]] | None) -> None:
+        set_api_key = getattr(self.service, "set_api_key", None)
+        if set_api_key is None:
+            raise ValueError("api_key applies to a client connected over the network (host:port)")
+        set_api_key(value)
+        self._api_key = value
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -240,19 +270,37 @@ class Client:
         run_timeout: timedelta | None = None,
         task_timeout: timedelta | None = None,
         id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | TypedSearchAttributes | None = None,
+        static_summary: str | None = None,
+        static_details: str | None = None,
+        start_delay: timedelta | None = None,
         request_id: str | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
         result_type: Any = None,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+        request_eager_start: bool = False,
     ) -> WorkflowHandle[Any]:
         """Starts a run; with ``start_signal``, signals it (starting it first if it is not running).
         Arguments are encoded before anything is sent, so one that cannot be encoded raises here.
         Arguments go positionally or as ``args=[...]``; ``search_attributes`` is a dict or
-        ``TypedSearchAttributes``."""
+        ``TypedSearchAttributes``.
+
+        ``id_reuse_policy`` decides about a *closed* run of the id, ``id_conflict_policy`` about a
+        *running* one: FAIL (also UNSPECIFIED) raises ``WorkflowAlreadyStartedError``,
+        USE_EXISTING returns the running run's handle, TERMINATE_EXISTING terminates it and starts
+        this one in the same write. ``start_delay`` holds the first workflow task back (a durable
+        timer; the started event's ``first_workflow_task_backoff_ms``); a signal-with-start to
+        the delayed run dispatches it at once, a plain signal does not; not with
+        ``cron_schedule``. ``rpc_metadata`` / ``rpc_timeout``: gRPC metadata and deadline of this
+        call. ``request_eager_start`` is accepted and does nothing (the first workflow task goes
+        through matching, which a worker polling the queue takes at once). ``static_summary`` and
+        ``static_details`` are checked and not stored yet: ``describe()`` shows None."""
         req, ret = self._start_request(
             workflow,
             positional_args(arguments, args, "start_workflow()"),
@@ -262,18 +310,23 @@ class Client:
             run_timeout=run_timeout,
             task_timeout=task_timeout,
             id_reuse_policy=id_reuse_policy,
+            id_conflict_policy=id_conflict_policy,
             retry_policy=retry_policy,
             cron_schedule=cron_schedule,
             memo=memo,
             search_attributes=search_attributes,
+            static_summary=static_summary,
+            static_details=static_details,
+            start_delay=start_delay,
             request_id=request_id,
             start_signal=start_signal,
             start_signal_args=start_signal_args,
         )
-        if self._outbound is not None:
-            resp = await self._outbound.start_workflow(_start_input(req))
-        else:
-            resp = await self.service.start_workflow_execution(req)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            if self._outbound is not None:
+                resp = await self._outbound.start_workflow(_start_input(req))
+            else:
+                resp = await self.service.start_workflow_execution(req)
         return WorkflowHandle(self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret)
 
     def _start_request(
@@ -287,15 +340,22 @@ class Client:
         run_timeout: timedelta | None = None,
         task_timeout: timedelta | None = None,
         id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy: WorkflowIDConflictPolicy = WorkflowIDConflictPolicy.UNSPECIFIED,
         retry_policy: RetryPolicy | None = None,
         cron_schedule: str = "",
         memo: dict[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | TypedSearchAttributes | None = None,
+        static_summary: str | None = None,
+        static_details: str | None = None,
+        start_delay: timedelta | None = None,
         request_id: str | None = None,
         start_signal: str | None = None,
         start_signal_args: Sequence[Any] = (),
     ) -> tuple[StartWorkflowRequest, Any]:
         """The start request, and the result type the workflow's code declares."""
+        for field_name, text in (("static_summary", static_summary), ("static_details", static_details)):
+            if text is not None and not isinstance(text, str):
+                raise TypeError(f"{field_name} must be a str, got {type(text).__name__}")
         name, ret = workflow_type_name(workflow)
         conv = self.data_converter
         req = StartWorkflowRequest(
@@ -310,6 +370,8 @@ class Client:
             request_id=request_id or new_id(),
             identity=self.identity,
             workflow_id_reuse_policy=WorkflowIDReusePolicy(id_reuse_policy).value,
+            workflow_id_conflict_policy=WorkflowIDConflictPolicy(id_conflict_policy).wire_name,
+            workflow_start_delay_ms=timedelta_to_ms(start_delay, "start_delay"),
             retry_policy=retry_policy.to_dict() if retry_policy else None,
             cron_schedule=cron_schedule,
             memo={k: conv.to_payload(v) for k, v in (memo or {}).items()},
@@ -328,15 +390,22 @@ class Client:
         args: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Starts a run and returns its result (``start_workflow`` then ``result``). The start also
-        waits for the close, so a run that ends within a minute costs one round trip."""
+        """Starts a run and returns its result (``start_workflow`` then ``result``, with
+        ``start_workflow``'s options). The start also waits for the close, so a run that ends
+        within a minute costs one round trip; with ``rpc_timeout`` (which, as in temporalio,
+        bounds the start only) it does not wait, and ``result()`` waits as long as it takes."""
         result_type = kwargs.pop("result_type", None)
+        rpc_metadata = kwargs.pop("rpc_metadata", None)
+        rpc_timeout = kwargs.pop("rpc_timeout", None)
+        kwargs.pop("request_eager_start", None)  # accepted, as by start_workflow
         call_args = positional_args(arguments, args, "execute_workflow()")
         req, ret = self._start_request(workflow, call_args, id=id, task_queue=task_queue, **kwargs)
-        if self._outbound is not None:
-            started, closed = await self._outbound.start_workflow(_start_input(req, RESULT_POLL_S))
-        else:
-            started, closed = await self.service.start_workflow_execution_and_wait(req, RESULT_POLL_S)
+        wait_s = RESULT_POLL_S if rpc_timeout is None else 0.0
+        with rpc_options(rpc_metadata, rpc_timeout):
+            if self._outbound is not None:
+                started, closed = await self._outbound.start_workflow(_start_input(req, wait_s))
+            else:
+                started, closed = await self.service.start_workflow_execution_and_wait(req, wait_s)
         handle: WorkflowHandle[Any] = WorkflowHandle(
             self, id, run_id=None, first_run_id=started.run_id, result_type=result_type or ret
         )
@@ -379,23 +448,25 @@ class Client:
         id: str | None = None,
         result_type: Any = None,
         rpc_timeout: timedelta | None = None,
+        rpc_metadata: RpcMetadata | None = None,
     ) -> WorkflowUpdateHandle[Any]:
         """Update-with-start: starts ``start_workflow_operation``'s workflow unless it is running
         (then that run is used), sends it the update and waits for ``wait_for_stage``;
         ``await start_workflow_operation.workflow_handle()`` gives the workflow's handle."""
         from cadenza.sdk.client_updates import start_update_with_start
 
-        return await start_update_with_start(
-            self,
-            update,
-            arguments,
-            start_workflow_operation=start_workflow_operation,
-            wait_for_stage=wait_for_stage,
-            args=args,
-            id=id,
-            result_type=result_type,
-            rpc_timeout=rpc_timeout,
-        )
+        with rpc_options(rpc_metadata):
+            return await start_update_with_start(
+                self,
+                update,
+                arguments,
+                start_workflow_operation=start_workflow_operation,
+                wait_for_stage=wait_for_stage,
+                args=args,
+                id=id,
+                result_type=result_type,
+                rpc_timeout=rpc_timeout,
+            )
 
     async def execute_update_with_start_workflow(
         self,
@@ -406,6 +477,7 @@ class Client:
         id: str | None = None,
         result_type: Any = None,
         rpc_timeout: timedelta | None = None,
+        rpc_metadata: RpcMetadata | None = None,
     ) -> Any:
         """Update-with-start, waiting for the update's result (see ``start_update_with_start_workflow``)."""
         from cadenza.sdk.client_updates import WorkflowUpdateStage
@@ -419,8 +491,9 @@ class Client:
             id=id,
             result_type=result_type,
             rpc_timeout=rpc_timeout,
+            rpc_metadata=rpc_metadata,
         )
-        return await handle.result(rpc_timeout=rpc_timeout)
+        return await handle.result(rpc_timeout=rpc_timeout, rpc_metadata=rpc_metadata)
 
     def list_workflows(
         self,
@@ -429,18 +502,34 @@ class Client:
         limit: int | None = None,
         page_size: int = 1000,
         next_page_token: bytes | None = None,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
     ) -> WorkflowExecutionAsyncIterator:
         """The runs visibility holds that match ``query`` (the language of ``cadenza wf list -q``;
         None: all), as an async iterator fetching a page of ``page_size`` at a time; ``limit``
-        stops after that many (temporalio's ``list_workflows``)."""
+        stops after that many (temporalio's ``list_workflows``). ``rpc_metadata`` and
+        ``rpc_timeout`` go with each page's call."""
         return WorkflowExecutionAsyncIterator(
-            self, query or "", limit=limit, page_size=page_size, next_page_token=next_page_token
+            self,
+            query or "",
+            limit=limit,
+            page_size=page_size,
+            next_page_token=next_page_token,
+            rpc_metadata=rpc_metadata,
+            rpc_timeout=rpc_timeout,
         )
 
-    async def count_workflows(self, query: str | None = None) -> WorkflowExecutionCount:
+    async def count_workflows(
+        self,
+        query: str | None = None,
+        *,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowExecutionCount:
         """How many runs match ``query``; ending it with ``GROUP BY ExecutionStatus`` also counts
         each status (temporalio's ``count_workflows``)."""
-        return await count_workflows(self, query or "")
+        with rpc_options(rpc_metadata, rpc_timeout):
+            return await count_workflows(self, query or "")
 
     def get_workflow_handle(
         self,
@@ -505,15 +594,28 @@ class WorkflowHandle(Generic[R]):
     def _execution(self, run_id: str | None = None) -> WorkflowExecution:
         return WorkflowExecution(self.id, run_id or self.run_id or "")
 
-    async def result(self, *, timeout: float | None = None, follow_runs: bool = True) -> R:
+    async def result(
+        self,
+        *,
+        timeout: float | None = None,
+        follow_runs: bool = True,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> R:
         """Waits for the workflow to close; returns its result or raises ``WorkflowFailureError``.
 
         With ``follow_runs`` (the default) a run that continued as new, was retried or is a cron run
-        is followed to the run that finally closes, as the anchors' clients do."""
+        is followed to the run that finally closes, as the anchors' clients do. ``timeout`` bounds
+        the whole wait; ``rpc_timeout`` (temporalio's) each history poll, whose wait on the server
+        is shortened to fit it, so a long wait is several polls rather than a DEADLINE_EXCEEDED."""
         run_id = self.run_id or self.first_run_id or ""
-        return await asyncio.wait_for(self._wait_result(run_id, follow_runs), timeout)
+        poll_s = RESULT_POLL_S
+        if rpc_timeout is not None:
+            poll_s = min(poll_s, rpc_timeout.total_seconds() * _POLL_SHARE_OF_RPC_TIMEOUT)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            return await asyncio.wait_for(self._wait_result(run_id, follow_runs, poll_s), timeout)
 
-    async def _wait_result(self, run_id: str, follow_runs: bool = True) -> Any:
+    async def _wait_result(self, run_id: str, follow_runs: bool = True, poll_s: float = RESULT_POLL_S) -> Any:
         c = self.client
         while True:
             resp = await c.service.get_workflow_execution_history(
@@ -522,7 +624,7 @@ class WorkflowHandle(Generic[R]):
                     WorkflowExecution(self.id, run_id),
                     close_event_only=True,
                     wait_new_event=True,
-                    timeout_s=RESULT_POLL_S,
+                    timeout_s=poll_s,
                 )
             )
             if resp.events:
@@ -553,11 +655,23 @@ class WorkflowHandle(Generic[R]):
         raise WorkflowFailureError(RuntimeError(f"run closed with {et.name}"))
 
     async def signal(
-        self, signal: Any, *arguments: Any, args: Sequence[Any] | None = None, request_id: str | None = None
+        self,
+        signal: Any,
+        *arguments: Any,
+        args: Sequence[Any] | None = None,
+        request_id: str | None = None,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
     ) -> None:
         """Sends a signal. Addressed by workflow id (no ``run_id``), it goes to the current run;
         UNAVAILABLE (a run that keeps continuing as new while the server resolves it) is retried
         with backoff a few times, under the same request id, by both transports."""
+        with rpc_options(rpc_metadata, rpc_timeout):
+            await self._signal(signal, arguments, args, request_id)
+
+    async def _signal(
+        self, signal: Any, arguments: Sequence[Any], args: Sequence[Any] | None, request_id: str | None
+    ) -> None:
         c = self.client
         args = positional_args(arguments, args, "signal()")
         name = _handler_name(signal, _SIGNAL_MARK, "signal")
@@ -587,6 +701,7 @@ class WorkflowHandle(Generic[R]):
         id: str | None = None,
         result_type: Any = None,
         rpc_timeout: timedelta | None = None,
+        rpc_metadata: RpcMetadata | None = None,
     ) -> Any:
         """Sends a workflow update and returns its result: ``WorkflowUpdateFailedError`` if the
         validator rejected it or the handler failed. ``id`` deduplicates: sent again with the same
@@ -601,8 +716,9 @@ class WorkflowHandle(Generic[R]):
             id=id,
             result_type=result_type,
             rpc_timeout=rpc_timeout,
+            rpc_metadata=rpc_metadata,
         )
-        return await handle.result(rpc_timeout=rpc_timeout)
+        return await handle.result(rpc_timeout=rpc_timeout, rpc_metadata=rpc_metadata)
 
     async def start_update(
         self,
@@ -613,21 +729,23 @@ class WorkflowHandle(Generic[R]):
         id: str | None = None,
         result_type: Any = None,
         rpc_timeout: timedelta | None = None,
+        rpc_metadata: RpcMetadata | None = None,
     ) -> WorkflowUpdateHandle[Any]:
         """Sends a workflow update and waits until it reaches ``wait_for_stage`` (ACCEPTED: the
         validator passed and the handler started; COMPLETED); returns its handle."""
         from cadenza.sdk.client_updates import start_update
 
-        return await start_update(
-            self,
-            update,
-            arguments,
-            wait_for_stage=wait_for_stage,
-            args=args,
-            id=id,
-            result_type=result_type,
-            rpc_timeout=rpc_timeout,
-        )
+        with rpc_options(rpc_metadata):
+            return await start_update(
+                self,
+                update,
+                arguments,
+                wait_for_stage=wait_for_stage,
+                args=args,
+                id=id,
+                result_type=result_type,
+                rpc_timeout=rpc_timeout,
+            )
 
     def get_update_handle(
         self, id: str, *, workflow_run_id: str | None = None, result_type: Any = None
@@ -655,10 +773,23 @@ class WorkflowHandle(Generic[R]):
         args: Sequence[Any] | None = None,
         result_type: Any = None,
         reject_condition: QueryRejectCondition = QueryRejectCondition.NONE,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
     ) -> Any:
         """Runs a query handler on the workflow's current state. ``reject_condition`` refuses the
         query (``QueryRejectedError``) when the run is closed, or closed other than cleanly. The
         answer is decoded by ``result_type`` or else the handler's return hint."""
+        with rpc_options(rpc_metadata, rpc_timeout):
+            return await self._query(query, arguments, args, result_type, reject_condition)
+
+    async def _query(
+        self,
+        query: Any,
+        arguments: Sequence[Any],
+        args: Sequence[Any] | None,
+        result_type: Any,
+        reject_condition: QueryRejectCondition,
+    ) -> Any:
         c = self.client
         args = positional_args(arguments, args, "query()")
         if result_type is None and not isinstance(query, str):
@@ -679,23 +810,40 @@ class WorkflowHandle(Generic[R]):
         values = c.data_converter.from_payloads(result, [result_type] if result_type else None)
         return values[0] if values else None
 
-    async def cancel(self) -> None:
+    async def cancel(
+        self, *, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
+    ) -> None:
         """Requests cancellation (UNAVAILABLE is retried as for :meth:`signal`)."""
         c = self.client
-        await c.service.request_cancel_workflow_execution(
-            c.namespace, self._execution(), identity=c.identity, request_id=new_id()
-        )
+        with rpc_options(rpc_metadata, rpc_timeout):
+            await c.service.request_cancel_workflow_execution(
+                c.namespace, self._execution(), identity=c.identity, request_id=new_id()
+            )
 
-    async def terminate(self, reason: str = "", *details: Any) -> None:
-        """Terminates the run (UNAVAILABLE is retried as for :meth:`signal`)."""
+    async def terminate(
+        self,
+        reason_or_detail: Any = "",
+        *details: Any,
+        reason: str | None = None,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> None:
+        """Terminates the run (UNAVAILABLE is retried as for :meth:`signal`). The reason goes first
+        or, as temporalio writes it, as ``reason=`` after the details (``terminate(*details,
+        reason=...)``)."""
         c = self.client
-        await c.service.terminate_workflow_execution(
-            c.namespace,
-            self._execution(),
-            reason=reason,
-            details=c.data_converter.to_payloads(details) if details else None,
-            identity=c.identity,
-        )
+        if reason is None:
+            reason = str(reason_or_detail or "")
+        elif reason_or_detail != "":
+            details = (reason_or_detail, *details)
+        with rpc_options(rpc_metadata, rpc_timeout):
+            await c.service.terminate_workflow_execution(
+                c.namespace,
+                self._execution(),
+                reason=reason,
+                details=c.data_converter.to_payloads(details) if details else None,
+                identity=c.identity,
+            )
 
     async def reset(self, *, reset_type: str = "LastWorkflowTask", event_id: int = 0, reason: str) -> str:
         """Starts the workflow over from a past workflow task (``FirstWorkflowTask``,
@@ -715,16 +863,29 @@ class WorkflowHandle(Generic[R]):
         self.first_run_id = new_run
         return str(new_run)
 
-    async def describe(self) -> WorkflowExecutionDescription:
+    async def describe(
+        self, *, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
+    ) -> WorkflowExecutionDescription:
         """The run's state. ``search_attributes`` and ``memo`` are decoded values (the payloads stay in
         ``raw_search_attributes`` / ``raw_memo``); ``typed_search_attributes`` is the typed view."""
         c = self.client
-        resp = await c.service.describe_workflow_execution(c.namespace, self._execution())
+        with rpc_options(rpc_metadata, rpc_timeout):
+            resp = await c.service.describe_workflow_execution(c.namespace, self._execution())
         return WorkflowExecutionDescription.from_response(resp, c.data_converter)
 
-    async def fetch_history(self, *, branch_id: str = "") -> WorkflowHistory:
+    async def fetch_history(
+        self,
+        *,
+        branch_id: str = "",
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowHistory:
         """The run's history; ``branch_id``: one of its other branches (``describe().version_histories``
         lists them), e.g. the history a conflict between clusters replaced."""
+        with rpc_options(rpc_metadata, rpc_timeout):
+            return await self._fetch_history(branch_id)
+
+    async def _fetch_history(self, branch_id: str) -> WorkflowHistory:
         c = self.client
         events: list[HistoryEvent] = []
         token: bytes | None = None

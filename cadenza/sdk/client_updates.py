@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import UpdateWorkflowRequest, UpdateWorkflowResponse, WorkflowExecution
+from cadenza.sdk._call_options import RpcMetadata, rpc_options
 from cadenza.sdk._runtime.definitions import _UPDATE_MARK, UpdateDefinition
-from cadenza.sdk.common import positional_args
+from cadenza.sdk.common import WorkflowIDConflictPolicy, positional_args
 from cadenza.sdk.exceptions import (
     WorkflowAlreadyStartedError,
     WorkflowUpdateFailedError,
@@ -48,16 +49,6 @@ class WorkflowUpdateStage(enum.IntEnum):
     ADMITTED = 1
     ACCEPTED = 2
     COMPLETED = 3
-
-
-class WorkflowIDConflictPolicy(enum.IntEnum):
-    """What a start does when the workflow is running (temporalio's values). Update-with-start
-    takes ``USE_EXISTING`` (also what ``UNSPECIFIED`` does here) and ``FAIL``."""
-
-    UNSPECIFIED = 0
-    FAIL = 1
-    USE_EXISTING = 2
-    TERMINATE_EXISTING = 3
 
 
 def update_name(update: Any) -> str:
@@ -118,12 +109,16 @@ class WorkflowUpdateHandle(Generic[R]):
     def name(self) -> str:
         return self._name
 
-    async def result(self, *, rpc_timeout: timedelta | None = None) -> R:
-        """The update's result; ``WorkflowUpdateFailedError`` if it was rejected or failed."""
+    async def result(
+        self, *, rpc_timeout: timedelta | None = None, rpc_metadata: RpcMetadata | None = None
+    ) -> R:
+        """The update's result; ``WorkflowUpdateFailedError`` if it was rejected or failed.
+        ``rpc_timeout`` bounds the whole wait (``WorkflowUpdateRPCTimeoutOrCancelledError``)."""
         if self._outcome is None or self._outcome.stage != "COMPLETED":
-            self._outcome = await _wait(
-                self._client, self._poll_request(), WorkflowUpdateStage.COMPLETED, rpc_timeout
-            )
+            with rpc_options(rpc_metadata):
+                self._outcome = await _wait(
+                    self._client, self._poll_request(), WorkflowUpdateStage.COMPLETED, rpc_timeout
+                )
         return self._decode(self._outcome)  # type: ignore[no-any-return]
 
     def _poll_request(self) -> UpdateWorkflowRequest:

@@ -27,6 +27,7 @@ __all__ = [
     "SearchAttributePair",
     "SearchAttributeUpdate",
     "TypedSearchAttributes",
+    "WorkflowIDConflictPolicy",
     "WorkflowIDReusePolicy",
     "ms_to_timedelta",
     "timedelta_to_ms",
@@ -161,6 +162,25 @@ class WorkflowIDReusePolicy(enum.StrEnum):
     """Never reuse the id."""
     TERMINATE_IF_RUNNING = "TERMINATE_IF_RUNNING"
     """Terminate a running run with this id and start a new one."""
+
+
+class WorkflowIDConflictPolicy(enum.IntEnum):
+    """What a start does when a run with its workflow id is *running* (temporalio's names and
+    values); ``WorkflowIDReusePolicy`` decides about closed runs."""
+
+    UNSPECIFIED = 0
+    """FAIL for a start; USE_EXISTING for update-with-start."""
+    FAIL = 1
+    """Raise ``WorkflowAlreadyStartedError``."""
+    USE_EXISTING = 2
+    """Start nothing: the handle is the running run's (its run id)."""
+    TERMINATE_EXISTING = 3
+    """Terminate the running run and start the new one, in one write on the server."""
+
+    @property
+    def wire_name(self) -> str:
+        """The policy as the start request carries it (empty: unspecified)."""
+        return "" if self is WorkflowIDConflictPolicy.UNSPECIFIED else self.name
 
 
 class QueryRejectCondition(enum.StrEnum):

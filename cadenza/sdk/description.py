@@ -57,6 +57,8 @@ class WorkflowExecutionDescription(DescribeWorkflowResponse):
         status = values["status"]
         if status in WorkflowExecutionStatus.__members__:
             values["status"] = WorkflowExecutionStatus(status)
+        # A server that does not send it (or a run without a delay): the run was due at its start.
+        values["execution_time"] = resp.execution_time or resp.start_time
         values["search_attributes"] = decode_search_attributes(converter, resp.search_attributes)
         values["memo"] = _decode_map(converter, resp.memo)
         return cls(
@@ -85,3 +87,27 @@ class WorkflowExecutionDescription(DescribeWorkflowResponse):
     def close_datetime(self) -> datetime | None:
         """``close_time`` as an aware datetime; None while the run is open."""
         return _time(self.close_time)
+
+    @property
+    def execution_datetime(self) -> datetime | None:
+        """``execution_time`` (when the first workflow task was due: after a ``start_delay`` or a
+        cron or retry backoff) as an aware datetime."""
+        return _time(self.execution_time)
+
+    @property
+    def parent_id(self) -> str | None:
+        """The parent's workflow id for a child run (temporalio's name); None otherwise."""
+        return self.parent_workflow_id or None
+
+    async def memo_value(self, key: str, default: Any = None) -> Any:
+        """One decoded memo value (temporalio's coroutine); ``memo`` holds them all."""
+        return self.memo.get(key, default)
+
+    async def static_summary(self) -> str | None:
+        """temporalio's start option ``static_summary``: accepted by ``start_workflow`` and not
+        stored yet, so None."""
+        return None
+
+    async def static_details(self) -> str | None:
+        """As ``static_summary``: not stored yet, so None."""
+        return None

@@ -40,11 +40,12 @@ __all__ = [
     "WorkflowOutboundInterceptor",
 ]
 
-OUTGOING_METADATA: ContextVar[tuple[tuple[str, str], ...]] = ContextVar(
+OUTGOING_METADATA: ContextVar[tuple[tuple[str, str | bytes], ...]] = ContextVar(
     "cadenza_outgoing_metadata", default=()
 )
 """gRPC metadata the calls made in this context add (a client interceptor sets it around a call; the
-tracing interceptor puts the trace context there so the server's span continues the client's)."""
+tracing interceptor puts the trace context there so the server's span continues the client's; a
+call's ``rpc_metadata`` goes there too). Values are text, or bytes for keys ending in ``-bin``."""
 
 Headers = dict[str, dict[str, Any]]
 """Header name to payload (``{"metadata": {...}, "data": b"..."}``)."""

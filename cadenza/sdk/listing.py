@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cadenza.schemas.service import WorkflowExecutionInfo
+from cadenza.sdk._call_options import RpcMetadata, rpc_options
 from cadenza.sdk.converter import DataConverter
 from cadenza.sdk.description import WorkflowExecutionStatus
 from cadenza.sdk.search_attributes import TypedSearchAttributes, typed_from_values
@@ -115,11 +116,16 @@ class WorkflowExecutionAsyncIterator(AsyncIterator[WorkflowExecution]):
         limit: int | None,
         page_size: int,
         next_page_token: bytes | None,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
     ) -> None:
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         if page_size <= 0:
             raise ValueError(f"page_size must be > 0, got {page_size}")
+        with rpc_options(rpc_metadata, rpc_timeout):
+            pass  # bad options raise here, before the first page is asked for
+        self._rpc = (rpc_metadata, rpc_timeout)
         self._client = client
         self._query = query
         self._limit = limit
@@ -138,9 +144,10 @@ class WorkflowExecutionAsyncIterator(AsyncIterator[WorkflowExecution]):
         size = self._page_size
         if self._limit is not None:
             size = max(1, min(size, self._limit - self._yielded))
-        page = await c.service.list_workflow_executions(
-            c.namespace, self._query, page_size=size, next_page_token=self.next_page_token
-        )
+        with rpc_options(*self._rpc):
+            page = await c.service.list_workflow_executions(
+                c.namespace, self._query, page_size=size, next_page_token=self.next_page_token
+            )
         self.current_page = [WorkflowExecution.from_info(e, c.data_converter) for e in page.executions]
         self._index = 0
         self.next_page_token = page.next_page_token

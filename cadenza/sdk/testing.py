@@ -51,9 +51,11 @@ class WorkflowEnvironment:
         visibility_sink: Any = None,
         visibility: bool = True,
         metrics: Any = None,
+        archival: Any = None,
     ) -> WorkflowEnvironment:
         """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown.
-        ``metrics`` (a ``cadenza.metrics.ServerMetrics``) is what the engine records into."""
+        ``metrics`` (a ``cadenza.metrics.ServerMetrics``) is what the engine records into;
+        ``archival`` (a ``cadenza.engine.archival.ArchivalSettings``) what retention archives."""
         if stores is None:
             stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
         clock = clock or SystemClock()
@@ -79,6 +81,7 @@ class WorkflowEnvironment:
             visibility_store=store,
             bus=bus,
             metrics=metrics,
+            archival=archival,
         )
         host._owned = [x for x in (bus, store) if x is not None]  # type: ignore[attr-defined]
         client = Client(local_service(host.frontend), namespace=namespace, data_converter=data_converter)

@@ -117,6 +117,7 @@ def test_other_exports() -> None:
         "SearchAttributePair",
         "SearchAttributeUpdate",
         "TypedSearchAttributes",
+        "WorkflowIDConflictPolicy",
         "WorkflowIDReusePolicy",
         "ms_to_timedelta",
         "timedelta_to_ms",

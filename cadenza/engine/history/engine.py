@@ -67,6 +67,8 @@ FOLLOW_RUNS_FOR_S = 30.0
 
 T = TypeVar("T")
 
+DAY_US = 86_400_000_000
+
 
 @dataclass(slots=True, frozen=True)
 class ParentRef:
@@ -130,9 +132,19 @@ class HistoryEngine:
                 on_new_tasks=self._on_new_tasks,
                 ledger=self._ledger,
                 replicates=self.namespaces.replicates if self.namespaces is not None else None,
+                retention_us=self.retention_us,
             )
             await shard.acquire()
             self.shards[shard_id] = shard
+
+    def retention_us(self, namespace_id: str) -> int | None:
+        """How long the namespace keeps a closed run, from the cache the write path keeps warm
+        (``writable``); None (kept forever) without namespaces, for an unknown one, or for a
+        retention of 0 days."""
+        info = self.namespaces.cached_by_id(namespace_id) if self.namespaces is not None else None
+        if info is None or info.retention_days <= 0:
+            return None
+        return info.retention_days * DAY_US
 
     def shard(self, namespace_id: str, workflow_id: str) -> ShardContext:
         shard = self.shards[shard_for(namespace_id, workflow_id, self.num_shards)]
@@ -406,24 +418,23 @@ class HistoryEngine:
                 running = cur.state in (ExecutionState.CREATED, ExecutionState.RUNNING)
                 if running:
                     if req.signal_name:
-                        await self.signal(
-                            namespace_id,
-                            req.workflow_id,
-                            cur.run_id,
-                            req.signal_name,
-                            req.signal_input,
-                            identity=req.identity,
-                            request_id=req.request_id,
-                        )
+                        try:
+                            await self._signal_with_start(namespace_id, cur.run_id, req)
+                        except WorkflowCompletedError:
+                            # It closed meanwhile: the signal starts a new run instead.
+                            shard.current_runs.pop((namespace_id, req.workflow_id), None)
+                            cur = await self._read_current(shard, namespace_id, req.workflow_id)
+                            continue
                         return cur.run_id, False
-                    if req.workflow_id_reuse_policy == "TERMINATE_IF_RUNNING":
-                        await self.terminate(
-                            namespace_id,
-                            req.workflow_id,
-                            cur.run_id,
-                            reason="terminated by a start with TERMINATE_IF_RUNNING",
-                            identity=req.identity,
-                        )
+                    conflict = _conflict_policy(req)
+                    if conflict == "USE_EXISTING":
+                        return cur.run_id, False
+                    if conflict == "TERMINATE_EXISTING":
+                        new_run_id = await self._terminate_and_start(namespace_id, cur.run_id, req, parent)
+                        if new_run_id is not None:
+                            return new_run_id, True
+                        # The run closed meanwhile: decide again against what is current now.
+                        shard.current_runs.pop((namespace_id, req.workflow_id), None)
                         cur = await self._read_current(shard, namespace_id, req.workflow_id)
                         continue
                     raise WorkflowAlreadyStartedError(
@@ -483,6 +494,52 @@ class HistoryEngine:
             return run_id, True
         raise UnavailableError(f"workflow {req.workflow_id!r}: too many concurrent starts, try again")
 
+    async def _signal_with_start(self, namespace_id: str, run_id: str, req: StartWorkflowRequest) -> None:
+        """Signal-with-start found the run running: the signal goes to it (batched with other
+        signals of the run, as any signal), and, as Temporal does, a first workflow task still
+        waiting for its start delay is dispatched now (a plain signal leaves the delay alone)."""
+        await self.signal(
+            namespace_id,
+            req.workflow_id,
+            run_id,
+            req.signal_name,
+            req.signal_input,
+            identity=req.identity,
+            request_id=req.request_id,
+        )
+        await self.mutate(namespace_id, req.workflow_id, run_id, _end_start_delay)
+
+    async def _terminate_and_start(
+        self, namespace_id: str, run_id: str, req: StartWorkflowRequest, parent: ParentRef | None
+    ) -> str | None:
+        """TERMINATE_EXISTING: terminates run ``run_id`` and starts the new run in the same write
+        (as a reset does), so there is no moment with two runs running, nor one with none that
+        another start could take. None if the run had closed meanwhile."""
+        new_run_id = new_id()
+
+        def rule(m: Mutation) -> None:
+            require_running(m.ms)
+            new_state = self._new_run_state(namespace_id, new_run_id, req)
+            new_state.current_version = m.ms.current_version
+            start = Mutation(new_state, MutationTasks(), m.now)
+            self._record_started(start, req, parent)
+            close_run(
+                m,
+                EventType.WORKFLOW_EXECUTION_TERMINATED,
+                {
+                    "reason": f"terminated by a start of run {new_run_id} ({_conflict_policy(req)})",
+                    "details": None,
+                    "identity": req.identity,
+                },
+            )
+            m.next_run = (new_state, start.tasks)
+
+        try:
+            await self.mutate(namespace_id, req.workflow_id, run_id, rule)
+        except WorkflowCompletedError:
+            return None
+        return new_run_id
+
     async def _read_current(
         self, shard: ShardContext, namespace_id: str, workflow_id: str
     ) -> CurrentExecution | None:
@@ -506,7 +563,9 @@ class HistoryEngine:
         if req.workflow_execution_timeout_ms:
             run_timeout = min(run_timeout, req.workflow_execution_timeout_ms)
         ms = m.ms
-        backoff_ms = 0
+        # The first workflow task waits for the cron schedule's next fire, or for the start delay
+        # (never both: ``limits.validate_start``); a durable WORKFLOW_BACKOFF timer schedules it.
+        backoff_ms = req.workflow_start_delay_ms
         if req.cron_schedule:
             backoff_ms = cron_backoff_ms(req.cron_schedule, m.now)
         ms.add_event(
@@ -785,6 +844,31 @@ class HistoryEngine:
             await fut
         finally:
             expiry.cancel()
+
+
+def _conflict_policy(req: StartWorkflowRequest) -> str:
+    """What a start does about a running run of its id. The reuse policy TERMINATE_IF_RUNNING
+    predates the conflict policy and means TERMINATE_EXISTING (Temporal maps it so too)."""
+    if req.workflow_id_reuse_policy == "TERMINATE_IF_RUNNING":
+        return "TERMINATE_EXISTING"
+    policy = req.workflow_id_conflict_policy
+    return policy if policy and policy != "UNSPECIFIED" else "FAIL"
+
+
+def _end_start_delay(m: Mutation) -> None:
+    """The run's first workflow task is dispatched now if it still waits for its start delay."""
+    ms = m.ms
+    i = ms.info
+    if (
+        not ms.is_running
+        or ms.has_pending_workflow_task
+        or i.last_completed_workflow_task_event_id
+        or i.execution_time <= m.now
+    ):
+        m.noop = True
+        return
+    i.execution_time = m.now  # its WorkflowTaskScheduled records when the delay ended
+    m.schedule_workflow_task()
 
 
 def _write_as_is(m: Mutation) -> None:

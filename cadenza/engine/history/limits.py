@@ -45,6 +45,9 @@ WORKFLOW_ID_REUSE_POLICIES = (
     "REJECT_DUPLICATE",
     "TERMINATE_IF_RUNNING",
 )
+WORKFLOW_ID_CONFLICT_POLICIES = ("", "UNSPECIFIED", "FAIL", "USE_EXISTING", "TERMINATE_EXISTING")
+"""Temporal's WorkflowIdConflictPolicy: what a start does when a run of the id is running
+(empty and UNSPECIFIED: FAIL)."""
 
 
 def payloads_size(payloads: list[dict[str, Any]] | None) -> int:
@@ -99,6 +102,27 @@ def validate_start(req: StartWorkflowRequest) -> None:
         raise InvalidArgumentError(
             f"workflow_id_reuse_policy {req.workflow_id_reuse_policy!r} is not one of "
             f"{', '.join(WORKFLOW_ID_REUSE_POLICIES)}"
+        )
+    conflict = req.workflow_id_conflict_policy
+    if conflict not in WORKFLOW_ID_CONFLICT_POLICIES:
+        raise InvalidArgumentError(
+            f"workflow_id_conflict_policy {conflict!r} is not one of "
+            f"{', '.join(p for p in WORKFLOW_ID_CONFLICT_POLICIES if p)}",
+            field="workflow_id_conflict_policy",
+        )
+    if req.workflow_id_reuse_policy == "TERMINATE_IF_RUNNING" and conflict not in ("", "UNSPECIFIED"):
+        # Temporal refuses the pair too: the reuse policy would decide about a running run as well.
+        raise InvalidArgumentError(
+            f"workflow_id_reuse_policy TERMINATE_IF_RUNNING cannot be used together with "
+            f"workflow_id_conflict_policy {conflict}; use TERMINATE_EXISTING alone",
+            field="workflow_id_conflict_policy",
+        )
+    validate_timeout("workflow_start_delay", req.workflow_start_delay_ms)
+    if req.workflow_start_delay_ms and req.cron_schedule:
+        raise InvalidArgumentError(
+            f"workflow_start_delay ({req.workflow_start_delay_ms} ms) cannot be used with "
+            f"cron_schedule {req.cron_schedule!r}: the schedule decides when each run starts",
+            field="workflow_start_delay",
         )
     validate_payloads("input", req.input)
     validate_payloads("signal_input", req.signal_input)

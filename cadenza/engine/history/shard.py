@@ -22,7 +22,7 @@ from typing import Protocol
 
 from cadenza.engine.clock import Clock
 from cadenza.engine.history.mutable_state import MutableState, decode_state, encode_state
-from cadenza.engine.history.tasks import MutationTasks, ReplicationKind, Task
+from cadenza.engine.history.tasks import MutationTasks, ReplicationKind, Task, TimerKind
 from cadenza.engine.persistence.errors import (
     AlreadyExistsError,
     ConditionFailedError,
@@ -53,6 +53,30 @@ RANGE_BITS = 20
 
 def _never(namespace_id: str) -> bool:
     return False
+
+
+def _kept_forever(namespace_id: str) -> int | None:
+    return None
+
+
+def retention_timer(ms: MutableState, events: list[HistoryEvent], retention_us: int | None) -> Task | None:
+    """The run's "delete history event" timer, if ``events`` close it: due when the namespace's
+    retention after the close is over. It carries the close time (a run rebuilt and closed again
+    gets a timer of its own; the stale one is dropped, see ``retention``) and the history tree,
+    so a deletion interrupted after the run's row is gone can still remove its history."""
+    i = ms.info
+    if retention_us is None or ms.is_running or not events:
+        return None
+    if not any(e.event_id == i.completion_event_id for e in events):
+        return None
+    return Task(
+        int(TimerKind.DELETE_HISTORY_EVENT),
+        i.namespace_id,
+        i.workflow_id,
+        i.run_id,
+        {"c": i.close_time, "t": i.tree_id},
+        visibility_time=i.close_time + retention_us,
+    )
 
 
 def history_replication_task(ms: MutableState, events: list[HistoryEvent]) -> Task:
@@ -161,6 +185,7 @@ class ShardContext:
         ledger: TaskLedger | None = None,
         cache_size: int = 20_000,
         replicates: Callable[[str], bool] | None = None,
+        retention_us: Callable[[str], int | None] | None = None,
     ) -> None:
         self.shard_id = shard_id
         self.stores = stores
@@ -178,6 +203,8 @@ class ShardContext:
         self.lost = False
         self.replicates: Callable[[str], bool] = replicates or _never
         """Whether writes to a namespace (by id) are replicated to other clusters."""
+        self.retention_us: Callable[[str], int | None] = retention_us or _kept_forever
+        """A namespace's (by id) retention of closed runs in µs; None: they are kept forever."""
 
     async def acquire(self) -> None:
         info = await self.stores.shards.acquire_shard(self.shard_id, self.owner)
@@ -473,6 +500,7 @@ class ShardContext:
     ) -> None:
         events = ms.take_pending_events()
         ms.db_version = 1
+        self._add_retention_timer(ms, events, tasks)
         try:
             appends, rows = await self._encode(ms, events, tasks, True, replicated_blob)
             if self._ledger is not None:
@@ -503,6 +531,17 @@ class ShardContext:
             self.current_runs[(ms.info.namespace_id, ms.info.workflow_id)] = ms.info.run_id
         self._on_new_tasks(self.shard_id, tasks)
         ctx.notify()
+
+    def _add_retention_timer(
+        self, ms: MutableState, events: list[HistoryEvent], tasks: MutationTasks
+    ) -> None:
+        """The write that closes a run carries its retention timer: one more row in the same
+        transaction, so the close path gains no round trip and the timer is as durable as the close."""
+        if ms.is_running:
+            return  # the hot path: one attribute check
+        timer = retention_timer(ms, events, self.retention_us(ms.info.namespace_id))
+        if timer is not None:
+            tasks.timer.append(timer)
 
     def _maybe_written(self, e: BaseException, tasks: MutationTasks) -> None:
         """A write failed without a definite answer (the store timed out, the connection dropped):
@@ -545,6 +584,7 @@ class ShardContext:
                 for t in ctx.deferred_timers
                 if still_pending(ms, t)
             )
+        self._add_retention_timer(ms, events, tasks)
         expected = ms.db_version
         ms.db_version = expected + 1
         try:

@@ -48,6 +48,10 @@ class TimerKind(enum.IntEnum):
     STICKY_SCHEDULE_TO_START = 8
     """A workflow task waited on a sticky queue for too long: offer it to the normal queue. Only
     in memory (never stored), armed when the task is queued there."""
+    DELETE_HISTORY_EVENT = 9
+    """The namespace's retention after a run closed is over: archive the run (when the namespace
+    archives) and delete it from history, executions and visibility. Written by the write that
+    closes the run (see ``ShardContext.update_run``); handled by ``history.retention``."""
 
 
 class VisibilityKind(enum.IntEnum):

@@ -15,6 +15,7 @@ from typing import Any
 
 from cadenza.engine.errors import ServiceError
 from cadenza.schemas.api import convert as cv
+from cadenza.schemas.codec import encode_events
 from cadenza.schemas.service import (
     GetHistoryRequest,
     RespondWorkflowTaskCompletedRequest,
@@ -298,6 +299,16 @@ class Handlers:
 
     async def ScanWorkflowExecutions(self, r: Record) -> Record:
         resp = await self.fe.scan_workflow_executions(
+            r["namespace"], r["query"], r["page_size"] or 100, r["next_page_token"]
+        )
+        return cv.executions_page_to_record(resp)
+
+    async def GetArchivedWorkflowHistory(self, r: Record) -> Record:
+        events = await self.fe.get_archived_workflow_history(r["namespace"], r["workflow_id"], r["run_id"])
+        return {"history": encode_events(events)}
+
+    async def ListArchivedWorkflowExecutions(self, r: Record) -> Record:
+        resp = await self.fe.list_archived_workflow_executions(
             r["namespace"], r["query"], r["page_size"] or 100, r["next_page_token"]
         )
         return cv.executions_page_to_record(resp)

@@ -9,7 +9,10 @@ response encoded back. Errors travel as gRPC status codes:
 * a request over ``MAX_REQUEST_BYTES``: RESOURCE_EXHAUSTED, refused by grpc before any decoding;
 * the engine's ``ServiceError``: its ``code``; its class name and details go in trailing metadata
   so the client can rebuild the precise SDK exception (the run id of an already-started workflow,
-  the namespace that was not found).
+  the namespace that was not found);
+* with authorization configured (``auth``, ``cadenza.engine.auth``): a call without a verified
+  credential is UNAUTHENTICATED, one whose caller lacks the role it needs PERMISSION_DENIED, both
+  before the frontend sees it. Without it no check is made.
 
 The standard ``grpc.health.v1.Health`` service answers SERVING while the server runs.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -28,6 +32,7 @@ import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cadenza.engine import logcontext, tracing
+from cadenza.engine.auth.gate import AuthGate
 from cadenza.engine.errors import ServiceError
 from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
 from cadenza.engine.rpc.handlers import ClusterInfo, Handler, Handlers
@@ -59,9 +64,12 @@ def _status(code: str) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, code, grpc.StatusCode.UNKNOWN)
 
 
-def _wrap(method: str, handler: Handler, metrics: Any = None) -> grpc.RpcMethodHandler:
+def _wrap(
+    method: str, handler: Handler, metrics: Any = None, gate: AuthGate | None = None
+) -> grpc.RpcMethodHandler:
     """``metrics`` (``cadenza.metrics.ServerMetrics``): each call's latency and outcome
-    (``service_latency``, ``service_errors_*``; see ``cadenza.metrics.frontend``)."""
+    (``service_latency``, ``service_errors_*``; see ``cadenza.metrics.frontend``). ``gate``:
+    authorization, checked on the decoded request (an open server has none)."""
     request_name, response_name = f"{method}Request", f"{method}Response"
     meter = rpc_meter(metrics, method)
     # Log context (JSON logs) and span attributes: looked up once here, nothing per call when off.
@@ -80,6 +88,8 @@ def _wrap(method: str, handler: Handler, metrics: Any = None) -> grpc.RpcMethodH
         if describe is not None:
             describe(record)
         try:
+            if gate is not None:
+                await gate.check(method, record, context)
             response = await handler(record)
         except ServiceError as e:
             if meter is not None:
@@ -125,8 +135,17 @@ def server_options() -> list[tuple[str, Any]]:
 class RpcServer:
     """Serves one ``Frontend`` on ``host:port`` (port 0 picks a free one; see ``port``)."""
 
-    def __init__(self, frontend: Any, *, cluster: ClusterInfo | None = None, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        frontend: Any,
+        *,
+        cluster: ClusterInfo | None = None,
+        metrics: Any = None,
+        auth: AuthGate | None = None,
+    ) -> None:
         self.metrics = metrics
+        self.auth = auth
+        """Authorization (``cadenza.engine.auth.open_gate``); None serves every caller."""
         self.handlers = Handlers(frontend, cluster or ClusterInfo())
         table = self.handlers.table()
         missing = set(api.METHODS) ^ set(table)
@@ -137,8 +156,16 @@ class RpcServer:
         self.port = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 7233, *, tls: ServerTLS | None = None) -> int:
+        if self.auth is not None and self.auth.tls_subject and (tls is None or tls.client_ca is None):
+            raise ValueError(
+                "tlsSubjectPermissions maps client certificates, which needs mutual TLS "
+                "(a client CA: --tls-client-ca)"
+            )
         server = grpc.aio.server(options=server_options())
-        wrap = _wrap if self.metrics is None else functools.partial(_wrap, metrics=self.metrics)
+        # Only what is configured is passed: tests stand in for _wrap with (method, handler).
+        wrap: Callable[[str, Handler], grpc.RpcMethodHandler] = _wrap
+        if self.metrics is not None or self.auth is not None:
+            wrap = functools.partial(_wrap, metrics=self.metrics, gate=self.auth)
         generic = grpc.method_handlers_generic_handler(
             api.SERVICE, {m: wrap(m, h) for m, h in self.handlers.table().items()}
         )
@@ -161,7 +188,14 @@ class RpcServer:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.port = bound
-        log.info("serving %s on %s:%d%s", api.SERVICE, host, bound, " (TLS)" if tls else "")
+        log.info(
+            "serving %s on %s:%d%s%s",
+            api.SERVICE,
+            host,
+            bound,
+            " (TLS)" if tls else "",
+            " (authorization on)" if self.auth is not None else "",
+        )
         return bound
 
     async def stop(self, grace: float = 2.0) -> None:

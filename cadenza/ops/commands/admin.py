@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 @click.group(cls=AliasedGroup)
 def admin() -> None:
-    """Operate the cluster: schemas, search attributes, dead-letter queues."""
+    """Operate the cluster: schemas, search attributes, dead-letter queues, dev tokens."""
 
 
 @admin.group()
@@ -283,8 +283,10 @@ def register(root: click.Group) -> None:
     from cadenza.engine.bus.cli import dlq, topics
 
     from .dlq import add_source_cluster
+    from .token import token
 
     add_source_cluster(dlq)
+    admin.add_command(token)
     admin.add_command(dlq)
     admin.add_command(topics, name="kafka-topics")
     try:

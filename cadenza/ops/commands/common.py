@@ -3,8 +3,9 @@
 Connection options can be given globally (``cadenza --address H:P --ns NAME workflow list``, as with
 tctl) or on the command itself (``cadenza wf list --address H:P``); the command's own value wins,
 then the global one, then the environment (``CADENZA_ADDRESS``, ``CADENZA_NAMESPACE``), then the
-defaults. Output is a table for people or JSON for scripts (``-o json``); errors go to stderr with
-exit status 1.
+defaults. The bearer token for a server with authorization on is a root option only
+(``cadenza --auth-token T ...``, or ``CADENZA_AUTH_TOKEN``), so it is typed once. Output is a table
+for people or JSON for scripts (``-o json``); errors go to stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Settings:
     tls_key: str | None = None
     tls_server_name: str | None = None
     rpc_timeout: float = 10.0
+    auth_token: str | None = None
+    """Sent as ``authorization: Bearer <token>`` (root ``--auth-token`` or CADENZA_AUTH_TOKEN)."""
 
     def tls(self) -> TLSConfig | None:
         if not (self.tls_ca or self.tls_cert or self.tls_key or self.tls_server_name):
@@ -86,6 +89,8 @@ _FIELDS = (
     "tls_key",
     "tls_server_name",
     "rpc_timeout",
+    # Only a root option (``cadenza --auth-token T ...``) and the environment set it.
+    "auth_token",
 )
 
 
@@ -105,7 +110,11 @@ def connection_options_without_output(fn: F) -> F:
 
 
 def root_settings(**given: Any) -> Settings:
-    env = {"address": os.environ.get("CADENZA_ADDRESS"), "namespace": os.environ.get("CADENZA_NAMESPACE")}
+    env = {
+        "address": os.environ.get("CADENZA_ADDRESS"),
+        "namespace": os.environ.get("CADENZA_NAMESPACE"),
+        "auth_token": os.environ.get("CADENZA_AUTH_TOKEN") or None,
+    }
     s = Settings()
     for name in _FIELDS:
         value = given.get(name)
@@ -136,7 +145,12 @@ async def connect(s: Settings, *, retries: int = 2) -> AsyncIterator[Client]:
     if "," in s.address:
         targets = [t.strip() for t in s.address.split(",") if t.strip()]
     client = await Client.connect(
-        targets, namespace=s.namespace, tls=s.tls(), rpc_timeout=s.rpc_timeout, retries=retries
+        targets,
+        namespace=s.namespace,
+        tls=s.tls(),
+        rpc_timeout=s.rpc_timeout,
+        retries=retries,
+        api_key=s.auth_token,
     )
     try:
         yield client

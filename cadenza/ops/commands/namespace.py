@@ -71,6 +71,68 @@ def _info_dict(info: NamespaceInfo) -> dict[str, Any]:
     return asdict(info)
 
 
+_ARCHIVAL_STATES = click.Choice(["enabled", "disabled"], case_sensitive=False)
+
+
+def _archival_options(fn: Any) -> Any:
+    """tctl's archival flags; unset ones keep the current value (at register: the cluster's
+    ``namespaceDefaults.archival``)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--history-archival-state",
+                "--has",
+                "history_archival_state",
+                type=_ARCHIVAL_STATES,
+                default=None,
+                help="Archive closed runs' histories when retention deletes them",
+            ),
+            click.option(
+                "--history-uri",
+                "--huri",
+                "history_uri",
+                default=None,
+                help="Where histories are archived: file:///absolute/dir (cannot change once set)",
+            ),
+            click.option(
+                "--visibility-archival-state",
+                "--vas",
+                "visibility_archival_state",
+                type=_ARCHIVAL_STATES,
+                default=None,
+                help="Archive closed runs' visibility records when retention deletes them",
+            ),
+            click.option(
+                "--visibility-uri",
+                "--vuri",
+                "visibility_uri",
+                default=None,
+                help="Where visibility records are archived: file:///absolute/dir (cannot change once set)",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def _apply_archival_flags(into: dict[str, Any], conn: dict[str, Any]) -> None:
+    for flag in ("history_archival_state", "history_uri", "visibility_archival_state", "visibility_uri"):
+        into[flag] = conn.pop(flag, None)
+
+
+def _apply_archival(info: NamespaceInfo, conn: dict[str, Any]) -> None:
+    """Moves the archival flags out of ``conn`` onto ``info``; the server checks them."""
+    for flag, field_name in (
+        ("history_archival_state", "history_archival_state"),
+        ("history_uri", "history_archival_uri"),
+        ("visibility_archival_state", "visibility_archival_state"),
+        ("visibility_uri", "visibility_archival_uri"),
+    ):
+        value = conn.pop(flag, None)
+        if value is not None:
+            setattr(info, field_name, value.lower() if field_name.endswith("state") else value)
+
+
 def _show(info: NamespaceInfo, output: str) -> None:
     if output == "json":
         print_json(_info_dict(info))
@@ -89,6 +151,10 @@ def _show(info: NamespaceInfo, output: str) -> None:
             ("FailoverVersion", info.failover_version),
             ("FailoverHistory", "; ".join(info.failover_history) or "-"),
             ("Data", ", ".join(f"{k}={v}" for k, v in info.data.items())),
+            ("HistoryArchivalState", info.history_archival_state or "disabled"),
+            ("HistoryArchivalURI", info.history_archival_uri or "-"),
+            ("VisibilityArchivalState", info.visibility_archival_state or "disabled"),
+            ("VisibilityArchivalURI", info.visibility_archival_uri or "-"),
         ]
     )
 
@@ -110,6 +176,7 @@ def _show(info: NamespaceInfo, output: str) -> None:
 @click.option("--clusters", "--cl", "clusters", multiple=True, help="Clusters of a global namespace")
 @click.option("--active-cluster", "--ac", default="", help="Active cluster of a global namespace")
 @click.option("--data", multiple=True, help="KEY=VALUE data, repeatable")
+@_archival_options
 @connection_options
 @click.pass_context
 def register(
@@ -125,6 +192,8 @@ def register(
     **conn: Any,
 ) -> None:
     """Register a namespace: `cadenza n re --ns NAME` or `cadenza namespace register NAME`."""
+    archival: dict[str, Any] = {}
+    _apply_archival_flags(archival, conn)
     explicit = conn.get("namespace") is not None
     s = pop_settings(ctx, conn)
     name, all_clusters = _name_and_clusters(s.namespace, explicit, args, clusters)
@@ -139,6 +208,7 @@ def register(
         active_cluster=active_cluster,
         data=_data(data),
     )
+    _apply_archival(info, archival)
 
     async def go() -> None:
         async with connect(s) as client:
@@ -199,6 +269,7 @@ def list_(ctx: click.Context, **conn: Any) -> None:
 @click.option("--clusters", "--cl", "clusters", multiple=True, help="New cluster list")
 @click.option("--active-cluster", "--ac", default=None, help="Fail over to this cluster")
 @click.option("--data", multiple=True, help="KEY=VALUE to set, repeatable")
+@_archival_options
 @connection_options
 @click.pass_context
 def update(
@@ -212,7 +283,9 @@ def update(
     data: tuple[str, ...],
     **conn: Any,
 ) -> None:
-    """Change a namespace's description, owner, retention, clusters or data."""
+    """Change a namespace's description, owner, retention, clusters, data or archival."""
+    archival: dict[str, Any] = {}
+    _apply_archival_flags(archival, conn)
     explicit = conn.get("namespace") is not None
     s = pop_settings(ctx, conn)
     name, all_clusters = _name_and_clusters(s.namespace, explicit, args, clusters)
@@ -231,6 +304,7 @@ def update(
             if active_cluster is not None:
                 info.active_cluster = active_cluster
             info.data = {**info.data, **_data(data)}
+            _apply_archival(info, archival)
             await client.service.update_namespace(info)
             updated = await client.service.describe_namespace(name)
         if s.output == "json":

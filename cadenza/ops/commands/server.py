@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from cadenza.engine.auth.config import AuthorizationSettings
 from cadenza.engine.tracing import TracingSettings
 from cadenza.metrics.config import MetricsSettings
 from cadenza.ops import logsetup
@@ -53,6 +54,7 @@ def _tls(cert: str | None, key: str | None, client_ca: str | None) -> object:
 
 
 def _serve(settings: ServerSettings) -> None:
+    from cadenza.engine.auth import KeySourceError
     from cadenza.engine.persistence.errors import PersistenceError
 
     try:
@@ -60,9 +62,9 @@ def _serve(settings: ServerSettings) -> None:
     except OSError as e:
         click.echo(f"error: cannot start the server on {settings.ip}:{settings.port}: {e}", err=True)
         raise SystemExit(1) from None
-    except PersistenceError as e:
+    except (PersistenceError, KeySourceError) as e:
         # e.g. Cassandra unreachable, or a keyspace without the schema: the message names the hosts
-        # or the command that fixes it.
+        # or the command that fixes it; a JWKS that cannot be read names its URI.
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
 
@@ -147,6 +149,15 @@ def _serve(settings: ServerSettings) -> None:
 @click.option("--tls-cert", default=None, help="PEM server certificate chain (enables TLS)")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert")
 @click.option("--tls-client-ca", default=None, help="PEM CA for client certificates (requires mutual TLS)")
+@click.option(
+    "--auth-jwks",
+    "auth_jwks",
+    multiple=True,
+    metavar="FILE_OR_URL",
+    help="Require a JWT bearer token on every call, verified against this JWKS (a file or an "
+    "https URL; repeatable). Make one with `cadenza admin token keygen`. Off by default: the dev "
+    "server is open",
+)
 @_LOG_FORMAT
 @_LOG_LEVEL
 def start_dev(
@@ -167,6 +178,7 @@ def start_dev(
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
+    auth_jwks: tuple[str, ...],
     log_format: str,
     log_level: str,
 ) -> None:
@@ -202,8 +214,18 @@ def start_dev(
         dynamic_config_file=dynamic_config_file,
         metrics=MetricsSettings(f"{ip}:{metrics_port}") if metrics_port is not None else None,
         tracing=TracingSettings(otlp_endpoint, sample_ratio=trace_sampling) if otlp_endpoint else None,
+        authorization=_authorization(auth_jwks),
     )
     _serve(settings)
+
+
+def _authorization(jwks: tuple[str, ...]) -> AuthorizationSettings | None:
+    if not jwks:
+        return None
+    for source in jwks:
+        if "://" not in source and not Path(source).expanduser().is_file():
+            raise click.BadParameter(f"{source}: no such file", param_hint="--auth-jwks")
+    return AuthorizationSettings(key_source_uris=jwks)
 
 
 @server.command("start")

@@ -199,6 +199,12 @@ class _OutputOrFile(click.ParamType):
     help="Show this branch of the run's history (`wf describe` lists them; a conflict between "
     "clusters leaves the replaced history there)",
 )
+@click.option(
+    "--archived",
+    is_flag=True,
+    default=False,
+    help="Read the run from the namespace's history archive (after retention deleted it; needs -r)",
+)
 @connection_options_without_output
 @click.pass_context
 def show(
@@ -208,9 +214,12 @@ def show(
     output: str | None,
     output_filename: str | None,
     branch_id: str,
+    archived: bool,
     **conn: Any,
 ) -> None:
     """Print a run's history, or export it as JSON."""
+    if archived and not run_id:
+        raise click.BadParameter("an archived run is named by its run id", param_hint="--run-id")
     if output not in (None, "table", "json"):
         output_filename, output = output, None
     conn["output"] = output
@@ -218,9 +227,17 @@ def show(
 
     async def go() -> None:
         async with connect(s) as client:
-            history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history(
-                branch_id=branch_id
-            )
+            if archived:
+                from cadenza.sdk.history import WorkflowHistory
+
+                events = await client.service.get_archived_workflow_history(
+                    s.namespace, workflow_id, run_id or ""
+                )
+                history = WorkflowHistory(workflow_id, run_id or "", events)
+            else:
+                history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history(
+                    branch_id=branch_id
+                )
         if output_filename:
             history.write(output_filename)
             if s.output != "json":
@@ -290,15 +307,22 @@ def describe(ctx: click.Context, workflow_id: str, run_id: str | None, **conn: A
 @click.option("--query", "-q", default="", help="List filter, e.g. \"WorkflowType = 'Transcode'\"")
 @click.option("--page-size", "--ps", type=int, default=100, show_default=True)
 @click.option("--limit", type=int, default=1000, show_default=True, help="Stop after this many")
+@click.option(
+    "--archived",
+    is_flag=True,
+    default=False,
+    help="List the namespace's archived visibility records (runs retention deleted) instead",
+)
 @connection_options
 @click.pass_context
-def list_(ctx: click.Context, query: str, page_size: int, limit: int, **conn: Any) -> None:
-    """List workflows (needs a server with visibility)."""
+def list_(ctx: click.Context, query: str, page_size: int, limit: int, archived: bool, **conn: Any) -> None:
+    """List workflows (needs a server with visibility; --archived: with archival reads enabled)."""
     s = pop_settings(ctx, conn)
 
     async def go() -> None:
         async with connect(s) as client:
-            method = getattr(client.service, "list_workflow_executions", None)
+            name = "list_archived_workflow_executions" if archived else "list_workflow_executions"
+            method = getattr(client.service, name, None)
             if method is None:
                 fail("visibility is not available on this server")
             rows: list[Any] = []

@@ -8,11 +8,12 @@ with another message's schema instead of misreading them.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 from cadenza.schemas.codec import default_registry
-from cadenza.schemas.registry import RegisteredSchema, SchemaError, read_body
+from cadenza.schemas.registry import RegisteredSchema, SchemaError, read_body, schema_fingerprint
 
 SERVICE = "cadenza.api.v1.WorkflowService"
 """The gRPC service name; methods are ``/cadenza.api.v1.WorkflowService/<Method>``."""
@@ -37,6 +38,10 @@ LONG_POLL_METHODS = frozenset(
 )
 
 
+RELEASED_DIR = Path(__file__).parent / "released"
+"""Earlier versions of messages that gained fields (``<fullname>.v<N>.avsc``), never changed."""
+
+
 def _load() -> dict[str, RegisteredSchema]:
     registry = default_registry()
     out = {}
@@ -46,7 +51,37 @@ def _load() -> dict[str, RegisteredSchema]:
     return out
 
 
+def _field_defaults(entry: RegisteredSchema) -> dict[str, Any]:
+    return {f["name"]: f.get("default") for f in entry.parsed["fields"]}
+
+
+def _load_released(
+    current: dict[str, RegisteredSchema],
+) -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], dict[bytes, dict[str, Any]]]:
+    """By message full name, its released versions, oldest first, each with the fields added
+    since it and their defaults: a record that sets none of them is written with that version.
+    Also, by fingerprint, the released versions that differ from the current one only by those
+    top-level fields: they are read as written and given the defaults, which is cheaper than
+    Avro's schema resolution (a start from an older client costs no more to decode)."""
+    registry = default_registry()
+    out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    plain: dict[bytes, dict[str, Any]] = {}
+    for path in sorted(RELEASED_DIR.glob("*.avsc")):
+        old = registry.register(path)
+        now = current[old.name]
+        kept = set(_field_defaults(old))
+        added = {k: v for k, v in _field_defaults(now).items() if k not in kept}
+        out.setdefault(old.name, []).append((old.version, added))
+        trimmed = {**now.parsed, "fields": [f for f in now.parsed["fields"] if f["name"] in kept]}
+        if schema_fingerprint(trimmed) == old.fingerprint:
+            plain[old.fingerprint] = added
+    for versions in out.values():
+        versions.sort(key=lambda v: v[0])
+    return out, plain
+
+
 _SCHEMAS = _load()
+_RELEASED, _PLAIN_OLDER = _load_released(_SCHEMAS)
 METHODS: tuple[str, ...] = tuple(
     sorted(n.removeprefix(NAMESPACE + ".").removesuffix("Request") for n in _SCHEMAS if n.endswith("Request"))
 )
@@ -61,7 +96,23 @@ def schema(message: str) -> RegisteredSchema:
 
 
 def encode(message: str, record: dict[str, Any]) -> bytes:
-    return default_registry().encode(f"{NAMESPACE}.{message}", record)
+    """Single-object encode ``record`` with the oldest version of ``message`` that holds every
+    field it sets: a peer that predates a field the record leaves at its default still reads it."""
+    name = f"{NAMESPACE}.{message}"
+    released = _RELEASED.get(name)
+    if released is not None:
+        for version, added in released:
+            if all(record.get(k, default) == default for k, default in added.items()):
+                older = record.copy()  # a copy and two pops: cheaper than rebuilding the dict
+                for k in added:
+                    older.pop(k, None)
+                try:
+                    return default_registry().encode(name, older, version=version)
+                except SchemaError:
+                    # A field added inside a nested record (the older version refuses it): a
+                    # newer version holds it.
+                    continue
+    return default_registry().encode(name, record)
 
 
 def decode(message: str, data: bytes) -> dict[str, Any]:
@@ -71,6 +122,12 @@ def decode(message: str, data: bytes) -> dict[str, Any]:
     writer = default_registry().writer_of(data)
     if writer.name != expected.name:
         raise SchemaError(f"expected a {expected.name} message, got one written with {writer}")
+    added = _PLAIN_OLDER.get(writer.fingerprint)
+    if added is not None:
+        older: dict[str, Any] = read_body(data, writer)
+        for k, default in added.items():
+            older[k] = copy.copy(default)  # a fresh {} or [] per record, as the reader would give
+        return older
     record: dict[str, Any] = read_body(data, writer, expected)
     return record
 
@@ -80,6 +137,7 @@ __all__ = [
     "MAX_REQUEST_BYTES",
     "MAX_RESPONSE_BYTES",
     "METHODS",
+    "RELEASED_DIR",
     "SERVICE",
     "decode",
     "encode",

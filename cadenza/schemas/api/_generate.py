@@ -9,8 +9,13 @@ History events inside responses are *not* re-described here: they travel as ``by
 ``io.cadenza.v1.HistoryEventBatch`` written by ``encode_events``, so they keep the history schema and
 its fingerprint. Command attributes are typed per command type from the history field table.
 
-Changing a message: only add fields with defaults (old clients and servers keep talking), and bump
-``SCHEMA_VERSION``. Run ``python -m cadenza.schemas.api._generate`` to rewrite, ``--check`` to verify.
+Changing a message: only add fields with defaults, bump ``SCHEMA_VERSION``, and copy the message's
+previous file to ``released/<fullname>.v<old version>.avsc`` (never changed again). Both ends know
+every released version: a reader resolves an older writer's message with the new fields' defaults,
+and a writer uses the oldest version that holds every field it sets to something other than its
+default (``cadenza.schemas.api.encode``), so a client that leaves the new fields unset still talks
+to a server that predates them. Run ``python -m cadenza.schemas.api._generate`` to rewrite,
+``--check`` to verify.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 from cadenza.schemas.events import COMMAND_FIELD_TYPES, COMMAND_FIELDS, EVENT_FIELDS, CommandType
 
 NAMESPACE = "io.cadenza.api.v1"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_PROPERTY = "cadenza.schema_version"
 API_DIR = Path(__file__).parent
 
@@ -92,6 +97,11 @@ TYPES: dict[str, dict[str, str]] = {
         "data": "MS",
         "config_version": "l",
         "failover_history": "AS",
+        # Version 3: archival state and URI per kind, as the anchors' namespace config has them.
+        "history_archival_state": "s",
+        "history_archival_uri": "s",
+        "visibility_archival_state": "s",
+        "visibility_archival_uri": "s",
     },
     "PendingActivity": {
         "activity_id": "s",
@@ -170,6 +180,9 @@ _START_FIELDS: dict[str, str] = {
     "header": "M",
     "signal_name": "s",
     "signal_input": "P",
+    # Version 3: Temporal's id conflict policy and start delay.
+    "workflow_id_conflict_policy": "s",
+    "workflow_start_delay_ms": "l",
 }
 """The fields of a start, shared by the plain start and the start that waits."""
 
@@ -263,6 +276,10 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "pending_timers": "i",
             "attempt": "i",
             "version_histories": "AS",
+            # Version 3: what temporalio's description shows besides.
+            "execution_time": "l",
+            "parent_workflow_id": "s",
+            "parent_run_id": "s",
         },
     ),
     "GetWorkflowExecutionHistory": (
@@ -351,6 +368,15 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"executions": "VL", "next_page_token": "B?"},
     ),
     "ScanWorkflowExecutions": (
+        {"namespace": "s", "query": "s", "page_size": "i", "next_page_token": "B?"},
+        {"executions": "VL", "next_page_token": "B?"},
+    ),
+    # Version 3: what retention archived (needs archival with enableRead on the server).
+    "GetArchivedWorkflowHistory": (
+        {"namespace": "s", "workflow_id": "s", "run_id": "s"},
+        {"history": "B"},
+    ),
+    "ListArchivedWorkflowExecutions": (
         {"namespace": "s", "query": "s", "page_size": "i", "next_page_token": "B?"},
         {"executions": "VL", "next_page_token": "B?"},
     ),
