@@ -2,7 +2,10 @@
 
 New tasks arrive in memory right after their mutation commits (no read back from the store); at
 start-up each shard's pending tasks are loaded from its ack levels, which is how tasks written before a
-crash get processed. A task is acknowledged when its effect is done (a workflow or activity task was
+crash get processed. Timers are the exception to "in memory": only those due within the timer
+window (``timer_window_s``) are held; later ones (a retention timer per closed run, a month-long
+``workflow.sleep``) stay in the store until the window reaches them, so memory does not grow with
+the number of closed runs. A task is acknowledged when its effect is done (a workflow or activity task was
 started by a worker or found stale, a timer's rule was applied); the ack level is the lowest key still
 outstanding, and everything below it is range-deleted in the background. So processing is
 at-least-once, and every handler is idempotent because it re-checks the run's state.
@@ -31,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("cadenza.queues")
 
 MAX_KEY = (1 << 62, 1 << 62)
+TIMER_WINDOW_S = 300.0
+"""Timers due within this many seconds are held in memory; later ones are read from the store as
+the window moves on (the anchors' timer queue reads ahead the same way)."""
 
 
 class _AckTracker:
@@ -41,6 +47,9 @@ class _AckTracker:
         self.max_seen = initial_level
         self.level = initial_level
         self.persisted_level = initial_level
+        self.cap: tuple[int, int] | None = None
+        """The level never passes this key: the timer queue's tasks at or above it have not been
+        loaded, so nothing tracks them and their rows must not be range-deleted."""
 
     def add(self, key: tuple[int, int]) -> None:
         self.outstanding.add(key)
@@ -51,8 +60,11 @@ class _AckTracker:
         self.outstanding.discard(key)
 
     def compute(self) -> tuple[int, int]:
-        self.level = min(self.outstanding) if self.outstanding else self.max_seen
-        return self.level
+        level = min(self.outstanding) if self.outstanding else self.max_seen
+        if self.cap is not None and level > self.cap:
+            level = self.cap
+        self.level = level
+        return level
 
 
 TimerHandler = Callable[[Task], Awaitable[None]]
@@ -88,6 +100,7 @@ class QueueProcessors:
         flush_interval_s: float = 1.0,
         max_concurrent_timers: int = 64,
         metrics: Any = None,
+        timer_window_s: float = TIMER_WINDOW_S,
     ) -> None:
         self._matching = matching
         self._metrics = queue_metrics(metrics, now_us)
@@ -101,6 +114,12 @@ class QueueProcessors:
         self._timers: list[tuple[int, int, int, Task]] = []
         self._timer_changed = asyncio.Event()
         self._timer_slots = asyncio.Semaphore(max_concurrent_timers)
+        self._timer_window_us = int(timer_window_s * 1e6)
+        self._loaded_until = 0
+        """Timers due before this (µs) are in ``_timers``; later ones only in the store."""
+        self._next_unloaded: int | None = None
+        """When the earliest timer left in the store is due (None: there is none)."""
+        self._unloaded_changed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._visibility_handler = visibility_handler
@@ -127,6 +146,8 @@ class QueueProcessors:
         self._obsolete: set[int] = set()
 
     async def start(self, shards: dict[int, ShardContext]) -> None:
+        self._loaded_until = self._now_us() + self._timer_window_us
+        window_end = (self._loaded_until, 0)
         for shard_id, shard in shards.items():
             self._shards[shard_id] = shard
             t_level = shard.ack_levels.get("transfer", 0)
@@ -139,7 +160,7 @@ class QueueProcessors:
             self._repl_acks[shard_id] = _AckTracker((0, r_level))
             pending = MutationTasks(
                 transfer=await shard.read_tasks_from(TaskCategory.TRANSFER, (0, t_level)),
-                timer=await shard.read_tasks_from(TaskCategory.TIMER, (tm_level, 0)),
+                timer=await shard.read_tasks_from(TaskCategory.TIMER, (tm_level, 0), window_end),
                 visibility=await shard.read_tasks_from(TaskCategory.VISIBILITY, (0, v_level)),
                 replication=await shard.read_tasks_from(TaskCategory.REPLICATION, (0, r_level)),
             )
@@ -151,8 +172,11 @@ class QueueProcessors:
                     len(pending.timer),
                 )
             self.on_new_tasks(shard_id, pending)
+            self._timer_acks[shard_id].cap = window_end
+            self._note_unloaded(await self._first_unloaded(shard))
         self._loops = [
             asyncio.create_task(self._timer_loop(), name="cadenza-timers"),
+            asyncio.create_task(self._timer_window_loop(), name="cadenza-timer-window"),
             asyncio.create_task(self._flush_loop(), name="cadenza-ack-levels"),
             asyncio.create_task(self._visibility_loop(), name="cadenza-visibility-outbox"),
             asyncio.create_task(self._replication_loop(), name="cadenza-replication-outbox"),
@@ -192,10 +216,17 @@ class QueueProcessors:
         if tasks.timer:
             earliest = self._timers[0][0] if self._timers else None
             acks = self._timer_acks[shard_id]
+            loaded_until = self._loaded_until
             for t in tasks.timer:
+                if t.visibility_time >= loaded_until:
+                    # Durable in the store; the window loads it when it comes near. Its key was
+                    # reserved for the write: the tracker's cap keeps the level below it instead.
+                    acks.done((t.visibility_time, t.task_id))
+                    self._note_unloaded(t.visibility_time)
+                    continue
                 acks.add((t.visibility_time, t.task_id))
                 heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
-            if earliest is None or self._timers[0][0] < earliest:
+            if self._timers and (earliest is None or self._timers[0][0] < earliest):
                 self._timer_changed.set()
 
     def push_volatile_timer(self, shard_id: int, t: Task) -> None:
@@ -428,6 +459,69 @@ class QueueProcessors:
         # a volatile one has nothing to acknowledge.
         if task.task_id >= 0 and not task.args.get("_deferred_ack"):
             self._timer_acks[shard_id].done(key)
+
+    # -- the timer window ---------------------------------------------------------------------------
+
+    def _note_unloaded(self, due: int | None) -> None:
+        if due is not None and (self._next_unloaded is None or due < self._next_unloaded):
+            self._next_unloaded = due
+            self._unloaded_changed.set()
+
+    async def _first_unloaded(self, shard: ShardContext) -> int | None:
+        """When the shard's earliest stored timer at or after the window's end is due."""
+        rows = await shard.stores.executions.get_tasks(
+            shard.shard_id, TaskCategory.TIMER, min_key=(self._loaded_until, 0), max_key=MAX_KEY, batch_size=1
+        )
+        return rows[0].visibility_time if rows else None
+
+    async def _timer_window_loop(self) -> None:
+        """Loads the stored timers that came within the window, half a window before the earliest
+        of them is due. It sleeps on the engine's clock, so the time-skipping environment jumps
+        straight to the next load, and from there to the timer."""
+        while not self._stopping:
+            self._unloaded_changed.clear()
+            due = self._next_unloaded
+            if due is not None and due - self._timer_window_us // 2 <= self._now_us():
+                try:
+                    await self._load_timer_window()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("loading the next timer window failed; retrying")
+                    self._note_unloaded(self._now_us())  # each shard resumes from its own cap
+                    await asyncio.sleep(1.0)
+                continue
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._unloaded_changed.wait())]
+            if due is not None:
+                waits.append(asyncio.ensure_future(self._sleep_until(due - self._timer_window_us // 2)))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+
+    async def _load_timer_window(self) -> None:
+        # Raised first: a timer written while the window is read is taken by ``on_new_tasks``
+        # (its key is reserved meanwhile, so the read below skips it if it sees the row too).
+        self._loaded_until = max(self._loaded_until, self._now_us() + self._timer_window_us)
+        new_end = (self._loaded_until, 0)
+        self._next_unloaded = None
+        for shard_id, shard in self._shards.items():
+            if shard.lost:
+                continue
+            acks = self._timer_acks[shard_id]
+            # Each shard reads on from what it has loaded (its cap), so a shard whose read failed
+            # last time catches up here.
+            loaded = await shard.read_tasks_from(TaskCategory.TIMER, acks.cap or (0, 0), new_end)
+            for t in loaded:
+                key = (t.visibility_time, t.task_id)
+                if key not in acks.outstanding:
+                    acks.add(key)
+                    heapq.heappush(self._timers, (t.visibility_time, t.task_id, shard_id, t))
+            # Only now may the ack level pass the old end: the window's timers are tracked.
+            acks.cap = new_end
+            self._note_unloaded(await self._first_unloaded(shard))
+        self._timer_changed.set()
 
     def timer_ack(self, shard_id: int, task: Task) -> Callable[[], None]:
         """For timer handlers that pass work on to matching: acknowledge when it is started."""

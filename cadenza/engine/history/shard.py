@@ -661,8 +661,11 @@ class ShardContext:
             ctx.notify(closed=closed)
         return events
 
-    async def read_tasks_from(self, category: int, min_key: tuple[int, int]) -> list[Task]:
-        """Loads every pending task of a category at or after ``min_key`` (start-up recovery)."""
+    async def read_tasks_from(
+        self, category: int, min_key: tuple[int, int], max_key: tuple[int, int] = (1 << 62, 1 << 62)
+    ) -> list[Task]:
+        """Loads every pending task of a category with ``min_key <= key < max_key`` (start-up
+        recovery, and the timer queue's next window)."""
         from cadenza.engine.persistence.protocols import TaskCategory
 
         out: list[Task] = []
@@ -672,7 +675,7 @@ class ShardContext:
                 self.shard_id,
                 TaskCategory(category),
                 min_key=cur,
-                max_key=(1 << 62, 1 << 62),
+                max_key=max_key,
                 batch_size=1000,
             )
             for r in rows:
