@@ -70,7 +70,8 @@ class Host:
         self.stores = stores
         self.clock = clock
         self.visibility_sink: VisibilitySink = visibility_sink or DiscardingSink()
-        self.matching = MatchingEngine()
+        # Tasks that no poller takes in time are written to the task queues' rows (bounded memory).
+        self.matching = MatchingEngine(stores.task_queues, now_us=clock.now_us)
         self.queues = QueueProcessors(
             self.matching,
             timer_handler=self._on_timer,
@@ -195,6 +196,8 @@ class Host:
             host.replication = Replication(host, replication)
             await host.replication.prepare()
         await host.history.start()
+        # Before the shards offer their pending tasks: a backlog left in the store is older.
+        await host.matching.start([ns.id for ns in await host.namespaces.list()])
         await host.queues.start(host.history.shards)
         if indexer is not None:
             indexer.start()
@@ -267,6 +270,7 @@ class Host:
             await self.replication.stop()
         await self.history.stop()
         self.matching.drain()
+        await self.matching.stop()
         await self.queues.stop()
         if self._indexer is not None:
             await self._indexer.stop()

@@ -8,6 +8,10 @@ to a waiting poller (a "sync match") costs no extra write.
 
 Queries travel the same way but are never persisted: a query waits for its answer with a deadline.
 
+A task that no poller takes within a short time is written to the task queue's rows in the store and
+read back in order when pollers come (``matching_backlog``), so a large backlog is not held in memory;
+its source row is acknowledged once the store holds it.
+
 Sticky queues (sticky execution) are ordinary queues named by one worker. A workflow task offered to
 one carries the run's normal queue (``MatchTask.normal_queue``): queued there unstarted for its
 schedule-to-start timeout (a timer of the engine's clock, armed through ``on_sticky_queued``), it
@@ -19,9 +23,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from cadenza.engine.matching_backlog import MAX_TASK_ID, Backlog, BacklogConfig
+from cadenza.engine.persistence.protocols import TaskQueueStore
 
 WORKFLOW_TASK = 0
 ACTIVITY_TASK = 1
@@ -54,24 +62,43 @@ def expire(fut: asyncio.Future[Any]) -> None:
 
 
 class TaskQueue:
-    def __init__(self) -> None:
+    """One queue's tasks and waiting pollers. With a store, tasks that wait too long go to its
+    ``backlog`` (see ``matching_backlog``); ``tasks`` holds the ones in memory, newest last."""
+
+    def __init__(self, engine: MatchingEngine | None = None, key: tuple[str, str, int] | None = None) -> None:
         self.tasks: collections.deque[MatchTask] = collections.deque()
         self.queries: collections.deque[MatchTask] = collections.deque()
         self.pollers: collections.deque[asyncio.Future[MatchTask | None]] = collections.deque()
         self.last_poll_time = 0.0
+        self.backlog: Backlog | None = None
+        self._engine = engine
+        self._key = key
 
     def offer(self, task: MatchTask) -> bool:
         """Hands ``task`` to a waiting poller, else queues it; True if it was queued."""
-        while self.pollers:
-            poller = self.pollers.popleft()
-            if not poller.done():
-                poller.set_result(task)
+        if task.query is not None:
+            if self.hand_over(task):
                 return False
-        (self.queries if task.query is not None else self.tasks).append(task)
+            self.queries.append(task)
+            return True
+        if not self.tasks and (self.backlog is None or not self.backlog.blocks_memory()):
+            while self.pollers:  # the fast path: no store access
+                poller = self.pollers.popleft()
+                if not poller.done():
+                    poller.set_result(task)
+                    return False
+        self.tasks.append(task)
+        if self.backlog is None and not task.normal_queue and self._engine is not None:
+            self.backlog = self._engine.new_backlog(self)
+        if self.backlog is not None:
+            self.backlog.queued()
         return True
 
     def hand_over(self, task: MatchTask) -> bool:
-        """Gives ``task`` to a poller waiting right now; False (and nothing queued) if none is."""
+        """Gives ``task`` to a poller waiting right now; False (and nothing queued) if none is, or
+        if older tasks of the queue wait in the store (they go first)."""
+        if task.query is None and (self.tasks or (self.backlog is not None and self.backlog.blocks_memory())):
+            return False
         while self.pollers:
             poller = self.pollers.popleft()
             if not poller.done():
@@ -82,13 +109,57 @@ class TaskQueue:
     def take(self) -> MatchTask | None:
         if self.queries:
             return self.queries.popleft()
+        backlog = self.backlog
+        if backlog is not None:
+            task = backlog.take()
+            if task is not None:
+                return task
+            if backlog.blocks_memory():
+                backlog.wake()  # older tasks are in the store: read them first
+                return None
         if self.tasks:
             return self.tasks.popleft()
         return None
 
+    def feed(self) -> None:
+        """Hands what can be taken now to waiting pollers (the backlog read or wrote tasks)."""
+        pollers = self.pollers
+        while pollers:
+            if pollers[0].done():
+                pollers.popleft()
+                continue
+            task = self.take()
+            if task is None:
+                return
+            pollers.popleft().set_result(task)
+
+    def pending(self) -> bool:
+        """Tasks or queries wait here, in memory or in the store."""
+        return bool(self.tasks or self.queries) or (self.backlog is not None and self.backlog.blocks_memory())
+
+    def held_in_memory(self) -> int:
+        """Tasks (not queries) this queue holds in memory: queued, read back or being written."""
+        return len(self.tasks) + (self.backlog.held() if self.backlog is not None else 0)
+
 
 class MatchingEngine:
-    def __init__(self) -> None:
+    """Task queues by (namespace id, name, task type). ``store``: where tasks that wait too long
+    are written (``BacklogConfig``); None keeps every task in memory. ``now``: the monotonic clock
+    that task ages are measured by (``MatchTask.created_at``); ``now_us``: wall-clock time, stored
+    with a task so its age survives a restart."""
+
+    def __init__(
+        self,
+        store: TaskQueueStore | None = None,
+        *,
+        config: BacklogConfig | None = None,
+        now: Callable[[], float] = time.monotonic,
+        now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self._store = store
+        self.config = config or BacklogConfig()
+        self._now = now
+        self._now_us = now_us
         self._queues: dict[tuple[str, str, int], TaskQueue] = {}
         self._query_ids = itertools.count(1)
         self.on_sticky_queued: Callable[[MatchTask], None] | None = None
@@ -104,8 +175,56 @@ class MatchingEngine:
         key = (namespace_id, name, task_type)
         q = self._queues.get(key)
         if q is None:
-            q = self._queues[key] = TaskQueue()
+            q = self._queues[key] = TaskQueue(self, key)
         return q
+
+    def new_backlog(self, q: TaskQueue, *, ack_level: int = 0, rows_beyond: bool = False) -> Backlog | None:
+        """The store side of queue ``q`` (None without a store)."""
+        if self._store is None or q._key is None:
+            return None
+        return Backlog(
+            q,
+            self._store,
+            q._key,
+            self.config,
+            now=self._now,
+            now_us=self._now_us,
+            ack_level=ack_level,
+            rows_beyond=rows_beyond,
+        )
+
+    async def start(self, namespace_ids: list[str]) -> int:
+        """Finds the queues whose backlog a previous process left in the store, so that they are
+        served before the tasks offered from now on. Returns how many it found."""
+        if self._store is None:
+            return 0
+        found = 0
+        for ns in namespace_ids:
+            for info in await self._store.list_task_queues(ns):
+                rows = await self._store.get_tasks(
+                    ns,
+                    info.name,
+                    info.task_type,
+                    min_task_id=info.ack_level,
+                    max_task_id=MAX_TASK_ID,
+                    batch_size=1,
+                )
+                if not rows:
+                    continue
+                q = self.queue(ns, info.name, info.task_type)
+                q.backlog = self.new_backlog(q, ack_level=info.ack_level, rows_beyond=True)
+                assert q.backlog is not None
+                q.backlog.wake()
+                found += 1
+        return found
+
+    async def stop(self) -> None:
+        """Stops the backlogs' store work and saves their ack levels (after ``drain``)."""
+        await asyncio.gather(*(q.backlog.stop() for q in self._queues.values() if q.backlog is not None))
+
+    def held_in_memory(self) -> int:
+        """Tasks held in memory by all queues (not counting what waits in the store)."""
+        return sum(q.held_in_memory() for q in self._queues.values())
 
     def add_task(self, namespace_id: str, name: str, task_type: int, task: MatchTask) -> None:
         task.task_queue = name
@@ -202,8 +321,9 @@ class MatchingEngine:
         return bool(q.pollers) or asyncio.get_running_loop().time() - q.last_poll_time < within_s
 
     def backlog(self, namespace_id: str, name: str, task_type: int) -> int:
+        """Tasks of the queue held in memory (queued, or read back from the store)."""
         q = self._queues.get((namespace_id, name, task_type))
-        return len(q.tasks) if q else 0
+        return q.held_in_memory() if q else 0
 
     def next_query_id(self) -> str:
         return f"q{next(self._query_ids)}"

@@ -147,7 +147,7 @@ class WorkflowEnvironment:
         if fe.outstanding or self.host.queues.in_flight():
             return False
         for q in self.host.matching._queues.values():
-            if (q.tasks or q.queries) and q.pollers:
+            if q.pending() and q.pollers:
                 return False
         return True
 
