@@ -14,9 +14,10 @@ from typing import Any
 from cadenza.engine.archival import ArchivalSettings, ArchiveNotFoundError, FilestoreArchiver
 from cadenza.engine.archival.settings import ENABLED
 from cadenza.engine.errors import FailedPreconditionError, InvalidArgumentError, WorkflowNotFoundError
+from cadenza.engine.frontend_visibility import listing
 from cadenza.engine.persistence.protocols import ExecutionStatus
 from cadenza.schemas.events import HistoryEvent
-from cadenza.schemas.service import ListWorkflowExecutionsResponse, NamespaceInfo, WorkflowExecutionInfo
+from cadenza.schemas.service import ListWorkflowExecutionsResponse, NamespaceInfo
 
 
 class ArchivalOperations:
@@ -54,7 +55,6 @@ class ArchivalOperations:
     ) -> ListWorkflowExecutionsResponse:
         from cadenza.visibility.errors import VisibilityError
         from cadenza.visibility.record import VisibilityRecord, decode_memo
-        from cadenza.visibility.search_attributes import encode_search_attribute
         from cadenza.visibility.sqlite_store import SqliteVisibilityStore
 
         if not 1 <= page_size <= 1000:
@@ -104,22 +104,4 @@ class ArchivalOperations:
                 raise InvalidArgumentError(str(e)) from None
         finally:
             await scratch.close()
-        return ListWorkflowExecutionsResponse(
-            [
-                WorkflowExecutionInfo(
-                    workflow_id=r.workflow_id,
-                    run_id=r.run_id,
-                    workflow_type=r.workflow_type,
-                    status=r.status_name,
-                    start_time=r.start_time,
-                    execution_time=r.execution_time,
-                    close_time=r.close_time,
-                    history_length=r.history_length,
-                    task_queue=r.task_queue,
-                    search_attributes={k: encode_search_attribute(v) for k, v in r.search_attributes.items()},
-                    memo=dict(r.memo),
-                )
-                for r in found
-            ],
-            nxt,
-        )
+        return listing(found, nxt)

@@ -14,6 +14,32 @@ from cadenza.schemas.service import (
 )
 
 
+def listing(records: Any, next_page_token: bytes | None) -> ListWorkflowExecutionsResponse:
+    """A page of visibility records (``cadenza.visibility.record.VisibilityRecord``) as the API
+    lists them."""
+    from cadenza.visibility.search_attributes import encode_search_attribute
+
+    return ListWorkflowExecutionsResponse(
+        [
+            WorkflowExecutionInfo(
+                workflow_id=r.workflow_id,
+                run_id=r.run_id,
+                workflow_type=r.workflow_type,
+                status=r.status_name,
+                start_time=r.start_time,
+                execution_time=r.execution_time,
+                close_time=r.close_time,
+                history_length=r.history_length,
+                task_queue=r.task_queue,
+                search_attributes={k: encode_search_attribute(v) for k, v in r.search_attributes.items()},
+                memo=dict(r.memo),
+            )
+            for r in records
+        ],
+        next_page_token,
+    )
+
+
 class VisibilityOperations:
     visibility: Any
 
@@ -39,7 +65,6 @@ class VisibilityOperations:
         self, how: str, namespace: str, query: str, page_size: int, token: bytes | None
     ) -> ListWorkflowExecutionsResponse:
         from cadenza.visibility.errors import VisibilityError
-        from cadenza.visibility.search_attributes import encode_search_attribute
 
         store = self._visibility()
         ns_id = await self._ns_id(namespace)
@@ -49,25 +74,7 @@ class VisibilityOperations:
             records, nxt = await getattr(store, how)(ns_id, query, page_size, token)
         except VisibilityError as e:
             raise InvalidArgumentError(str(e)) from None
-        return ListWorkflowExecutionsResponse(
-            [
-                WorkflowExecutionInfo(
-                    workflow_id=r.workflow_id,
-                    run_id=r.run_id,
-                    workflow_type=r.workflow_type,
-                    status=r.status_name,
-                    start_time=r.start_time,
-                    execution_time=r.execution_time,
-                    close_time=r.close_time,
-                    history_length=r.history_length,
-                    task_queue=r.task_queue,
-                    search_attributes={k: encode_search_attribute(v) for k, v in r.search_attributes.items()},
-                    memo=dict(r.memo),
-                )
-                for r in records
-            ],
-            nxt,
-        )
+        return listing(records, nxt)
 
     async def count_workflow_executions(
         self, namespace: str, query: str = "", *, group_by_status: bool = False
