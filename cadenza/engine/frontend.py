@@ -34,7 +34,7 @@ from cadenza.engine.history.tasks import TransferKind
 from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchingEngine, MatchTask
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.protocols import ExecutionStatus
-from cadenza.engine.ratelimit import NamespaceRateLimiter
+from cadenza.engine.ratelimit import FrontendLimits, LongPollLimiter, RequestRateLimiter
 from cadenza.schemas.codec import decode_events
 from cadenza.schemas.events import HistoryEvent
 from cadenza.schemas.ids import new_id
@@ -83,7 +83,12 @@ class Frontend(
         """The visibility store lists and counts read from (None: not configured)."""
         self.dynamic_config: Any = None
         """Settings an operator changes while the server runs (``cadenza.ops.dynamic_config``)."""
-        self.rate_limiter = NamespaceRateLimiter(self._namespace_rps)
+        self.overload_limits = FrontendLimits()
+        """The static overload limits (``services.frontend.limits``); dynamic config overrides them."""
+        self.rate_limiter = RequestRateLimiter(self._limit)
+        """API requests per second, per namespace and for this host (``cadenza.engine.ratelimit``)."""
+        self.poll_limiter = LongPollLimiter(self._limit)
+        """Open long polls per namespace and per client identity."""
         self.failover: Any = None
         self.replication_status: Any = None
         self.replication_dlq: Any = None
@@ -111,9 +116,16 @@ class Frontend(
         finally:
             self.outstanding.pop(token, None)
 
-    def _namespace_rps(self, namespace: str) -> int:
+    def _limit(self, key: str, namespace: str) -> int:
+        """An overload limit: dynamic config's matching entry, else the static value. Host-wide
+        keys (``namespace`` "") match only entries without constraints."""
+        static = self.overload_limits.value(key)
         dc = self.dynamic_config
-        return int(dc.get("frontend.namespaceRPS", 0, namespace=namespace)) if dc is not None else 0
+        if dc is None:
+            return static
+        if not namespace:
+            return int(dc.get(key, static))
+        return int(dc.get(key, static, namespace=namespace))
 
     async def _ns_id(self, namespace: str) -> str:
         return (await self.namespaces.get(namespace)).id
@@ -352,6 +364,12 @@ class Frontend(
         self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
     ) -> PollWorkflowTaskResponse | None:
         ns_id = await self._ns_id(namespace)
+        with self.poll_limiter.slot(namespace, identity):
+            return await self._poll_workflow_task(namespace, ns_id, task_queue, identity, timeout_s)
+
+    async def _poll_workflow_task(
+        self, namespace: str, ns_id: str, task_queue: str, identity: str, timeout_s: float
+    ) -> PollWorkflowTaskResponse | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         first = True
@@ -556,6 +574,12 @@ class Frontend(
         self, namespace: str, task_queue: str, *, identity: str = "", timeout_s: float = 60.0
     ) -> PollActivityTaskResponse | None:
         ns_id = await self._ns_id(namespace)
+        with self.poll_limiter.slot(namespace, identity):
+            return await self._poll_activity_task(namespace, ns_id, task_queue, identity, timeout_s)
+
+    async def _poll_activity_task(
+        self, namespace: str, ns_id: str, task_queue: str, identity: str, timeout_s: float
+    ) -> PollActivityTaskResponse | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:

@@ -20,12 +20,12 @@ from cadenza.schemas.service import (
 
 if TYPE_CHECKING:
     from cadenza.engine.history.engine import HistoryEngine
-    from cadenza.engine.ratelimit import NamespaceRateLimiter
+    from cadenza.engine.ratelimit import RequestRateLimiter
 
 
 class UpdateOperations:
     history: HistoryEngine
-    rate_limiter: NamespaceRateLimiter
+    rate_limiter: RequestRateLimiter
 
     if TYPE_CHECKING:  # provided by Frontend
 
@@ -49,10 +49,12 @@ class UpdateOperations:
             raise InvalidArgumentError("the start and the update must name the same namespace")
         if update.execution.workflow_id not in ("", start.workflow_id):
             raise InvalidArgumentError("the start and the update must name the same workflow id")
-        try:
-            started = await self.start_workflow_execution(start)
-        except WorkflowAlreadyStartedError as e:
-            run_id = str(e.details.get("run_id") or "")
-            started = StartWorkflowResponse(run_id=run_id, started=False)
-        update.execution = WorkflowExecution(start.workflow_id, started.run_id)
-        return started, await self.update_workflow_execution(update)
+        # Both parts are admitted at once: the update must not be refused after the start is done.
+        with self.rate_limiter.admitted(start.namespace, cost=2):
+            try:
+                started = await self.start_workflow_execution(start)
+            except WorkflowAlreadyStartedError as e:
+                run_id = str(e.details.get("run_id") or "")
+                started = StartWorkflowResponse(run_id=run_id, started=False)
+            update.execution = WorkflowExecution(start.workflow_id, started.run_id)
+            return started, await self.update_workflow_execution(update)

@@ -1,8 +1,9 @@
 """The server's YAML config, shaped like the anchors' ``development.yaml`` (DESIGN §10).
 
-Only what this server acts on is modelled strictly (persistence on SQLite or Cassandra, the
-frontend's address, the cluster metadata, the kafka topics, namespace defaults); a typo there is an
-error naming the key and the file. Sections that belong to later work are accepted as they are.
+Every key either acts or is refused: an unknown key, a wrong type, a reference to a store or cluster
+that is not declared, or a key of the anchors' config this server does not support yet is an error
+naming the file and the key (``<file>: <key>: <what is wrong>``), every problem of the file at once.
+``docs/configuration.md`` has the table of every key and what it does today.
 
     persistence:
       numHistoryShards: 4
@@ -54,6 +55,7 @@ error naming the key and the file. Sections that belong to later work are accept
         permissionsClaimName: permissions
     tracing:                                             # optional: OpenTelemetry traces over OTLP
       otlp: {endpoint: "http://127.0.0.1:4317"}
+    ui: {port: 8233, bindOnIP: 127.0.0.1}                # optional: serve the web UI
 
 Without ``clusterInformation`` the config describes one cluster named ``currentClusterName`` with
 initial failover version 0: no replication. The example configs shipped in ``cadenza/ops/config/``
@@ -74,6 +76,18 @@ from cadenza.engine.auth.config import authorization_problems, authorization_set
 from cadenza.engine.bus.topology import KafkaTopology
 from cadenza.engine.tracing import TracingSettings, tracing_settings
 from cadenza.metrics.config import metrics_problems, metrics_settings
+from cadenza.metrics.core import split_address
+from cadenza.ops.config_sections import ROLES as ROLES  # re-exported for `server start --services`
+from cadenza.ops.config_sections import (
+    ElasticsearchStore,
+    GlobalConfig,
+    PublicClient,
+    Service,
+    Services,
+    TracingConfig,
+    error_lines,
+    not_supported,
+)
 from cadenza.ops.devserver import ServerSettings
 from cadenza.replication.cluster import (
     DEFAULT_FAILOVER_VERSION_INCREMENT,
@@ -82,9 +96,11 @@ from cadenza.replication.cluster import (
 )
 
 EXAMPLE_CONFIGS = Path(__file__).with_name("config")
-"""The example config set: three clusters on one machine (``development_{active,standby,other}.yaml``)
-and one cluster on Kafka and Cassandra (``development_kafka_active.yaml``). The directory has no
-``__init__.py`` on purpose: it would shadow this module."""
+"""The example configs: one node embedded (``single_node_sqlite.yaml``) or on Cassandra,
+Elasticsearch and Kafka (``single_node_production.yaml``); three clusters on one machine embedded
+(``development_{active,standby,other}.yaml``) or on the production backends
+(``development_kafka_{active,standby,other}.yaml``). The directory has no ``__init__.py`` on purpose:
+it would shadow this module."""
 
 
 class ConfigError(ValueError):
@@ -114,29 +130,22 @@ class CassandraStore(_Strict):
         return [h.strip() for h in hosts if h.strip()]
 
 
-class ElasticsearchIndices(_Strict):
-    visibility: str = "cadenza_visibility_v1"
-
-
-class ElasticsearchStore(_Strict):
-    url: str
-    indices: ElasticsearchIndices = ElasticsearchIndices()
-
-
 class DataStore(_Strict):
     sqlite: SqliteStore | None = None
     cassandra: CassandraStore | None = None
-    sql: dict[str, Any] | None = None
     elasticsearch: ElasticsearchStore | None = None
 
     @model_validator(mode="after")
     def _one_backend(self) -> DataStore:
-        chosen = [k for k in ("sqlite", "cassandra", "sql", "elasticsearch") if getattr(self, k) is not None]
+        chosen = [k for k in ("sqlite", "cassandra", "elasticsearch") if getattr(self, k) is not None]
         if len(chosen) != 1:
             raise ValueError(
-                f"a datastore needs exactly one of sqlite, cassandra, sql, elasticsearch (got {chosen})"
+                f"a datastore needs exactly one of sqlite, cassandra, elasticsearch (got {chosen})"
             )
         return self
+
+    def kind(self) -> str:
+        return next(k for k in ("sqlite", "cassandra", "elasticsearch") if getattr(self, k) is not None)
 
 
 class Persistence(_Strict):
@@ -145,38 +154,75 @@ class Persistence(_Strict):
     shard has one Paxos round in flight at a time, so throughput grows with shards: use 64 or more
     (bench/RESULTS.md: 80 workflows/s with 4, ~200 with 64 on one small node)."""
     defaultStore: str
+    """Workflows, history, shards, namespaces, task queues: a sqlite or cassandra datastore."""
     visibilityStore: str | None = None
+    """List and count: a sqlite or elasticsearch datastore (default: SQLite beside the default
+    store's file, or in memory)."""
+    advancedVisibilityStore: str | None = None
+    """The anchors' name for the Elasticsearch visibility store; give it or visibilityStore."""
     datastores: dict[str, DataStore]
 
-    @model_validator(mode="after")
-    def _stores_exist(self) -> Persistence:
-        for key in ("defaultStore", "visibilityStore"):
+    def visibility_store_name(self) -> str | None:
+        return self.advancedVisibilityStore or self.visibilityStore
+
+    def problems(self) -> list[str]:
+        """Each as ``persistence.<key>: <what is wrong>``: a store named but not declared, a store of
+        the wrong kind for its use, a datastore nothing uses."""
+        out = []
+        uses = {
+            "defaultStore": ("sqlite", "cassandra"),
+            "visibilityStore": ("sqlite", "elasticsearch"),
+            "advancedVisibilityStore": ("elasticsearch",),
+        }
+        for key, kinds in uses.items():
             name = getattr(self, key)
-            if name is not None and name not in self.datastores:
-                raise ValueError(
-                    f"{key} {name!r} is not one of the datastores ({', '.join(self.datastores)})"
+            if name is None:
+                continue
+            if name not in self.datastores:
+                known = ", ".join(self.datastores) or "none"
+                out.append(f"persistence.{key}: {name!r} is not one of the datastores ({known})")
+            elif self.datastores[name].kind() not in kinds:
+                kind = self.datastores[name].kind()
+                hint = ""
+                if key == "visibilityStore" and kind == "cassandra":
+                    hint = (
+                        "; visibility on Cassandra is not supported: use advancedVisibilityStore "
+                        "(elasticsearch)"
+                    )
+                out.append(
+                    f"persistence.{key}: datastore {name!r} is {kind}; {key} takes {' or '.join(kinds)}{hint}"
                 )
-        return self
-
-
-class Rpc(_Strict):
-    grpcPort: Annotated[int, Field(ge=0, le=65535)] = 7233
-    bindOnIP: str = "127.0.0.1"
-    membershipPort: int | None = None
-
-
-class Service(BaseModel):
-    # Metrics and other per-service sections are accepted for later use.
-    model_config = ConfigDict(extra="allow")
-    rpc: Rpc = Rpc()
+        if self.visibilityStore is not None and self.advancedVisibilityStore is not None:
+            out.append(
+                "persistence.advancedVisibilityStore: give visibilityStore or advancedVisibilityStore, not "
+                "both (one visibility store serves list and count)"
+            )
+        used = {self.defaultStore, self.visibilityStore, self.advancedVisibilityStore}
+        if out:
+            return out  # a wrong reference is likely meant for the unused store: one message is enough
+        for name in self.datastores:
+            if name not in used:
+                out.append(
+                    f"persistence.datastores.{name}: not used by defaultStore, visibilityStore or "
+                    "advancedVisibilityStore"
+                )
+        return out
 
 
 class ClusterInformationConfig(_Strict):
     enabled: bool = True
     initialFailoverVersion: int
-    rpcName: str = "cadenza-frontend"
+    rpcName: Literal["cadenza-frontend", "frontend"] = "cadenza-frontend"
+    """The frontend's service name, fixed in this server; the anchors' two spellings are accepted."""
     rpcAddress: str = ""
     """``host:port`` of the cluster's frontend."""
+
+    @field_validator("rpcAddress")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            split_address(value)
+        return value
 
 
 class ClusterMetadataConfig(_Strict):
@@ -350,7 +396,18 @@ class DcRedirectionPolicy(_Strict):
     signal-with-start, cancel, terminate, query, reset and describe of a global namespace to its
     active cluster; ``noop``: it refuses them with NamespaceNotActive."""
     toDC: str | None = None
-    """Accepted as the anchors write it; the target is always the namespace's active cluster."""
+    """Empty or absent only, as the anchors write it: the target is always the namespace's active
+    cluster."""
+
+    @field_validator("toDC")
+    @classmethod
+    def _to_dc(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError(
+                f"{value!r}: forwarding to a fixed cluster is not supported; requests go to the "
+                "namespace's active cluster (leave toDC empty)"
+            )
+        return value
 
 
 class DynamicConfigClient(_Strict):
@@ -376,16 +433,26 @@ class DynamicConfigClient(_Strict):
         return self
 
 
-class ServerConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class UIConfig(_Strict):
+    """``ui``: serve the web UI from this server, in its event loop (absent: no UI)."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 8233
+    bindOnIP: str = "127.0.0.1"
+
+
+class ServerConfig(_Strict):
     persistence: Persistence
+    global_: GlobalConfig | None = Field(default=None, alias="global")
     dcRedirectionPolicy: DcRedirectionPolicy = DcRedirectionPolicy()
     dynamicConfigClient: DynamicConfigClient | None = None
     kafka: KafkaTopology | None = None
-    services: dict[str, Service] = {}
+    services: Services = Services()
+    publicClient: PublicClient | None = None
+    tracing: TracingConfig | None = None
     clusterMetadata: ClusterMetadataConfig = ClusterMetadataConfig()
     namespaceDefaults: NamespaceDefaults = NamespaceDefaults()
     archival: Archival = Archival()
+    ui: UIConfig | None = None
 
     def archival_settings(self) -> ArchivalSettings:
         a, d = self.archival, self.namespaceDefaults.archival
@@ -402,13 +469,6 @@ class ServerConfig(BaseModel):
     @classmethod
     def _empty_kafka(cls, value: Any) -> Any:
         return _no_kafka(value)
-
-
-ROLES = ("frontend", "history", "matching", "worker")
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
 
 
 def cross_problems(cluster: ClusterMetadataConfig, kafka: KafkaTopology | None) -> list[str]:
@@ -471,18 +531,27 @@ def load_config(path: str | Path) -> ServerConfig:
         raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    except RecursionError:
+        # PyYAML composes nested collections recursively.
+        raise ConfigError(f"{path}: not valid YAML: collections nested too deeply") from None
+    except ValueError as e:  # PyYAML lets int()'s refusal of a number of over 4300 digits through
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(doc).__name__}")
-    problems: list[str] = []
+    refused, doc = not_supported(doc)
+    problems = [f"{path}: {p}" for p in refused]
     config: ServerConfig | None = None
     cluster: ClusterMetadataConfig | None
     kafka: KafkaTopology | None
     try:
         config = ServerConfig.model_validate(doc)
     except ValidationError as e:
-        problems += [f"{path}: {_where(err['loc'])}: {err['msg']}" for err in e.errors()]
+        problems += [f"{path}: {line}" for line in error_lines(ServerConfig, doc, e.errors())]
     if config is not None:
         cluster, kafka = config.clusterMetadata, config.kafka
+        problems += [f"{path}: {p}" for p in config.persistence.problems() + config.services.problems()]
     else:
         cluster, kafka = _sections(doc)
     if cluster is not None:
@@ -502,25 +571,17 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
     embedded SQLite store or Elasticsearch, fed through the embedded log or Kafka; the cluster
     metadata and kafka topology replication runs on."""
     # load_config has checked these already; a config built in code has not.
-    problems = cross_problems(config.clusterMetadata, config.kafka)
+    problems = cross_problems(config.clusterMetadata, config.kafka) + config.persistence.problems()
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
     p = config.persistence
     store = p.datastores[p.defaultStore]
-    where = f"{path}: persistence.datastores.{p.defaultStore}"
-    if store.sqlite is None and store.cassandra is None:
-        kind = next(k for k in ("sql", "elasticsearch") if getattr(store, k) is not None)
-        raise ConfigError(f"{where}: {kind} cannot hold workflows; use sqlite or cassandra")
     visibility_es = None
-    if p.visibilityStore is not None:
-        vis = p.datastores[p.visibilityStore]
-        if vis.elasticsearch is None and vis.sqlite is None:
-            raise ConfigError(
-                f"{path}: persistence.datastores.{p.visibilityStore}: "
-                "visibility needs an elasticsearch or sqlite datastore"
-            )
-        if vis.elasticsearch is not None:
-            visibility_es = {"url": vis.elasticsearch.url, "index": vis.elasticsearch.indices.visibility}
+    vis_name = p.visibility_store_name()
+    if vis_name is not None and (es := p.datastores[vis_name].elasticsearch) is not None:
+        visibility_es = {"url": es.url_text(), "index": es.indices.visibility}
+        if es.username is not None and es.password is not None:
+            visibility_es |= {"username": es.username, "password": es.password}
     kafka_brokers = None
     if config.kafka is not None:
         cluster = config.kafka.clusters.get(config.clusterMetadata.currentClusterName) or next(
@@ -539,9 +600,10 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
             "consistency": c.consistency,
             "serial_consistency": c.serialConsistency,
         }
-    frontend = config.services.get("frontend", Service())
+    frontend = config.services.frontend or Service()
+    doc = config.model_dump(by_alias=True)
     return ServerSettings(
-        ip=frontend.rpc.bindOnIP,
+        ip=frontend.rpc.bind_ip(),
         port=frontend.rpc.grpcPort,
         db_filename=store.sqlite.databaseName if store.sqlite is not None else ":memory:",
         cassandra=cassandra,
@@ -558,15 +620,25 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         dynamic_config_poll_s=config.dynamicConfigClient.poll_interval_s()
         if config.dynamicConfigClient
         else 10.0,
-        metrics=metrics_settings(config.model_dump()),
+        metrics=metrics_settings(doc),
         tracing=_tracing(config, path),
         archival=config.archival_settings(),
-        authorization=authorization_settings(config.model_dump()),
+        authorization=authorization_settings(doc),
+        frontend_limits=frontend.limits.to_engine() if frontend.limits is not None else None,
+        ui=_ui(config.ui),
     )
+
+
+def _ui(ui: UIConfig | None) -> Any:
+    if ui is None:
+        return None
+    from cadenza.ui.server import UISettings
+
+    return UISettings(ui.bindOnIP, ui.port, required=True)
 
 
 def _tracing(config: ServerConfig, path: str | Path) -> TracingSettings | None:
     try:
-        return tracing_settings(config.model_dump())
+        return tracing_settings(config.model_dump(by_alias=True))
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from None

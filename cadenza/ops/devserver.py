@@ -64,7 +64,7 @@ class ServerSettings:
     cassandra: dict[str, Any] | None = None
     """Workflows in Cassandra instead of SQLite: hosts, port, keyspace, user, password, consistency."""
     visibility_es: dict[str, str] | None = None
-    """Visibility in Elasticsearch: url and index."""
+    """Visibility in Elasticsearch: url and index (and username and password, for basic auth)."""
     kafka_brokers: str | None = None
     """Visibility records travel through Kafka instead of the embedded log."""
     cluster_metadata: ClusterMetadata | None = None
@@ -86,9 +86,15 @@ class ServerSettings:
     """Export OpenTelemetry spans (``cadenza.engine.tracing``) over OTLP; off when None."""
     authorization: AuthorizationSettings | None = None
     """Require credentials on the frontend (``cadenza.engine.auth``); None: open, as a dev server."""
+    frontend_limits: Any = None
+    """``cadenza.engine.ratelimit.FrontendLimits`` (``services.frontend.limits``); None: the
+    defaults. Dynamic config overrides them while the server runs."""
     archival: Any = None
     """``cadenza.engine.archival.ArchivalSettings`` (the config's ``archival`` and
     ``namespaceDefaults.archival``); None: retention deletes without archiving."""
+    ui: Any = None
+    """``cadenza.ui.UISettings``: serve the web UI (``start-dev --ui-port``, the config's ``ui``);
+    None: no UI."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -134,6 +140,9 @@ class ServerProcess:
         self.metrics_port = 0
         self._gauges: Any = None
         self._auth: AuthGate | None = None
+        self.ui: Any = None
+        """The ``cadenza.ui.UIServer`` when ``settings.ui`` is set; its ``port`` is 0 if it could
+        not take a port it was not required to have."""
 
     async def start(self) -> int:
         s = self.settings
@@ -193,15 +202,32 @@ class ServerProcess:
                 persistence="cassandra" if s.cassandra is not None else "sqlite",
                 server_version=server_version(),
             )
+            if s.frontend_limits is not None:
+                self.host.frontend.overload_limits = s.frontend_limits
             self._auth = await open_gate(s.authorization, self._namespace_name_of_id)
             self.rpc = RpcServer(self.host.frontend, cluster=info, metrics=self.metrics, auth=self._auth)
             self.port = await self.rpc.start(s.ip, s.port, tls=s.tls)
+            if s.ui is not None:
+                await self._start_ui(s.ui)
         except BaseException:
             await self.stop()
             if self.host is None:
                 await stores.close()
             raise
         return self.port
+
+    async def _start_ui(self, settings: Any) -> None:
+        # Imported here: a server without the UI does not load the HTTP stack.
+        from cadenza.sdk._local import local_service
+        from cadenza.ui import UIServer
+        from cadenza.ui.task_queues import task_queue_info
+
+        assert self.host is not None
+        # The same in-process client the SDK uses, so the UI sees the API's errors and rules.
+        service: Any = local_service(self.host.frontend)
+        self.ui = UIServer(service, settings, task_queue_info=task_queue_info(self.host))
+        if await self.ui.start():
+            log.info("web UI on %s", self.ui.url)
 
     async def _namespace_name_of_id(self, namespace_id: str) -> str:
         assert self.host is not None
@@ -227,9 +253,12 @@ class ServerProcess:
         if s.visibility_es is not None:
             from cadenza.visibility.es_store import ElasticsearchVisibilityStore
 
-            store = await ElasticsearchVisibilityStore.open(
-                s.visibility_es["url"], index=s.visibility_es["index"]
-            )
+            es: Any = s.visibility_es["url"]
+            if "username" in s.visibility_es:
+                from elasticsearch import Elasticsearch
+
+                es = Elasticsearch(es, basic_auth=(s.visibility_es["username"], s.visibility_es["password"]))
+            store = await ElasticsearchVisibilityStore.open(es, index=s.visibility_es["index"])
         else:
             store = await SqliteVisibilityStore.open(":memory:" if memory else f"{db_filename}.visibility")
             await store.add_search_attributes(DEV_SEARCH_ATTRIBUTES)
@@ -238,10 +267,10 @@ class ServerProcess:
         if s.kafka_brokers:
             from cadenza.engine.bus.kafka import KafkaBus
 
-            bus = KafkaBus(s.kafka_brokers)
+            topology = s.kafka_topology
+            bus = KafkaBus(s.kafka_brokers, config=topology.client_config() if topology is not None else None)
             # kafka.applications.visibility: clusters sharing one Kafka each name their own topic
             # (and so get their own indexer group); without it, the default topic.
-            topology = s.kafka_topology
             if topology is not None and topology.applications.visibility is not None:
                 out["visibility_topic"] = topology.applications.visibility.topic
         else:
@@ -266,7 +295,7 @@ class ServerProcess:
             from cadenza.engine.bus.kafka import KafkaBus
 
             own = topology.replication_topics(cluster.current_cluster_name)
-            bus = KafkaBus(",".join(topology.brokers(own.topic)))
+            bus = KafkaBus(",".join(topology.brokers(own.topic)), config=topology.client_config())
             topics = {
                 name: ClusterTopics(pair.topic, pair.dlq_topic)
                 for name, pair in topology.cluster_topics.items()
@@ -283,6 +312,9 @@ class ServerProcess:
         return ReplicationConfig(bus, topics, remote=remote, forwarding=s.forwarding)
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self.ui is not None:
+            await self.ui.stop()
+            self.ui = None
         if self._gauges is not None:
             await self._gauges.stop()
             self._gauges = None
@@ -323,6 +355,7 @@ async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> N
             f"(namespaces: {', '.join(s.namespaces)}; database: {s.db_filename}; "
             f"{'cluster: ' + s.cluster_name + '; ' if s.cluster_metadata is not None else ''}"
             f"{f'metrics: {server.metrics_port}; ' if server.metrics_port else ''}"
+            f"{f'ui: {server.ui.url}; ' if server.ui is not None and server.ui.port else ''}"
             f"{'authorization on; ' if server.rpc is not None and server.rpc.auth is not None else ''}ready)",
             flush=True,
         )

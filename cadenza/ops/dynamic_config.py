@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +37,15 @@ log = logging.getLogger("cadenza.dynamicconfig")
 KEYS: dict[str, type] = {
     # A standby cluster forwards the selected APIs of a global namespace to its active cluster.
     "system.enableNamespaceNotActiveAutoForwarding": bool,
-    # Start, signal, signal-with-start, cancel, terminate and reset requests a namespace may make
-    # per second on this frontend (0: unlimited); above it the frontend answers RESOURCE_EXHAUSTED.
+    # Overload limits (cadenza.engine.ratelimit; their static values: services.frontend.limits).
+    # Start, signal, cancel, terminate, reset and update requests a namespace may make per second
+    # on this frontend (0: unlimited); above it the frontend answers RESOURCE_EXHAUSTED with a hint.
     "frontend.namespaceRPS": int,
+    # The same requests of all namespaces together per second on this frontend (no constraints).
+    "frontend.rps": int,
+    # Open task long polls of a namespace on this frontend, and of one client identity within it.
+    "frontend.namespaceCount": int,
+    "frontend.namespaceCountPerIdentity": int,
     # How often (at first) a cluster re-drives its replication DLQ while it is not empty.
     "history.replicationDLQRetryIntervalSeconds": float,
 }
@@ -91,6 +99,8 @@ class DynamicConfig:
             values = parse(self.path.read_text(), str(self.path))
         except (OSError, DynamicConfigError) as e:
             return self._failed(str(e))
+        except UnicodeDecodeError as e:
+            return self._failed(f"{self.path}: not UTF-8 text: {e}")
         self._values = values
         self._last_error = ""
         log.info("dynamic config %s loaded (%d keys)", self.path, len(values))
@@ -124,6 +134,10 @@ def parse(text: str, source: str = "dynamic config") -> dict[str, list[_Entry]]:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise DynamicConfigError(f"{source}: not valid YAML: {e}") from None
+    except RecursionError:
+        raise DynamicConfigError(f"{source}: not valid YAML: collections nested too deeply") from None
+    except ValueError as e:  # PyYAML lets int()'s refusal of a number of over 4300 digits through
+        raise DynamicConfigError(f"{source}: not valid YAML: {e}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -146,13 +160,22 @@ def parse(text: str, source: str = "dynamic config") -> dict[str, list[_Entry]]:
                 continue
             value = entry["value"]
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                if abs(value) > sys.float_info.max:
+                    problems.append(f"{where}.value: out of range of a float")
+                    continue
                 value = float(value)
+            if kind is float and isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{where}.value: expected a finite number, got {value!r}")
+                continue
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 problems.append(f"{where}.value: expected {kind.__name__}, got {value!r}")
                 continue
             constraints = entry.get("constraints") or {}
+            if not isinstance(constraints, dict):
+                problems.append(f"{where}.constraints: expected a mapping, got {constraints!r}")
+                continue
             unknown = [c for c in constraints if c not in CONSTRAINTS]
-            if not isinstance(constraints, dict) or unknown:
+            if unknown:
                 problems.append(
                     f"{where}.constraints: unknown constraint(s) {unknown} (known: {', '.join(CONSTRAINTS)})"
                 )

@@ -69,6 +69,9 @@ class ClusterForwarder:
                 [self.addresses[cluster]],
                 rpc_timeout=self.rpc_timeout,
                 metadata=((FORWARDED_HEADER, "true"),),
+                # The active cluster's overload refusal goes back at once, hint and all: the
+                # client that sent the request waits it out, not this frontend's handler.
+                max_overload_wait=0,
             )
             self.services[cluster] = svc
             self._opened.append(svc)

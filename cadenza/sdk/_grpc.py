@@ -10,10 +10,13 @@ Deadlines: unary calls get ``rpc_timeout`` (a call's own ``rpc_timeout``, see ``
 replaces it for every RPC of that call); long polls (task polls, history waits) get their own
 server-side wait plus ``rpc_timeout``, so a quiet queue ends in an empty response, never in
 DEADLINE_EXCEEDED. UNAVAILABLE (the server restarting, a connection dropped) is retried with
-exponential backoff and jitter, up to ``retries`` times; with several targets each retry moves on to
-the next one. Several targets may be the frontends of several clusters: calls stay on one target
-and move on when it answers that the namespace is active elsewhere (``NamespaceNotActive``), so the
-client follows the active cluster; long polls go round all of them.
+exponential backoff and jitter, up to ``retries`` times; with several targets each retry moves on
+to the next one. RESOURCE_EXHAUSTED from the server's overload limits is retried (on the same
+target) for the calls safe to repeat, waiting at least the server's ``retry-after-ms`` each time,
+for up to ``max_overload_wait`` seconds in all (see ``_overload.py``). Several targets may be the
+frontends of several clusters: calls stay on one target and move on when it answers that the
+namespace is active elsewhere (``NamespaceNotActive``), so the client follows the active cluster;
+long polls go round all of them.
 
 Completing a workflow task also asks for the next one (``RespondWorkflowTaskCompletedAndPoll``): a
 worker's poller completes a task and then polls again, so the server long-polls right after the
@@ -69,6 +72,7 @@ from cadenza.schemas.service import (
 )
 from cadenza.sdk import exceptions as sdk_errors
 from cadenza.sdk._call_options import RPC_TIMEOUT, deadline_exceeded
+from cadenza.sdk._overload import DEFAULT_MAX_WAIT_S, RETRIED_ON_OVERLOAD, RETRY_AFTER_KEY, OverloadRetry
 from cadenza.sdk.interceptor import OUTGOING_METADATA
 
 Payloads = list[dict[str, Any]]
@@ -142,6 +146,17 @@ def _not_active_here(code: grpc.StatusCode, metadata: Any) -> bool:
     return any(k == ERROR_TYPE_KEY and v == "NamespaceNotActiveError" for k, v in metadata or ())
 
 
+def _retry_hint(metadata: Any) -> dict[str, float]:
+    """The server's hint on an overload refusal (``retry-after-ms``), as the error's details say it."""
+    for key, value in metadata or ():
+        if key == RETRY_AFTER_KEY:
+            try:
+                return {"retry_after_ms": float(value)}
+            except ValueError:
+                return {}
+    return {}
+
+
 def channel_options() -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", api.MAX_RESPONSE_BYTES),
@@ -184,6 +199,7 @@ class GrpcService:
         max_backoff: float = 2.0,
         metadata: Sequence[tuple[str, str]] = (),
         api_key: ApiKey | None = None,
+        max_overload_wait: float = DEFAULT_MAX_WAIT_S,
     ) -> None:
         if not targets:
             raise ValueError("no target to connect to")
@@ -197,6 +213,9 @@ class GrpcService:
         self.rpc_timeout = rpc_timeout
         self.retries = retries
         self._backoff = (initial_backoff, max_backoff)
+        self.max_overload_wait = max_overload_wait
+        """Seconds one call may wait in total, retrying a server over its limits (RESOURCE_EXHAUSTED
+        with a hint; see ``cadenza.sdk._overload``), before the refusal is raised. 0: no retries."""
         self._channels = [open_channel(t, tls) for t in self.targets]
         self._next = itertools.cycle(range(len(self._channels)))
         """Long polls go round the targets: a worker given several addresses polls them all."""
@@ -258,6 +277,9 @@ class GrpcService:
         delay, max_delay = self._backoff
         attempt = 0
         long_poll = method in api.LONG_POLL_METHODS
+        overload: OverloadRetry | None = None
+        if method in RETRIED_ON_OVERLOAD and self.max_overload_wait > 0:
+            overload = OverloadRetry(self.max_overload_wait, initial_backoff=delay, max_backoff=max_delay)
         elsewhere = len(self._channels) - 1  # other targets to try on NamespaceNotActive
         metadata: tuple[tuple[str, str | bytes], ...] | None = self._metadata
         extra = OUTGOING_METADATA.get()
@@ -279,6 +301,9 @@ class GrpcService:
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, max_delay)
                     continue
+                if overload is not None and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    if await overload.wait(code.name, _retry_hint(e.trailing_metadata())):
+                        continue
                 if elsewhere and not long_poll and _not_active_here(code, e.trailing_metadata()):
                     elsewhere -= 1
                     self._move_on(index)

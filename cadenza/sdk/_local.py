@@ -7,6 +7,9 @@ calls a client makes. A signal, cancel or terminate addressed by workflow id get
 the run it resolves to keeps changing (a workflow that continues as new very fast); nothing was
 written, and trying again shortly is the remedy. A worker's polls and reports are not retried here:
 its poll loops already try again, and a report that failed is left to the attempt's timeout.
+RESOURCE_EXHAUSTED from the server's overload limits is retried as over gRPC: for the calls safe to
+repeat, waiting at least the server's hint each time, for up to ``max_overload_wait`` seconds in all
+(see ``_overload.py``).
 
 A client call's ``rpc_timeout`` (see ``_call_options``) bounds each call made in its context: past
 it the call is cancelled and raises ``RPCError`` DEADLINE_EXCEEDED, as the gRPC deadline does.
@@ -25,6 +28,7 @@ from cadenza.engine import errors as server_errors
 from cadenza.schemas.service import WorkflowService
 from cadenza.sdk import exceptions as sdk_errors
 from cadenza.sdk._call_options import RPC_TIMEOUT, deadline_exceeded
+from cadenza.sdk._overload import DEFAULT_MAX_WAIT_S, RETRIED_ON_OVERLOAD_CALLS, OverloadRetry
 
 RETRIED_CALLS = frozenset(
     {
@@ -88,11 +92,17 @@ class LocalService:
         initial_backoff: float = 0.05,
         max_backoff: float = 2.0,
         observers: Sequence[Any] = (),
+        max_overload_wait: float = DEFAULT_MAX_WAIT_S,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._target = target
+        self._sleep = sleep
         self.retries = retries
         self._backoff = (initial_backoff, max_backoff)
         self.observers = list(observers)
+        self.max_overload_wait = max_overload_wait
+        """Seconds one call may wait in total, retrying a server over its limits, before the
+        refusal is raised (0: no retries)."""
 
     def observed_by(self, observer: Any) -> LocalService:
         """A service to the same target whose calls ``observer`` sees too."""
@@ -103,11 +113,14 @@ class LocalService:
             initial_backoff=initial_backoff,
             max_backoff=max_backoff,
             observers=[*self.observers, observer],
+            max_overload_wait=self.max_overload_wait,
+            sleep=self._sleep,
         )
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         fn = getattr(self._target, name)
         retries = self.retries if name in RETRIED_CALLS else 0
+        overload_retried = name in RETRIED_ON_OVERLOAD_CALLS
         initial_backoff, max_backoff = self._backoff
         hooks = [
             hook
@@ -115,7 +128,7 @@ class LocalService:
             if (hook := observer.hook(name)) is not None
         ]
         if hooks:
-            observed = self._observed(fn, retries, hooks, name)
+            observed = self._observed(fn, retries, hooks, name, overload_retried)
             setattr(self, name, observed)
             return observed
 
@@ -123,6 +136,7 @@ class LocalService:
         async def call(*args: Any, **kwargs: Any) -> Any:
             delay = initial_backoff
             attempt = 0
+            overload = self._overload_retry(overload_retried)
             rpc_timeout = RPC_TIMEOUT.get()
             while True:
                 try:
@@ -134,13 +148,30 @@ class LocalService:
                         attempt += 1
                         delay = await _back_off(delay, max_backoff)
                         continue
+                    if await overload.wait(e.code, e.details):
+                        continue
                     raise _client_error(e, attempt) from None
 
         setattr(self, name, call)  # cache: later calls skip __getattr__
         return call
 
+    def _overload_retry(self, retried: bool) -> OverloadRetry:
+        """One call's budget for waiting out overload refusals (none for calls not safe to repeat)."""
+        initial_backoff, max_backoff = self._backoff
+        return OverloadRetry(
+            self.max_overload_wait if retried else 0.0,
+            initial_backoff=initial_backoff,
+            max_backoff=max_backoff,
+            sleep=self._sleep,
+        )
+
     def _observed(
-        self, fn: Callable[..., Any], retries: int, hooks: list[Any], name: str = ""
+        self,
+        fn: Callable[..., Any],
+        retries: int,
+        hooks: list[Any],
+        name: str = "",
+        overload_retried: bool = False,
     ) -> Callable[..., Any]:
         """``__getattr__``'s call with the observers' hooks around it."""
         initial_backoff, max_backoff = self._backoff
@@ -155,6 +186,7 @@ class LocalService:
             started = clock()
             delay = initial_backoff
             attempt = 0
+            overload = self._overload_retry(overload_retried)
             rpc_timeout = RPC_TIMEOUT.get()
             while True:
                 try:
@@ -166,6 +198,8 @@ class LocalService:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
                         attempt += 1
                         delay = await _back_off(delay, max_backoff)
+                        continue
+                    if await overload.wait(e.code, e.details):
                         continue
                     elapsed = clock() - started
                     for after in afters:

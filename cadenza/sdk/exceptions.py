@@ -605,3 +605,13 @@ class RPCError(CadenzaError):
         self.status = status
         self.message = message
         self.details = dict(details or {})
+
+    @property
+    def retry_after(self) -> float | None:
+        """For RESOURCE_EXHAUSTED from one of the server's overload limits: the seconds until a
+        retry can be admitted (the server's hint; the refusal changed nothing). None otherwise.
+        The client has already retried the calls that are safe to repeat for up to ten seconds."""
+        hint = self.details.get("retry_after_ms")
+        if self.status != "RESOURCE_EXHAUSTED" or isinstance(hint, bool) or not isinstance(hint, int | float):
+            return None
+        return float(hint) / 1000.0

@@ -38,6 +38,7 @@ from cadenza.schemas.service import (
     RespondWorkflowTaskFailedRequest,
 )
 from cadenza.sdk import activity as activity_mod
+from cadenza.sdk._overload import PollBackoff
 from cadenza.sdk._runtime.activity_tasks import (
     Heartbeater,
     activity_info_from_task,
@@ -74,10 +75,12 @@ log = logging.getLogger("cadenza.worker")
 def _log_poll_failure(kind: str, e: Exception) -> None:
     """A poll that failed is retried. A server that cannot be reached (restarting, failed over,
     killed) is expected in operation and gets one line; anything else keeps its traceback."""
-    if isinstance(e, RPCError) and e.status == "UNAVAILABLE":
+    if isinstance(e, RPCError) and (e.status == "UNAVAILABLE" or e.retry_after is not None):
+        # Unreachable, or over its limits (the poll waits for the server's hint): one line.
         log.warning("polling %s tasks failed, retrying: %s", kind, e)
     else:
         log.exception("polling %s tasks failed; retrying", kind)
+
 
 _CLOSE_COMMAND_EVENTS = {ct for ct, et in COMMAND_EVENT.items() if et in CLOSE_EVENT_TYPES}
 
@@ -347,6 +350,7 @@ class Worker:
         service = self.client.service
         ns = self.client.namespace
         inline = self._workflow_tasks_inline
+        backoff = PollBackoff()
         while not self._stopping.is_set():
             if inline:
                 try:
@@ -355,8 +359,9 @@ class Worker:
                     raise
                 except Exception as e:
                     _log_poll_failure("workflow", e)
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(backoff.pause_s(e))
                     continue
+                backoff.reset()
                 if task is not None:
                     await self._run_workflow_task(task)
                 continue
@@ -375,8 +380,9 @@ class Worker:
                 if slot_first:
                     self._workflow_task_slots.release()
                 _log_poll_failure("workflow", e)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(backoff.pause_s(e))
                 continue
+            backoff.reset()
             if task is None:
                 if slot_first:
                     self._workflow_task_slots.release()
@@ -623,6 +629,7 @@ class Worker:
         maximum of sessions stops asking for more)."""
         service = self.client.service
         ns = self.client.namespace
+        backoff = PollBackoff()
         while not self._stopping.is_set():
             if ready is not None:
                 await ready()
@@ -635,8 +642,9 @@ class Worker:
             except Exception as e:
                 self._activity_slots.release()
                 _log_poll_failure("activity", e)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(backoff.pause_s(e))
                 continue
+            backoff.reset()
             if task is None:
                 self._activity_slots.release()
                 continue

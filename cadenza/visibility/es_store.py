@@ -54,10 +54,16 @@ FIELD_TYPES: Mapping[SearchAttributeType, str] = {
 _DATE = {"type": "date_nanos", "format": "strict_date_optional_time_nanos"}
 
 
+TEMPLATE_VERSION = 1
+"""The version of :func:`index_template`; bump it when the template changes, so that
+``cadenza admin elasticsearch update-index`` knows an index needs the new fields."""
+
+
 def index_template(index: str) -> dict[str, Any]:
     """The index template for ``index`` (pattern ``index*``), as ``put_index_template`` takes it."""
     return {
         "index_patterns": [f"{index}*"],
+        "version": TEMPLATE_VERSION,
         "template": {
             "settings": {"number_of_shards": 1, "number_of_replicas": 0},
             "mappings": {

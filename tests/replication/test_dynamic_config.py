@@ -69,6 +69,7 @@ def test_namespace_rps_refuses_the_excess_naming_the_namespace(tmp_path: Path) -
         env = await WorkflowEnvironment.start_local()
         try:
             env.host.frontend.dynamic_config = DynamicConfig(f)
+            env.client.service.max_overload_wait = 0  # type: ignore[attr-defined]  # see the refusal itself
             for i in range(3):
                 await env.client.start_workflow(Waiter.run, id=f"rl-{i}", task_queue="q")
             with pytest.raises(RPCError) as e:

@@ -10,10 +10,15 @@ Shaped like the anchors' config::
         active-dlq: {cluster: test}
         cadenza-visibility: {cluster: test, partitions: 8}
         cadenza-visibility-dlq: {cluster: test}
-      cluster-topics:
+      cluster-topics:                   # or cadenza-cluster-topics, the anchors' spelling
         active: {topic: active, dlq-topic: active-dlq}
       applications:
         visibility: {topic: cadenza-visibility, dlq-topic: cadenza-visibility-dlq}
+      tls:                              # optional: every client of every Kafka cluster uses TLS
+        enabled: true
+        certFile: /etc/cadenza/kafka/client.pem   # client certificate (mutual TLS), with keyFile
+        keyFile: /etc/cadenza/kafka/client.key
+        caFile: /etc/cadenza/kafka/ca.pem         # default: the system's trust store
 
 ``cluster-topics`` maps each replication cluster (from ``clusterMetadata``) to the topic it publishes
 its replication tasks on and that topic's DLQ. Validation reports every problem at once, each naming
@@ -23,9 +28,10 @@ its key (``kafka.topics.active.cluster: ...``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import TopologyError
 from .protocol import Bus, TopicSpec
@@ -56,11 +62,56 @@ class Applications(_Model):
     visibility: TopicPair | None = None
 
 
+class KafkaTLS(_Model):
+    """``kafka.tls``: librdkafka's SSL settings for every producer, consumer and admin client."""
+
+    enabled: bool = False
+    certFile: str | None = None
+    keyFile: str | None = None
+    caFile: str | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> KafkaTLS:
+        if (self.certFile is None) != (self.keyFile is None):
+            raise ValueError("give certFile and keyFile together (the client's certificate and its key)")
+        if not self.enabled and (self.certFile or self.caFile):
+            raise ValueError("certFile, keyFile and caFile take effect only with enabled: true")
+        for key in ("certFile", "keyFile", "caFile"):
+            value = getattr(self, key)
+            # Checked here: librdkafka would only say so at the first connection, in its own log.
+            if value is not None and not Path(value).expanduser().is_file():
+                raise ValueError(f"{key}: no such file {value!r}")
+        return self
+
+    def client_config(self) -> dict[str, str]:
+        """The librdkafka properties (``security.protocol=SSL`` and the files); empty when off."""
+        if not self.enabled:
+            return {}
+        out = {"security.protocol": "SSL"}
+        for key, value in (
+            ("ssl.certificate.location", self.certFile),
+            ("ssl.key.location", self.keyFile),
+            ("ssl.ca.location", self.caFile),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
 class KafkaTopology(_Model):
     clusters: dict[str, KafkaCluster] = Field(min_length=1)
     topics: dict[str, TopicConfig] = Field(default_factory=dict)
-    cluster_topics: dict[str, TopicPair] = Field(default_factory=dict, alias="cluster-topics")
+    cluster_topics: dict[str, TopicPair] = Field(
+        default_factory=dict,
+        alias="cluster-topics",
+        validation_alias=AliasChoices("cluster-topics", "cadenza-cluster-topics"),
+    )
     applications: Applications = Field(default_factory=Applications)
+    tls: KafkaTLS = Field(default_factory=KafkaTLS)
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties every client of this topology adds (TLS)."""
+        return self.tls.client_config()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> KafkaTopology:
@@ -169,7 +220,7 @@ async def setup_topics(topology: KafkaTopology, *, bus: Bus | None = None) -> di
             continue
         from .kafka import KafkaBus  # confluent-kafka is an optional dependency
 
-        kafka = KafkaBus(",".join(topology.clusters[cluster].brokers))
+        kafka = KafkaBus(",".join(topology.clusters[cluster].brokers), config=topology.client_config())
         try:
             created[cluster] = await kafka.create_topics(specs)
         finally:

@@ -9,7 +9,8 @@ response encoded back. Errors travel as gRPC status codes:
 * a request over ``MAX_REQUEST_BYTES``: RESOURCE_EXHAUSTED, refused by grpc before any decoding;
 * the engine's ``ServiceError``: its ``code``; its class name and details go in trailing metadata
   so the client can rebuild the precise SDK exception (the run id of an already-started workflow,
-  the namespace that was not found);
+  the namespace that was not found); a refusal by an overload limit (``cadenza.engine.ratelimit``)
+  also carries ``retry-after-ms``, the wait until a retry can be admitted;
 * with authorization configured (``auth``, ``cadenza.engine.auth``): a call without a verified
   credential is UNAUTHENTICATED, one whose caller lacks the role it needs PERMISSION_DENIED, both
   before the frontend sees it. Without it no check is made.
@@ -44,6 +45,8 @@ log = logging.getLogger("cadenza.rpc")
 
 ERROR_TYPE_KEY = "cadenza-error-type"
 ERROR_DETAILS_KEY = "cadenza-error-details-bin"
+RETRY_AFTER_KEY = "retry-after-ms"
+"""On RESOURCE_EXHAUSTED from an overload limit: milliseconds until trying again can succeed."""
 
 # Server codes that are not gRPC codes travel as the nearest one (as the anchors send QueryFailed).
 _CODE_ALIASES = {"QUERY_FAILED": "INVALID_ARGUMENT"}
@@ -95,7 +98,13 @@ def _wrap(
             if meter is not None:
                 meter.failed(record, e, started)
             details = json.dumps(e.details, default=str).encode()
-            context.set_trailing_metadata(((ERROR_TYPE_KEY, type(e).__name__), (ERROR_DETAILS_KEY, details)))
+            trailing: tuple[tuple[str, str | bytes], ...] = (
+                (ERROR_TYPE_KEY, type(e).__name__),
+                (ERROR_DETAILS_KEY, details),
+            )
+            if "retry_after_ms" in e.details:  # an overload refusal: when to try again
+                trailing += ((RETRY_AFTER_KEY, str(e.details["retry_after_ms"])),)
+            context.set_trailing_metadata(trailing)
             await context.abort(_status(e.code), e.message)
         except (SchemaError, ValueError, KeyError, TypeError) as e:
             # A record that decoded but cannot become a call (an unknown command type, a missing

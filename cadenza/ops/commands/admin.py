@@ -283,17 +283,20 @@ def register(root: click.Group) -> None:
     from cadenza.engine.bus.cli import dlq, topics
 
     from .dlq import add_source_cluster
+    from .schema_tools import elasticsearch, kafka
     from .token import token
 
     add_source_cluster(dlq)
     admin.add_command(token)
     admin.add_command(dlq)
     admin.add_command(topics, name="kafka-topics")
+    admin.add_command(elasticsearch)
+    admin.add_command(kafka)
     try:
         from cadenza.engine.persistence.cassandra import cli as cassandra_cli
     except ImportError:  # the cassandra-driver extra is not installed
         cassandra_cli = None  # type: ignore[assignment]
-    group = getattr(cassandra_cli, "schema", None)
+    group = getattr(cassandra_cli, "schema_group", None)
     if isinstance(group, click.Group):
         admin.add_command(group, name="cassandra")
     root.add_command(admin)

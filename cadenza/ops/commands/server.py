@@ -158,6 +158,14 @@ def _serve(settings: ServerSettings) -> None:
     "https URL; repeatable). Make one with `cadenza admin token keygen`. Off by default: the dev "
     "server is open",
 )
+@click.option(
+    "--ui-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the web UI on --ip at this port (0: no UI) [default: the gRPC port + 1000, so 8233; "
+    "any free port when --port is 0]",
+)
+@click.option("--headless", is_flag=True, help="Run without the web UI (as --ui-port 0)")
 @_LOG_FORMAT
 @_LOG_LEVEL
 def start_dev(
@@ -179,10 +187,12 @@ def start_dev(
     tls_key: str | None,
     tls_client_ca: str | None,
     auth_jwks: tuple[str, ...],
+    ui_port: int | None,
+    headless: bool,
     log_format: str,
     log_level: str,
 ) -> None:
-    """All roles in one process on embedded SQLite, for development."""
+    """All roles in one process on embedded SQLite, for development, with the web UI."""
     logsetup.configure(log_format, log_level)
     if port is None:
         port = DEV_CLUSTERS[cluster] if cluster else 7233
@@ -215,8 +225,22 @@ def start_dev(
         metrics=MetricsSettings(f"{ip}:{metrics_port}") if metrics_port is not None else None,
         tracing=TracingSettings(otlp_endpoint, sample_ratio=trace_sampling) if otlp_endpoint else None,
         authorization=_authorization(auth_jwks),
+        ui=_ui(ip, port, ui_port, headless),
     )
     _serve(settings)
+
+
+def _ui(ip: str, grpc_port: int, ui_port: int | None, headless: bool) -> object:
+    from cadenza.ui.server import UISettings
+
+    if headless or ui_port == 0:
+        return None
+    if ui_port is not None:
+        return UISettings(ip, ui_port, required=True)
+    # Not asked for: Temporal's rule (the gRPC port + 1000). A port taken by another server is
+    # logged and the server runs without its UI rather than not at all.
+    default = grpc_port + 1000 if grpc_port and grpc_port + 1000 <= 65535 else 0
+    return UISettings(ip, default, required=False)
 
 
 def _authorization(jwks: tuple[str, ...]) -> AuthorizationSettings | None:

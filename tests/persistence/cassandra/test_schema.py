@@ -58,7 +58,7 @@ def _open(contact: tuple[str, int], keyspace: str):  # type: ignore[no-untyped-d
 def test_every_command_has_help() -> None:
     for command in schema_commands:
         result = CliRunner().invoke(schema_group, [command.name or "", "--help"])
-        assert result.exit_code == 0 and "--keyspace" in result.output and "--store" in result.output
+        assert result.exit_code == 0 and "--keyspace" in result.output and "--schema-dir" in result.output
 
 
 def test_missing_keyspace_names_the_setup_command(cassandra_contact: tuple[str, int]) -> None:
@@ -68,9 +68,7 @@ def test_missing_keyspace_names_the_setup_command(cassandra_contact: tuple[str, 
     msg = str(err.value)
     assert f"{name!r}" in msg and "does not exist" in msg
     host, port = cassandra_contact
-    assert (
-        f"cadenza admin setup-schema --store cassandra --keyspace {name} --hosts {host} --port {port}" in msg
-    )
+    assert f"cadenza admin cassandra setup-schema --keyspace {name} --hosts {host} --port {port}" in msg
 
 
 def test_keyspace_without_schema_names_the_setup_command(
@@ -83,21 +81,21 @@ def test_keyspace_without_schema_names_the_setup_command(
     with pytest.raises(CassandraSchemaError) as err:
         _open(cassandra_contact, name)
     assert "has no Cadenza schema" in str(err.value)
-    assert f"setup-schema --store cassandra --keyspace {name}" in str(err.value)
+    assert f"cadenza admin cassandra setup-schema --keyspace {name}" in str(err.value)
 
 
 def test_older_schema_names_the_update_command_which_fixes_it(
     admin: CassandraSession, cassandra_contact: tuple[str, int]
 ) -> None:
     name = _new_name(admin)
-    code, out = _cli(["setup-schema", "--store", "cassandra", "--keyspace", name], cassandra_contact)
+    code, out = _cli(["setup-schema", "--keyspace", name], cassandra_contact)
     assert code == 0, out
     admin.session.execute(f"UPDATE {name}.schema_version SET curr_version = 0 WHERE keyspace_name = '{name}'")
     with pytest.raises(CassandraSchemaError) as err:
         _open(cassandra_contact, name)
     msg = str(err.value)
     assert f"schema version 0, this build needs version {SCHEMA_VERSION}" in msg
-    assert f"cadenza admin update-schema --store cassandra --keyspace {name}" in msg
+    assert f"cadenza admin cassandra update-schema --keyspace {name}" in msg
     assert err.value.found == 0 and err.value.required == SCHEMA_VERSION
 
     code, out = _cli(["update-schema", "--keyspace", name, "-o", "json"], cassandra_contact)
@@ -122,7 +120,7 @@ def test_setup_is_idempotent_and_keyspaces_live_side_by_side(
     active, standby = _new_name(admin, "cadenza_active"), _new_name(admin, "cadenza_standby")
     for name in (active, standby):
         code, out = _cli(
-            ["setup-schema", "--store", "cassandra", "--keyspace", name, "--replication-factor", "1"],
+            ["setup-schema", "--keyspace", name, "--replication-factor", "1"],
             cassandra_contact,
         )
         assert code == 0 and f"-> {SCHEMA_VERSION}" in out, out

@@ -1,23 +1,23 @@
 """``setup-schema`` and ``update-schema`` for Cassandra keyspaces, as click commands.
 
-They are meant to be mounted under ``cadenza admin``; ``schema_commands`` lists them, and
-``schema_group`` bundles them for standalone use::
+``schema_group`` is mounted as ``cadenza admin cassandra``::
 
-    cadenza admin setup-schema --store cassandra --keyspace cadenza_active --replication-factor 1 \\
+    cadenza admin cassandra setup-schema --keyspace cadenza_active --replication-factor 1 \\
         --hosts 127.0.0.1 --port 19042
-    cadenza admin update-schema --store cassandra --keyspace cadenza_active --hosts 127.0.0.1 --port 19042
+    cadenza admin cassandra update-schema --keyspace cadenza_active --hosts 127.0.0.1 --port 19042 [--dry-run]
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import PersistenceError
-from .schema import SCHEMA_VERSION, read_schema_version, setup_schema, update_schema
+from .schema import SCHEMA_VERSION, SchemaStep, read_schema_version, setup_schema, update_schema
 from .session import CassandraSession
 
 F = Callable[..., Any]
@@ -25,13 +25,6 @@ F = Callable[..., Any]
 
 def _connection_options(fn: F) -> F:
     options = [
-        click.option(
-            "--store",
-            type=click.Choice(["cassandra"]),
-            default="cassandra",
-            show_default=True,
-            help="Persistence backend whose schema to manage.",
-        ),
         click.option("--keyspace", required=True, help="Keyspace to manage, e.g. cadenza_active."),
         click.option(
             "--hosts",
@@ -50,6 +43,13 @@ def _connection_options(fn: F) -> F:
             default=SCHEMA_VERSION,
             show_default=True,
             help="Schema version to bring the keyspace to.",
+        ),
+        click.option(
+            "--schema-dir",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            default=None,
+            help="A versioned schema directory (v1/, v2/, ... each with manifest.json) instead of "
+            "this build's.",
         ),
         click.option(
             "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -85,7 +85,7 @@ def _report(output: str, keyspace: str, before: int | None, after: int) -> None:
     elif before == after:
         click.echo(f"keyspace {keyspace}: schema version {after} (already up to date)")
     else:
-        click.echo(f"keyspace {keyspace}: schema version {before or 'none'} -> {after}")
+        click.echo(f"keyspace {keyspace}: schema version {'none' if before is None else before} -> {after}")
 
 
 @click.command("setup-schema")
@@ -93,23 +93,34 @@ def _report(output: str, keyspace: str, before: int | None, after: int) -> None:
 @click.option("--replication-factor", type=int, default=1, show_default=True, help="Replicas of each row.")
 @click.option("--datacenter", default=None, help="Use NetworkTopologyStrategy with the replicas in this DC.")
 def setup_schema_command(
-    store: str,
     keyspace: str,
     hosts: str,
     port: int,
     user: str | None,
     password: str | None,
     target_version: int,
+    schema_dir: Path | None,
     output: str,
     replication_factor: int,
     datacenter: str | None,
 ) -> None:
-    """Create a keyspace (if missing) with Cadenza's tables, and record its schema version."""
+    """Create a keyspace (if missing) with Cadenza's tables, and record its schema version.
+
+    Running it again on an up-to-date keyspace changes nothing."""
+    if replication_factor < 1:
+        raise click.BadParameter(
+            f"must be at least 1 (got {replication_factor})", param_hint="--replication-factor"
+        )
     db = _connect(hosts, port, keyspace, user, password)
     try:
         before = read_schema_version(db.session, keyspace, db.where)
         after = setup_schema(
-            db, keyspace, replication_factor=replication_factor, datacenter=datacenter, version=target_version
+            db,
+            keyspace,
+            replication_factor=replication_factor,
+            datacenter=datacenter,
+            version=target_version,
+            root=schema_dir,  # type: ignore[arg-type]  # a Path is a Traversable
         )
     except (PersistenceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -120,35 +131,68 @@ def setup_schema_command(
 
 @click.command("update-schema")
 @_connection_options
+@click.option(
+    "--dry-run", is_flag=True, help="Print the versions and statements that would run; change nothing."
+)
 def update_schema_command(
-    store: str,
     keyspace: str,
     hosts: str,
     port: int,
     user: str | None,
     password: str | None,
     target_version: int,
+    schema_dir: Path | None,
     output: str,
+    dry_run: bool,
 ) -> None:
-    """Bring an existing keyspace's schema up to this build's version."""
+    """Apply the schema versions a keyspace is missing, in order, up to this build's version."""
     db = _connect(hosts, port, keyspace, user, password)
     try:
-        before = read_schema_version(db.session, keyspace, db.where)
-        after = update_schema(db, keyspace, version=target_version)
+        before, steps = update_schema(
+            db,
+            keyspace,
+            version=target_version,
+            root=schema_dir,  # type: ignore[arg-type]  # a Path is a Traversable
+            dry_run=dry_run,
+        )
     except (PersistenceError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         db.close_blocking()
-    _report(output, keyspace, before, after)
+    if dry_run:
+        _report_plan(output, keyspace, before, steps)
+    else:
+        _report(output, keyspace, before, steps[-1].version if steps else (before or 0))
+
+
+def _report_plan(output: str, keyspace: str, before: int | None, steps: list[SchemaStep]) -> None:
+    if output == "json":
+        plan = [
+            {"version": s.version, "description": s.description, "statements": list(s.statements)}
+            for s in steps
+        ]
+        click.echo(json.dumps({"keyspace": keyspace, "version": before, "dry_run": True, "steps": plan}))
+        return
+    if not steps:
+        click.echo(
+            f"keyspace {keyspace}: schema version {before} (already up to date); dry run, nothing changed"
+        )
+        return
+    was = "none" if before is None else before
+    click.echo(f"keyspace {keyspace}: schema version {was}; dry run, nothing changed. Would apply:")
+    for step in steps:
+        click.echo(f"-- v{step.version}: {step.description} ({', '.join(step.files)})")
+        for statement in step.statements:
+            click.echo(f"{statement};")
 
 
 schema_commands: list[click.Command] = [setup_schema_command, update_schema_command]
 """The commands to mount under ``cadenza admin``."""
 
 
-@click.group("schema")
+@click.group("cassandra")
 def schema_group() -> None:
-    """Manage Cadenza's Cassandra keyspace schemas."""
+    """Cassandra keyspace schemas: setup-schema, update-schema [--dry-run]."""
 
 
 for _command in schema_commands:

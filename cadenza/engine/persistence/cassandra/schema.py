@@ -1,9 +1,17 @@
 """Versioned keyspace schema: ``setup_schema``, ``update_schema`` and the check done at open.
 
-The CQL lives in ``schema/v<N>/*.cql`` in this package; version N's files are applied in name order
-and every statement is idempotent (``IF NOT EXISTS``), so re-running a version after a failure is safe.
-The keyspace records what it holds in ``schema_version`` (one row per keyspace: the current version
-and the oldest version a reader may still be) and every step in ``schema_update_history``.
+The CQL lives in ``schema/versioned/v<N>/`` in this package, as the anchors' ``cassandra-tool``
+lays it out: each version directory has a ``manifest.json``::
+
+    {"CurrVersion": 2, "MinCompatibleVersion": 1, "Description": "...",
+     "SchemaUpdateCqlFiles": ["01_add_x.cql"]}
+
+and the CQL files it lists, applied in the listed order; a ``.cql`` file the manifest does not list
+is an error (never silently skipped). Every statement is idempotent (``IF NOT EXISTS``), so re-running
+a version after a failure is safe. Versions are whole numbers (the keyspaces' ``curr_version`` column
+is an int). The keyspace records what it holds in ``schema_version`` (one row per keyspace: the
+current version and the oldest version a reader may still be) and every step in
+``schema_update_history``.
 
 Stores refuse to open a keyspace whose schema is missing, older or newer than this build's, with a
 message that names the keyspace, the versions and the command that fixes it.
@@ -11,6 +19,7 @@ message that names the keyspace, the versions and the command that fixes it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -46,11 +55,14 @@ class CassandraSchemaError(PersistenceError):
 class SchemaStep:
     version: int
     statements: tuple[str, ...]
+    description: str = ""
+    min_compatible_version: int = MIN_COMPATIBLE_VERSION
+    files: tuple[str, ...] = ()
 
 
 def admin_command(action: str, keyspace: str, hosts: Sequence[str] | str, port: int) -> str:
     host_list = hosts if isinstance(hosts, str) else ",".join(hosts)
-    return f"cadenza admin {action} --store cassandra --keyspace {keyspace} --hosts {host_list} --port {port}"
+    return f"cadenza admin cassandra {action} --keyspace {keyspace} --hosts {host_list} --port {port}"
 
 
 def split_statements(text: str) -> list[str]:
@@ -60,18 +72,52 @@ def split_statements(text: str) -> list[str]:
     return [s.strip() for s in re.split(r";\s*(?:\n|$)", body) if s.strip()]
 
 
+def packaged_schema() -> Traversable:
+    """The ``versioned`` directory shipped with this build."""
+    return resources.files(__package__).joinpath("schema", "versioned")
+
+
 def schema_steps(root: Traversable | None = None) -> list[SchemaStep]:
-    """Every packaged schema version, oldest first."""
-    base = root or resources.files(__package__).joinpath("schema")
+    """Every schema version under ``root`` (default: the packaged one), oldest first; raises
+    ``ValueError`` naming the directory and the problem when a manifest is missing or wrong."""
+    base = root or packaged_schema()
     steps = []
     for entry in base.iterdir():
         match = _VERSION_DIR.match(entry.name)
-        if not match or not entry.is_dir():
+        if not entry.is_dir():
             continue
-        files = sorted((f for f in entry.iterdir() if f.name.endswith(".cql")), key=lambda f: f.name)
-        statements = tuple(s for f in files for s in split_statements(f.read_text()))
-        steps.append(SchemaStep(int(match.group(1)), statements))
+        if not match:
+            raise ValueError(f"{entry}: a schema version directory is named v<N> (v1, v2, ...)")
+        steps.append(_read_step(entry, int(match.group(1))))
     return sorted(steps, key=lambda s: s.version)
+
+
+def _read_step(directory: Traversable, version: int) -> SchemaStep:
+    where = f"{directory}/manifest.json"
+    try:
+        manifest = json.loads(directory.joinpath("manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{where}: cannot read the manifest: {e}") from None
+    expected = {"CurrVersion", "MinCompatibleVersion", "Description", "SchemaUpdateCqlFiles"}
+    if not isinstance(manifest, dict) or set(manifest) != expected:
+        raise ValueError(f"{where}: needs exactly the keys {', '.join(sorted(expected))}")
+    if manifest["CurrVersion"] != version:
+        raise ValueError(
+            f"{where}: CurrVersion {manifest['CurrVersion']!r} differs from the directory's {version}"
+        )
+    minimum = manifest["MinCompatibleVersion"]
+    if not isinstance(minimum, int) or not 1 <= minimum <= version:
+        raise ValueError(f"{where}: MinCompatibleVersion {minimum!r} must be from 1 to {version}")
+    listed = manifest["SchemaUpdateCqlFiles"]
+    present = {f.name for f in directory.iterdir() if f.name.endswith(".cql")}
+    if not isinstance(listed, list) or not listed or not all(isinstance(f, str) for f in listed):
+        raise ValueError(f"{where}: SchemaUpdateCqlFiles must list the version's CQL files")
+    if missing := [f for f in listed if f not in present]:
+        raise ValueError(f"{where}: SchemaUpdateCqlFiles names missing files: {', '.join(missing)}")
+    if unlisted := sorted(present - set(listed)):
+        raise ValueError(f"{where}: {', '.join(unlisted)} not listed in SchemaUpdateCqlFiles")
+    statements = tuple(s for name in listed for s in split_statements(directory.joinpath(name).read_text()))
+    return SchemaStep(version, statements, str(manifest["Description"]), minimum, tuple(listed))
 
 
 def _qualify(statement: str, keyspace: str) -> str:
@@ -130,11 +176,21 @@ def read_schema_version(session: Session, keyspace: str, where: str = "") -> int
     return None if value is None else int(value)
 
 
-def _apply_steps(session: Session, keyspace: str, where: str, start: int | None, target: int) -> int:
+def pending_steps(current: int | None, target: int, root: Traversable | None = None) -> list[SchemaStep]:
+    """The versions above ``current`` up to ``target``, in order; raises ``ValueError`` when
+    ``target`` is not a packaged version."""
+    steps = schema_steps(root)
+    if target not in {s.version for s in steps}:
+        known = ", ".join(str(s.version) for s in steps)
+        raise ValueError(f"schema version {target} does not exist (versions: {known})")
+    return [s for s in steps if (current or 0) < s.version <= target]
+
+
+def _apply_steps(
+    session: Session, keyspace: str, where: str, start: int | None, target: int, root: Traversable | None
+) -> int:
     old = start or 0
-    for step in schema_steps():
-        if step.version <= old or step.version > target:
-            continue
+    for step in pending_steps(start, target, root):
         for statement in step.statements:
             _run(session, _qualify(statement, keyspace), where=where)
         now = time.time()
@@ -142,7 +198,7 @@ def _apply_steps(session: Session, keyspace: str, where: str, start: int | None,
             session,
             f"INSERT INTO {keyspace}.schema_version (keyspace_name, creation_time, curr_version, "
             "min_compatible_version) VALUES (%s, %s, %s, %s)",
-            (keyspace, int(now * 1e6), step.version, MIN_COMPATIBLE_VERSION),
+            (keyspace, int(now * 1e6), step.version, step.min_compatible_version),
             where,
         )
         day = time.gmtime(now)
@@ -150,7 +206,14 @@ def _apply_steps(session: Session, keyspace: str, where: str, start: int | None,
             session,
             f"INSERT INTO {keyspace}.schema_update_history (year, month, update_time, description, "
             "new_version, old_version) VALUES (%s, %s, %s, %s, %s, %s)",
-            (day.tm_year, day.tm_mon, uuid.uuid1(), f"schema v{step.version}", step.version, old),
+            (
+                day.tm_year,
+                day.tm_mon,
+                uuid.uuid1(),
+                step.description or f"schema v{step.version}",
+                step.version,
+                old,
+            ),
             where,
         )
         old = step.version
@@ -171,16 +234,19 @@ def setup_schema(
     replication_factor: int = 1,
     datacenter: str | None = None,
     version: int = SCHEMA_VERSION,
+    root: Traversable | None = None,
 ) -> int:
     """Creates the keyspace (if missing) and applies every schema version up to ``version``.
 
     ``datacenter`` selects NetworkTopologyStrategy with ``replication_factor`` replicas in that data
     centre; without it SimpleStrategy is used (single data centre, development). Returns the version
     the keyspace is at afterwards. Idempotent: on an up-to-date keyspace it changes nothing.
+    ``root`` replaces the packaged ``versioned`` directory (tests, and schemas of a newer build).
     """
     check_keyspace_name(keyspace)
     if replication_factor < 1:
-        raise ValueError("replication_factor must be at least 1")
+        raise ValueError(f"replication_factor must be at least 1 (got {replication_factor})")
+    pending_steps(None, version, root)  # an unknown target is refused before the keyspace is made
     session, where = _session_of(target)
     if datacenter:
         replication = f"{{'class': 'NetworkTopologyStrategy', '{datacenter}': {replication_factor}}}"
@@ -188,22 +254,32 @@ def setup_schema(
         replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
     _run(session, f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}", where=where)
     _create_version_tables(session, keyspace, where)
-    return _apply_steps(session, keyspace, where, read_schema_version(session, keyspace, where), version)
+    return _apply_steps(
+        session, keyspace, where, read_schema_version(session, keyspace, where), version, root
+    )
 
 
-def update_schema(target: Session | CassandraSession, keyspace: str, *, version: int = SCHEMA_VERSION) -> int:
-    """Brings an existing keyspace from its recorded version up to ``version``; returns the new one."""
+def update_schema(
+    target: Session | CassandraSession,
+    keyspace: str,
+    *,
+    version: int = SCHEMA_VERSION,
+    root: Traversable | None = None,
+    dry_run: bool = False,
+) -> tuple[int | None, list[SchemaStep]]:
+    """Brings an existing keyspace from its recorded version up to ``version``, applying each
+    missing version in order. Returns the version it was at and the steps applied; with
+    ``dry_run``, the steps that would be applied, and nothing is changed."""
     check_keyspace_name(keyspace)
     session, where = _session_of(target)
     if session.cluster.metadata.keyspaces.get(keyspace) is None:
         raise CassandraSchemaError(
             f"Cassandra keyspace {keyspace!r} does not exist at {where}; create it with "
-            f"`cadenza admin setup-schema --store cassandra --keyspace {keyspace}`",
+            f"`cadenza admin cassandra setup-schema --keyspace {keyspace}`",
             keyspace=keyspace,
             found=None,
             required=version,
         )
-    _create_version_tables(session, keyspace, where)
     current = read_schema_version(session, keyspace, where)
     if current is not None and current > version:
         raise CassandraSchemaError(
@@ -212,7 +288,11 @@ def update_schema(target: Session | CassandraSession, keyspace: str, *, version:
             found=current,
             required=version,
         )
-    return _apply_steps(session, keyspace, where, current, version)
+    steps = pending_steps(current, version, root)
+    if not dry_run:
+        _create_version_tables(session, keyspace, where)
+        _apply_steps(session, keyspace, where, current, version, root)
+    return current, steps
 
 
 def check_schema(session: CassandraSession, hosts: Sequence[str] | str, port: int) -> int:
