@@ -48,6 +48,10 @@ from cadenza.schemas.events import HistoryEvent
 log = logging.getLogger("cadenza.history")
 
 RANGE_BITS = 20
+RUN_CACHE_SIZE = 4096
+"""Runs a shard keeps in memory (their state and recent events), the least recently used dropped
+first; the current-run cache is bounded the same. Closed runs keep only their closing event, but
+a dev server running thousands of workflows a minute otherwise held tens of thousands of them."""
 """Task ids per range: a range is renewed (one conditional shard write) every ~1M tasks."""
 
 
@@ -183,7 +187,7 @@ class ShardContext:
         *,
         on_new_tasks: Callable[[int, MutationTasks], None],
         ledger: TaskLedger | None = None,
-        cache_size: int = 20_000,
+        cache_size: int = RUN_CACHE_SIZE,
         replicates: Callable[[str], bool] | None = None,
         retention_us: Callable[[str], int | None] | None = None,
     ) -> None:
@@ -200,6 +204,8 @@ class ShardContext:
         self._cache: OrderedDict[RunKey, RunContext] = OrderedDict()
         self._cache_size = cache_size
         self.current_runs: dict[tuple[str, str], str] = {}
+        """A cache of each workflow id's current run, oldest entries dropped past ``cache_size``
+        (a miss reads the current-run row)."""
         self.lost = False
         self.replicates: Callable[[str], bool] = replicates or _never
         """Whether writes to a namespace (by id) are replicated to other clusters."""
@@ -404,8 +410,14 @@ class ShardContext:
         if run_id is None:
             cur = await self.stores.executions.get_current_execution(self.shard_id, namespace_id, workflow_id)
             run_id = cur.run_id
-            self.current_runs[(namespace_id, workflow_id)] = run_id
+            self.remember_current(namespace_id, workflow_id, run_id)
         return run_id
+
+    def remember_current(self, namespace_id: str, workflow_id: str, run_id: str) -> None:
+        runs = self.current_runs
+        runs[(namespace_id, workflow_id)] = run_id
+        if len(runs) > self._cache_size:  # dicts keep insertion order: the first is the oldest
+            del runs[next(iter(runs))]
 
     # -- the write path ----------------------------------------------------------------------------
 
@@ -528,7 +540,7 @@ class ShardContext:
         ctx.state = ms
         ctx.events = events
         if mode != CreateMode.ZOMBIE:  # a zombie leaves the id's current run as it is
-            self.current_runs[(ms.info.namespace_id, ms.info.workflow_id)] = ms.info.run_id
+            self.remember_current(ms.info.namespace_id, ms.info.workflow_id, ms.info.run_id)
         self._on_new_tasks(self.shard_id, tasks)
         ctx.notify()
 
@@ -640,7 +652,7 @@ class ShardContext:
             new_run.context.state = new_run.state
             new_run.context.events = new_events
             info = new_run.state.info
-            self.current_runs[(info.namespace_id, info.workflow_id)] = info.run_id
+            self.remember_current(info.namespace_id, info.workflow_id, info.run_id)
             self._on_new_tasks(self.shard_id, new_run.tasks)
         deferred, ctx.deferred = ctx.deferred, []
         # A new list: the caller hands the old one to the timer queue to drop its entries.
