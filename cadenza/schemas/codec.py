@@ -392,17 +392,39 @@ def decode_events(data: bytes, *, registry: SchemaRegistry | None = None) -> lis
     reader = _current if registry is None else reg.get(BATCH_SCHEMA)
     batch = read_body(data, writer, reader)
     types = _EVENT_TYPES
-    try:
-        return [
-            HistoryEvent(
-                e["event_id"],
-                e["event_time"],
-                types[e["event_type"]],
-                e["version"],
-                e["task_id"],
-                e["attributes"],
+    fields = _attribute_fields(reader)
+    events: list[HistoryEvent] = []
+    append = events.append
+    for e in batch["events"]:
+        et = types.get(e["event_type"])
+        if et is None:
+            raise SchemaError(f"unknown event type {e['event_type']!r} in history batch")
+        attributes = e["attributes"]
+        # The attributes union names its branch on the wire, independently of event_type: a batch
+        # whose two disagree would decode, then fail wherever the event is used or written again.
+        if attributes.keys() != fields.get(et):
+            raise SchemaError(
+                f"event {e['event_id']} is {et.name} but carries the attributes of another event "
+                f"type (fields {', '.join(sorted(attributes)) or 'none'})"
             )
-            for e in batch["events"]
-        ]
-    except KeyError as exc:
-        raise SchemaError(f"unknown event type {exc.args[0]!r} in history batch") from None
+        append(HistoryEvent(e["event_id"], e["event_time"], et, e["version"], e["task_id"], attributes))
+    return events
+
+
+_READER_FIELDS: dict[bytes, dict[int, frozenset[str]]] = {}
+
+
+def _attribute_fields(reader: RegisteredSchema) -> dict[int, frozenset[str]]:
+    """Event type -> the attribute field names that ``reader`` decodes it with."""
+    found = _READER_FIELDS.get(reader.fingerprint)
+    if found is None:
+        event = reader.parsed["fields"][0]["type"]["items"]
+        by_name = {
+            branch["name"]: frozenset(f["name"] for f in branch["fields"])
+            for branch in event["fields"][5]["type"]
+            if isinstance(branch, dict)
+        }
+        found = _READER_FIELDS[reader.fingerprint] = {
+            et: by_name[name] for et, name in _BRANCH.items() if name in by_name
+        }
+    return found

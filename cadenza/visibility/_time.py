@@ -35,15 +35,22 @@ def parse_rfc3339(text: str) -> int | None:
         offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
     try:
         naive = datetime(year, month, day, hour, minute, second, int(fraction))
-    except ValueError:
+        # An offset can carry a date at either end of the calendar past year 1 or 9999 in UTC.
+        return datetime_to_micros(naive.replace(tzinfo=UTC) - offset)
+    except (ValueError, OverflowError):
         return None
-    return datetime_to_micros(naive.replace(tzinfo=UTC) - offset)
 
 
 def datetime_to_micros(value: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+MIN_MICROS = datetime_to_micros(datetime.min.replace(tzinfo=UTC))
+"""The earliest instant (0001-01-01T00:00:00Z) that converts back to a datetime and to RFC 3339."""
+MAX_MICROS = datetime_to_micros(datetime.max.replace(tzinfo=UTC))
+"""The latest one (9999-12-31T23:59:59.999999Z)."""
 
 
 def micros_to_datetime(micros: int) -> datetime:

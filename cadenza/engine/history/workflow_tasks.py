@@ -43,13 +43,26 @@ def encode_token(
     return json.dumps(fields).encode()
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def decode_workflow_token(token: bytes) -> tuple[str, str, str, int, int, int, str]:
+    """The fields of a workflow or activity task token; ``InvalidArgumentError`` naming the problem
+    for anything else (tokens come from workers, so from anyone who can call the frontend)."""
     try:
         ns, wid, rid, sid, attempt, started, *rest = json.loads(token)
         request_id = str(rest[0]) if rest else ""
-        return str(ns), str(wid), str(rid), int(sid), int(attempt), int(started), request_id
+        # int() of a float truncates and of inf overflows: ids and attempts are whole JSON numbers.
+        numbers = (sid, attempt, started)
+        if not all(type(n) is int for n in numbers):
+            raise ValueError(f"event ids and attempt must be integers, got {numbers!r}")
+        if not all(n in _INT64 for n in numbers):
+            raise ValueError("event ids and attempt must fit in 64 bits")
+        return str(ns), str(wid), str(rid), sid, attempt, started, request_id
     except (ValueError, TypeError) as e:
         raise InvalidArgumentError(f"task_token is malformed: {e}") from None
+    except RecursionError:
+        raise InvalidArgumentError("task_token is malformed: JSON nested too deeply") from None
 
 
 def decode_token(token: bytes) -> tuple[str, str, str, int, int, int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -239,10 +240,29 @@ def _console() -> Any:
 
 
 def parse_json_args(values: Sequence[str], what: str = "--input") -> list[Any]:
+    """Each value parsed as JSON; ``click.BadParameter`` naming the value otherwise. Numbers must be
+    finite (``NaN``, ``Infinity`` and ``1e999`` are not JSON values a workflow could get back)."""
     out = []
     for i, v in enumerate(values):
         try:
-            out.append(json.loads(v))
+            out.append(json.loads(v, parse_float=_finite_float, parse_constant=_no_constant))
         except ValueError as e:
-            raise click.BadParameter(f"value {i + 1} is not JSON ({e}): {v!r}", param_hint=what) from None
+            raise click.BadParameter(
+                f"value {i + 1} is not JSON ({e}): {v[:200]!r}", param_hint=what
+            ) from None
+        except RecursionError:
+            raise click.BadParameter(
+                f"value {i + 1} nests arrays or objects too deeply: {v[:200]!r}", param_hint=what
+            ) from None
     return out
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

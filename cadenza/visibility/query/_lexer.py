@@ -33,6 +33,7 @@ class Token:
 
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+_MAX_NUMBER_LENGTH = 400
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("!=", "<>", ">=", "<=", "=", "<", ">")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
@@ -63,6 +64,14 @@ def tokenize(query: str) -> list[Token]:
             i = end + 1
         elif (m := _NUMBER.match(query, i)) is not None:
             text = m.group()
+            if len(text) > _MAX_NUMBER_LENGTH:
+                # int() refuses more than 4300 digits, and no Int or Double needs a tenth of that.
+                raise QueryError(
+                    f"number of {len(text)} characters (at most {_MAX_NUMBER_LENGTH})",
+                    query=query,
+                    position=i,
+                    token=text,
+                )
             value: int | float = float(text) if (m.group(1) or m.group(2)) else int(text)
             tokens.append(Token(Kind.NUMBER, text, value, i))
             i = m.end()

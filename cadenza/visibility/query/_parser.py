@@ -20,6 +20,7 @@ every error names the token and its position.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 from cadenza.visibility._time import parse_rfc3339
@@ -62,6 +63,9 @@ _SUPPORTED: Mapping[T, tuple[str, ...]] = {
 _STATUS_OPS = ("=", "!=", "IN")
 _STATUS_NAMES = ("Running", "Completed", "Failed", "Canceled", "Terminated", "ContinuedAsNew", "TimedOut")
 _INT64 = (-(2**63), 2**63 - 1)
+MAX_NESTING = 64
+"""Parentheses nested deeper than this are refused: the parser recurses once per level, and no
+real filter needs more than a handful."""
 
 
 def parse_query(query: str, types: Mapping[str, SearchAttributeType]) -> Query:
@@ -78,6 +82,7 @@ class _Parser:
         self.types = types
         self.tokens = tokenize(query)
         self.i = 0
+        self.depth = 0
 
     # -- tokens ----------------------------------------------------------------------------------
 
@@ -145,8 +150,12 @@ class _Parser:
 
     def primary(self) -> Expr:
         if self.tok.kind is Kind.LPAREN:
+            if self.depth == MAX_NESTING:
+                raise self.error(f"parentheses nested deeper than {MAX_NESTING} levels")
             self.advance()
+            self.depth += 1
             inner = self.expr()
+            self.depth -= 1
             self.expect(Kind.RPAREN)
             return inner
         if self.tok.kind is not Kind.IDENT:
@@ -242,6 +251,8 @@ class _Parser:
             raise self.error(
                 f"{attr.name} has type {attr.type.value}: {_describe(tok)} is not {_EXPECTED[attr.type]}", tok
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(f"{attr.name} has type Double: value {tok.text} is out of range", tok)
         if attr.name == "ExecutionStatus" and value not in _STATUS_NAMES:
             raise self.error(
                 f"ExecutionStatus has no value {tok.value!r} (one of {', '.join(_STATUS_NAMES)})", tok

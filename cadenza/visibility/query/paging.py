@@ -11,14 +11,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 
+from cadenza.visibility._time import MAX_MICROS, MIN_MICROS
 from cadenza.visibility.errors import InvalidPageTokenError
 from cadenza.visibility.query._ast import Attribute, OrderBy, Query, Seek, conjoin
 from cadenza.visibility.record import VisibilityRecord
 from cadenza.visibility.search_attributes import SearchAttributeType
 
 _VERSION = 1
+_INT64 = (-(2**63), 2**63 - 1)
 
 DEFAULT_ORDER = OrderBy(Attribute("StartTime", SearchAttributeType.DATETIME, True), descending=True)
 """The order of a list without ORDER BY: newest first."""
@@ -44,7 +47,7 @@ def decode_page_token(token: bytes, order: OrderBy) -> Seek:
     try:
         body = json.loads(base64.urlsafe_b64decode(token))
         version, name, descending, value, run_id = body["v"], body["o"], body["d"], body["s"], body["r"]
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         raise InvalidPageTokenError("invalid page token: not produced by a list or scan") from None
     if version != _VERSION or not isinstance(run_id, str):
         raise InvalidPageTokenError("invalid page token: unknown format")
@@ -53,9 +56,30 @@ def decode_page_token(token: bytes, order: OrderBy) -> Seek:
             f"invalid page token: it continues ORDER BY {name} {'DESC' if descending else 'ASC'}, "
             f"not ORDER BY {order.attribute.name} {'DESC' if order.descending else 'ASC'}"
         )
-    if value is not None and not isinstance(value, str | int | float | bool):
-        raise InvalidPageTokenError("invalid page token: bad sort value")
+    if value is not None and not _fits(order.attribute.type, value):
+        # The value reaches SQLite as a parameter and Elasticsearch as JSON: an int past 64 bits,
+        # an infinity or a datetime past year 9999 would fail there, not here.
+        raise InvalidPageTokenError(
+            f"invalid page token: sort value {str(value)[:40]!r} is not a {order.attribute.type.value} "
+            f"value of {order.attribute.name}"
+        )
     return Seek(order.attribute, order.descending, value, run_id)
+
+
+def _fits(type_: SearchAttributeType, value: object) -> bool:
+    """Whether ``value`` is what ``VisibilityRecord.query_value`` gives for an attribute of ``type_``."""
+    T = SearchAttributeType
+    if type_ is T.BOOL:
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if type_ is T.INT:
+        return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
+    if type_ is T.DATETIME:
+        return isinstance(value, int) and MIN_MICROS <= value <= MAX_MICROS
+    if type_ is T.DOUBLE:
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, str)
 
 
 def resume(query: Query, token: bytes | None, default_order: OrderBy = DEFAULT_ORDER) -> Query:
