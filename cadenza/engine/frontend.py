@@ -324,7 +324,7 @@ class Frontend(
             if not request.wait_new_event and not request.close_event_only:
                 return GetHistoryResponse([], None, ms.info.run_id)
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self.history.stopping:  # stopping: the client polls again elsewhere
                 return GetHistoryResponse([], request.next_page_token or b"1", ms.info.run_id)
             await self.history.wait_for_change(ctx, remaining, close_only=request.close_event_only)
 
@@ -379,7 +379,9 @@ class Frontend(
                 return None
             first = False
             # ``timeout_s`` 0: take a queued task if there is one, without waiting.
-            task = await self.matching.poll(ns_id, task_queue, WORKFLOW_TASK, max(remaining, 0.0))
+            task = await self.matching.poll(
+                ns_id, task_queue, WORKFLOW_TASK, max(remaining, 0.0), identity=identity
+            )
             if task is None:
                 return None
             if task.query is not None:
@@ -586,7 +588,7 @@ class Frontend(
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
-            task = await self.matching.poll(ns_id, task_queue, ACTIVITY_TASK, remaining)
+            task = await self.matching.poll(ns_id, task_queue, ACTIVITY_TASK, remaining, identity=identity)
             if task is None:
                 return None
             resp = await self._start_activity_task(namespace, task, identity)

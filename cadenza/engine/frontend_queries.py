@@ -1,5 +1,5 @@
-"""The frontend's queries and sticky execution. A mixin of ``Frontend`` (which owns ``history``,
-``matching``, ``query_timeout_s`` and ``_ns_id``).
+"""The frontend's queries, sticky execution and task queue descriptions. A mixin of ``Frontend``
+(which owns ``history``, ``matching``, ``query_timeout_s`` and ``_ns_id``).
 
 Sticky execution, as the anchors do it: a worker that completes a workflow task names its own
 sticky queue (``RespondWorkflowTaskCompletedRequest.sticky_task_queue``); the run's mutable state
@@ -8,6 +8,9 @@ events after the last task that worker completed. A task left unstarted on the s
 sticky schedule-to-start timeout falls back to the normal queue (``Host._sticky_timed_out``), and a
 worker that lets a run go says so (``reset_sticky_task_queue``), so the next task goes to the normal
 queue at once. Either way the task started from the normal queue carries the whole history.
+
+``describe_task_queue`` (Temporal's DescribeTaskQueue) answers from this host's matching: the
+pollers it saw recently (``matching_pollers``) and the tasks it holds in memory.
 """
 
 from __future__ import annotations
@@ -16,15 +19,29 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from cadenza.engine.errors import DeadlineExceededError, QueryFailedError, QueryRejectedError
+from cadenza.engine.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    QueryFailedError,
+    QueryRejectedError,
+)
 from cadenza.engine.forwarding import forwardable
 from cadenza.engine.history import limits
 from cadenza.engine.history import workflow_tasks as wft
-from cadenza.engine.matching import WORKFLOW_TASK, MatchTask
+from cadenza.engine.matching import ACTIVITY_TASK, WORKFLOW_TASK, MatchTask
 from cadenza.schemas.events import EventType, HistoryEvent
-from cadenza.schemas.service import PollWorkflowTaskResponse, WorkflowExecution, WorkflowTaskQuery
+from cadenza.schemas.service import (
+    DescribeTaskQueueResponse,
+    PollWorkflowTaskResponse,
+    WorkflowExecution,
+    WorkflowTaskQuery,
+)
 
 Payloads = list[dict[str, Any]]
+
+TASK_QUEUE_TYPES = {"workflow": WORKFLOW_TASK, "activity": ACTIVITY_TASK}
+"""``DescribeTaskQueue``'s ``task_queue_type`` (Temporal's CLI spelling); "" means workflow."""
+MAX_TASK_QUEUE_NAME = 1000
 
 
 @dataclass(slots=True)
@@ -57,6 +74,30 @@ class TaskQueueOperations:
         )
         if sticky:
             self.matching.redirect_sticky(ns_id, sticky, execution.run_id)
+
+    # -- task queues ---------------------------------------------------------------------------------
+
+    async def describe_task_queue(
+        self, namespace: str, task_queue: str, task_queue_type: str = "workflow"
+    ) -> DescribeTaskQueueResponse:
+        """The pollers of ``task_queue`` seen recently and its backlog held in memory, for one task
+        type (``workflow`` or ``activity``)."""
+        if not task_queue.strip():
+            raise InvalidArgumentError("task_queue is required")
+        if len(task_queue) > MAX_TASK_QUEUE_NAME:
+            raise InvalidArgumentError(
+                f"task_queue is {len(task_queue)} characters long; the limit is {MAX_TASK_QUEUE_NAME}"
+            )
+        task_type = TASK_QUEUE_TYPES.get(task_queue_type.lower() or "workflow")
+        if task_type is None:
+            raise InvalidArgumentError(
+                f"task_queue_type must be workflow or activity (got {task_queue_type!r})"
+            )
+        ns_id = await self._ns_id(namespace)
+        return DescribeTaskQueueResponse(
+            pollers=self.matching.pollers(ns_id, task_queue, task_type),
+            backlog_count_hint=self.matching.backlog(ns_id, task_queue, task_type),
+        )
 
     # -- queries -------------------------------------------------------------------------------------
 

@@ -259,28 +259,42 @@ class Host:
             except Exception as e:
                 log.warning("refreshing namespaces failed: %s", e)
 
-    async def stop(self) -> None:
+    def end_long_polls(self) -> None:
+        """The first step of a stop, once no new call is admitted: task polls and history waits in
+        flight are answered empty at once, so their clients poll again elsewhere or after the
+        restart rather than holding on to a server that is going."""
+        self.matching.drain()
+        self.history.end_long_polls()
+
+    async def stop(self, *, publish_for_s: float = 0.0) -> None:
+        """Stops the engine in order (``docs/architecture.md``, "Graceful stop"): long polls end;
+        runs write what they hold only in memory; matching saves its backlogs' ack levels; the
+        queue processors stop, the outboxes publishing what they hold for up to ``publish_for_s``;
+        the queues save their ack levels; the shards are released to their next owner. The stores
+        are the caller's to close."""
         if self._refresher is not None:
             self._refresher.cancel()
             await asyncio.gather(self._refresher, return_exceptions=True)
         for task in list(self._takeovers):
             task.cancel()
         await asyncio.gather(*self._takeovers, return_exceptions=True)
+        self.end_long_polls()
+        await self.history.stop()
+        await self.matching.stop()
+        await self.queues.stop(publish_for_s=publish_for_s)
+        # After the outbox: its replication tasks go out through this publisher.
         if self.replication is not None:
             await self.replication.stop()
-        await self.history.stop()
-        self.matching.drain()
-        await self.matching.stop()
-        await self.queues.stop()
+        try:
+            await self.queues.flush_ack_levels()
+        except Exception:
+            log.warning("could not save queue ack levels at shutdown; tasks will be re-processed")
+        await self.history.release_shards()
         if self._indexer is not None:
             await self._indexer.stop()
         close = getattr(self.visibility_sink, "close", None)
         if close is not None:
             await close()
-        try:
-            await self.queues.flush_ack_levels()
-        except Exception:
-            log.warning("could not save queue ack levels at shutdown; tasks will be re-processed")
 
     # -- the visibility outbox ----------------------------------------------------------------------
 

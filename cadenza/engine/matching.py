@@ -16,6 +16,8 @@ Sticky queues (sticky execution) are ordinary queues named by one worker. A work
 one carries the run's normal queue (``MatchTask.normal_queue``): queued there unstarted for its
 schedule-to-start timeout (a timer of the engine's clock, armed through ``on_sticky_queued``), it
 is withdrawn and offered to the normal queue instead (``fall_back``).
+
+Every poll is remembered, by the poller's identity, for ``DescribeTaskQueue`` (``matching_pollers``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cadenza.engine.errors import UnavailableError
 from cadenza.engine.matching_backlog import MAX_TASK_ID, Backlog, BacklogConfig
+from cadenza.engine.matching_pollers import PollerHistoryConfig, PollerKey, pollers, trim
 from cadenza.engine.persistence.protocols import TaskQueueStore
+from cadenza.schemas.service import PollerInfo
 
 WORKFLOW_TASK = 0
 ACTIVITY_TASK = 1
@@ -70,6 +75,12 @@ class TaskQueue:
         self.queries: collections.deque[MatchTask] = collections.deque()
         self.pollers: collections.deque[asyncio.Future[MatchTask | None]] = collections.deque()
         self.last_poll_time = 0.0
+        self.pollers_seen: dict[PollerKey, int] = {}
+        """Where a poll of this queue is remembered: the queue's own pollers, or for a sticky queue
+        whose normal queue is known, that queue's (``matching_pollers``)."""
+        self.sticky_name = ""
+        """For a sticky queue recorded in its normal queue's pollers: its own name (the key's
+        second half); "" otherwise."""
         self.backlog: Backlog | None = None
         self._engine = engine
         self._key = key
@@ -155,19 +166,31 @@ class MatchingEngine:
         config: BacklogConfig | None = None,
         now: Callable[[], float] = time.monotonic,
         now_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        poller_history: PollerHistoryConfig | None = None,
     ) -> None:
         self._store = store
         self.config = config or BacklogConfig()
         self._now = now
         self._now_us = now_us
         self._queues: dict[tuple[str, str, int], TaskQueue] = {}
+        self.poller_history = poller_history or PollerHistoryConfig()
         self._query_ids = itertools.count(1)
         self.on_sticky_queued: Callable[[MatchTask], None] | None = None
         """Called when a workflow task is queued on a sticky queue: arms its fallback timer."""
         self.metrics: Any = None
         """``cadenza.metrics.ServerMetrics``: records each task's schedule-to-start latency."""
+        self.draining = False
+        """Set by ``drain`` (the server is stopping): no poll gets a task any more."""
+
+    def _link_sticky(self, q: TaskQueue, task: MatchTask) -> None:
+        """The first task on a sticky queue names the run's normal queue: from now on this
+        worker's sticky polls are remembered there, beside its normal ones."""
+        normal = self.queue(task.namespace_id, task.normal_queue, task.task_type)
+        q.pollers_seen, q.sticky_name = normal.pollers_seen, task.task_queue
 
     def _offer(self, q: TaskQueue, task: MatchTask) -> None:
+        if task.normal_queue and not q.sticky_name:
+            self._link_sticky(q, task)
         if q.offer(task) and task.normal_queue and self.on_sticky_queued is not None:
             self.on_sticky_queued(task)
 
@@ -238,6 +261,8 @@ class MatchingEngine:
             return False
         task.task_queue = name
         task.task_type = task_type
+        if task.normal_queue and not q.sticky_name:
+            self._link_sticky(q, task)
         return q.hand_over(task)
 
     def reoffer(self, task: MatchTask) -> None:
@@ -275,10 +300,19 @@ class MatchingEngine:
             self.fall_back(t)
         return len(moved)
 
-    async def poll(self, namespace_id: str, name: str, task_type: int, timeout_s: float) -> MatchTask | None:
+    async def poll(
+        self, namespace_id: str, name: str, task_type: int, timeout_s: float, *, identity: str = ""
+    ) -> MatchTask | None:
+        if self.draining:
+            # Refused rather than answered empty: a worker would poll again at once, in a loop.
+            raise UnavailableError(f"task queue {name!r}: matching is stopping; poll another server")
         q = self.queue(namespace_id, name, task_type)
         loop = asyncio.get_running_loop()
         q.last_poll_time = loop.time()
+        seen = q.pollers_seen
+        seen[identity, q.sticky_name] = self._now_us()  # one dict write: the poll path stays fast
+        if len(seen) > self.poller_history.max_size:
+            trim(seen, self._now_us(), self.poller_history)
         task = q.take()
         if task is not None or timeout_s <= 0:
             if task is not None and self.metrics is not None:
@@ -320,6 +354,17 @@ class MatchingEngine:
             return False
         return bool(q.pollers) or asyncio.get_running_loop().time() - q.last_poll_time < within_s
 
+    def pollers(self, namespace_id: str, name: str, task_type: int) -> list[PollerInfo]:
+        """The pollers of the queue seen within the poller history's expiry, most recent first;
+        for a workflow queue each with the sticky queue it polls, if any."""
+        q = self._queues.get((namespace_id, name, task_type))
+        if q is None:
+            return []
+        found = pollers(q.pollers_seen, self._now_us(), self.poller_history)
+        if q.sticky_name:  # a sticky queue shares its normal queue's record: only its own worker
+            found = [p for p in found if p.sticky_task_queue == q.sticky_name]
+        return found
+
     def backlog(self, namespace_id: str, name: str, task_type: int) -> int:
         """Tasks of the queue held in memory (queued, or read back from the store)."""
         q = self._queues.get((namespace_id, name, task_type))
@@ -329,9 +374,13 @@ class MatchingEngine:
         return f"q{next(self._query_ids)}"
 
     def drain(self) -> None:
-        """Fails every waiting poller (server shutdown)."""
+        """The server is stopping: every waiting poller is answered empty at once, as the anchors'
+        matching does on shutdown, so its worker polls again (elsewhere, or here after the
+        restart) instead of waiting out its long poll; later polls are refused (``poll``). Queued
+        tasks stay backed by their source rows (or the store) and are offered again after it."""
+        self.draining = True
         for q in self._queues.values():
             while q.pollers:
                 p = q.pollers.popleft()
                 if not p.done():
-                    p.cancel()
+                    p.set_result(None)

@@ -32,7 +32,7 @@ def cli(ctx: click.Context, cli_log_format: str | None, **conn: Any) -> None:
     """Cadenza: a durable, event-sourced workflow engine.
 
     Connection options given here apply to every command (as with tctl's global flags); a command's
-    own options win. Short forms: `n` for namespace, `wf` for workflow.
+    own options win. Short forms: `n` for namespace, `wf` for workflow, `tq` for task-queue.
     """
     if cli_log_format is not None:
         from cadenza.ops import logsetup
@@ -52,6 +52,7 @@ def _register() -> None:
     from cadenza.ops.commands import workflow_ops  # noqa: F401  (registers count/reset/reset-batch)
     from cadenza.ops.commands.namespace import namespace
     from cadenza.ops.commands.server import server
+    from cadenza.ops.commands.task_queue import task_queue
     from cadenza.ops.commands.workflow import workflow
     from cadenza.ops.devservices.cli import services
 
@@ -60,9 +61,12 @@ def _register() -> None:
         cli.add_command(server)
         cli.add_command(namespace)
         cli.add_command(workflow)
+        cli.add_command(task_queue)
         admin_commands.register(cli)
         root: AliasedGroup = cli  # type: ignore[assignment]
-        root.aliases.update({"n": "namespace", "ns": "namespace", "wf": "workflow", "w": "workflow"})
+        root.aliases.update(
+            {"n": "namespace", "ns": "namespace", "wf": "workflow", "w": "workflow", "tq": "task-queue"}
+        )
 
 
 def main() -> None:

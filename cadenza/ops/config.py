@@ -84,7 +84,9 @@ from cadenza.ops.config_sections import (
     PublicClient,
     Service,
     Services,
+    Shutdown,
     TracingConfig,
+    drain_timeout_s,
     error_lines,
     not_supported,
 )
@@ -626,7 +628,13 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         authorization=authorization_settings(doc),
         frontend_limits=frontend.limits.to_engine() if frontend.limits is not None else None,
         ui=_ui(config.ui),
+        drain_timeout_s=_drain_timeout_s(config),
     )
+
+
+def _drain_timeout_s(config: ServerConfig) -> float:
+    shutdown = config.global_.shutdown if config.global_ is not None else None
+    return drain_timeout_s(shutdown.drainTimeout if shutdown is not None else Shutdown().drainTimeout)
 
 
 def _ui(ui: UIConfig | None) -> Any:

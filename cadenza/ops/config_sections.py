@@ -134,8 +134,37 @@ class Membership(_Strict):
         return None if value is None else _ip(value)
 
 
+MAX_DRAIN_TIMEOUT_S = 3600.0
+"""The longest graceful stop a config may ask for: a stop that waits longer is no longer graceful
+for whatever restarts the process (a deployment, an orchestrator's own kill timeout)."""
+
+
+def drain_timeout_s(value: str | float) -> float:
+    """Seconds from a ``drainTimeout`` such as ``10s`` or ``500ms``; raises ValueError naming the
+    value and the limit."""
+    seconds = parse_duration(value)
+    if seconds > MAX_DRAIN_TIMEOUT_S:
+        raise ValueError(f"{value!r} is longer than the limit of {MAX_DRAIN_TIMEOUT_S:g} s")
+    return seconds
+
+
+class Shutdown(_Strict):
+    """``global.shutdown``: the graceful stop that SIGTERM and SIGINT start."""
+
+    drainTimeout: str | float = "10s"
+    """How long the calls in flight get to finish (then they are cancelled); the engine's own
+    stop comes after, within what is left of it."""
+
+    @field_validator("drainTimeout")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        drain_timeout_s(value)
+        return value
+
+
 class GlobalConfig(_Strict):
     membership: Membership | None = None
+    shutdown: Shutdown | None = None
     metrics: dict[str, Any] | None = None
     """Validated by ``cadenza.metrics.config`` (with the per-role blocks)."""
     authorization: dict[str, Any] | None = None

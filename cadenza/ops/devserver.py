@@ -2,8 +2,10 @@
 
 ``ServerProcess`` opens the stores, starts the host (history shards, queue processors, matching),
 registers the namespaces asked for and serves the frontend over gRPC. ``serve_forever`` adds what a
-process needs: SIGTERM/SIGINT start a clean shutdown (stop accepting calls, let in-flight calls
-finish briefly, save queue ack levels, close the database).
+process needs: SIGTERM/SIGINT start a graceful stop (``ServerProcess.shutdown``: health NOT_SERVING,
+new calls refused with UNAVAILABLE, long polls answered empty, calls in flight given
+``drain_timeout_s``, then the engine stops in order and hands its shards over), and exit 0; a second
+SIGTERM/SIGINT during it exits at once, as a crash would.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -46,6 +51,25 @@ def server_version() -> str:
         return metadata.version("cadenza")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+DEFAULT_DRAIN_TIMEOUT_S = 10.0
+"""How long a graceful stop waits for the calls in flight (the anchors' ``shutdownDrainDuration``
+plays this part; a worker's long poll is answered at once, so only short calls are waited for)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopTimes:
+    """How a graceful stop went (``ServerProcess.shutdown``), in seconds from its start."""
+
+    drained_s: float
+    """When no call was in flight any more (or the deadline came)."""
+    total_s: float
+    """When the engine had stopped and the stores were closed."""
+    calls_cut_off: int
+    """Calls still in flight at the deadline, cancelled (their clients retry them)."""
+    calls_refused: int
+    """New calls refused with UNAVAILABLE during the stop."""
 
 
 @dataclass
@@ -95,6 +119,9 @@ class ServerSettings:
     ui: Any = None
     """``cadenza.ui.UISettings``: serve the web UI (``start-dev --ui-port``, the config's ``ui``);
     None: no UI."""
+    drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
+    """A graceful stop gives the calls in flight this long to finish, and the outboxes what is left
+    of it to publish what they hold (``global.shutdown.drainTimeout``, ``--drain-timeout``)."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -220,12 +247,11 @@ class ServerProcess:
         # Imported here: a server without the UI does not load the HTTP stack.
         from cadenza.sdk._local import local_service
         from cadenza.ui import UIServer
-        from cadenza.ui.task_queues import task_queue_info
 
         assert self.host is not None
         # The same in-process client the SDK uses, so the UI sees the API's errors and rules.
         service: Any = local_service(self.host.frontend)
-        self.ui = UIServer(service, settings, task_queue_info=task_queue_info(self.host))
+        self.ui = UIServer(service, settings)
         if await self.ui.start():
             log.info("web UI on %s", self.ui.url)
 
@@ -311,7 +337,35 @@ class ServerProcess:
         self._closers += [bus, remote]
         return ReplicationConfig(bus, topics, remote=remote, forwarding=s.forwarding)
 
-    async def stop(self, grace: float = 1.0) -> None:
+    async def shutdown(self) -> StopTimes:
+        """The graceful stop: the health service answers NOT_SERVING and new calls are refused
+        with UNAVAILABLE at once (both while the listener stays open, so clients hear it), long
+        polls in flight are answered empty, the other calls in flight get until
+        ``drain_timeout_s`` (then they are cancelled), and the engine stops in order within what
+        is left of it (``Host.stop``): nothing acknowledged is lost, and the shards are left to
+        their next owner."""
+        started = time.monotonic()
+        deadline = started + self.settings.drain_timeout_s
+        if self.rpc is not None:
+            await self.rpc.begin_stop()
+        if self.ui is not None:  # the UI is a client of the frontend: no new work from it either
+            await self.ui.stop()
+            self.ui = None
+        if self.host is not None:
+            self.host.end_long_polls()
+        cut_off = refused = 0
+        if self.rpc is not None:
+            await self.rpc.wait_idle(deadline - time.monotonic())
+            cut_off, refused = self.rpc.calls.count, self.rpc.calls.refused
+        drained = time.monotonic()
+        if cut_off:
+            log.warning("%d calls still in flight after %.1f s are cancelled", cut_off, drained - started)
+        await self.stop(0.0, publish_for_s=max(deadline - drained, 0.0))
+        return StopTimes(drained - started, time.monotonic() - started, cut_off, refused)
+
+    async def stop(self, grace: float = 1.0, *, publish_for_s: float = 0.0) -> None:
+        """Stops everything now: calls in flight get ``grace`` seconds, the outboxes
+        ``publish_for_s`` (``shutdown`` is the graceful stop)."""
         if self.ui is not None:
             await self.ui.stop()
             self.ui = None
@@ -328,7 +382,7 @@ class ServerProcess:
             self._auth = None
         if self.host is not None:
             host, self.host = self.host, None
-            await host.stop()
+            await host.stop(publish_for_s=publish_for_s)
             await host.stores.close()
         if self.dynamic_config is not None:
             await self.dynamic_config.stop()
@@ -340,13 +394,28 @@ class ServerProcess:
 
 
 async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> None:
-    """Serves until SIGTERM or SIGINT, then shuts down cleanly."""
+    """Serves until SIGTERM or SIGINT, then stops gracefully (``ServerProcess.shutdown``) and
+    returns; a second SIGTERM or SIGINT during that stop exits the process at once."""
     server = ServerProcess(settings)
     port = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        # Asked twice: the operator will not wait. Exiting now is a crash, which loses nothing
+        # acknowledged (every acknowledged write is durable); only the handover is skipped.
+        print(
+            f"Cadenza server: {signal.Signals(signum).name} again, exiting at once",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(128 + signum)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     if announce:
         # A line on stdout, whatever the log level: scripts and tests wait for it.
         s = settings
@@ -363,7 +432,17 @@ async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> N
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        log.info("shutting down")
-        await server.stop()
+        log.info("shutting down", extra={"drain_timeout_s": settings.drain_timeout_s})
+        try:
+            times = await server.shutdown()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    if announce:
+        # Beside the ready line: how long the stop took, for scripts and benchmarks.
+        print(
+            f"Cadenza server stopped in {times.total_s:.2f} s (calls drained in {times.drained_s:.2f} s; "
+            f"{times.calls_refused} refused, {times.calls_cut_off} cut off at the "
+            f"{settings.drain_timeout_s:g} s deadline)",
+            flush=True,
+        )

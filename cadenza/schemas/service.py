@@ -439,6 +439,28 @@ class ListWorkflowExecutionsResponse:
 
 
 @dataclass(slots=True)
+class PollerInfo:
+    """A worker seen polling a task queue recently (Temporal's ``PollerInfo``)."""
+
+    identity: str
+    last_access_time: int
+    """When it last polled, wall-clock microseconds."""
+    sticky_task_queue: str = ""
+    """For a workflow task queue: the worker's own sticky queue, when it polls one."""
+
+
+@dataclass(slots=True)
+class DescribeTaskQueueResponse:
+    """One task queue and task type as matching sees it (``DescribeTaskQueue``)."""
+
+    pollers: list[PollerInfo] = field(default_factory=list)
+    """Seen within the last few minutes, most recent first."""
+    backlog_count_hint: int = 0
+    """Tasks held in memory by this server's matching (queued, or read back from the store);
+    tasks waiting only in the store are not counted."""
+
+
+@dataclass(slots=True)
 class CountWorkflowExecutionsResponse:
     count: int
     groups: dict[str, int] = field(default_factory=dict)

@@ -54,6 +54,7 @@ from cadenza.schemas.events import HistoryEvent
 from cadenza.schemas.registry import SchemaError
 from cadenza.schemas.service import (
     CountWorkflowExecutionsResponse,
+    DescribeTaskQueueResponse,
     DescribeWorkflowResponse,
     FailoverResponse,
     GetHistoryRequest,
@@ -61,6 +62,7 @@ from cadenza.schemas.service import (
     ListWorkflowExecutionsResponse,
     NamespaceInfo,
     PollActivityTaskResponse,
+    PollerInfo,
     PollWorkflowTaskResponse,
     RespondWorkflowTaskCompletedRequest,
     RespondWorkflowTaskFailedRequest,
@@ -167,6 +169,9 @@ def channel_options() -> list[tuple[str, Any]]:
         ("grpc.enable_retries", 0),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
+        # A server that stops gracefully is back after its restart within seconds: reconnect
+        # attempts at most 2 s apart find it (grpc's default backoff grows to two minutes).
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
 
 
@@ -740,6 +745,18 @@ class GrpcService:
 
     async def update_namespace(self, info: NamespaceInfo) -> None:
         await self.call("UpdateNamespace", {"namespace": cv.namespace_to_record(info)})
+
+    async def describe_task_queue(
+        self, namespace: str, task_queue: str, task_queue_type: str = "workflow"
+    ) -> DescribeTaskQueueResponse:
+        r = await self.call(
+            "DescribeTaskQueue",
+            {"namespace": namespace, "task_queue": task_queue, "task_queue_type": task_queue_type},
+        )
+        return DescribeTaskQueueResponse(
+            [PollerInfo(p["identity"], p["last_access_time"], p["sticky_task_queue"]) for p in r["pollers"]],
+            r["backlog_count_hint"],
+        )
 
     async def describe_cluster(self) -> dict[str, Any]:
         r = await self.call("DescribeCluster", {})

@@ -53,6 +53,7 @@ RETRIED_CALLS = frozenset(
         "list_archived_workflow_executions",
         "get_search_attributes",
         "get_cluster_info",
+        "describe_task_queue",
     }
 )
 """The calls retried on UNAVAILABLE: those of the client that are safe to repeat."""

@@ -54,6 +54,7 @@ RETRIED_ON_OVERLOAD = frozenset(
         "GetSearchAttributes",
         "GetClusterInfo",
         "DescribeCluster",
+        "DescribeTaskQueue",
     }
 )
 """API methods retried after an overload refusal (see the module docstring for why these)."""

@@ -10,10 +10,10 @@ action, 502 for a server that failed.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from aiohttp import web
 from cadenza.schemas.events import EventType
 from cadenza.schemas.service import (
     CountWorkflowExecutionsResponse,
+    DescribeTaskQueueResponse,
     GetHistoryRequest,
     ListWorkflowExecutionsResponse,
     WorkflowExecution,
@@ -34,13 +35,8 @@ from cadenza.sdk.exceptions import (
     WorkflowNotFoundError,
 )
 from cadenza.sdk.history import WorkflowHistory
-from cadenza.ui.encoding import (
-    TimelineBuilder,
-    decode_token,
-    encode_token,
-    event_json,
-    readable,
-)
+from cadenza.ui.encoding import decode_token, encode_token, event_json, readable
+from cadenza.ui.timeline import Timelines
 
 MAX_PAGE_SIZE = 1000
 """The most rows (or events) one page of the API returns: the frontend's own limit for lists."""
@@ -62,8 +58,8 @@ _HTTP_STATUS = {
 
 
 class UIService(WorkflowService, Protocol):
-    """The calls the UI makes beyond the workers' ``WorkflowService``: visibility, reset and the
-    cluster's description (both ``LocalService`` and ``GrpcService`` have them)."""
+    """The calls the UI makes beyond the workers' ``WorkflowService``: visibility, reset, task
+    queues and the cluster's description (both ``LocalService`` and ``GrpcService`` have them)."""
 
     async def list_workflow_executions(
         self, namespace: str, query: str = "", page_size: int = 100, next_page_token: bytes | None = None
@@ -84,14 +80,13 @@ class UIService(WorkflowService, Protocol):
         identity: str = "",
     ) -> str: ...
 
+    async def describe_task_queue(
+        self, namespace: str, task_queue: str, task_queue_type: str = "workflow"
+    ) -> DescribeTaskQueueResponse: ...
+
     async def describe_cluster(self) -> dict[str, Any]: ...
 
     async def get_search_attributes(self) -> dict[str, str]: ...
-
-
-TaskQueueInfo = Callable[[str, str], Awaitable[dict[str, Any]]]
-"""``(namespace, task queue) -> {"workflow": {...}, "activity": {...}}``: the pollers and backlog of
-both kinds of the queue, as the server's matching sees them (in process only)."""
 
 
 class ApiError(Exception):
@@ -185,9 +180,9 @@ def _str_field(body: dict[str, Any], name: str, *, required: bool = False, limit
 class UIApi:
     """The handlers; ``routes`` lists them for the application."""
 
-    def __init__(self, service: UIService, *, task_queue_info: TaskQueueInfo | None = None) -> None:
+    def __init__(self, service: UIService) -> None:
         self.service = service
-        self.task_queue_info = task_queue_info
+        self.timelines = Timelines(service)
 
     def routes(self) -> list[web.RouteDef]:
         ns = "/api/v1/namespaces/{namespace}"
@@ -229,11 +224,19 @@ class UIApi:
         return _json(await self.service.describe_cluster())
 
     async def describe_task_queue(self, request: web.Request) -> web.Response:
+        """Both task types of the queue: ``DescribeTaskQueue`` twice, as Temporal's UI asks."""
         namespace, name = request.match_info["namespace"], request.match_info["task_queue"]
-        await self.service.describe_namespace(namespace)
-        if self.task_queue_info is None:
-            raise ApiError(501, "UNIMPLEMENTED", "task queue details are shown only by the server's own UI")
-        return _json({"name": name, **await self.task_queue_info(namespace, name)})
+        workflow, activity = await asyncio.gather(
+            self.service.describe_task_queue(namespace, name, "workflow"),
+            self.service.describe_task_queue(namespace, name, "activity"),
+        )
+        return _json(
+            {
+                "name": name,
+                "workflow": _task_queue_json(workflow),
+                "activity": _task_queue_json(activity),
+            }
+        )
 
     # -- workflows -----------------------------------------------------------------------------------
 
@@ -349,26 +352,10 @@ class UIApi:
         )
 
     async def timeline(self, request: web.Request) -> web.Response:
+        """Activities, timers and children as spans, folded from the run's history page by page
+        and kept (``cadenza.ui.timeline``: bounded per request, and capped for very long runs)."""
         namespace, execution = self._execution(request)
-        run_id, events = await self._all_events(namespace, execution)
-        builder = TimelineBuilder()
-        for e in events:
-            builder.add(e)
-        return _json(
-            {
-                "run_id": run_id,
-                "start_time": events[0].event_time if events else 0,
-                "last_event_time": events[-1].event_time if events else 0,
-                "spans": [s.to_json() for s in builder.spans],
-                "pending_children": [s.to_json() for s in builder.pending("child")],
-                "pending_timers": [s.to_json() for s in builder.pending("timer")],
-                "workflow_tasks": [
-                    {"event_id": e.event_id, "event_time": e.event_time}
-                    for e in events
-                    if e.event_type == EventType.WORKFLOW_TASK_COMPLETED
-                ],
-            }
-        )
+        return _json(await self.timelines.timeline(namespace, execution))
 
     # -- actions -------------------------------------------------------------------------------------
 
@@ -425,6 +412,10 @@ class UIApi:
             namespace, execution, query_type, default_converter().to_payloads(args) if args else None
         )
         return _json({"result": readable(result or [])})
+
+
+def _task_queue_json(d: DescribeTaskQueueResponse) -> dict[str, Any]:
+    return {"backlog": d.backlog_count_hint, "pollers": [dataclasses.asdict(p) for p in d.pollers]}
 
 
 def _describe_dict(d: Any) -> dict[str, Any]:

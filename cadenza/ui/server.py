@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cadenza.ui.api import TaskQueueInfo, UIApi, UIService, errors_as_json
+from cadenza.ui.api import UIApi, UIService, errors_as_json
 
 log = logging.getLogger("cadenza.ui")
 
@@ -72,11 +72,11 @@ async def _api_not_found(request: web.Request) -> web.Response:
     )
 
 
-def create_app(service: UIService, *, task_queue_info: TaskQueueInfo | None = None) -> web.Application:
+def create_app(service: UIService) -> web.Application:
     """The UI as an ``aiohttp`` application over ``service`` (a ``WorkflowService`` with the
     visibility and admin calls, as ``UIService`` lists them)."""
     app = web.Application(middlewares=[server_timing, security_headers, errors_as_json])
-    app.add_routes(UIApi(service, task_queue_info=task_queue_info).routes())
+    app.add_routes(UIApi(service).routes())
     app.add_routes([web.static("/static", STATIC_DIR, append_version=False)])
     app.router.add_route("*", "/api/{tail:.*}", _api_not_found)
     app.router.add_get("/{tail:.*}", _index)
@@ -86,11 +86,9 @@ def create_app(service: UIService, *, task_queue_info: TaskQueueInfo | None = No
 class UIServer:
     """The UI's HTTP listener, started and stopped with the server that owns it."""
 
-    def __init__(
-        self, service: UIService, settings: UISettings, *, task_queue_info: TaskQueueInfo | None = None
-    ) -> None:
+    def __init__(self, service: UIService, settings: UISettings) -> None:
         self.settings = settings
-        self._app = create_app(service, task_queue_info=task_queue_info)
+        self._app = create_app(service)
         self._runner: web.AppRunner | None = None
         self.port = 0
         """The port served on; 0 when not serving (not started, or the port was taken and the UI

@@ -49,7 +49,7 @@ class Waits:
 
 async def eventually(fn: Callable[[], Awaitable[T]], ok: Callable[[T], bool], what: str) -> T:
     """Waits (a real-time poll, not a clock) for the engine's background work to show."""
-    for _ in range(400):
+    for _ in range(1200):  # 30 s: a bound against hangs, not a speed check (Cassandra under load)
         value = await fn()
         if ok(value):
             return value
@@ -144,8 +144,8 @@ async def _a_run_archived_after_retention_is_readable_with_archived(env: Workflo
     rid = await run_hello(client, "hello-1")
     await eventually(lambda: listed(env, info.name), lambda ids: ids == [rid], "the close record")
     shard = env.host.history.shard(info.id, "hello-1")
-    row = await env.host.stores.executions.get_workflow_execution(shard.shard_id, info.id, "hello-1", rid)
-    tree_id = row and (await env.host.history.get_state(info.id, "hello-1", rid))[1].info.tree_id
+    assert await env.host.stores.executions.get_workflow_execution(shard.shard_id, info.id, "hello-1", rid)
+    tree_id = (await env.host.history.get_state(info.id, "hello-1", rid))[1].info.tree_id
     clock.advance(DAY_S - 60)  # not yet
     await asyncio.sleep(0.1)
     assert not await gone(env, info, "hello-1", rid)
@@ -154,7 +154,8 @@ async def _a_run_archived_after_retention_is_readable_with_archived(env: Workflo
     await eventually(lambda: gone(env, info, "hello-1", rid), bool, "the run's deletion")
     with pytest.raises(EntityNotFoundError):
         await env.host.stores.executions.get_current_execution(shard.shard_id, info.id, "hello-1")
-    assert await env.host.stores.history.get_history_tree(tree_id) == []
+    # The branches go last (the row first, so a retry still knows the tree): wait for them too.
+    await eventually(lambda: env.host.stores.history.get_history_tree(tree_id), lambda b: b == [], "the tree")
     await eventually(lambda: listed(env, info.name), lambda ids: ids == [], "the record's deletion")
 
     events = await env.host.frontend.get_archived_workflow_history(info.name, "hello-1", rid)

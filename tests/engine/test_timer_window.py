@@ -43,7 +43,7 @@ class Hello:
 
 async def eventually(fn: Callable[[], Awaitable[T] | T], ok: Callable[[T], bool], what: str) -> T:
     """Waits (a real-time poll, not a clock) for the engine's background work to show."""
-    for _ in range(400):
+    for _ in range(1200):  # 30 s: a bound against hangs, not a speed check (Cassandra under load)
         value = fn()
         if asyncio.iscoroutine(value):
             value = await value

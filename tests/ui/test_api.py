@@ -254,18 +254,23 @@ def test_cluster_task_queue_search_attributes_and_unknown_paths() -> None:
         assert status == 200 and c["current_cluster"] == "active" and c["replication"] is None
         assert [k["name"] for k in c["clusters"]] == ["active"]
         status, tq = await ui.get("/api/v1/namespaces/default/task-queues/nobody-polls-this")
-        assert status == 200 and tq["workflow"]["last_poll_time"] == 0
-        assert tq["activity"]["waiting_pollers"] == 0
+        assert status == 200
+        assert tq["workflow"] == {"backlog": 0, "pollers": []} and tq["activity"]["pollers"] == []
+        status, body = await ui.get("/api/v1/namespaces/nope/task-queues/x")
+        assert status == 404
+
+        seen: dict[str, Any] = {}
 
         async def polled() -> bool:
             # The worker of this test polls both kinds of task of its queue.
             status, tq = await ui.get(f"/api/v1/namespaces/default/task-queues/{TASK_QUEUE}")
-            return status == 200 and all(
-                tq[kind]["waiting_pollers"] >= 1 and tq[kind]["last_poll_time"] > 0
-                for kind in ("workflow", "activity")
-            )
+            seen.update(tq)
+            return status == 200 and all(tq[kind]["pollers"] for kind in ("workflow", "activity"))
 
         await eventually(polled, "the worker's polls")
+        [wf], [act] = seen["workflow"]["pollers"], seen["activity"]["pollers"]
+        assert wf["identity"] == act["identity"] and TASK_QUEUE in wf["identity"]
+        assert wf["last_access_time"] > 0 and act["sticky_task_queue"] == ""
         status, sa = await ui.get("/api/v1/namespaces/default/search-attributes")
         assert status == 200 and sa["search_attributes"]["CustomKeywordField"] == "Keyword"
         status, body = await ui.get("/api/v1/nothing-here")

@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 
 from cadenza.schemas.events import EventType
+from cadenza.worker import Worker
 from samples.video_pipeline import pipeline as video
 from samples.video_pipeline.worker import running_workers
 
 from .conftest import UIHarness, ui_harness
+from .test_long_history import SIGNALS, long_run, signal_many
+from .workflows import TASK_QUEUE, Tally, shout
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
@@ -176,6 +179,11 @@ async def _browser_scenario(ui: UIHarness, tmp_path: Path) -> None:
             ):
                 await page.goto(ui.url + path)
                 await _view(page, view)
+                if view == "task-queue":
+                    # The video workers poll both kinds of task; the workflow pollers' sticky queues show.
+                    for kind in ("workflow", "activity"):
+                        assert await page.locator(f"#pollers-{kind} tbody tr").count() >= 1
+                    assert ":sticky:" in await page.inner_text("#pollers-workflow")
                 await _shot(page, name)
 
             # A phone's width: the workflow page still fits (no horizontal scrolling of the page).
@@ -193,5 +201,67 @@ def test_find_follow_signal_and_terminate_the_video_pipeline_in_a_browser(tmp_pa
     async def main() -> None:
         async with ui_harness() as ui, running_workers(ui.client, tmp_path / "video-work"):
             await asyncio.wait_for(_browser_scenario(ui, tmp_path), 150)
+
+    asyncio.run(main())
+
+
+async def _long_history_scenario(ui: UIHarness) -> None:
+    # Short of its target: the run stays open with more than 10,000 events (9,999 signals and the
+    # workflow tasks between them; a run takes at most 10,000 signals).
+    handle = await long_run(ui, "tally-browser", SIGNALS + 1, SIGNALS - 1)
+    assert (await handle.describe()).history_length > SIGNALS
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(f"{ui.url}/namespaces/default/workflows/tally-browser")
+            await _view(page, "workflow")
+            pages, live = "#history-pages tr[data-event-id]", "#history-live tr[data-event-id]"
+            # The first page only, and a way to the next.
+            assert await page.locator(pages).count() == 200
+            assert await page.locator("#history-load-more").count() == 1
+            assert "200 of " in await page.inner_text("#history-count")
+            await page.click("#tab-timeline")
+            assert await page.locator('#timeline li[data-status="Completed"]').count() == 1
+            await _shot(page, "20-long-history")
+
+            # The last signal: the run's new events show live although 9,800 are not loaded yet.
+            await signal_many(ui, "tally-browser", 1, value=2)
+            await page.wait_for_function(
+                "document.querySelector('#wf-status').textContent === 'COMPLETED'", timeout=30_000
+            )
+            await page.wait_for_function(
+                "document.querySelector('#history-live').textContent.includes('WorkflowExecutionCompleted')",
+                timeout=15_000,
+            )
+            assert await page.locator(pages).count() == 200 and await page.locator(live).count() >= 5
+            first_live = int(await page.locator(live).first.get_attribute("data-event-id"))
+            assert first_live > SIGNALS
+            # The timeline followed too: the activity after the signals.
+            await page.wait_for_function(
+                "document.querySelectorAll('#timeline li[data-status=\"Completed\"]').length === 2",
+                timeout=15_000,
+            )
+            await _shot(page, "21-long-history-followed")
+
+            await page.click("#tab-history")
+            await page.click("#history-load-more")
+            await page.wait_for_function(
+                f"document.querySelectorAll('{pages}').length === 400", timeout=15_000
+            )
+            ids = await page.eval_on_selector_all(pages, "rows => rows.map((r) => Number(r.dataset.eventId))")
+            assert ids == list(range(1, 401))
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+def test_a_long_history_pages_and_its_open_run_follows_live_in_a_browser() -> None:
+    async def main() -> None:
+        async with ui_harness() as ui:
+            async with Worker(ui.client, task_queue=TASK_QUEUE, workflows=[Tally], activities=[shout]):
+                await asyncio.wait_for(_long_history_scenario(ui), 120)
 
     asyncio.run(main())

@@ -50,3 +50,24 @@ class Quick:
     @workflow.run
     async def run(self, n: int) -> int:
         return n * 2
+
+
+@workflow.defn
+class Tally:
+    """Shouts once, adds up ``add`` signals until their sum reaches ``target``, then shouts again
+    and returns the sum: ``target`` signals make a history of more than ``target`` events, with one
+    activity at each end of it."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    @workflow.run
+    async def run(self, target: int) -> int:
+        await workflow.execute_activity(shout, "first", start_to_close_timeout=timedelta(seconds=10))
+        await workflow.wait_condition(lambda: self.total >= target)
+        await workflow.execute_activity(shout, "last", start_to_close_timeout=timedelta(seconds=10))
+        return self.total
+
+    @workflow.signal
+    def add(self, n: int) -> None:
+        self.total += n

@@ -59,6 +59,7 @@ API_ACCESS: Mapping[str, Access] = MappingProxyType(
         "CountWorkflowExecutions": _ns(R),
         "GetArchivedWorkflowHistory": _ns(R),
         "ListArchivedWorkflowExecutions": _ns(R),
+        "DescribeTaskQueue": _ns(R),
         "DescribeNamespace": _ns(R, "name"),
         # -- workflows: changing
         "StartWorkflowExecution": _ns(W),

@@ -68,6 +68,8 @@ FOLLOW_RUNS_FOR_S = 30.0
 T = TypeVar("T")
 
 DAY_US = 86_400_000_000
+STOP_FLUSH_CONCURRENCY = 64
+"""Runs written at once when a stopping host writes what it holds only in memory."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -121,6 +123,8 @@ class HistoryEngine:
         self.namespaces = namespaces
         """Decides the failover version of every write, and refuses writes this cluster is standby
         for (see ``NamespaceRegistry.write_version``); None: one cluster, version 0."""
+        self.stopping = False
+        """Set once the host stops (``end_long_polls``): long polls answer at once."""
 
     async def start(self) -> None:
         for shard_id in range(self.num_shards):
@@ -369,12 +373,42 @@ class HistoryEngine:
         ):
             m.tasks.transfer.append(task)
 
+    def end_long_polls(self) -> None:
+        """The server is stopping: every long poll waiting for a run's new events or its close is
+        woken, and ``stopping`` tells it to answer with what it has (a client polls again, on
+        another server or after the restart) instead of waiting again."""
+        self.stopping = True
+        for shard in self.shards.values():
+            for ctx in shard.cached_runs():
+                if ctx.watched:
+                    ctx.notify(closed=True)
+
     async def stop(self) -> None:
-        """Writes the held changes, so their callers are answered, and stops the flush timers."""
+        """Writes what runs hold only in memory and stops the flush timers: the held changes, so
+        their callers are answered, and the speculative starts, so that a worker's answer to a
+        task it holds is accepted by the next owner of the shard instead of refused as stale (the
+        task would run again)."""
+        self.stopping = True
         self._held_flushes.cancel()
-        for ctx in [c for c in self._held if c.held_task is not None]:
-            await self._flush(ctx)
+        runs = {id(c): c for c in self._held if c.held_task is not None}
+        runs.update((id(c), c) for c in self._start_flushes.pending())
         self._start_flushes.cancel()
+        slots = asyncio.Semaphore(STOP_FLUSH_CONCURRENCY)
+
+        async def flush(ctx: RunContext) -> None:
+            async with slots:
+                await self._flush(ctx)
+
+        await asyncio.gather(*(flush(c) for c in runs.values()))
+
+    async def release_shards(self) -> None:
+        """Hands every shard over to its next owner (``ShardContext.release``); a shard whose
+        release fails is left as after a crash: the next owner's acquire fences it all the same."""
+        for shard in self.shards.values():
+            try:
+                await shard.release()
+            except Exception as e:
+                log.warning("shard %d: releasing it failed (%s); the next owner fences it", shard.shard_id, e)
 
     def _start_flush(self, ctx: RunContext) -> None:
         task = asyncio.create_task(self._flush(ctx))

@@ -50,6 +50,14 @@ class FlushSchedule:
         if self._due:
             self._timer = loop.call_at(self._due[0][0], self._fire)
 
+    def pending(self) -> list[RunContext]:
+        """The runs whose change is still unwritten (what a stopping host writes before it goes)."""
+        runs: dict[int, RunContext] = {}
+        for _, ctx, writes in self._due:
+            if ctx.writes == writes and ctx.state is not None and ctx.deferred:
+                runs[id(ctx)] = ctx
+        return list(runs.values())
+
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

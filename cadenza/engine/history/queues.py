@@ -139,6 +139,9 @@ class QueueProcessors:
         """As ``replication_linger_s``, for the visibility outbox: the updates of the writes made
         meanwhile go to the sink together (one append to the bus; a short run's start and close
         become one record, see ``Host._on_visibility``)."""
+        self._vis_busy = 0
+        self._repl_busy = 0
+        """Tasks of the batch each outbox is publishing right now (taken off its pending list)."""
         self._stopping = False
         self._volatile_ids = itertools.count(-1, -1)
         # Volatile timers made redundant by a write of their run: skipped when due, and purged from
@@ -183,13 +186,36 @@ class QueueProcessors:
             asyncio.create_task(self._replication_loop(), name="cadenza-replication-outbox"),
         ]
 
-    async def stop(self) -> None:
-        self._stopping = True
-        for t in self._loops:
+    async def stop(self, publish_for_s: float = 0.0) -> None:
+        """Stops processing. Timers and transfer tasks stop at once: their rows stay above the ack
+        levels, so the shard's next owner processes them. With ``publish_for_s`` the visibility and
+        replication outboxes first publish what they hold, for at most that long, so the next
+        owner does not publish it again (a duplicate is harmless, only late)."""
+        timers, outboxes = self._loops[:3], self._loops[3:]
+        for t in timers:
             t.cancel()
         for t in list(self._background):
             t.cancel()
-        await asyncio.gather(*self._loops, *self._background, return_exceptions=True)
+        await asyncio.gather(*timers, *self._background, return_exceptions=True)
+        if publish_for_s > 0 and outboxes:
+            deadline = time.monotonic() + publish_for_s
+            while self.outbox_holds() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if self.outbox_holds():
+                log.warning(
+                    "stopping with %d visibility and %d replication tasks unpublished; the shards' "
+                    "next owner publishes them",
+                    len(self._vis_pending) + self._vis_busy,
+                    len(self._repl_pending) + self._repl_busy,
+                )
+        self._stopping = True
+        for t in outboxes:
+            t.cancel()
+        await asyncio.gather(*outboxes, return_exceptions=True)
+
+    def outbox_holds(self) -> int:
+        """Visibility and replication tasks held in memory, waiting or being published."""
+        return len(self._vis_pending) + self._vis_busy + len(self._repl_pending) + self._repl_busy
 
     # -- intake --------------------------------------------------------------------------------------
 
@@ -550,6 +576,7 @@ class QueueProcessors:
             while self._vis_pending:
                 batch, self._vis_pending = self._vis_pending[:500], self._vis_pending[500:]
                 started = time.perf_counter()
+                self._vis_busy = len(batch)
                 try:
                     if self._visibility_handler is not None:
                         await self._visibility_handler([t for _, t in batch])
@@ -563,10 +590,13 @@ class QueueProcessors:
                         e,
                         backoff,
                     )
+                    self._vis_busy = 0  # back on the pending list
                     self._vis_pending = batch + self._vis_pending
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                finally:
+                    self._vis_busy = 0
                 backoff = 0.05
                 for shard_id, t in batch:
                     self._vis_acks[shard_id].done((0, t.task_id))
@@ -590,6 +620,7 @@ class QueueProcessors:
             while self._repl_pending:
                 batch, self._repl_pending = self._repl_pending[:500], self._repl_pending[500:]
                 started = time.perf_counter()
+                self._repl_busy = len(batch)
                 try:
                     if self.replication_handler is not None:
                         await self.replication_handler([t for _, t in batch])
@@ -602,10 +633,13 @@ class QueueProcessors:
                         e,
                         backoff,
                     )
+                    self._repl_busy = 0  # back on the pending list
                     self._repl_pending = batch + self._repl_pending
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                finally:
+                    self._repl_busy = 0
                 backoff = 0.05
                 for shard_id, t in batch:
                     t.payload = None

@@ -306,6 +306,31 @@ class ShardContext:
         self.mark_lost()
         raise ShardOwnershipLostError(self.shard_id, self.range_id, None)
 
+    async def release(self) -> None:
+        """Hands the shard over as a stopping host: saves its ack levels and clears the owner on
+        the shard row, fenced by this host's ``range_id`` and leaving it as it is: the next
+        owner's ``acquire`` moves the range on (fencing anything of ours still in flight) and
+        reads its tasks from these levels. From now on this host writes nothing to the shard."""
+        async with self._renew_lock:
+            if self.lost:
+                return
+            self.lost = True  # no write of ours may follow the handover (``HistoryEngine.shard``)
+            info = await self.stores.shards.get_shard(self.shard_id)
+            if self._moved_on_by_us(info.range_id, info.owner):
+                self._adopt(info.range_id)
+            if info.range_id != self.range_id:
+                return  # another host has it already
+            info.owner = ""
+            info.ack_levels = dict(self.ack_levels)
+            try:
+                await self.stores.shards.update_shard(info, expected_range_id=self.range_id)
+            except ShardOwnershipLostError:
+                return  # taken over meanwhile: nothing left to hand over
+
+    def cached_runs(self) -> list[RunContext]:
+        """The runs in this shard's cache, oldest use first."""
+        return list(self._cache.values())
+
     def mark_lost(self) -> None:
         """Another host acquired the shard: stop writing to it (logged once)."""
         if not self.lost:

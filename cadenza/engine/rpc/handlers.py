@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cadenza.engine.errors import ServiceError
+from cadenza.engine.errors import ServiceError, UnavailableError
 from cadenza.schemas.api import convert as cv
 from cadenza.schemas.codec import encode_events
 from cadenza.schemas.service import (
@@ -163,6 +163,8 @@ class Handlers:
         await self.RespondWorkflowTaskCompleted(r)
         try:
             return await self.PollWorkflowTaskQueue(r)
+        except UnavailableError:
+            return {"task": None}  # the server is stopping: the worker's next poll goes elsewhere
         except Exception:
             # The completion is done and must not look failed to the worker (it would drop the run
             # from its cache); its next plain poll meets the problem again and reports it.
@@ -193,6 +195,8 @@ class Handlers:
         poll = {**r, "timeout_s": 0.0} if activity_tasks else r
         try:
             polled = await self.PollWorkflowTaskQueue(poll)
+        except UnavailableError:
+            polled = {"task": None}  # the server is stopping (as above)
         except Exception:
             log.warning("polling after a workflow task completion failed", exc_info=True)
             polled = {"task": None}
@@ -201,6 +205,20 @@ class Handlers:
     async def RespondWorkflowTaskCompletedSticky(self, r: Record) -> Record:
         """``RespondWorkflowTaskCompletedEager`` with the worker's sticky queue (sticky execution)."""
         return await self.RespondWorkflowTaskCompletedEager(r)
+
+    async def DescribeTaskQueue(self, r: Record) -> Record:
+        resp = await self.fe.describe_task_queue(r["namespace"], r["task_queue"], r["task_queue_type"])
+        return {
+            "pollers": [
+                {
+                    "identity": p.identity,
+                    "last_access_time": p.last_access_time,
+                    "sticky_task_queue": p.sticky_task_queue,
+                }
+                for p in resp.pollers
+            ],
+            "backlog_count_hint": resp.backlog_count_hint,
+        }
 
     async def ResetStickyTaskQueue(self, r: Record) -> Record:
         await self.fe.reset_sticky_task_queue(r["namespace"], cv.execution_from_record(r["execution"]))

@@ -15,7 +15,9 @@ response encoded back. Errors travel as gRPC status codes:
   credential is UNAUTHENTICATED, one whose caller lacks the role it needs PERMISSION_DENIED, both
   before the frontend sees it. Without it no check is made.
 
-The standard ``grpc.health.v1.Health`` service answers SERVING while the server runs.
+The standard ``grpc.health.v1.Health`` service answers SERVING while the server runs. A graceful
+stop (``begin_stop``, then ``wait_idle`` and ``stop``) turns it to NOT_SERVING at once and refuses new
+calls with UNAVAILABLE while the calls in flight finish (``cadenza.engine.rpc.admission``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
@@ -36,6 +39,7 @@ from cadenza.engine import logcontext, tracing
 from cadenza.engine.auth.gate import AuthGate
 from cadenza.engine.errors import ServiceError
 from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
+from cadenza.engine.rpc.admission import InFlightCalls
 from cadenza.engine.rpc.handlers import ClusterInfo, Handler, Handlers
 from cadenza.metrics.frontend import rpc_meter
 from cadenza.schemas import api
@@ -163,6 +167,8 @@ class RpcServer:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self.port = 0
+        self.calls = InFlightCalls()
+        """The calls in flight, and whether new ones are still admitted (``begin_stop``)."""
 
     async def start(self, host: str = "127.0.0.1", port: int = 7233, *, tls: ServerTLS | None = None) -> int:
         if self.auth is not None and self.auth.tls_subject and (tls is None or tls.client_ca is None):
@@ -176,7 +182,7 @@ class RpcServer:
         if self.metrics is not None or self.auth is not None:
             wrap = functools.partial(_wrap, metrics=self.metrics, gate=self.auth)
         generic = grpc.method_handlers_generic_handler(
-            api.SERVICE, {m: wrap(m, h) for m, h in self.handlers.table().items()}
+            api.SERVICE, {m: wrap(m, self.calls.guard(m, h)) for m, h in self.handlers.table().items()}
         )
         server.add_generic_rpc_handlers((generic,))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -207,11 +213,30 @@ class RpcServer:
         )
         return bound
 
+    async def begin_stop(self) -> None:
+        """The first step of a graceful stop: the health service answers NOT_SERVING from now on
+        (load balancers and clients move away) and new calls are refused with UNAVAILABLE, which
+        clients retry elsewhere; the listener stays open so that both answers reach them. Calls in
+        flight go on (``wait_idle``)."""
+        self.calls.close()
+        await self._health.enter_graceful_shutdown()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Waits up to ``timeout_s`` for the calls in flight to finish, then refuses every call
+        (task answers too) and waits for those admitted meanwhile; False if some are left."""
+        deadline = time.monotonic() + timeout_s
+        idle = await self.calls.wait_idle(timeout_s)
+        self.calls.seal()
+        if idle:  # a task answer may have come in as the last call ended
+            idle = await self.calls.wait_idle(deadline - time.monotonic())
+        return idle
+
     async def stop(self, grace: float = 2.0) -> None:
-        """Stops accepting calls; calls in flight (long polls included) get ``grace`` seconds."""
+        """Stops accepting calls; calls in flight (long polls included) get ``grace`` seconds, then
+        are cancelled."""
         if self._server is None:
             return
-        await self._health.enter_graceful_shutdown()
+        await self.begin_stop()
         await self._server.stop(grace)
         self._server = None
 

@@ -26,6 +26,28 @@ _LOG_FORMAT = click.option(
     show_default=True,
     help="Log line format (stderr)",
 )
+
+
+def _drain_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from cadenza.ops.config_sections import drain_timeout_s
+
+    if value is None:
+        return None
+    try:
+        return drain_timeout_s(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+_DRAIN_TIMEOUT = click.option(
+    "--drain-timeout",
+    default=None,
+    metavar="DURATION",
+    callback=_drain_timeout,
+    help="On SIGTERM/SIGINT, how long calls in flight get to finish before the engine stops and "
+    "hands its shards over (e.g. 10s, 500ms; at most 1h) [default: 10s, or the config's "
+    "global.shutdown.drainTimeout]; a second signal stops at once",
+)
 _LOG_LEVEL = click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
@@ -166,6 +188,7 @@ def _serve(settings: ServerSettings) -> None:
     "any free port when --port is 0]",
 )
 @click.option("--headless", is_flag=True, help="Run without the web UI (as --ui-port 0)")
+@_DRAIN_TIMEOUT
 @_LOG_FORMAT
 @_LOG_LEVEL
 def start_dev(
@@ -189,6 +212,7 @@ def start_dev(
     auth_jwks: tuple[str, ...],
     ui_port: int | None,
     headless: bool,
+    drain_timeout: float | None,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -227,6 +251,8 @@ def start_dev(
         authorization=_authorization(auth_jwks),
         ui=_ui(ip, port, ui_port, headless),
     )
+    if drain_timeout is not None:
+        settings.drain_timeout_s = drain_timeout
     _serve(settings)
 
 
@@ -261,9 +287,12 @@ def _authorization(jwks: tuple[str, ...]) -> AuthorizationSettings | None:
     show_default=True,
     help="Roles to run in this process (comma-separated)",
 )
+@_DRAIN_TIMEOUT
 @_LOG_FORMAT
 @_LOG_LEVEL
-def start(config_path: str, services: str, log_format: str, log_level: str) -> None:
+def start(
+    config_path: str, services: str, drain_timeout: float | None, log_format: str, log_level: str
+) -> None:
     """Start a server from a config file (SQLite or Cassandra; visibility on SQLite or Elasticsearch,
     through the embedded log or Kafka)."""
     roles = [r.strip() for r in services.split(",") if r.strip()]
@@ -283,5 +312,7 @@ def start(config_path: str, services: str, log_format: str, log_level: str) -> N
     except ConfigError as e:
         click.echo(f"error: {e}", err=True)
         raise SystemExit(1) from None
+    if drain_timeout is not None:  # the flag wins over the config file
+        settings.drain_timeout_s = drain_timeout
     logsetup.configure(log_format, log_level)
     _serve(settings)

@@ -69,6 +69,7 @@ _TYPES: dict[str, tuple[Schema, Any]] = {
     "ML": ({"type": "map", "values": "long"}, {}),
     "LL": ({"type": "array", "items": "long"}, []),
     "RBL": ({"type": "array", "items": "RawHistoryBatch"}, []),
+    "PIL": ({"type": "array", "items": "PollerInfo"}, []),
 }
 
 # Fields a command carries that its event spells differently (the event has the execution record).
@@ -115,6 +116,7 @@ TYPES: dict[str, dict[str, str]] = {
         "last_failure": "F",
     },
     "WorkflowTaskQuery": {"query_id": "s", "query_type": "s", "query_args": "P"},
+    "PollerInfo": {"identity": "s", "last_access_time": "l", "sticky_task_queue": "s"},
     "UpdateRequest": {"update_id": "s", "name": "s", "input": "P", "header": "M", "identity": "s"},
     "WorkflowTask": {
         "task_token": "B",
@@ -331,6 +333,12 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     # The worker that had a run cached let it go (evicted it, or shut down): the run's next
     # workflow task goes to the normal queue at once (the anchors' ResetStickyTaskQueue).
     "ResetStickyTaskQueue": ({"namespace": "s", "execution": "E"}, {}),
+    # The pollers a task queue had recently and its backlog (Temporal's DescribeTaskQueue), for
+    # one task type: "workflow" (also what "" means) or "activity".
+    "DescribeTaskQueue": (
+        {"namespace": "s", "task_queue": "s", "task_queue_type": "s"},
+        {"pollers": "PIL", "backlog_count_hint": "l"},
+    ),
     "RespondWorkflowTaskFailed": (
         {"task_token": "B", "cause": "s", "failure": "F", "identity": "s", "namespace": "s"},
         {},

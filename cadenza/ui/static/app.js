@@ -357,7 +357,11 @@ async function workflowView(ns, wid, rid) {
   const pinned = `?run_id=${enc(rid)}`;
   if (!location.pathname.endsWith(`/${enc(rid)}`)) history.replaceState(null, "", wfPath(ns, wid, rid));
 
-  const state = { ns, wid, rid, base, pinned, token, lastEventId: 0, historyToken: null, allLoaded: false };
+  // The history table shows pages from the first event (lastEventId: the last of them) and, for an
+  // open run, a live tail from liveFrom on (liveNext: the next event to wait for), so new events
+  // show at once however much of the history is loaded; the pages stop where the tail begins.
+  const state = { ns, wid, rid, base, pinned, token, lastEventId: 0, historyToken: null, allLoaded: false,
+    liveFrom: Infinity, liveNext: 0, historyLength: ex.history_length };
   const summary = h("section", { class: "panel", "aria-labelledby": "summary-h", id: "summary" });
   const io = h("section", { class: "panel", "aria-labelledby": "io-h", id: "io" });
   const pending = h("section", { class: "panel", "aria-labelledby": "pending-h", id: "pending" });
@@ -378,6 +382,7 @@ async function workflowView(ns, wid, rid) {
     h("div", { class: "crumbs" }, link("/namespaces", "Namespaces"), " / ", link(`/namespaces/${enc(ns)}/workflows`, ns), " / ", wid),
     h("h1", {}, wid), actions, h("div", { class: "panels" }, summary, io, pending), tabs.root);
   const d = await refresh();
+  if (d.execution.status === "RUNNING") state.liveFrom = state.liveNext = d.execution.history_length + 1;
   await loadHistoryPage(state, tabs.history);
   document.body.dataset.view = "workflow";
   if (d.execution.status === "RUNNING") follow(state, tabs.history, refresh);
@@ -513,7 +518,8 @@ function buildTabs(state) {
     h("caption", { class: "visually-hidden" }, "History events"),
     h("thead", {}, h("tr", {}, ["", "ID", "Time", "Type"].map((c) => h("th", { scope: "col" }, c)),
       h("th", { scope: "col", class: "col-summary" }, "Summary"))),
-    h("tbody", {}))), h("div", { class: "toolbar", id: "history-more" }));
+    h("tbody", { id: "history-pages" }), h("tbody", { id: "history-live" }))),
+  h("div", { class: "toolbar", id: "history-more" }));
   panels.queries.append(queryForm(state));
   select("history");
   return { root: h("section", { "aria-label": "History, timeline and queries" }, list, ...Object.values(panels)),
@@ -551,12 +557,29 @@ function eventRows(e) {
 }
 
 function appendEvents(state, panel, events) {
-  const tbody = panel.querySelector("#history tbody");
+  const tbody = panel.querySelector("#history-pages");
   for (const e of events) {
-    if (e.event_id <= state.lastEventId) continue;
+    if (e.event_id <= state.lastEventId || e.event_id >= state.liveFrom) continue;
     tbody.append(...eventRows(e));
     state.lastEventId = e.event_id;
   }
+}
+
+function appendLiveEvents(state, panel, events) {
+  const tbody = panel.querySelector("#history-live");
+  for (const e of events) {
+    if (e.event_id < state.liveNext) continue;
+    tbody.append(...eventRows(e));
+    state.liveNext = e.event_id + 1;
+  }
+  state.historyLength = Math.max(state.historyLength, state.liveNext - 1);
+}
+
+function historyCount(state, panel) {
+  const shown = state.lastEventId + (state.liveFrom === Infinity ? 0 : state.liveNext - state.liveFrom);
+  const total = Math.max(state.historyLength, state.lastEventId);
+  const text = shown >= total ? `${shown} events shown` : `${shown} of ${total} events shown`;
+  panel.querySelector("#history-count").textContent = text;
 }
 
 async function loadHistoryPage(state, panel) {
@@ -565,9 +588,10 @@ async function loadHistoryPage(state, panel) {
   const page = await api(`${state.base}/history?${q}`);
   appendEvents(state, panel, page.events);
   state.historyToken = page.next_page_token;
-  state.allLoaded = !page.next_page_token;
+  state.allLoaded = !page.next_page_token || state.lastEventId >= state.liveFrom - 1;
   const more = panel.querySelector("#history-more");
-  more.replaceChildren(h("span", { class: "muted", id: "history-count" }, `${state.lastEventId} events shown`));
+  more.replaceChildren(h("span", { class: "muted", id: "history-count" }));
+  historyCount(state, panel);
   if (!state.allLoaded) {
     more.append(h("button", { type: "button", id: "history-load-more", onclick: async (ev) => {
       ev.target.disabled = true;
@@ -578,28 +602,44 @@ async function loadHistoryPage(state, panel) {
   }
 }
 
-// Follows an open run: long-polls for the events after the last one shown, adds them to the table
-// (once it shows the whole history) and refreshes the summary, until the run closes or the view changes.
+// Follows an open run: long-polls for the events after the last one shown, adds them to the table's
+// live tail (whether or not every page before them is loaded) and refreshes the summary and the
+// timeline, until the run closes or the view changes.
 async function follow(state, panel, refresh) {
   let failures = 0;
   while (state.token === viewToken) {
     try {
       const q = new URLSearchParams({ run_id: state.rid, wait: "true", page_size: String(HISTORY_PAGE),
-        first_event_id: String(state.lastEventId + 1) });
-      if (!state.allLoaded) { await new Promise((r) => setTimeout(r, 2000)); continue; }
+        first_event_id: String(state.liveNext) });
       const page = await api(`${state.base}/history?${q}`);
       if (state.token !== viewToken) return;
       failures = 0;
       if (!page.events.length) continue;
-      appendEvents(state, panel, page.events);
-      panel.querySelector("#history-count").textContent = `${state.lastEventId} events shown`;
+      appendLiveEvents(state, panel, page.events);
+      historyCount(state, panel);
       const d = await refresh();
-      if (d.execution.status !== "RUNNING") { announce(`The run is now ${d.execution.status}`); return; }
+      if (d.execution.status !== "RUNNING") {
+        await followToTheEnd(state, panel);
+        announce(`The run is now ${d.execution.status}`);
+        return;
+      }
     } catch (err) {
       failures += 1;
       if (failures > 5) return;
       await new Promise((r) => setTimeout(r, 1000 * failures));
     }
+  }
+}
+
+// The run closed: the events between the last one shown and its close event, without waiting.
+async function followToTheEnd(state, panel) {
+  for (;;) {
+    const q = new URLSearchParams({ run_id: state.rid, page_size: String(HISTORY_PAGE), first_event_id: String(state.liveNext) });
+    const page = await api(`${state.base}/history?${q}`);
+    if (state.token !== viewToken || !page.events.length) break;
+    appendLiveEvents(state, panel, page.events);
+    historyCount(state, panel);
+    if (!page.next_page_token) break;
   }
 }
 
@@ -623,6 +663,9 @@ function fillTimeline(panel, tl) {
   });
   panel.replaceChildren(
     h("p", { class: "muted", id: "timeline-summary" }, `${counts.activity || 0} activities, ${counts.timer || 0} timers, ${counts.child || 0} children`),
+    tl.truncated ? h("p", { class: "notice", id: "timeline-truncated", role: "status" },
+      `This run has more than ${tl.max_events} events: the timeline shows what the first ${tl.events_folded} say. ` +
+      "The history table pages through every event.") : null,
     tl.spans.length ? h("ol", { class: "timeline", id: "timeline" }, items) : h("p", { class: "muted" }, "No activities, timers or children."));
   // Positions are set through the CSSOM: the page's content security policy forbids inline style attributes.
   for (const bar of panel.querySelectorAll(".bar")) {
@@ -663,11 +706,22 @@ function queryForm(state) {
 async function taskQueueView(ns, name) {
   setNamespace(ns);
   const tq = await api(`/namespaces/${enc(ns)}/task-queues/${enc(name)}`);
-  const section = (kind, info) => [h("h2", {}, `${kind} tasks`), summaryList([
-    ["Backlog (in memory)", String(info.backlog)], ["Pollers waiting now", String(info.waiting_pollers)],
-    ["Last poll", info.last_poll_time ? fmtTime(info.last_poll_time) : "never"]]),
-  info.pollers.length ? h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Poller identity"), h("th", { scope: "col" }, "Last access"))),
-    h("tbody", {}, info.pollers.map((p) => h("tr", {}, h("td", {}, p.identity || "—"), h("td", {}, fmtTime(p.last_access_time))))))) : h("p", { class: "muted" }, "No poller seen.")];
+  // DescribeTaskQueue per task type: the pollers matching saw in the last few minutes.
+  const section = (kind, info) => {
+    const id = `pollers-${kind.toLowerCase()}`;
+    const sticky = kind === "Workflow";
+    const head = ["Poller identity", "Last access", ...(sticky ? ["Sticky queue"] : [])];
+    return [h("h2", {}, `${kind} tasks`),
+      summaryList([["Backlog (in memory)", String(info.backlog)], ["Pollers seen", String(info.pollers.length)]]),
+      info.pollers.length
+        ? h("div", { class: "table-wrap" }, h("table", { id },
+          h("caption", { class: "visually-hidden" }, `Pollers of ${kind.toLowerCase()} tasks`),
+          h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, info.pollers.map((p) => h("tr", {}, h("td", {}, p.identity || "—"),
+            h("td", {}, fmtTime(p.last_access_time)),
+            sticky ? h("td", { class: "mono wrap" }, p.sticky_task_queue || "—") : null)))))
+        : h("p", { class: "muted", id }, "No poller seen in the last few minutes.")];
+  };
   render(`Task queue ${name}`, h("div", { class: "crumbs" }, link(`/namespaces/${enc(ns)}/workflows`, ns), " / task queue"),
     h("h1", {}, `Task queue ${name}`), ...section("Workflow", tq.workflow), ...section("Activity", tq.activity));
   document.body.dataset.view = "task-queue";

@@ -177,10 +177,17 @@ class _Builder:
         a page of 100 is found after a few hundred probes instead of collecting every match and
         sorting (measured at 100k runs: 155 ms for ``Priority > 5`` as IN, a few ms as EXISTS).
         ``condition`` is a callable so that its parameters are added after this clause's own.
+
+        The probe names its index (``INDEXED BY sa_run``, an equality on all three columns): left
+        to choose, SQLite without ``ANALYZE`` statistics (a store that was never optimized, as
+        every server's is) takes the covering value index for a range (``int_value > ?``) and
+        scans every run in that range on each probe: 444 ms instead of 2 ms for
+        ``WorkflowType = 'Transcode' AND CustomIntField > 7`` over 100k runs.
         """
         if probe:
             sql = (
-                "EXISTS (SELECT 1 FROM search_attributes a WHERE a.namespace_id = v.namespace_id"
+                "EXISTS (SELECT 1 FROM search_attributes a INDEXED BY sa_run"
+                " WHERE a.namespace_id = v.namespace_id"
                 f" AND a.run_id = v.run_id AND a.name = {self.p(attr.name)}"
             )
         else:
