@@ -393,6 +393,7 @@ def decode_events(data: bytes, *, registry: SchemaRegistry | None = None) -> lis
     batch = read_body(data, writer, reader)
     types = _EVENT_TYPES
     fields = _attribute_fields(reader)
+    int_fields = _int_fields(reader)
     events: list[HistoryEvent] = []
     append = events.append
     for e in batch["events"]:
@@ -407,8 +408,93 @@ def decode_events(data: bytes, *, registry: SchemaRegistry | None = None) -> lis
                 f"event {e['event_id']} is {et.name} but carries the attributes of another event "
                 f"type (fields {', '.join(sorted(attributes)) or 'none'})"
             )
+        checks = int_fields.get(et)
+        if checks is not None:
+            _check_ints(attributes, checks, e["event_id"], et)
         append(HistoryEvent(e["event_id"], e["event_time"], et, e["version"], e["task_id"], attributes))
     return events
+
+
+_INT32 = range(-(2**31), 2**31)
+# Per record name: the fields holding an Avro "int" (None) or a record that holds one (its name).
+_IntChecks = dict[str, str | None]
+_READER_INTS: dict[bytes, dict[int, tuple[_IntChecks, dict[str, _IntChecks]]]] = {}
+
+
+def _int_fields(reader: RegisteredSchema) -> dict[int, tuple[_IntChecks, dict[str, _IntChecks]]]:
+    """Event type -> its attributes' "int" fields (and nested records holding some), with the same for
+    every named record. fastavro reads an Avro int as any varint, so a hostile batch could carry a
+    value no writer accepts: it would decode, then fail wherever the event is written again."""
+    found = _READER_INTS.get(reader.fingerprint)
+    if found is not None:
+        return found
+    records: dict[str, dict[str, Any]] = {}
+
+    def collect(node: Any) -> None:
+        if isinstance(node, list):
+            for n in node:
+                collect(n)
+        elif isinstance(node, dict):
+            if node.get("type") == "record" and node["name"] not in records:
+                records[node["name"]] = node
+                for f in node["fields"]:
+                    collect(f["type"])
+            elif node.get("type") in ("array", "map"):
+                collect(node.get("items") or node.get("values"))
+
+    collect(reader.parsed)
+    checks: dict[str, _IntChecks] = {}
+    for name, record in records.items():
+        found_here: _IntChecks = {}
+        for f in record["fields"]:
+            branches = f["type"] if isinstance(f["type"], list) else [f["type"]]
+            for b in branches:
+                if b == "int":
+                    found_here[f["name"]] = None
+                elif isinstance(b, str) and b in records:
+                    found_here[f["name"]] = b
+                elif isinstance(b, dict) and b.get("type") == "record":
+                    found_here[f["name"]] = b["name"]
+        checks[name] = found_here
+
+    def holds_ints(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(
+            sub is None or (sub not in seen and holds_ints(sub, seen | {name}))
+            for sub in checks.get(name, {}).values()
+        )
+
+    pruned = {
+        name: {k: v for k, v in c.items() if v is None or holds_ints(v, frozenset({name}))}
+        for name, c in checks.items()
+    }
+    event = reader.parsed["fields"][0]["type"]["items"]
+    branch_names = {
+        b["name"] for b in event["fields"][5]["type"] if isinstance(b, dict) and b.get("type") == "record"
+    }
+    found = {}
+    for et, name in _BRANCH.items():
+        short = name.rsplit(".", 1)[-1]
+        full = next((n for n in branch_names if n == name or n.rsplit(".", 1)[-1] == short), None)
+        key = full if full in pruned else short if short in pruned else None
+        if key is not None and pruned[key]:
+            found[et] = (pruned[key], pruned)
+    _READER_INTS[reader.fingerprint] = found
+    return found
+
+
+def _check_ints(
+    value: dict[str, Any], checks: tuple[_IntChecks, dict[str, _IntChecks]], event_id: int, et: EventType
+) -> None:
+    fields, records = checks
+    for name, sub in fields.items():
+        v = value.get(name)
+        if v is None:
+            continue
+        if sub is None:
+            if v not in _INT32:
+                raise SchemaError(f"event {event_id} ({et.name}): {name} = {v} does not fit a 32-bit int")
+        elif isinstance(v, dict):
+            _check_ints(v, (records.get(sub, {}), records), event_id, et)
 
 
 _READER_FIELDS: dict[bytes, dict[int, frozenset[str]]] = {}
