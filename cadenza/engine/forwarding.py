@@ -25,6 +25,12 @@ from cadenza.engine.errors import NamespaceNotActiveError
 FORWARDED: ContextVar[bool] = ContextVar("cadenza_forwarded", default=False)
 """True while a request forwarded by another cluster is handled."""
 
+CALLER_TOKEN: ContextVar[str | None] = ContextVar("cadenza_caller_token", default=None)
+"""The bearer token of the request being handled, set once this frontend's authorization accepted
+it ('' when it was accepted on its client certificate alone); None on an open frontend. A
+forwarded request carries the caller's own token, so the active cluster decides as if the caller
+had called it (``cadenza.replication.credentials``)."""
+
 FORWARDED_HEADER = "cadenza-forwarded"
 SETTLE_S = 5.0
 """How long a request waits for clusters that disagree about a namespace's active cluster."""

@@ -218,6 +218,9 @@ class ClusterInformationConfig(_Strict):
     """The frontend's service name, fixed in this server; the anchors' two spellings are accepted."""
     rpcAddress: str = ""
     """``host:port`` of the cluster's frontend."""
+    authTokenFile: str = ""
+    """A file holding the bearer token this cluster presents to that one for its own calls
+    (``cadenza.replication.credentials``); re-read when it changes."""
 
     @field_validator("rpcAddress")
     @classmethod
@@ -225,6 +228,13 @@ class ClusterInformationConfig(_Strict):
         if value:
             split_address(value)
         return value
+
+    @field_validator("authTokenFile")
+    @classmethod
+    def _token_file(cls, value: str) -> str:
+        if value and not Path(value).expanduser().is_file():
+            raise ValueError(f"{value!r}: no such file")
+        return str(Path(value).expanduser()) if value else value
 
 
 class ClusterMetadataConfig(_Strict):
@@ -279,6 +289,7 @@ class ClusterMetadataConfig(_Strict):
                     enabled=info.enabled,
                     rpc_name=info.rpcName,
                     rpc_address=info.rpcAddress,
+                    auth_token_file=info.authTokenFile,
                 )
                 for name, info in self.clusterInformation.items()
             }

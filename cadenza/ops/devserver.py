@@ -311,6 +311,7 @@ class ServerProcess:
         """The bus replication runs on: Kafka with the config's cluster topics, else an embedded
         log file shared by the servers of every cluster on this machine."""
         from cadenza.replication.applier import ClusterTopics
+        from cadenza.replication.credentials import ClusterCredentials
         from cadenza.replication.remote import GrpcRemoteHistory
         from cadenza.replication.service import ReplicationConfig, default_topics
 
@@ -332,7 +333,8 @@ class ServerProcess:
             bus = EmbeddedBus(path)
             topics = default_topics(cluster.enabled_clusters())
         remote = GrpcRemoteHistory(
-            {name: c.rpc_address for name, c in cluster.clusters.items() if c.rpc_address}
+            {name: c.rpc_address for name, c in cluster.clusters.items() if c.rpc_address},
+            credentials=ClusterCredentials(cluster.clusters),
         )
         self._closers += [bus, remote]
         return ReplicationConfig(bus, topics, remote=remote, forwarding=s.forwarding)

@@ -36,6 +36,10 @@ class ClusterInformation:
     rpc_name: str = "cadenza-frontend"
     rpc_address: str = ""
     """``host:port`` of the cluster's frontend: where other clusters ask for missing history."""
+    auth_token_file: str = ""
+    """A file holding the bearer token this cluster presents when it calls that one itself
+    (reading history to fill a replication gap; forwarding a request whose caller was accepted
+    on a client certificate, so has no token to pass on). Re-read when it changes. Empty: none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +51,23 @@ class ClusterMetadata:
     enable_global_namespace: bool = False
 
     @classmethod
-    def dev(cls, current: str, addresses: Mapping[str, str] | None = None) -> ClusterMetadata:
+    def dev(
+        cls, current: str, addresses: Mapping[str, str] | None = None, *, auth_token_file: str = ""
+    ) -> ClusterMetadata:
         """Three clusters on one machine (``cadenza server start-dev --cluster NAME``): active,
         standby and other on ports 7233, 7333 and 7433 (unless ``addresses`` says otherwise),
-        with initial versions 1, 2 and 3."""
+        with initial versions 1, 2 and 3; ``auth_token_file`` is the token presented to the
+        other two."""
         addresses = addresses or {}
         return cls(
             current_cluster_name=current,
             clusters={
-                name: ClusterInformation(name, i + 1, rpc_address=addresses.get(name, f"127.0.0.1:{port}"))
+                name: ClusterInformation(
+                    name,
+                    i + 1,
+                    rpc_address=addresses.get(name, f"127.0.0.1:{port}"),
+                    auth_token_file=auth_token_file if name != current else "",
+                )
                 for i, (name, port) in enumerate(DEV_CLUSTERS.items())
             },
             master_cluster_name="active",

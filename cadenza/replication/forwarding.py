@@ -3,7 +3,8 @@
 It forwards to the namespace's active cluster as this cluster knows it: over gRPC to the
 cluster's ``rpcAddress`` (with the ``cadenza-forwarded`` header), or to a frontend in this
 process. Forwarding is on for every global namespace unless ``enabled`` says otherwise (the
-``dcRedirectionPolicy`` of the config, or dynamic config per namespace).
+``dcRedirectionPolicy`` of the config, or dynamic config per namespace). With authorization on, a
+forwarded request carries the caller's own token (``cadenza.replication.credentials``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from cadenza.engine import errors as server_errors
 from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
 from cadenza.engine.namespaces import NamespaceRegistry
+from cadenza.replication.credentials import ClusterCredentials
 from cadenza.schemas.service import NamespaceInfo
 from cadenza.sdk import exceptions as sdk_errors
 
@@ -27,8 +29,11 @@ class ClusterForwarder:
         services: Mapping[str, Any] | None = None,
         enabled: Callable[[NamespaceInfo], bool] | None = None,
         rpc_timeout: float = 30.0,
+        credentials: ClusterCredentials | None = None,
     ) -> None:
         self.namespaces = namespaces
+        self.credentials = credentials
+        """The token a forwarded request carries (the caller's; see ``credentials``)."""
         self.addresses = dict(addresses or {})
         self.services: dict[str, Any] = services if isinstance(services, dict) else dict(services or {})
         """Per cluster, an object with the frontend's methods (a ``Frontend`` in this process, or
@@ -72,6 +77,7 @@ class ClusterForwarder:
                 # The active cluster's overload refusal goes back at once, hint and all: the
                 # client that sent the request waits it out, not this frontend's handler.
                 max_overload_wait=0,
+                api_key=None if self.credentials is None else self.credentials.for_forwarding(cluster),
             )
             self.services[cluster] = svc
             self._opened.append(svc)

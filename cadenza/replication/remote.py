@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cadenza.replication.applier import RawBatch
+from cadenza.replication.credentials import ClusterCredentials
 
 
 class GrpcRemoteHistory:
     """``RemoteHistory`` over gRPC, one connection per cluster, opened on first use."""
 
-    def __init__(self, addresses: Mapping[str, str], *, rpc_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        addresses: Mapping[str, str],
+        *,
+        rpc_timeout: float = 10.0,
+        credentials: ClusterCredentials | None = None,
+    ) -> None:
         self.addresses = dict(addresses)
+        self.credentials = credentials
+        """The cluster's own token for each remote (``GetRawHistory`` needs ``system:admin``)."""
         self.rpc_timeout = rpc_timeout
         self._services: dict[str, object] = {}
 
@@ -23,7 +32,10 @@ class GrpcRemoteHistory:
             address = self.addresses.get(cluster)
             if not address:
                 raise LookupError(f"cluster {cluster!r} has no rpcAddress in clusterInformation")
-            svc = self._services[cluster] = GrpcService([address], rpc_timeout=self.rpc_timeout)
+            api_key = None if self.credentials is None else self.credentials.for_own_calls(cluster)
+            svc = self._services[cluster] = GrpcService(
+                [address], rpc_timeout=self.rpc_timeout, api_key=api_key
+            )
         return svc
 
     async def raw_history(

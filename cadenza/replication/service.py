@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cadenza.engine.bus import Bus, TopicSpec
 from cadenza.engine.bus.dlq import read_dlq
 from cadenza.replication.applier import ClusterTopics, DlqRetrier, RawBatch, RemoteHistory, ReplicationApplier
+from cadenza.replication.credentials import ClusterCredentials
 from cadenza.replication.failover import fail_over
 from cadenza.replication.forwarding import ClusterForwarder
 from cadenza.replication.publisher import ReplicationPublisher
@@ -84,6 +85,7 @@ class Replication:
             addresses={n: c.rpc_address for n, c in self.cluster.clusters.items() if c.rpc_address},
             services=config.frontends,
             enabled=self._forwarding_enabled,
+            credentials=ClusterCredentials(self.cluster.clusters),
         )
         self.dlq = DlqRetrier(
             config.bus, self.own.dlq_topic, self.applier.handle, initial_s=self._dlq_interval

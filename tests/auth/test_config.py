@@ -100,3 +100,39 @@ def test_durations() -> None:
     assert [parse_duration(v) for v in ("1m", "30s", "500ms", "2h", 15, "90")] == [60, 30, 0.5, 7200, 15, 90]
     with pytest.raises(ValueError, match="must be positive"):
         parse_duration(-1)
+
+
+def test_a_clusters_auth_token_file_reaches_the_engine_and_must_exist(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+
+    def config(token_file: Path) -> Path:
+        path = tmp_path / "server.yaml"
+        info = {
+            "active": {"initialFailoverVersion": 1, "rpcAddress": "127.0.0.1:7233"},
+            "standby": {
+                "initialFailoverVersion": 2,
+                "rpcAddress": "127.0.0.1:7333",
+                "authTokenFile": str(token_file),
+            },
+        }
+        meta = {"enableGlobalNamespace": True, "failoverVersionIncrement": 10, "masterClusterName": "active"}
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    **BASE,
+                    "clusterMetadata": {**meta, "currentClusterName": "active", "clusterInformation": info},
+                }
+            )
+        )
+        return path
+
+    path = config(token)
+    settings = settings_from_config(load_config(path), path)
+    assert settings.cluster_metadata is not None
+    assert settings.cluster_metadata.clusters["standby"].auth_token_file == str(token)
+    assert settings.cluster_metadata.clusters["active"].auth_token_file == ""
+    with pytest.raises(ConfigError) as e:
+        load_config(config(tmp_path / "no-such-token"))
+    assert "clusterMetadata.clusterInformation.standby.authTokenFile" in str(e.value)
+    assert "no-such-token': no such file" in str(e.value)

@@ -29,6 +29,7 @@ from cadenza.engine.auth.authorizer import (
 )
 from cadenza.engine.auth.claims import SYSTEM, Claims
 from cadenza.engine.auth.jwt_mapper import AuthInfo, ClaimMapper
+from cadenza.engine.forwarding import CALLER_TOKEN
 from cadenza.engine.history.workflow_tasks import decode_token
 
 log = logging.getLogger("cadenza.auth")
@@ -82,6 +83,8 @@ class AuthGate:
                     namespace=decision.namespace or namespace or SYSTEM,
                     role=decision.role.label,
                 )
+        # A request this frontend forwards to another cluster goes on with the caller's token.
+        CALLER_TOKEN.set(auth.auth_token or "")
         return claims
 
     async def close(self) -> None:

@@ -142,6 +142,15 @@ def _serve(settings: ServerSettings) -> None:
     "system.enableNamespaceNotActiveAutoForwarding)",
 )
 @click.option(
+    "--cluster-auth-token-file",
+    default=None,
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --cluster: a file holding the bearer token this server presents to the other "
+    "clusters (history fetches that fill replication gaps need system:admin); re-read when it "
+    "changes. A forwarded request carries its caller's own token",
+)
+@click.option(
     "--forwarding/--no-forwarding",
     default=True,
     show_default=True,
@@ -201,6 +210,7 @@ def start_dev(
     cluster: str | None,
     replication_log: str | None,
     cluster_addresses: tuple[str, ...],
+    cluster_auth_token_file: str | None,
     dynamic_config_file: str | None,
     forwarding: bool,
     metrics_port: int | None,
@@ -220,8 +230,10 @@ def start_dev(
     logsetup.configure(log_format, log_level)
     if port is None:
         port = DEV_CLUSTERS[cluster] if cluster else 7233
-    if (replication_log or cluster_addresses) and not cluster:
-        raise click.UsageError("--replication-log and --cluster-address need --cluster")
+    if (replication_log or cluster_addresses or cluster_auth_token_file) and not cluster:
+        raise click.UsageError(
+            "--replication-log, --cluster-address and --cluster-auth-token-file need --cluster"
+        )
     addresses: dict[str, str] = {}
     for pair in cluster_addresses:
         name, sep, address = pair.partition("=")
@@ -242,7 +254,11 @@ def start_dev(
         visibility=visibility,
         tls=_tls(tls_cert, tls_key, tls_client_ca),  # type: ignore[arg-type]
         cluster_name=cluster or "active",
-        cluster_metadata=ClusterMetadata.dev(cluster, addresses) if cluster else None,
+        cluster_metadata=(
+            ClusterMetadata.dev(cluster, addresses, auth_token_file=cluster_auth_token_file or "")
+            if cluster
+            else None
+        ),
         replication_log=replication_log,
         forwarding=forwarding,
         dynamic_config_file=dynamic_config_file,
