@@ -202,3 +202,51 @@ def test_update_of_a_missing_keyspace_names_setup_schema(
 ) -> None:
     code, out = _admin(["update-schema", "--keyspace", keyspace, "--dry-run"], cassandra_contact)
     assert code == 1 and f"cadenza admin cassandra setup-schema --keyspace {keyspace}" in out, out
+
+
+@pytest.mark.cassandra
+def test_the_config_names_the_keyspace_and_its_contact_points(
+    cassandra_contact: tuple[str, int], keyspace: str, tmp_path: Path
+) -> None:
+    import yaml  # type: ignore[import-untyped]
+
+    config = tmp_path / "server.yaml"
+    store = {"hosts": cassandra_contact[0], "port": cassandra_contact[1], "keyspace": keyspace}
+    config.write_text(
+        yaml.safe_dump({"persistence": {"defaultStore": "c", "datastores": {"c": {"cassandra": store}}}})
+    )
+    _register()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["admin", "cassandra", "setup-schema", "--config", str(config)])
+    assert result.exit_code == 0 and f"keyspace {keyspace}: schema version none" in result.output, (
+        result.output
+    )
+    assert _state(cassandra_contact, keyspace)[0] == SCHEMA_VERSION
+    dry = runner.invoke(cli, ["admin", "cassandra", "update-schema", "--config", str(config), "--dry-run"])
+    assert dry.exit_code == 0 and "already up to date" in dry.output, dry.output
+    # Both at once would leave it unclear which keyspace is meant: refused, nothing touched.
+    both = runner.invoke(
+        cli, ["admin", "cassandra", "update-schema", "--config", str(config), "--keyspace", "other"]
+    )
+    assert both.exit_code == 2 and "give --config or --keyspace, not both" in both.output, both.output
+    sqlite = tmp_path / "sqlite.yaml"
+    sqlite.write_text(
+        yaml.safe_dump(
+            {
+                "persistence": {
+                    "defaultStore": "s",
+                    "datastores": {"s": {"sqlite": {"databaseName": ":memory:"}}},
+                }
+            }
+        )
+    )
+    wrong = runner.invoke(cli, ["admin", "cassandra", "setup-schema", "--config", str(sqlite)])
+    assert wrong.exit_code == 1 and "defaultStore 's' is not a cassandra datastore" in wrong.output, (
+        wrong.output
+    )
+
+
+def test_without_config_or_keyspace_the_command_says_what_to_give() -> None:
+    _register()
+    result = CliRunner().invoke(cli, ["admin", "cassandra", "update-schema", "--dry-run"])
+    assert result.exit_code == 2 and "give --keyspace (or --config" in result.output, result.output

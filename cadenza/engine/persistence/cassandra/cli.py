@@ -5,6 +5,11 @@
     cadenza admin cassandra setup-schema --keyspace cadenza_active --replication-factor 1 \\
         --hosts 127.0.0.1 --port 19042
     cadenza admin cassandra update-schema --keyspace cadenza_active --hosts 127.0.0.1 --port 19042 [--dry-run]
+    cadenza admin cassandra update-schema --config config/production.yaml   # its defaultStore
+
+With ``--config`` the contact points, port, keyspace, user and password come from the server
+config's ``defaultStore`` (a cassandra datastore), so the tool works on exactly what the server
+will open; an option given beside it is refused rather than silently preferred.
 """
 
 from __future__ import annotations
@@ -25,15 +30,23 @@ F = Callable[..., Any]
 
 def _connection_options(fn: F) -> F:
     options = [
-        click.option("--keyspace", required=True, help="Keyspace to manage, e.g. cadenza_active."),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="Server config: take hosts, port, keyspace, user and password from its defaultStore.",
+        ),
+        click.option("--keyspace", default=None, help="Keyspace to manage, e.g. cadenza_active."),
         click.option(
             "--hosts",
-            default="127.0.0.1",
-            show_default=True,
+            default=None,
             envvar="CADENZA_CASSANDRA_HOSTS",
-            help="Comma-separated contact points.",
+            help="Comma-separated contact points.  [default: 127.0.0.1]",
         ),
-        click.option("--port", type=int, default=9042, show_default=True, envvar="CADENZA_CASSANDRA_PORT"),
+        click.option(
+            "--port", type=int, default=None, envvar="CADENZA_CASSANDRA_PORT", help="[default: 9042]"
+        ),
         click.option("--user", default=None, envvar="CADENZA_CASSANDRA_USER"),
         click.option("--password", default=None, envvar="CADENZA_CASSANDRA_PASSWORD"),
         click.option(
@@ -60,10 +73,52 @@ def _connection_options(fn: F) -> F:
     return fn
 
 
+def _target(
+    config_path: Path | None,
+    keyspace: str | None,
+    hosts: str | None,
+    port: int | None,
+    user: str | None,
+    password: str | None,
+) -> tuple[list[str], int, str, str | None, str | None]:
+    """Contact points, port, keyspace, user and password: from the config's ``defaultStore``, or
+    from the options (with their defaults)."""
+    if config_path is None:
+        if not keyspace:
+            raise click.UsageError("give --keyspace (or --config with a cassandra defaultStore)")
+        host_list = [h.strip() for h in (hosts or "127.0.0.1").split(",") if h.strip()]
+        return host_list, port or 9042, keyspace, user, password
+    given = [
+        name
+        for name, value in (
+            ("--keyspace", keyspace),
+            ("--hosts", hosts),
+            ("--port", port),
+            ("--user", user),
+            ("--password", password),
+        )
+        if value is not None
+    ]
+    if given:
+        raise click.UsageError(f"give --config or {', '.join(given)}, not both")
+    from cadenza.ops.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    name = config.persistence.defaultStore
+    store = config.persistence.datastores[name].cassandra
+    if store is None:
+        raise click.ClickException(
+            f"{config_path}: persistence.defaultStore {name!r} is not a cassandra datastore"
+        )
+    return store.host_list(), store.port, store.keyspace, store.user, store.password
+
+
 def _connect(
-    hosts: str, port: int, keyspace: str, user: str | None, password: str | None
+    host_list: list[str], port: int, keyspace: str, user: str | None, password: str | None
 ) -> CassandraSession:
-    host_list = [h.strip() for h in hosts.split(",") if h.strip()]
     try:
         # DDL and the version row are written at QUORUM: schema steps must reach a majority.
         return CassandraSession.connect(
@@ -93,9 +148,10 @@ def _report(output: str, keyspace: str, before: int | None, after: int) -> None:
 @click.option("--replication-factor", type=int, default=1, show_default=True, help="Replicas of each row.")
 @click.option("--datacenter", default=None, help="Use NetworkTopologyStrategy with the replicas in this DC.")
 def setup_schema_command(
-    keyspace: str,
-    hosts: str,
-    port: int,
+    config_path: Path | None,
+    keyspace: str | None,
+    hosts: str | None,
+    port: int | None,
     user: str | None,
     password: str | None,
     target_version: int,
@@ -111,7 +167,10 @@ def setup_schema_command(
         raise click.BadParameter(
             f"must be at least 1 (got {replication_factor})", param_hint="--replication-factor"
         )
-    db = _connect(hosts, port, keyspace, user, password)
+    host_list, port_number, keyspace, user, password = _target(
+        config_path, keyspace, hosts, port, user, password
+    )
+    db = _connect(host_list, port_number, keyspace, user, password)
     try:
         before = read_schema_version(db.session, keyspace, db.where)
         after = setup_schema(
@@ -135,9 +194,10 @@ def setup_schema_command(
     "--dry-run", is_flag=True, help="Print the versions and statements that would run; change nothing."
 )
 def update_schema_command(
-    keyspace: str,
-    hosts: str,
-    port: int,
+    config_path: Path | None,
+    keyspace: str | None,
+    hosts: str | None,
+    port: int | None,
     user: str | None,
     password: str | None,
     target_version: int,
@@ -146,7 +206,10 @@ def update_schema_command(
     dry_run: bool,
 ) -> None:
     """Apply the schema versions a keyspace is missing, in order, up to this build's version."""
-    db = _connect(hosts, port, keyspace, user, password)
+    host_list, port_number, keyspace, user, password = _target(
+        config_path, keyspace, hosts, port, user, password
+    )
+    db = _connect(host_list, port_number, keyspace, user, password)
     try:
         before, steps = update_schema(
             db,
