@@ -293,7 +293,7 @@ class Frontend(
         ex = request.execution
         if request.branch_id:
             return await self._branch_history(ns_id, request)
-        first = int(request.next_page_token or b"1") if request.next_page_token else 1
+        first = history_page_start(request.next_page_token)
         page = max(1, min(request.maximum_page_size or 1000, 10_000))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_s
@@ -698,6 +698,26 @@ class Frontend(
                 ns, wid, rid, lambda m: activities.canceled(m, sid, attempt, details, identity)
             ),
         )
+
+
+MAX_HISTORY_PAGE_TOKEN_DIGITS = 12
+"""A history page token is the id of the page's first event, in ASCII digits."""
+
+
+def history_page_start(token: bytes | None) -> int:
+    """The first event id of the page ``token`` names (1 without a token); raises
+    ``InvalidArgumentError`` for anything this server would not have handed out (``int`` alone
+    takes ``-5``, ``0``, `` 1_0 `` and 4,000 digits, and a negative id would page from the end)."""
+    if not token:
+        return 1
+    if len(token) > MAX_HISTORY_PAGE_TOKEN_DIGITS or not token.isdigit() or int(token) < 1:
+        shown = token[:40].decode("ascii", errors="replace")
+        raise InvalidArgumentError(
+            f"next_page_token {shown!r}{'...' if len(token) > 40 else ''} is not a history page token "
+            f"of this server (an event id of 1 to {MAX_HISTORY_PAGE_TOKEN_DIGITS} digits); "
+            "pass the token of the previous page, or none for the first"
+        )
+    return int(token)
 
 
 def _claim_eager(m: Mutation, eager: set[str], take: Callable[[MatchTask], None]) -> None:
