@@ -32,7 +32,7 @@ _RESERVED_PREFIXES = ("grpc-", "cadenza-")
 """Keys gRPC itself uses, and those the server's own protocol uses (forwarding, errors)."""
 
 
-def _check_metadata(rpc_metadata: RpcMetadata) -> tuple[tuple[str, str | bytes], ...]:
+def check_metadata(rpc_metadata: RpcMetadata) -> tuple[tuple[str, str | bytes], ...]:
     out: list[tuple[str, str | bytes]] = []
     for key, value in rpc_metadata.items():
         if not isinstance(key, str) or not _KEY.match(key):
@@ -74,7 +74,7 @@ def rpc_options(
     if not rpc_metadata and rpc_timeout is None:
         yield
         return
-    metadata = _check_metadata(rpc_metadata) if rpc_metadata else ()
+    metadata = check_metadata(rpc_metadata) if rpc_metadata else ()
     seconds = _check_timeout(rpc_timeout) if rpc_timeout is not None else None
     metadata_token = OUTGOING_METADATA.set((*OUTGOING_METADATA.get(), *metadata)) if metadata else None
     timeout_token = RPC_TIMEOUT.set(seconds) if seconds is not None else None

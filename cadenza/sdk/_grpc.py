@@ -202,14 +202,14 @@ class GrpcService:
         retries: int = 5,
         initial_backoff: float = 0.05,
         max_backoff: float = 2.0,
-        metadata: Sequence[tuple[str, str]] = (),
+        metadata: Sequence[tuple[str, str | bytes]] = (),
         api_key: ApiKey | None = None,
         max_overload_wait: float = DEFAULT_MAX_WAIT_S,
     ) -> None:
         if not targets:
             raise ValueError("no target to connect to")
         self._base_metadata = tuple(metadata)
-        self._metadata: tuple[tuple[str, str], ...] | None = None
+        self._metadata: tuple[tuple[str, str | bytes], ...] | None = None
         """Sent with every call (a server forwarding requests marks them this way; the bearer
         token of a fixed ``api_key``)."""
         self._api_key_fn: Callable[[], str | Awaitable[str]] | None = None

@@ -22,7 +22,7 @@ from cadenza.schemas.service import (
     WorkflowExecution,
     WorkflowService,
 )
-from cadenza.sdk._call_options import RpcMetadata, rpc_options
+from cadenza.sdk._call_options import RpcMetadata, check_metadata, rpc_options
 from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, QueryDefinition, WorkflowDefinition
 from cadenza.sdk.common import (
     QueryRejectCondition,
@@ -177,6 +177,7 @@ class Client:
         interceptors: Sequence[Interceptor] = (),
         runtime: Runtime | None = None,
         api_key: str | Callable[[], str | Awaitable[str]] | None = None,
+        rpc_metadata: RpcMetadata | None = None,
     ) -> Client:
         """Connects to a server.
 
@@ -195,7 +196,9 @@ class Client:
         call of the client and of its workers, for a server with authorization on (an in-process
         server has none and ignores it); it may also be
         a function (sync or async) returning the current key, asked before each call. Change it
-        later with ``client.api_key = ...``.
+        later with ``client.api_key = ...``. ``rpc_metadata`` (temporalio's name) is gRPC metadata
+        sent with every call of the client and of its workers (``cadenza.envconfig`` fills it from
+        a profile's ``grpc_meta``).
         """
         if target is not None and target_host is not None:
             raise TypeError("Client.connect: pass target_host or target, not both")
@@ -219,7 +222,12 @@ class Client:
             elif tls:
                 channel_tls = ChannelTLS()
             grpc_service = GrpcService(
-                targets, tls=channel_tls, rpc_timeout=rpc_timeout, retries=retries, api_key=api_key
+                targets,
+                tls=channel_tls,
+                rpc_timeout=rpc_timeout,
+                retries=retries,
+                api_key=api_key,
+                metadata=check_metadata(rpc_metadata) if rpc_metadata else (),
             )
             try:
                 await grpc_service.get_cluster_info()
