@@ -82,6 +82,7 @@ class WorkflowCache:
                 self.hits += 1
                 return inst, history[last:]
             self._runs.pop(run_id, None)
+            inst.evict()
         if first > 1 or any(e.event_type == EventType.WORKFLOW_TASK_COMPLETED for e in history):
             self.misses += 1  # a run past its first task, not in the cache: replayed or refused
         if first > 1:
@@ -97,7 +98,9 @@ class WorkflowCache:
         ex = task.workflow_execution
         self._runs[ex.run_id] = (inst, task.namespace, ex.workflow_id)
         while len(self._runs) > self.max_cached:
-            run_id, (_, namespace, workflow_id) = self._runs.popitem(last=False)
+            run_id, (evicted, namespace, workflow_id) = self._runs.popitem(last=False)
+            if evicted is not inst:  # with the cache off, the run being put is about to be used
+                evicted.evict()
             if self.queue:
                 self._reset_later(namespace, WorkflowExecution(workflow_id, run_id))
 
@@ -105,6 +108,8 @@ class WorkflowCache:
         """Forgets the run. ``tell_server``: the server may still send its next task to the sticky
         queue (it does not know the task ended the way it did), so tell it not to."""
         entry = self._runs.pop(run_id, None)
+        if entry is not None:
+            entry[0].evict()
         if entry is not None and tell_server and self.queue:
             self._reset_later(entry[1], WorkflowExecution(entry[2], run_id))
 
@@ -125,6 +130,8 @@ class WorkflowCache:
     async def close(self) -> None:
         """The worker shuts down: every cached run's next task goes to the normal queue."""
         runs, self._runs = self._runs, OrderedDict()
+        for inst, _, _ in runs.values():
+            inst.evict()
         if self.queue:
             pending = [(ns, WorkflowExecution(wid, rid)) for rid, (_, ns, wid) in runs.items()]
             for i in range(0, len(pending), RESETS_AT_ONCE):

@@ -69,15 +69,33 @@ from cadenza.sdk.interceptor import (
 )
 from cadenza.sdk.search_attributes import search_attribute_values
 
-__all__ = ["STACK_TRACE_QUERY", "StaleInstanceError", "WorkflowInstance", "current_instance", "in_workflow"]
+__all__ = [
+    "STACK_TRACE_QUERY",
+    "StaleInstanceError",
+    "WorkflowEvictedError",
+    "WorkflowInstance",
+    "current_instance",
+    "in_workflow",
+]
 
 _get_running_loop = asyncio.events._get_running_loop
 _set_running_loop = asyncio.events._set_running_loop
+
+EVICTION_ROUNDS = 5
+"""Cancellation rounds ``evict`` gives a run's tasks before leaving the rest to the collector."""
 
 _WFT_STARTED = EventType.WORKFLOW_TASK_STARTED
 _WFT_COMPLETED = EventType.WORKFLOW_TASK_COMPLETED
 _WFT_FAILED = EventType.WORKFLOW_TASK_FAILED
 _WFT_TIMED_OUT = EventType.WORKFLOW_TASK_TIMED_OUT
+
+
+class WorkflowEvictedError(BaseException):
+    """Raised by a workflow call that would send a command or wait (an activity, a timer, a child,
+    ``wait_condition``...) while an evicted run is torn down (``WorkflowInstance.evict``): it ends
+    the ``finally:`` block that made it, as temporalio's eviction does. Calls that only read
+    (``info``, ``now``, ``is_replaying``, the logger) keep working. A BaseException, so
+    that workflow code catching ``Exception`` does not swallow it and carry on."""
 
 
 class StaleInstanceError(RuntimeError):
@@ -178,6 +196,7 @@ class WorkflowInstance:
         self._awaiting_completion = False
         self._task_open = False
         self._in_query = False
+        self._evicting = False
         self.cancel_requested = False
         """Set once the run's cancellation has been requested."""
         self.conditions = Conditions(self.loop, self.on_callback_error)
@@ -199,6 +218,37 @@ class WorkflowInstance:
             EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED: self._apply_cancel_requested,
         }
 
+    def evict(self) -> None:
+        """The worker lets an open run go (its cache is full, the run's task failed, the worker
+        stops). Its pending tasks are cancelled and run here, on the run's own loop, so their
+        ``finally:`` blocks run as workflow code; a workflow call in one raises
+        ``WorkflowEvictedError``, which ends the block, and nothing is sent anywhere. Left to the
+        garbage collector instead, those blocks would run outside any workflow and print a
+        traceback per run when a worker stops. An instance in the middle of a task (waiting on
+        local activities) is left alone: its task still needs it."""
+        if "loop" not in self.__dict__ or self._task_open:
+            return  # disposed already, or in use
+        loop = self.loop
+        if loop.has_pending_tasks():
+            self._evicting = True
+            previous = _get_running_loop()
+            _set_running_loop(loop)
+            try:
+                # A few rounds: code that catches the cancellation may await something else.
+                for _ in range(EVICTION_ROUNDS):
+                    pending = loop.pending_tasks()
+                    if not pending:
+                        break
+                    for task in pending:
+                        task.cancel()
+                    loop.run_ready()
+            finally:
+                _set_running_loop(previous)
+            for task in loop.finished_tasks():
+                if not task.cancelled():
+                    task.exception()  # retrieved: asyncio does not log it when the task is freed
+        self.dispose()
+
     def dispose(self) -> None:
         """Breaks the run's reference cycles once its worker is done with it (the run closed).
 
@@ -207,8 +257,8 @@ class WorkflowInstance:
         objects per workflow that piled up in the oldest generation and made those passes a fifth
         of a busy worker's time. A loop with tasks still pending is left alone (asyncio reports a
         pending task that is destroyed); the collector takes that rarer case."""
-        if self.loop.has_pending_tasks():
-            return
+        if "loop" not in self.__dict__ or self.loop.has_pending_tasks():
+            return  # disposed already, or still running
         parts = [
             self.loop,
             self.commands,
@@ -547,7 +597,9 @@ class WorkflowInstance:
     # -- what workflow code calls --------------------------------------------------------------------
 
     def check_can_command(self, what: str) -> None:
-        """Refuse to create commands from a query handler."""
+        """Refuse to create commands from a query handler, or while the run is evicted."""
+        if self._evicting:
+            raise WorkflowEvictedError(f"cannot {what}: the run is being evicted from this worker")
         if self._in_query:
             raise RuntimeError(f"Cannot {what} in a query handler: queries must not change the workflow")
 
@@ -639,6 +691,10 @@ class WorkflowInstance:
 
     async def wait_condition(self, fn: Callable[[], bool], timeout: float | None) -> None:
         """Wait until ``fn()`` is true, checked whenever the code has nothing else to run."""
+        if self._evicting:
+            raise WorkflowEvictedError(
+                "cannot wait for a condition: the run is being evicted from this worker"
+            )
         await self.conditions.wait(fn, timeout)
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:

@@ -77,6 +77,7 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
         self._task_factory: Any = None
         self._task_count = 0
         self._pending: set[asyncio.Task[Any]] = set()
+        self._finished: list[asyncio.Task[Any]] | None = None
 
     @property
     def host(self) -> TimerHost:
@@ -196,8 +197,23 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
             task = asyncio.Task(coro, loop=self, name=name, context=context)
         task._cadenza_number = self._task_count  # type: ignore[attr-defined]
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if self._finished is not None:
+            self._finished.append(task)
+
+    def pending_tasks(self) -> list[asyncio.Task[Any]]:
+        """The run's tasks not finished yet (eviction cancels them)."""
+        if self._finished is None:
+            self._finished = []  # from now on, remember the tasks that end
+        return list(self._pending)
+
+    def finished_tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks that ended since ``pending_tasks`` was first asked (while evicting)."""
+        return list(self._finished or ())
 
     def has_pending_tasks(self) -> bool:
         """True while a task of this run has not finished."""
