@@ -25,6 +25,7 @@ from cadenza.schemas.service import (
 from cadenza.sdk._call_options import RpcMetadata, check_metadata, rpc_options
 from cadenza.sdk._runtime.definitions import _QUERY_MARK, _SIGNAL_MARK, QueryDefinition, WorkflowDefinition
 from cadenza.sdk.common import (
+    ARG_UNSET,
     QueryRejectCondition,
     RetryPolicy,
     WorkflowIDConflictPolicy,
@@ -143,14 +144,30 @@ class TLSConfig:
 class Client:
     def __init__(
         self,
-        service: WorkflowService,
+        service: WorkflowService | None = None,
         *,
         namespace: str = "default",
         identity: str | None = None,
         data_converter: DataConverter | None = None,
         interceptors: Sequence[Interceptor] = (),
         runtime: Runtime | None = None,
+        service_client: WorkflowService | None = None,
+        default_workflow_query_reject_condition: Any = None,
     ) -> None:
+        """``service_client`` is temporalio's name for ``service``; so ``Client(**client.config())``
+        makes a copy with some settings changed, as temporalio's samples do. temporalio's
+        ``default_workflow_query_reject_condition`` is accepted and must be None (pass
+        ``reject_condition`` per query)."""
+        if (service is None) == (service_client is None):
+            raise TypeError("Client(): pass the service (or temporalio's service_client), once")
+        if default_workflow_query_reject_condition is not None:
+            raise TypeError(
+                "Client(): default_workflow_query_reject_condition is not supported; "
+                "pass reject_condition to each query"
+            )
+        service = service if service is not None else service_client
+        assert service is not None
+        self._service_client = service
         self.runtime = runtime if runtime is not None else Runtime.default()
         """Where this client's and its workers' metrics go (``cadenza.sdk.runtime``)."""
         self.service = metered(service, self.runtime, namespace)
@@ -251,6 +268,18 @@ class Client:
         client._api_key = api_key
         return client
 
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments that make this client (temporalio's ``Client.config()``): change
+        some and pass them to ``Client(**config)`` for a client on the same connection."""
+        return {
+            "service_client": self._service_client,
+            "namespace": self.namespace,
+            "identity": self.identity,
+            "data_converter": self.data_converter,
+            "interceptors": list(self.interceptors),
+            "runtime": self.runtime,
+        }
+
     @property
     def api_key(self) -> str | Callable[[], str | Awaitable[str]] | None:
         """The key sent as ``authorization: Bearer <key>`` (None: none). Setting it applies to the
@@ -271,6 +300,7 @@ class Client:
         self,
         workflow: Callable[..., Any] | type | str,
         *arguments: Any,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
@@ -311,7 +341,7 @@ class Client:
         ``static_details`` are checked and not stored yet: ``describe()`` shows None."""
         req, ret = self._start_request(
             workflow,
-            positional_args(arguments, args, "start_workflow()"),
+            positional_args(arguments, args, "start_workflow()", arg),
             id=id,
             task_queue=task_queue,
             execution_timeout=execution_timeout,
@@ -395,6 +425,7 @@ class Client:
         *arguments: Any,
         id: str,
         task_queue: str,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -406,7 +437,7 @@ class Client:
         rpc_metadata = kwargs.pop("rpc_metadata", None)
         rpc_timeout = kwargs.pop("rpc_timeout", None)
         kwargs.pop("request_eager_start", None)  # accepted, as by start_workflow
-        call_args = positional_args(arguments, args, "execute_workflow()")
+        call_args = positional_args(arguments, args, "execute_workflow()", arg)
         req, ret = self._start_request(workflow, call_args, id=id, task_queue=task_queue, **kwargs)
         wait_s = RESULT_POLL_S if rpc_timeout is None else 0.0
         with rpc_options(rpc_metadata, rpc_timeout):
@@ -433,12 +464,13 @@ class Client:
         task_queue: str,
         signal: Any,
         signal_args: Sequence[Any] = (),
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[Any]:
         return await self.start_workflow(
             workflow,
-            *positional_args(arguments, args, "signal_with_start_workflow()"),
+            *positional_args(arguments, args, "signal_with_start_workflow()", arg),
             id=id,
             task_queue=task_queue,
             start_signal=_handler_name(signal, _SIGNAL_MARK, "signal"),
@@ -452,6 +484,7 @@ class Client:
         *arguments: Any,
         start_workflow_operation: WithStartWorkflowOperation[Any],
         wait_for_stage: WorkflowUpdateStage,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         id: str | None = None,
         result_type: Any = None,
@@ -471,6 +504,7 @@ class Client:
                 start_workflow_operation=start_workflow_operation,
                 wait_for_stage=wait_for_stage,
                 args=args,
+                arg=arg,
                 id=id,
                 result_type=result_type,
                 rpc_timeout=rpc_timeout,
@@ -481,6 +515,7 @@ class Client:
         update: Any,
         *arguments: Any,
         start_workflow_operation: WithStartWorkflowOperation[Any],
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         id: str | None = None,
         result_type: Any = None,
@@ -496,6 +531,7 @@ class Client:
             start_workflow_operation=start_workflow_operation,
             wait_for_stage=WorkflowUpdateStage.COMPLETED,
             args=args,
+            arg=arg,
             id=id,
             result_type=result_type,
             rpc_timeout=rpc_timeout,
@@ -666,6 +702,7 @@ class WorkflowHandle(Generic[R]):
         self,
         signal: Any,
         *arguments: Any,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         request_id: str | None = None,
         rpc_metadata: RpcMetadata | None = None,
@@ -675,13 +712,10 @@ class WorkflowHandle(Generic[R]):
         UNAVAILABLE (a run that keeps continuing as new while the server resolves it) is retried
         with backoff a few times, under the same request id, by both transports."""
         with rpc_options(rpc_metadata, rpc_timeout):
-            await self._signal(signal, arguments, args, request_id)
+            await self._signal(signal, positional_args(arguments, args, "signal()", arg), request_id)
 
-    async def _signal(
-        self, signal: Any, arguments: Sequence[Any], args: Sequence[Any] | None, request_id: str | None
-    ) -> None:
+    async def _signal(self, signal: Any, args: Sequence[Any], request_id: str | None) -> None:
         c = self.client
-        args = positional_args(arguments, args, "signal()")
         name = _handler_name(signal, _SIGNAL_MARK, "signal")
         if c._outbound is not None:
             execution = self._execution()
@@ -705,6 +739,7 @@ class WorkflowHandle(Generic[R]):
         self,
         update: Any,
         *arguments: Any,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         id: str | None = None,
         result_type: Any = None,
@@ -721,6 +756,7 @@ class WorkflowHandle(Generic[R]):
             *arguments,
             wait_for_stage=WorkflowUpdateStage.COMPLETED,
             args=args,
+            arg=arg,
             id=id,
             result_type=result_type,
             rpc_timeout=rpc_timeout,
@@ -733,6 +769,7 @@ class WorkflowHandle(Generic[R]):
         update: Any,
         *arguments: Any,
         wait_for_stage: WorkflowUpdateStage,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         id: str | None = None,
         result_type: Any = None,
@@ -750,6 +787,7 @@ class WorkflowHandle(Generic[R]):
                 arguments,
                 wait_for_stage=wait_for_stage,
                 args=args,
+                arg=arg,
                 id=id,
                 result_type=result_type,
                 rpc_timeout=rpc_timeout,
@@ -778,6 +816,7 @@ class WorkflowHandle(Generic[R]):
         self,
         query: Any,
         *arguments: Any,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         result_type: Any = None,
         reject_condition: QueryRejectCondition = QueryRejectCondition.NONE,
@@ -788,18 +827,18 @@ class WorkflowHandle(Generic[R]):
         query (``QueryRejectedError``) when the run is closed, or closed other than cleanly. The
         answer is decoded by ``result_type`` or else the handler's return hint."""
         with rpc_options(rpc_metadata, rpc_timeout):
-            return await self._query(query, arguments, args, result_type, reject_condition)
+            return await self._query(
+                query, positional_args(arguments, args, "query()", arg), result_type, reject_condition
+            )
 
     async def _query(
         self,
         query: Any,
-        arguments: Sequence[Any],
-        args: Sequence[Any] | None,
+        args: Sequence[Any],
         result_type: Any,
         reject_condition: QueryRejectCondition,
     ) -> Any:
         c = self.client
-        args = positional_args(arguments, args, "query()")
         if result_type is None and not isinstance(query, str):
             result_type = _query_return_type(query)
         if reject_condition is not QueryRejectCondition.NONE:

@@ -20,7 +20,7 @@ from cadenza.schemas.ids import new_id
 from cadenza.schemas.service import UpdateWorkflowRequest, UpdateWorkflowResponse, WorkflowExecution
 from cadenza.sdk._call_options import RpcMetadata, rpc_options
 from cadenza.sdk._runtime.definitions import _UPDATE_MARK, UpdateDefinition
-from cadenza.sdk.common import WorkflowIDConflictPolicy, positional_args
+from cadenza.sdk.common import ARG_UNSET, WorkflowIDConflictPolicy, positional_args
 from cadenza.sdk.exceptions import (
     WorkflowAlreadyStartedError,
     WorkflowUpdateFailedError,
@@ -176,9 +176,10 @@ def update_request(
     arguments: Sequence[Any],
     args: Sequence[Any] | None,
     id: str | None,
+    arg: Any = ARG_UNSET,
 ) -> UpdateWorkflowRequest:
     c = handle.client
-    values = positional_args(arguments, args, "update")
+    values = positional_args(arguments, args, "update", arg)
     return UpdateWorkflowRequest(
         c.namespace,
         WorkflowExecution(handle.id, handle.run_id or ""),
@@ -195,12 +196,13 @@ async def start_update(
     arguments: Sequence[Any],
     *,
     wait_for_stage: WorkflowUpdateStage,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     id: str | None = None,
     result_type: Any = None,
     rpc_timeout: timedelta | None = None,
 ) -> WorkflowUpdateHandle[Any]:
-    request = update_request(handle, update, arguments, args, id)
+    request = update_request(handle, update, arguments, args, id, arg)
     resp = await _wait(handle.client, request, wait_for_stage, rpc_timeout)
     return _handle_for(handle, update, request, resp, result_type)
 
@@ -232,6 +234,7 @@ class WithStartWorkflowOperation(Generic[R]):
         self,
         workflow: Callable[..., Any] | type | str,
         *arguments: Any,
+        arg: Any = ARG_UNSET,
         args: Sequence[Any] | None = None,
         id: str,
         task_queue: str,
@@ -242,7 +245,7 @@ class WithStartWorkflowOperation(Generic[R]):
         if id_conflict_policy == WorkflowIDConflictPolicy.TERMINATE_EXISTING:
             raise ValueError("update-with-start takes id_conflict_policy USE_EXISTING or FAIL")
         self.workflow = workflow
-        self.args = positional_args(arguments, args, "WithStartWorkflowOperation()")
+        self.args = positional_args(arguments, args, "WithStartWorkflowOperation()", arg)
         self.id = id
         self.task_queue = task_queue
         self.id_conflict_policy = id_conflict_policy
@@ -267,6 +270,7 @@ async def start_update_with_start(
     *,
     start_workflow_operation: WithStartWorkflowOperation[Any],
     wait_for_stage: WorkflowUpdateStage,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     id: str | None = None,
     result_type: Any = None,
@@ -295,7 +299,7 @@ async def start_update_with_start(
         handle: WorkflowHandle[Any] = WorkflowHandle(
             client, op.id, run_id=None, first_run_id=first_run or None, result_type=op.result_type or ret
         )
-        request = update_request(handle, update, arguments, args, id)
+        request = update_request(handle, update, arguments, args, id, arg)
         started_run: list[str] = []
 
         async def send_with_start(req: UpdateWorkflowRequest) -> UpdateWorkflowResponse:

@@ -208,9 +208,25 @@ class QueryRejectCondition(enum.StrEnum):
         return False
 
 
-def positional_args(args: Sequence[Any], keyword_args: Sequence[Any] | None, what: str) -> tuple[Any, ...]:
-    """The arguments of a call that takes them either as ``*args`` or as ``args=[...]``
-    (temporalio's spelling); both at once is a ``TypeError`` naming ``what``."""
+class _ArgUnset:
+    def __repr__(self) -> str:
+        return "ARG_UNSET"
+
+
+ARG_UNSET: Any = _ArgUnset()
+"""The default of ``arg=``: no single argument given that way."""
+
+
+def positional_args(
+    args: Sequence[Any], keyword_args: Sequence[Any] | None, what: str, arg: Any = ARG_UNSET
+) -> tuple[Any, ...]:
+    """The arguments of a call that takes them as ``*args``, as ``args=[...]`` or as one ``arg=``
+    (temporalio's spellings: its calls take one positional ``arg`` or ``args``); more than one
+    way at once is a ``TypeError`` naming ``what``."""
+    if arg is not ARG_UNSET:
+        if args or keyword_args is not None:
+            raise TypeError(f"{what}: pass arguments one way: positionally, as arg=, or as args=[...]")
+        return (arg,)
     if keyword_args is None:
         return tuple(args)
     if args:

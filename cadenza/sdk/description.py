@@ -6,6 +6,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from cadenza.schemas.service import DescribeWorkflowResponse
@@ -98,6 +99,34 @@ class WorkflowExecutionDescription(DescribeWorkflowResponse):
     def parent_id(self) -> str | None:
         """The parent's workflow id for a child run (temporalio's name); None otherwise."""
         return self.parent_workflow_id or None
+
+    @property
+    def raw_description(self) -> SimpleNamespace:
+        """The parts of temporalio's raw ``DescribeWorkflowExecutionResponse`` that tests read,
+        in its shape: ``pending_activities`` (each with ``activity_id``, ``activity_type.name``,
+        ``state``, ``attempt``) and ``workflow_execution_info`` (``execution.workflow_id`` /
+        ``run_id``, ``type.name``, ``task_queue``, ``status``, ``history_length``). States and
+        statuses are their names (``"STARTED"``), not protobuf numbers."""
+        return SimpleNamespace(
+            pending_activities=[
+                SimpleNamespace(
+                    activity_id=p.activity_id,
+                    activity_type=SimpleNamespace(name=p.activity_type),
+                    state=p.state,
+                    attempt=p.attempt,
+                    heartbeat_details=p.heartbeat_details,
+                    last_failure=p.last_failure,
+                )
+                for p in self.pending_activities
+            ],
+            workflow_execution_info=SimpleNamespace(
+                execution=SimpleNamespace(workflow_id=self.workflow_id, run_id=self.run_id),
+                type=SimpleNamespace(name=self.workflow_type),
+                task_queue=self.task_queue,
+                status=str(self.status),
+                history_length=self.history_length,
+            ),
+        )
 
     async def memo_value(self, key: str, default: Any = None) -> Any:
         """One decoded memo value (temporalio's coroutine); ``memo`` holds them all."""

@@ -17,6 +17,7 @@ from cadenza.sdk.search_attributes import TypedSearchAttributes, typed_from_valu
 
 if TYPE_CHECKING:
     from cadenza.sdk.client import Client
+    from cadenza.sdk.history import WorkflowHistory
 
 __all__ = [
     "WorkflowExecution",
@@ -153,6 +154,23 @@ class WorkflowExecutionAsyncIterator(AsyncIterator[WorkflowExecution]):
         self.next_page_token = page.next_page_token
         if not page.next_page_token:
             self._done = True
+
+    async def map_histories(
+        self,
+        *,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+        **temporal_options: Any,
+    ) -> AsyncIterator[WorkflowHistory]:
+        """The full history of each listed run, in order (temporalio's name), e.g. for
+        ``Replayer.replay_workflows``. temporalio's ``event_filter_type`` (all events is the only
+        filter here) and ``skip_archival`` are accepted; any other keyword is a ``TypeError``."""
+        unknown = sorted(set(temporal_options) - {"event_filter_type", "skip_archival"})
+        if unknown:
+            raise TypeError(f"map_histories() got unexpected keyword argument(s) {', '.join(unknown)}")
+        async for execution in self:
+            handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            yield await handle.fetch_history(rpc_metadata=rpc_metadata, rpc_timeout=rpc_timeout)
 
     async def __anext__(self) -> WorkflowExecution:
         if self._limit is not None and self._yielded >= self._limit:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,59 @@ from cadenza.sdk._local import local_service
 from cadenza.sdk.client import Client
 from cadenza.sdk.converter import DataConverter
 
+_IGNORED_OPTIONS = frozenset(
+    {
+        # Where and how temporalio downloads and runs its server binaries: nothing to download here.
+        "dev_server_download_version",
+        "dev_server_existing_path",
+        "dev_server_extra_args",
+        "dev_server_download_ttl",
+        "dev_server_download_max_concurrency",
+        "dev_server_log_format",
+        "dev_server_log_level",
+        "test_server_download_version",
+        "test_server_existing_path",
+        "test_server_extra_args",
+        "test_server_download_ttl",
+        "download_dest_dir",
+        # The network side of that server: this one runs in the test's process.
+        "ip",
+        "port",
+        "ui",
+        "ui_port",
+        "tls",
+        "retry_config",
+        "rpc_metadata",
+        "default_workflow_query_reject_condition",
+        "plugins",
+    }
+)
+"""temporalio's ``start_local`` / ``start_time_skipping`` options that have no meaning for an
+in-process server: accepted, so temporalio test fixtures run unchanged, and ignored."""
+
 
 class WorkflowEnvironment:
-    def __init__(self, host: Host, client: Client, clock: Clock) -> None:
-        self.host = host
+    def __init__(self, host: Host | None, client: Client, clock: Clock | None = None) -> None:
+        self._host = host
         self.client = client
-        self.clock = clock
+        self.clock = clock or SystemClock()
         self._skipper: asyncio.Task[None] | None = None
         self._result_waits = 0
         """Calls waiting on a run's close event right now: while there are some, time skips."""
+        self._skipping_paused = 0
+
+    @property
+    def host(self) -> Host:
+        """The in-process server."""
+        if self._host is None:
+            raise RuntimeError("this environment wraps a client (from_client): it has no in-process server")
+        return self._host
+
+    @classmethod
+    def from_client(cls, client: Client) -> WorkflowEnvironment:
+        """An environment around a client of a server running elsewhere (temporalio's name): real
+        time, nothing to shut down."""
+        return cls(None, client)
 
     @classmethod
     async def start_local(
@@ -52,10 +98,29 @@ class WorkflowEnvironment:
         visibility: bool = True,
         metrics: Any = None,
         archival: Any = None,
+        interceptors: Sequence[Any] = (),
+        identity: str | None = None,
+        runtime: Any = None,
+        search_attributes: Sequence[Any] = (),
+        dev_server_database_filename: str | None = None,
+        **temporal_options: Any,
     ) -> WorkflowEnvironment:
         """``stores`` runs the engine on any backend (e.g. Cassandra); it is closed at shutdown.
         ``metrics`` (a ``cadenza.metrics.ServerMetrics``) is what the engine records into;
-        ``archival`` (a ``cadenza.engine.archival.ArchivalSettings``) what retention archives."""
+        ``archival`` (a ``cadenza.engine.archival.ArchivalSettings``) what retention archives.
+
+        temporalio's options work too: ``interceptors``, ``identity`` and ``runtime`` for the
+        client, ``search_attributes`` (``SearchAttributeKey``s) registered before the first run,
+        ``dev_server_database_filename`` as ``db_path``; the options about downloading and running
+        its server binary (``dev_server_download_version``, ``port``, ``ui``, ...) are accepted
+        and ignored. Any other keyword is a ``TypeError`` naming it."""
+        unknown = sorted(set(temporal_options) - _IGNORED_OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"WorkflowEnvironment.start_local() got unexpected keyword argument(s) {', '.join(unknown)}"
+            )
+        if dev_server_database_filename and db_path is None:
+            db_path = dev_server_database_filename
         if stores is None:
             stores = open_sqlite_stores(str(db_path) if db_path else ":memory:")
         clock = clock or SystemClock()
@@ -71,7 +136,7 @@ class WorkflowEnvironment:
             from cadenza.visibility.pipeline import DEV_SEARCH_ATTRIBUTES
 
             store = await SqliteVisibilityStore.open(f"{base}-visibility" if base else ":memory:")
-            await store.add_search_attributes(DEV_SEARCH_ATTRIBUTES)
+            await store.add_search_attributes({**DEV_SEARCH_ATTRIBUTES, **_declared(search_attributes)})
         host = await Host.start(
             stores,
             clock=clock,
@@ -84,7 +149,14 @@ class WorkflowEnvironment:
             archival=archival,
         )
         host._owned = [x for x in (bus, store) if x is not None]  # type: ignore[attr-defined]
-        client = Client(local_service(host.frontend), namespace=namespace, data_converter=data_converter)
+        client = Client(
+            local_service(host.frontend),
+            namespace=namespace,
+            data_converter=data_converter,
+            interceptors=interceptors,
+            identity=identity,
+            runtime=runtime,
+        )
         return cls(host, client, clock)
 
     @classmethod
@@ -119,10 +191,25 @@ class WorkflowEnvironment:
     def supports_time_skipping(self) -> bool:
         return self._skipper is not None
 
-    async def sleep(self, seconds: float) -> None:
-        """Moves time forward by ``seconds``: when skipping, at once, but one due deadline at a
-        time, each once the engine has handled the previous one (a timer that fires on the way
-        can start another one that fires before the end); really otherwise."""
+    async def get_current_time(self) -> datetime:
+        """The environment's time now (skipped time included), as temporalio's."""
+        return datetime.fromtimestamp(self.clock.now_us() / 1e6, UTC)
+
+    @contextlib.contextmanager
+    def auto_time_skipping_disabled(self) -> Iterator[None]:
+        """Inside, time runs at its real pace even while a result is awaited (temporalio's
+        name); ``sleep`` still moves it on."""
+        self._skipping_paused += 1
+        try:
+            yield
+        finally:
+            self._skipping_paused -= 1
+
+    async def sleep(self, duration: float | timedelta) -> None:
+        """Moves time forward by ``duration`` (seconds or a ``timedelta``): when skipping, at once,
+        but one due deadline at a time, each once the engine has handled the previous one (a timer
+        that fires on the way can start another one that fires before the end); really otherwise."""
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
         clock = self.clock
         if not isinstance(clock, SkippingClock):
             await asyncio.sleep(seconds)
@@ -170,9 +257,9 @@ class WorkflowEnvironment:
             # would wait for as long as was skipped.
             clock.now_us()
             clock.wake()
-            if not self._result_waits:
+            if not self._result_waits or self._skipping_paused:
                 await asyncio.sleep(0.002)
-            elif await self._settled() and self._result_waits:
+            elif await self._settled() and self._result_waits and not self._skipping_paused:
                 clock.skip_to_next_deadline()
 
     async def shutdown(self) -> None:
@@ -180,6 +267,8 @@ class WorkflowEnvironment:
             self._skipper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._skipper
+        if self._host is None:
+            return  # from_client: the server is someone else's
         await self.host.stop()
         for owned in getattr(self.host, "_owned", ()):
             await owned.close()
@@ -190,3 +279,15 @@ class WorkflowEnvironment:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
+
+
+def _declared(keys: Sequence[Any]) -> dict[str, str]:
+    """``SearchAttributeKey``s (temporalio's ``search_attributes=`` option) as name -> type."""
+    out: dict[str, str] = {}
+    for key in keys:
+        name = getattr(key, "name", None)
+        kind = getattr(key, "indexed_value_type", None)
+        if not isinstance(name, str) or kind is None:
+            raise TypeError(f"search_attributes: expected SearchAttributeKey values, got {key!r}")
+        out[name] = kind.type_name
+    return out

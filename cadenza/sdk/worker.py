@@ -69,6 +69,10 @@ from cadenza.sdk.interceptor import Interceptor, activity_chain, workflow_classe
 
 __all__ = ["Replayer", "Worker"]
 
+_WORKFLOW_TASK_FAILURE = {"__temporal_error_identifier": "WorkflowTaskFailure"}
+"""On the log record of a failed workflow task, as temporalio marks it: a logging filter can raise
+its level (temporalio's samples do) without parsing the message."""
+
 log = logging.getLogger("cadenza.worker")
 
 
@@ -489,9 +493,15 @@ class Worker:
                 log.exception(
                     "workflow %s: unexpected error in the workflow runtime",
                     task.workflow_execution.workflow_id,
+                    extra=_WORKFLOW_TASK_FAILURE,
                 )
             else:
-                log.warning("workflow %s: workflow task failed: %s", task.workflow_execution.workflow_id, e)
+                log.warning(
+                    "workflow %s: workflow task failed: %s",
+                    task.workflow_execution.workflow_id,
+                    e,
+                    extra=_WORKFLOW_TASK_FAILURE,
+                )
             failure = self._converter.exception_to_failure(err)
             if isinstance(e, NondeterminismError):
                 failure["message"] = str(e)

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, overload
 
 from cadenza.sdk._runtime.activities import ActivityCancellationType, ActivityHandle
 from cadenza.sdk._runtime.definitions import (
+    DYNAMIC,
     QueryDefinition,
     SignalDefinition,
     UpdateDefinition,
@@ -66,7 +67,7 @@ from cadenza.sdk._runtime.sessions import (
     recreate_session,
 )
 from cadenza.sdk.activity import ActivityDefinition
-from cadenza.sdk.common import RetryPolicy, positional_args, timedelta_to_ms
+from cadenza.sdk.common import ARG_UNSET, RetryPolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.search_attributes import SearchAttributeUpdate, TypedSearchAttributes
 
 __all__ = [
@@ -101,9 +102,16 @@ __all__ = [
     "execute_local_activity",
     "execute_local_activity_class",
     "execute_local_activity_method",
+    "get_dynamic_query_handler",
+    "get_dynamic_signal_handler",
+    "get_dynamic_update_handler",
     "get_external_workflow_handle",
+    "get_external_workflow_handle_for",
     "get_last_completion_result",
     "get_last_failure",
+    "get_query_handler",
+    "get_signal_handler",
+    "get_update_handler",
     "has_last_completion_result",
     "in_workflow",
     "info",
@@ -118,6 +126,9 @@ __all__ = [
     "random",
     "recreate_session",
     "run",
+    "set_dynamic_query_handler",
+    "set_dynamic_signal_handler",
+    "set_dynamic_update_handler",
     "set_query_handler",
     "set_signal_handler",
     "set_update_handler",
@@ -390,6 +401,52 @@ def set_query_handler(name: str, handler: Callable[..., Any] | None) -> None:
     current_instance("workflow.set_query_handler()").set_query_handler(name, handler)
 
 
+def set_dynamic_signal_handler(handler: Callable[..., Any] | None) -> None:
+    """Handle every signal without a handler of its own (temporalio's name; the handler takes
+    the signal's name and its arguments as ``Sequence[RawValue]``)."""
+    current_instance("workflow.set_dynamic_signal_handler()").set_signal_handler(DYNAMIC, handler)
+
+
+def set_dynamic_query_handler(handler: Callable[..., Any] | None) -> None:
+    """Answer every query without a handler of its own (temporalio's name)."""
+    current_instance("workflow.set_dynamic_query_handler()").set_query_handler(DYNAMIC, handler)
+
+
+def set_dynamic_update_handler(
+    handler: Callable[..., Any] | None, *, validator: Callable[..., Any] | None = None
+) -> None:
+    """Handle every update without a handler of its own (temporalio's name)."""
+    current_instance("workflow.set_dynamic_update_handler()").set_update_handler(DYNAMIC, handler, validator)
+
+
+def get_signal_handler(name: str) -> Callable[..., Any] | None:
+    """The handler of signal ``name`` (a method bound to the workflow object, or the function set
+    at run time), or None (temporalio's name)."""
+    return current_instance("workflow.get_signal_handler()").get_handler("signal", name)
+
+
+def get_query_handler(name: str) -> Callable[..., Any] | None:
+    """The handler of query ``name``, or None (temporalio's name)."""
+    return current_instance("workflow.get_query_handler()").get_handler("query", name)
+
+
+def get_update_handler(name: str) -> Callable[..., Any] | None:
+    """The handler of update ``name``, or None (temporalio's name)."""
+    return current_instance("workflow.get_update_handler()").get_handler("update", name)
+
+
+def get_dynamic_signal_handler() -> Callable[..., Any] | None:
+    return current_instance("workflow.get_dynamic_signal_handler()").get_handler("signal", DYNAMIC)
+
+
+def get_dynamic_query_handler() -> Callable[..., Any] | None:
+    return current_instance("workflow.get_dynamic_query_handler()").get_handler("query", DYNAMIC)
+
+
+def get_dynamic_update_handler() -> Callable[..., Any] | None:
+    return current_instance("workflow.get_dynamic_update_handler()").get_handler("update", DYNAMIC)
+
+
 def _activity_request(
     instance: WorkflowInstance,
     activity: Callable[..., Any] | str,
@@ -438,6 +495,7 @@ def _activity_request(
 async def execute_activity(
     activity: Callable[..., Awaitable[ReturnT]],
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -455,6 +513,7 @@ async def execute_activity(
 async def execute_activity(
     activity: Callable[..., ReturnT],
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -472,6 +531,7 @@ async def execute_activity(
 async def execute_activity(
     activity: str,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -488,6 +548,7 @@ async def execute_activity(
 async def execute_activity(
     activity: Callable[..., Any] | str,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -511,7 +572,7 @@ async def execute_activity(
     activity_type, attributes, result_type = _activity_request(
         instance,
         activity,
-        positional_args(arguments, args, "workflow.execute_activity()"),
+        positional_args(arguments, args, "workflow.execute_activity()", arg),
         task_queue=task_queue,
         schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout,
@@ -534,6 +595,7 @@ async def execute_activity(
 def start_activity(
     activity: Callable[..., Awaitable[ReturnT]],
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -551,6 +613,7 @@ def start_activity(
 def start_activity(
     activity: Callable[..., ReturnT],
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -568,6 +631,7 @@ def start_activity(
 def start_activity(
     activity: str,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -584,6 +648,7 @@ def start_activity(
 def start_activity(
     activity: Callable[..., Any] | str,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     task_queue: str | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -601,7 +666,7 @@ def start_activity(
     activity_type, attributes, result_type = _activity_request(
         instance,
         activity,
-        positional_args(arguments, args, "workflow.start_activity()"),
+        positional_args(arguments, args, "workflow.start_activity()", arg),
         task_queue=task_queue,
         schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout,
@@ -635,6 +700,7 @@ start_activity_class = start_activity
 def start_local_activity(
     activity: Callable[..., Any] | str,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -646,7 +712,7 @@ def start_local_activity(
     ``start_local_activity``); options as for :func:`execute_local_activity`."""
     call = execute_local_activity(
         activity,
-        *positional_args(arguments, args, "workflow.start_local_activity()"),
+        *positional_args(arguments, args, "workflow.start_local_activity()", arg),
         start_to_close_timeout=start_to_close_timeout,
         schedule_to_close_timeout=schedule_to_close_timeout,
         retry_policy=retry_policy,
@@ -745,5 +811,6 @@ from cadenza.sdk._runtime.children import (  # noqa: E402
     continue_as_new,
     execute_child_workflow,
     get_external_workflow_handle,
+    get_external_workflow_handle_for,
     start_child_workflow,
 )

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
-from cadenza.sdk.common import RetryPolicy, WorkflowIDReusePolicy, positional_args, timedelta_to_ms
+from cadenza.sdk.common import ARG_UNSET, RetryPolicy, WorkflowIDReusePolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.exceptions import (
     ApplicationError,
     CanceledError,
@@ -49,6 +49,7 @@ __all__ = [
     "continue_as_new",
     "execute_child_workflow",
     "get_external_workflow_handle",
+    "get_external_workflow_handle_for",
     "start_child_workflow",
 ]
 
@@ -318,8 +319,11 @@ class ChildWorkflowHandle:
             )
         )
 
-    async def signal(self, signal: Any, *args: Any) -> None:
-        await ExternalWorkflowHandle(self.id, self.run_id, child_only=True).signal(signal, *args)
+    async def signal(
+        self, signal: Any, *arguments: Any, arg: Any = ARG_UNSET, args: Sequence[Any] | None = None
+    ) -> None:
+        values = positional_args(arguments, args, "signal()", arg)
+        await ExternalWorkflowHandle(self.id, self.run_id, child_only=True).signal(signal, *values)
 
 
 async def _uncancellable(future: asyncio.Future[Any]) -> None:
@@ -348,9 +352,12 @@ class ExternalWorkflowHandle:
         self.run_id = run_id
         self._child_only = child_only
 
-    async def signal(self, signal: Any, *args: Any) -> None:
+    async def signal(
+        self, signal: Any, *arguments: Any, arg: Any = ARG_UNSET, args: Sequence[Any] | None = None
+    ) -> None:
         from cadenza.sdk._runtime.definitions import _SIGNAL_MARK
 
+        args = positional_args(arguments, args, "signal()", arg)
         inst = _instance("signalling another workflow")
         inst.check_can_command("signal another workflow")
         name = signal if isinstance(signal, str) else getattr(signal, _SIGNAL_MARK, None)
@@ -386,6 +393,14 @@ class ExternalWorkflowHandle:
         )
 
 
+def get_external_workflow_handle_for(
+    workflow: Any, workflow_id: str, *, run_id: str | None = None
+) -> ExternalWorkflowHandle:
+    """``get_external_workflow_handle`` naming the workflow's run method too (temporalio's typed
+    spelling; the method only types the handle)."""
+    return get_external_workflow_handle(workflow_id, run_id=run_id or "")
+
+
 def get_external_workflow_handle(workflow_id: str, *, run_id: str = "") -> ExternalWorkflowHandle:
     return ExternalWorkflowHandle(workflow_id, run_id)
 
@@ -393,6 +408,7 @@ def get_external_workflow_handle(workflow_id: str, *, run_id: str = "") -> Exter
 async def start_child_workflow(
     workflow: Any,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     id: str | None = None,
     task_queue: str | None = None,
@@ -414,7 +430,7 @@ async def start_child_workflow(
     as temporalio does), so every replay of the parent derives the same id."""
     inst = _instance("starting a child workflow")
     inst.check_can_command("start a child workflow")
-    args = positional_args(arguments, args, "workflow.start_child_workflow()")
+    args = positional_args(arguments, args, "workflow.start_child_workflow()", arg)
     name, ret = _type_name(workflow)
     if id is None:
         id = str(uuid.UUID(int=inst.random.getrandbits(128), version=4))  # what workflow.uuid4() draws
@@ -481,6 +497,7 @@ def _search_attribute_payloads(conv: Any, values: Any) -> dict[str, Any] | None:
 
 def continue_as_new(
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     workflow: Any = None,
     task_queue: str | None = None,
@@ -493,7 +510,7 @@ def continue_as_new(
     """Closes this run and starts a fresh one of the same workflow id with ``args`` (carried state)
     and an empty history. Never returns."""
     inst = _instance("continue_as_new")
-    args = positional_args(arguments, args, "workflow.continue_as_new()")
+    args = positional_args(arguments, args, "workflow.continue_as_new()", arg)
     conv = inst.converter
     name = _type_name(workflow)[0] if workflow is not None else inst.defn.name
     attrs: dict[str, Any] = {

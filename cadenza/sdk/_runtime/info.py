@@ -27,6 +27,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Event times are microseconds since this instant."""
 
 
+CONTINUE_AS_NEW_SUGGESTED_EVENTS = 10_240
+"""The history length from which ``is_continue_as_new_suggested()`` is true: where the server starts
+warning about a run's history (``cadenza.engine.history.limits.HISTORY_COUNT_WARN``)."""
+
+
 @dataclass(frozen=True)
 class ParentInfo:
     """The workflow that started this one as a child."""
@@ -83,6 +88,18 @@ class WorkflowInfo:
     def typed_search_attributes(self) -> TypedSearchAttributes:
         """:attr:`search_attributes` as ``TypedSearchAttributes`` (temporalio's typed spelling)."""
         return typed_from_values(self.search_attributes, self.search_attribute_types)
+
+    def get_current_history_length(self) -> int:
+        """Events in the run's history so far, as this workflow code has seen them (temporalio's
+        name); only in workflow code."""
+        from cadenza.sdk._runtime.instance import current_instance
+
+        return current_instance("workflow.info().get_current_history_length()").last_event_id
+
+    def is_continue_as_new_suggested(self) -> bool:
+        """True once the history is long enough that the server warns about it (temporalio's
+        name): a long-running workflow should ``continue_as_new`` at its next safe point."""
+        return self.get_current_history_length() >= CONTINUE_AS_NEW_SUGGESTED_EVENTS
 
 
 def info_from_started(

@@ -14,7 +14,7 @@ import asyncio
 import builtins
 import dataclasses
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -704,6 +704,22 @@ class WorkflowInstance:
     def set_query_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Install (or, with None, remove) a query handler."""
         self.handlers.set_query_handler(name, handler)
+
+    def get_handler(self, kind: str, name: str) -> Callable[..., Any] | None:
+        """The handler of ``kind`` (signal, query, update) for ``name`` ("" for the dynamic one):
+        a handler method bound to the workflow object, or the function given at run time."""
+        table: Mapping[str, Any]
+        if kind == "signal":
+            table = self.handlers._signals
+        elif kind == "query":
+            table = self.handlers._queries
+        else:
+            table = self.updates._handlers
+        defn = table.get(name)
+        if defn is None:
+            return None
+        fn: Callable[..., Any] = defn.fn
+        return fn.__get__(self.workflow_object()) if defn.is_method else fn
 
     def set_update_handler(
         self, name: str, handler: Callable[..., Any] | None, validator: Callable[..., Any] | None = None

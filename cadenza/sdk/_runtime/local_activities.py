@@ -22,7 +22,7 @@ from cadenza.schemas.events import Command, CommandType
 from cadenza.sdk._runtime.loop import label_future
 from cadenza.sdk._runtime.markers import LOCAL_ACTIVITY_MARKER, detail, marker_command
 from cadenza.sdk.activity import ActivityDefinition
-from cadenza.sdk.common import RetryPolicy, positional_args, timedelta_to_ms
+from cadenza.sdk.common import ARG_UNSET, RetryPolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.exceptions import ActivityError, FailureError, NondeterminismError
 
 if TYPE_CHECKING:
@@ -230,6 +230,7 @@ def _instance(what: str) -> WorkflowInstance:
 async def execute_local_activity(
     activity: Callable[..., Awaitable[ReturnT]] | Callable[..., ReturnT] | str,
     *arguments: Any,
+    arg: Any = ARG_UNSET,
     args: Sequence[Any] | None = None,
     start_to_close_timeout: timedelta | None = None,
     schedule_to_close_timeout: timedelta | None = None,
@@ -248,7 +249,7 @@ async def execute_local_activity(
     :class:`ActivityError`. One of the two timeouts is required.
     """
     instance = _instance("workflow.execute_local_activity()")
-    args = positional_args(arguments, args, "workflow.execute_local_activity()")
+    args = positional_args(arguments, args, "workflow.execute_local_activity()", arg)
     if isinstance(activity, str):
         activity_type = activity
     else:
