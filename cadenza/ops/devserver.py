@@ -34,6 +34,7 @@ from cadenza.engine.rpc import ClusterInfo, RpcServer, ServerTLS
 from cadenza.engine.tracing import TracingSettings
 from cadenza.metrics.config import MetricsSettings
 from cadenza.ops.dynamic_config import DynamicConfig
+from cadenza.ops.heap import settle_startup_heap
 from cadenza.replication.cluster import ClusterMetadata
 from cadenza.schemas.service import NamespaceInfo
 
@@ -400,6 +401,7 @@ async def serve_forever(settings: ServerSettings, *, announce: bool = True) -> N
     returns; a second SIGTERM or SIGINT during that stop exits the process at once."""
     server = ServerProcess(settings)
     port = await server.start()
+    settle_startup_heap()  # full collections no longer walk what the start-up made (ops/heap.py)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
