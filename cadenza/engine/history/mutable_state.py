@@ -422,7 +422,8 @@ class MutableState:
             activity_type=a["activity_type"],
             task_queue=a["task_queue"],
             input=a.get("input"),
-            header=a.get("header") or {},
+            # The event's own dict, not a copy: 2,000 pending activities need not hold 2,000 more.
+            header=a["header"] if a.get("header") is not None else {},
             schedule_to_close_timeout_ms=a.get("schedule_to_close_timeout_ms", 0),
             schedule_to_start_timeout_ms=a.get("schedule_to_start_timeout_ms", 0),
             start_to_close_timeout_ms=a.get("start_to_close_timeout_ms", 0),

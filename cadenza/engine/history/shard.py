@@ -53,6 +53,12 @@ RUN_CACHE_SIZE = 4096
 first; the current-run cache is bounded the same. Closed runs keep only their closing event, but
 a dev server running thousands of workflows a minute otherwise held tens of thousands of them."""
 """Task ids per range: a range is renewed (one conditional shard write) every ~1M tasks."""
+HISTORY_CACHE_EVENTS = 10_000
+"""Decoded history events a shard keeps across its cached runs. A decoded event costs about a
+kilobyte (a run that fans out 2,000 activities holds 2,000 scheduled events with their inputs), so
+the run cache is bounded by this weight as well as by its run count: past it, the events of the
+least recently used runs are dropped (their states stay) and read again from the store if asked
+for. One run's own history is never dropped while it is being used."""
 
 
 def _never(namespace_id: str) -> bool:
@@ -188,6 +194,7 @@ class ShardContext:
         on_new_tasks: Callable[[int, MutationTasks], None],
         ledger: TaskLedger | None = None,
         cache_size: int = RUN_CACHE_SIZE,
+        history_cache_events: int = HISTORY_CACHE_EVENTS,
         replicates: Callable[[str], bool] | None = None,
         retention_us: Callable[[str], int | None] | None = None,
     ) -> None:
@@ -203,6 +210,10 @@ class ShardContext:
         self._ledger = ledger
         self._cache: OrderedDict[RunKey, RunContext] = OrderedDict()
         self._cache_size = cache_size
+        self._history_budget = history_cache_events
+        self._history_weight = 0
+        """Events cached since the last count: an upper bound of what ``ctx.events`` hold (drops
+        are not subtracted), recounted exactly once it passes the budget."""
         self.current_runs: dict[tuple[str, str], str] = {}
         """A cache of each workflow id's current run, oldest entries dropped past ``cache_size``
         (a miss reads the current-run row)."""
@@ -383,6 +394,29 @@ class ShardContext:
             if not c.lock.locked() and not c.watched and not c.deferred:
                 del self._cache[k]
 
+    def _cache_events(self, ctx: RunContext, added: int) -> None:
+        """Counts ``added`` events newly held by ``ctx.events``; past the budget, drops the cached
+        events of the least recently used runs other than ``ctx`` (see ``HISTORY_CACHE_EVENTS``)."""
+        self._history_weight += added
+        if self._history_weight <= self._history_budget:
+            return
+        total = sum(len(c.events) for c in self._cache.values() if c.events is not None)
+        # Down to 3/4 of the budget, so a run that keeps growing does not recount on every write.
+        target = self._history_budget * 3 // 4
+        for c in self._cache.values():  # least recently used first
+            if total <= target:
+                break
+            if c is not ctx and c.events is not None:
+                # Nothing else is lost: the list handed to a reader stays valid, and a write
+                # appends to ``ctx.events`` only while it is not None.
+                total -= len(c.events)
+                c.events = None
+        self._history_weight = total
+
+    def cached_history_events(self) -> int:
+        """Decoded events held by this shard's cached runs (what ``HISTORY_CACHE_EVENTS`` bounds)."""
+        return sum(len(c.events) for c in self._cache.values() if c.events is not None)
+
     def invalidate(self, ctx: RunContext) -> None:
         """Drops the cached state. Speculative starts it held are lost with it, so their tasks are
         offered again: the reloaded state shows them not started."""
@@ -427,6 +461,8 @@ class ShardContext:
                 if not token:
                     break
             ctx.events = events
+            self._cache_events(ctx, len(events))
+            return events
         return ctx.events
 
     async def current_run_id(self, namespace_id: str, workflow_id: str) -> str:
@@ -564,6 +600,7 @@ class ShardContext:
             raise
         ctx.state = ms
         ctx.events = events
+        self._cache_events(ctx, len(events))
         if mode != CreateMode.ZOMBIE:  # a zombie leaves the id's current run as it is
             self.remember_current(ms.info.namespace_id, ms.info.workflow_id, ms.info.run_id)
         self._on_new_tasks(self.shard_id, tasks)
@@ -668,6 +705,7 @@ class ShardContext:
         ctx.writes += 1
         if ctx.events is not None:
             ctx.events.extend(events)
+            self._cache_events(ctx, len(events))
         if tasks.visibility and not ms.is_running:
             # The state is dropped from the cache below; its close record is built from this.
             for t in tasks.visibility:
@@ -676,6 +714,7 @@ class ShardContext:
         if new_run is not None:
             new_run.context.state = new_run.state
             new_run.context.events = new_events
+            self._cache_events(new_run.context, len(new_events))
             info = new_run.state.info
             self.remember_current(info.namespace_id, info.workflow_id, info.run_id)
             self._on_new_tasks(self.shard_id, new_run.tasks)
