@@ -281,6 +281,11 @@ class WorkflowEventLoop(asyncio.AbstractEventLoop):
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Report an error asyncio could not deliver (usually from garbage collection)."""
+        if "_host" not in self.__dict__:
+            # A disposed run's loop (``WorkflowInstance.dispose`` cleared it): one of its futures
+            # failing unobserved, collected after the run ended, is nothing anyone can act on.
+            logger.debug("Workflow event loop of a finished run: %s", context.get("message", ""))
+            return
         if self._exception_handler is not None:
             self._exception_handler(self, context)
         else:
