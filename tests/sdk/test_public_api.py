@@ -144,3 +144,17 @@ def test_other_exports() -> None:
     for module in (activity, common, converter, exceptions, workflow):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_temporalio_module_names_import() -> None:
+    """The modules temporalio's samples import from, under Cadenza's package."""
+    from cadenza.client import TLSConfig as ClientTLS
+    from cadenza.converter import DataConverter, default
+    from cadenza.envconfig import ClientConfig
+    from cadenza.service import RPCError, TLSConfig
+    from cadenza.testing import ActivityEnvironment, WorkflowEnvironment
+
+    assert TLSConfig is ClientTLS and issubclass(RPCError, Exception)
+    assert isinstance(default(), DataConverter)
+    assert callable(ClientConfig.load_client_connect_config)
+    assert ActivityEnvironment and WorkflowEnvironment
