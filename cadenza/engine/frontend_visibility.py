@@ -42,6 +42,9 @@ def listing(records: Any, next_page_token: bytes | None) -> ListWorkflowExecutio
 
 class VisibilityOperations:
     visibility: Any
+    visibility_barrier: Any = None
+    """``Host.visibility_barrier`` when this process indexes its own writes (embedded defaults): a
+    list or count first waits for earlier writes to be indexed (read-after-write), bounded."""
 
     async def _ns_id(self, namespace: str) -> str:
         raise NotImplementedError
@@ -70,6 +73,8 @@ class VisibilityOperations:
         ns_id = await self._ns_id(namespace)
         if not 1 <= page_size <= 1000:
             raise InvalidArgumentError(f"page_size must be between 1 and 1000 (got {page_size})")
+        if self.visibility_barrier is not None and token is None:  # a later page reads on
+            await self.visibility_barrier()
         try:
             records, nxt = await getattr(store, how)(ns_id, query, page_size, token)
         except VisibilityError as e:
@@ -83,6 +88,8 @@ class VisibilityOperations:
 
         store = self._visibility()
         ns_id = await self._ns_id(namespace)
+        if self.visibility_barrier is not None:
+            await self.visibility_barrier()
         try:
             if group_by_status:
                 groups = await store.count_group_by_status(ns_id, query)

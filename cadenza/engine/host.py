@@ -49,6 +49,8 @@ from cadenza.schemas.service import NamespaceInfo
 log = logging.getLogger("cadenza.host")
 
 DEFAULT_NAMESPACE = "default"
+READ_AFTER_WRITE_WAIT_S = 1.0
+"""The longest a list or count waits for the visibility of earlier writes (``visibility_barrier``)."""
 
 
 class Host:
@@ -185,6 +187,9 @@ class Host:
             archival=archival,
         )
         host.frontend.visibility = visibility_store
+        if indexer is not None:
+            # This process indexes what it writes: its lists and counts can see its own writes.
+            host.frontend.visibility_barrier = host.visibility_barrier
         host.frontend.dynamic_config = dynamic_config
         host.dynamic_config = dynamic_config
         host._indexer = indexer
@@ -265,6 +270,20 @@ class Host:
         restart rather than holding on to a server that is going."""
         self.matching.drain()
         self.history.end_long_polls()
+
+    async def visibility_barrier(self, timeout_s: float = READ_AFTER_WRITE_WAIT_S) -> bool:
+        """Read-after-write for visibility on this process's own indexer: waits until every
+        update written so far is published and indexed, so a list or count right after a run
+        closed sees it (as a development server's users expect). False if ``timeout_s`` passed
+        first (a failing sink or store): the read then answers with what is indexed."""
+        indexer = self._indexer
+        if indexer is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        if not await self.queues.visibility_published(timeout_s):
+            return False
+        return bool(await indexer.runner.caught_up(indexer.topic, max(0.0, deadline - loop.time())))
 
     async def stop(self, *, publish_for_s: float = 0.0) -> None:
         """Stops the engine in order (``docs/architecture.md``, "Graceful stop"): long polls end;

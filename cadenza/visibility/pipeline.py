@@ -103,6 +103,7 @@ class VisibilityIndexer:
         options: RunnerOptions | None = None,
     ) -> None:
         self.store = store
+        self.topic = topic
         self.runner = ConsumerRunner(
             bus,
             group=group,

@@ -139,6 +139,9 @@ class ConsumerRunner:
         self.metrics: RunnerMetrics = metrics or NoopMetrics()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.handled: dict[tuple[str, int], int] = {}
+        """Per (topic, partition), the offset after the last message this process handled."""
+        self._progress = asyncio.Event()
         self.consumer: Consumer | None = None
         self._producer: Producer | None = None
 
@@ -179,6 +182,7 @@ class ConsumerRunner:
                     continue
                 if messages:
                     await self._handle_batch(messages)
+                    self._note_handled(messages)
                     pending = True
                 if pending and (
                     not messages or time.monotonic() - last_commit >= self.options.commit_interval
@@ -192,6 +196,40 @@ class ConsumerRunner:
             await self._commit()
             await consumer.close()
             await self._producer.close()
+
+    def _note_handled(self, messages: list[Message]) -> None:
+        handled = self.handled
+        for m in messages:
+            key = (m.topic, m.partition)
+            if m.offset + 1 > handled.get(key, 0):
+                handled[key] = m.offset + 1
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def caught_up(self, topic: str, timeout_s: float) -> bool:
+        """Waits until this runner has handled (indexed, or dead-lettered) every message the
+        topic held when called; False if ``timeout_s`` passed first. What a read-after-write
+        barrier waits for (``Host.visibility_barrier``)."""
+        marks = await self.bus.watermarks(topic)
+        # What an earlier process (or this one, before) committed counts as handled too.
+        committed = {p: c.offset for p, c in (await self.bus.committed(self.group, topic)).items()}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            behind = [
+                p
+                for p, (low, high) in marks.items()
+                if max(self.handled.get((topic, p), low), committed.get(p, low)) < high
+            ]
+            if not behind:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._task is None or self._task.done():
+                return False
+            try:
+                await asyncio.wait_for(self._progress.wait(), remaining)
+            except TimeoutError:
+                return False
 
     async def _commit(self) -> None:
         assert self.consumer is not None

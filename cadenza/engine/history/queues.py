@@ -140,6 +140,10 @@ class QueueProcessors:
         meanwhile go to the sink together (one append to the bus; a short run's start and close
         become one record, see ``Host._on_visibility``)."""
         self._vis_busy = 0
+        self._vis_handed = 0
+        """Visibility updates handed to the outbox so far, and (below) published so far: a
+        read-after-write barrier waits for the second to reach what the first was when called."""
+        self._vis_published = 0
         self._repl_busy = 0
         """Tasks of the batch each outbox is publishing right now (taken off its pending list)."""
         self._stopping = False
@@ -233,6 +237,7 @@ class QueueProcessors:
             for t in tasks.visibility:
                 acks.add((0, t.task_id))
                 self._vis_pending.append((shard_id, t))
+                self._vis_handed += 1
             self._vis_ready.set()
         if tasks.replication:
             acks = self._repl_acks[shard_id]
@@ -566,6 +571,19 @@ class QueueProcessors:
 
     # -- the visibility outbox --------------------------------------------------------------------------
 
+    async def visibility_published(self, timeout_s: float) -> bool:
+        """Waits until every visibility update handed to the outbox so far has been published
+        (the linger included; later ones are not waited for); False if ``timeout_s`` passed
+        first (the sink is failing)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        target = self._vis_handed
+        while self._vis_published < target:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return True
+
     async def _visibility_loop(self) -> None:
         backoff = 0.05
         while not self._stopping:
@@ -598,6 +616,7 @@ class QueueProcessors:
                 finally:
                     self._vis_busy = 0
                 backoff = 0.05
+                self._vis_published += len(batch)
                 for shard_id, t in batch:
                     self._vis_acks[shard_id].done((0, t.task_id))
                 if self._metrics is not None:
