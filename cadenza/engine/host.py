@@ -49,6 +49,8 @@ from cadenza.schemas.service import NamespaceInfo
 log = logging.getLogger("cadenza.host")
 
 DEFAULT_NAMESPACE = "default"
+VISIBILITY_ORDER_WAIT_S = 10.0
+"""How long a retention delete waits for the outbox to publish what it holds (``_publish_deleted``)."""
 READ_AFTER_WRITE_WAIT_S = 1.0
 """The longest a list or count waits for the visibility of earlier writes (``visibility_barrier``)."""
 
@@ -322,6 +324,14 @@ class Host:
         (``version`` is a fresh task id, so it outranks the close record on every store)."""
         if type(self.visibility_sink) is DiscardingSink:
             return
+        # The run's own updates (its close record) may still wait in the outbox, which sends on
+        # its own schedule: published after this delete, that older record would bring the run
+        # back to every list for good. So the delete goes once what the outbox holds is out; if
+        # it cannot go out (the sink is down), the retention timer is retried later.
+        if not await self.queues.visibility_published(VISIBILITY_ORDER_WAIT_S):
+            raise UnavailableError(
+                "the visibility outbox is behind; the deleted run's record is removed on a retry"
+            )
         gone = VisibilityUpdate(
             namespace_id, workflow_id, run_id, version, "", "", "", 0, 0, 0, 0, deleted=True
         )

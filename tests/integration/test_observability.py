@@ -105,9 +105,15 @@ def test_video_pipeline_is_one_trace_in_jaeger(jaeger: Any) -> None:
             spans = trace["spans"]
             ids = {s["spanID"] for s in spans}
             names = Counter(s["operationName"] for s in spans)
-            # Complete once every activity ran and every parent arrived (the server's batch too).
-            if names["RunActivity:transcode"] == 12 and all(
-                ref["spanID"] in ids for s in spans for ref in s.get("references", [])
+            # Complete once every activity ran, every parent arrived, and the server's batch is in:
+            # Jaeger stores the client's and the server's exports in whatever order they arrive.
+            server_in = any(
+                n.startswith("cadenza.api.v1.WorkflowService/StartWorkflowExecution") for n in names
+            )
+            if (
+                names["RunActivity:transcode"] == 12
+                and server_in
+                and all(ref["spanID"] in ids for s in spans for ref in s.get("references", []))
             ):
                 return dict(trace)
         return None
