@@ -154,3 +154,40 @@ def test_time_skipping_reaches_a_month_long_sleep() -> None:
             await env.shutdown()
 
     asyncio.run(main())
+
+
+def test_a_timer_written_while_the_queue_is_idle_survives_a_restart(tmp_path: Path) -> None:
+    """With no timer outstanding, the timer queue's ack level has nothing to stay below. It must
+    still not run ahead of the present: a timer written next (a one-minute sleep) is due before
+    the loaded window's end, and a restart reads timers from the saved level on."""
+    db = str(tmp_path / "engine.db")
+
+    async def first() -> tuple[str, int]:
+        clock = ManualClock()
+        env = await WorkflowEnvironment.start_local(clock=clock, db_path=db)
+        try:
+            async with Worker(env.client, task_queue="tq", workflows=[Hello, Naps], max_cached_workflows=0):
+                # A closed run's retention timer is due days ahead: the level may move up to the
+                # window's end once it is the only timer seen.
+                assert await env.client.execute_workflow(Hello.run, id="hello", task_queue="tq") == "hi"
+                await env.host.queues.flush_ack_levels()
+                handle = await env.client.start_workflow(Naps.run, 60, id="nap", task_queue="tq")
+                await eventually(lambda: stored_timers(env), lambda n: n >= 2, "the user timer's row")
+            await env.host.queues.flush_ack_levels()
+            return handle.first_run_id or "", clock.now_us()
+        finally:
+            await env.shutdown()
+
+    async def second(run_id: str, now_us: int) -> None:
+        clock = ManualClock(start_us=now_us)
+        env = await WorkflowEnvironment.start_local(clock=clock, db_path=db)
+        try:
+            async with Worker(env.client, task_queue="tq", workflows=[Naps]):
+                clock.advance(61)
+                handle = env.client.get_workflow_handle("nap", run_id=run_id)
+                assert await asyncio.wait_for(handle.result(), 30) == "rested"
+        finally:
+            await env.shutdown()
+
+    run_id, now_us = asyncio.run(first())
+    asyncio.run(second(run_id, now_us))

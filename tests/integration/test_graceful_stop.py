@@ -162,14 +162,19 @@ async def _until(cond: Callable[[], bool], what: str, timeout: float = 120.0) ->
         await asyncio.sleep(0.05)
 
 
-async def _result(client: Client, workflow_id: str, timeout: float = 60.0) -> Any:
+async def _result(
+    client: Client, workflow_id: str, timeout: float = 60.0, server: ServerRun | None = None
+) -> Any:
     handle = client.get_workflow_handle(workflow_id)
     try:
         return await asyncio.wait_for(handle.result(), timeout)
     except TimeoutError:
         events = (await handle.fetch_history()).events
+        pending = (await handle.describe()).pending_activities
+        log = server.stderr()[-4000:] if server is not None else ""
         raise AssertionError(
             f"{workflow_id} still open after {timeout:g} s: {[EventType(e.event_type).name for e in events]}"
+            f"\npending activities: {pending}\nserver log:\n{log}"
         ) from None
 
 
@@ -232,9 +237,9 @@ async def _stop_under_load(server: ServerRun, open_stores: Callable[[], Stores])
 
         await asyncio.to_thread(server.start)
         for wid in acknowledged:
-            assert await _result(client, wid) == [f"{wid}-{i}".upper() for i in range(3)]
+            assert await _result(client, wid, server=server) == [f"{wid}-{i}".upper() for i in range(3)]
             await _check_history(client, wid)
-        assert await _result(client, "parked") == "completed before the stop"
+        assert await _result(client, "parked", server=server) == "completed before the stop"
     return took
 
 
@@ -302,7 +307,7 @@ def test_sigterm_under_load_on_cassandra_exits_0_and_loses_nothing(
             grpc_port=port,
         )
     )
-    server = ServerRun(["start", "--config", str(config)], port)
+    server = ServerRun(["start", "--config", str(config), "--log-level", "info"], port)
     try:
         server.start()
         took = _run(_stop_under_load(server, ks.stores))

@@ -399,7 +399,9 @@ class HistoryEngine:
             async with slots:
                 await self._flush(ctx)
 
-        await asyncio.gather(*(flush(c) for c in runs.values()))
+        # With the flushes their timers started: they write the same kind of change, and done
+        # before the queues save their ack levels, their tasks are counted there.
+        await asyncio.gather(*(flush(c) for c in runs.values()), *list(self._flushes), return_exceptions=True)
 
     async def release_shards(self) -> None:
         """Hands every shard over to its next owner (``ShardContext.release``); a shard whose

@@ -50,6 +50,9 @@ class _AckTracker:
         self.cap: tuple[int, int] | None = None
         """The level never passes this key: the timer queue's tasks at or above it have not been
         loaded, so nothing tracks them and their rows must not be range-deleted."""
+        self.floor = initial_level
+        """The highest level saved, or being saved: a restart reads tasks from there on, so a task
+        written from now on must have a key at or above it (see ``QueueProcessors.timer_floor``)."""
 
     def add(self, key: tuple[int, int]) -> None:
         self.outstanding.add(key)
@@ -59,10 +62,12 @@ class _AckTracker:
     def done(self, key: tuple[int, int]) -> None:
         self.outstanding.discard(key)
 
-    def compute(self) -> tuple[int, int]:
+    def compute(self, limit: tuple[int, int] | None = None) -> tuple[int, int]:
         level = min(self.outstanding) if self.outstanding else self.max_seen
         if self.cap is not None and level > self.cap:
             level = self.cap
+        if limit is not None and level > limit:
+            level = limit
         self.level = level
         return level
 
@@ -159,7 +164,9 @@ class QueueProcessors:
         for shard_id, shard in shards.items():
             self._shards[shard_id] = shard
             t_level = shard.ack_levels.get("transfer", 0)
-            tm_level = shard.ack_levels.get("timer", 0)
+            # Not past the present: a level saved before it was bounded by the present (see
+            # ``flush_ack_levels``) may be ahead of timers written after it was saved.
+            tm_level = min(shard.ack_levels.get("timer", 0), self._now_us())
             v_level = shard.ack_levels.get("visibility", 0)
             r_level = shard.ack_levels.get("replication", 0)
             self._transfer[shard_id] = _AckTracker((0, t_level))
@@ -296,6 +303,15 @@ class QueueProcessors:
         for t in tasks.replication:
             keys.append((TaskCategory.REPLICATION, (0, t.task_id), self._repl_acks[shard_id]))
         return keys
+
+    def timer_floor(self, shard_id: int) -> int:
+        """The earliest time a timer written now may be due: the shard's timer level saved (or
+        being saved), from which a restart reads timers. A timer due earlier (its time was taken
+        before the level moved on) is written due at the floor instead, a moment late, rather than
+        below the level, where no restart would find it. As the anchors' shard does with timers
+        below its read level."""
+        tracker = self._timer_acks.get(shard_id)
+        return tracker.floor[0] if tracker is not None else 0
 
     def reserve(self, shard_id: int, tasks: MutationTasks) -> None:
         """Called with a write's tasks before it is sent: the ack levels stay below them until the
@@ -697,9 +713,13 @@ class QueueProcessors:
             }
             moved = {}
             for name, (_, tracker, _part) in trackers.items():
-                new = tracker.compute()
+                # The timer level stays at the present, not at the loaded window's end: timers
+                # written from now on are due from now on, and a restart must read them.
+                new = tracker.compute((self._now_us(), 0) if name == "timer" else None)
                 if new > tracker.persisted_level:
                     moved[name] = new
+                    # Before the save's await: a timer reserved meanwhile sees the new floor.
+                    tracker.floor = max(tracker.floor, new)
             if not moved:
                 continue
             try:

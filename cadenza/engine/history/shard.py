@@ -117,6 +117,8 @@ RunKey = tuple[str, str, str]  # namespace_id, workflow_id, run_id
 class TaskLedger(Protocol):
     """The queue processors' view of writes in flight (see ``QueueProcessors.reserve``)."""
 
+    def timer_floor(self, shard_id: int) -> int: ...
+
     def reserve(self, shard_id: int, tasks: MutationTasks) -> None: ...
 
     def release(self, shard_id: int, tasks: MutationTasks) -> None: ...
@@ -529,12 +531,16 @@ class ShardContext:
                     is_new_branch=new_branch,
                 )
             )
+        ledger = self._ledger
         rows = WorkflowTasks()
         for t in tasks.transfer:
             t.task_id = ids.pop(0)
             rows.transfer.append(TaskRow(t.task_id, t.encode()))
+        floor = ledger.timer_floor(self.shard_id) if ledger is not None and tasks.timer else 0
         for t in tasks.timer:
             t.task_id = ids.pop(0)
+            if t.visibility_time < floor:
+                t.visibility_time = floor
             rows.timer.append(TaskRow(t.task_id, t.encode(), t.visibility_time))
         for t in tasks.visibility:
             t.task_id = ids.pop(0)
@@ -542,6 +548,10 @@ class ShardContext:
         for t in tasks.replication:
             t.task_id = ids.pop(0)
             rows.replication.append(TaskRow(t.task_id, t.encode()))
+        if ledger is not None and n:
+            # With no await since the ids and the timer floor were taken: an ack level saved from
+            # now on stays below these tasks, and none was saved past them in between.
+            ledger.reserve(self.shard_id, tasks)
         return appends, rows
 
     def _row(self, ms: MutableState) -> ExecutionRow:
@@ -576,8 +586,6 @@ class ShardContext:
         self._add_retention_timer(ms, events, tasks)
         try:
             appends, rows = await self._encode(ms, events, tasks, True, replicated_blob)
-            if self._ledger is not None:
-                self._ledger.reserve(self.shard_id, tasks)
             await self.stores.executions.create_workflow_execution(
                 CreateWorkflowRequest(
                     self.shard_id,
@@ -678,10 +686,6 @@ class ShardContext:
                     mode=CreateMode.CONTINUE_AS_NEW,
                     previous_run_id=ms.info.run_id,
                 )
-            if self._ledger is not None:
-                self._ledger.reserve(self.shard_id, tasks)
-                if new_run is not None:
-                    self._ledger.reserve(self.shard_id, new_run.tasks)
             await self.stores.executions.update_workflow_execution(
                 UpdateWorkflowRequest(
                     self.shard_id,
