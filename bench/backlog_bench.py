@@ -12,6 +12,11 @@ and then the rate at which ``--pollers`` concurrent pollers take and start the a
 are terminated at the end.
 
 ``--keep-in-memory`` turns the spill off (every task stays in matching's memory) for comparison.
+
+``--server-process`` runs the server as users run it instead: ``cadenza server start-dev`` (its
+defaults, visibility included) in a process of its own on a SQLite file, the workflow worker and
+the pollers in this one, over gRPC. The RSS figures are then the server process's alone.
+``--drain N`` takes only the first N tasks (the drain rate, sooner).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import gc
 import json
 import os
 import platform
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,12 +63,100 @@ class FanOut:
         await workflow.wait_condition(lambda: False)
 
 
-def rss_mb() -> tuple[float, float]:
-    """(current, peak) resident set size of this process in MB."""
+def rss_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(current, peak) resident set size of a process (this one by default) in MB."""
     fields = dict(
-        line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
     )
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def main_server_process(args: argparse.Namespace) -> dict[str, object]:
+    """The backlog on a ``start-dev`` server in its own process; its RSS alone is measured."""
+    from cadenza.client import Client
+
+    total = args.workflows * args.activities
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cadenza",
+                "server",
+                "start-dev",
+                "--headless",
+                "--port",
+                "0",
+                "-f",
+                str(Path(tmp) / "cadenza.db"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert proc.stdout is not None
+            ready = re.search(r"serving on (\S+):(\d+)", proc.stdout.readline())
+            if ready is None:
+                raise SystemExit("the server did not start")
+            client = await Client.connect(f"127.0.0.1:{ready.group(2)}")
+            before, _ = rss_mb(proc.pid)
+            started = time.perf_counter()
+            ids = [f"backlog-{uuid.uuid4().hex[:8]}-{i}" for i in range(args.workflows)]
+            async with Worker(client, task_queue=WF_QUEUE, workflows=[FanOut]):
+                for wid in ids:
+                    await client.start_workflow(FanOut.run, args.activities, id=wid, task_queue=WF_QUEUE)
+                for wid in ids:  # every activity scheduled (its transfer task written)
+                    handle = client.get_workflow_handle(wid)
+                    while len((await handle.describe()).pending_activities) < args.activities:
+                        await asyncio.sleep(0.2)
+            fill_s = time.perf_counter() - started
+            # The spill writes a task half a second after it was queued: wait for the RSS to settle.
+            with_backlog, last = rss_mb(proc.pid)[0], 0.0
+            for _ in range(30):
+                await asyncio.sleep(1.0)
+                last, with_backlog = with_backlog, rss_mb(proc.pid)[0]
+                if abs(with_backlog - last) < 1.0:
+                    break
+            _, peak = rss_mb(proc.pid)
+            want = min(args.drain or total, total)
+            taken = 0
+            drain_started = last_taken = time.perf_counter()
+
+            async def poller() -> None:
+                nonlocal taken, last_taken
+                while taken < want:
+                    task = await client.service.poll_activity_task_queue(
+                        client.namespace, ACT_QUEUE, identity="bench"
+                    )
+                    if task is not None:
+                        taken += 1
+                        last_taken = time.perf_counter()
+
+            await asyncio.wait_for(asyncio.gather(*(poller() for _ in range(args.pollers))), 3600)
+            drain_s = last_taken - drain_started
+            _, peak_after = rss_mb(proc.pid)
+            for wid in ids:
+                await client.get_workflow_handle(wid).terminate("bench over")
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    return {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "server": "cadenza server start-dev (own process, SQLite file, default visibility)",
+        "backlog_tasks": total,
+        "workflows": args.workflows,
+        "fill_s": round(fill_s, 1),
+        "server_rss_before_mb": round(before, 1),
+        "server_rss_with_backlog_mb": round(with_backlog, 1),
+        "server_rss_peak_mb": round(max(peak, peak_after), 1),
+        "drain_pollers": args.pollers,
+        "drained_tasks": taken,
+        "drain_s": round(drain_s, 1),
+        "drain_tasks_per_s": round(taken / drain_s) if drain_s else None,
+    }
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
@@ -100,9 +195,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             taken = 0
             drain_started = last_taken = time.perf_counter()
 
+            want = min(args.drain or total, total)
+
             async def poller() -> None:
                 nonlocal taken, last_taken
-                while taken < total:
+                while taken < want:
                     task = await frontend.poll_activity_task_queue(
                         env.client.namespace, ACT_QUEUE, identity="bench", timeout_s=1
                     )
@@ -132,8 +229,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "tasks_held_in_memory": held,
         "tasks_written_to_store": written,
         "drain_pollers": args.pollers,
+        "drained_tasks": taken,
         "drain_s": round(drain_s, 1),
-        "drain_tasks_per_s": round(total / drain_s),
+        "drain_tasks_per_s": round(taken / drain_s),
     }
 
 
@@ -143,4 +241,8 @@ if __name__ == "__main__":
     parser.add_argument("--activities", type=int, default=2000, help="per workflow (at most 2,000)")
     parser.add_argument("--pollers", type=int, default=16)
     parser.add_argument("--keep-in-memory", action="store_true", help="turn the spill off, for comparison")
-    print(json.dumps(asyncio.run(main(parser.parse_args())), indent=1))
+    parser.add_argument("--server-process", action="store_true", help="start-dev in its own process")
+    parser.add_argument("--drain", type=int, default=0, help="tasks to drain (all by default)")
+    args = parser.parse_args()
+    run = main_server_process if args.server_process else main
+    print(json.dumps(asyncio.run(run(args)), indent=1))
