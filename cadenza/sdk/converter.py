@@ -7,20 +7,20 @@ through pydantic's JSON-able form and decoded back when a type hint is given.
 
 A :class:`PayloadCodec` transforms whole payload lists after encoding and before decoding
 (compression, encryption); it never sees Python values.
+
+A converter of one's own (temporalio's ``payload_converter_class``) is a ``PayloadConverter``
+(``cadenza.sdk.payload_converter``), usually a ``CompositePayloadConverter`` with an
+``EncodingPayloadConverter`` of one's own before the defaults. The default class keeps the fast path
+below, which writes the same bytes as ``DefaultPayloadConverter``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import traceback
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Protocol
-
-from pydantic import TypeAdapter
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from typing import Any, ClassVar, Protocol
 
 from cadenza.sdk.exceptions import (
     ActivityError,
@@ -35,6 +35,16 @@ from cadenza.sdk.exceptions import (
     TerminatedError,
     TimeoutError,
     TimeoutType,
+)
+from cadenza.sdk.payload_converter import (
+    ENCODING_BINARY_NULL,
+    ENCODING_BINARY_PLAIN,
+    ENCODING_JSON_PLAIN,
+    DefaultPayloadConverter,
+    PayloadConverter,
+    decode_json,
+    encode_json,
+    plain,
 )
 
 __all__ = [
@@ -51,9 +61,6 @@ __all__ = [
     "failure_to_exception",
 ]
 
-ENCODING_BINARY_NULL = b"binary/null"
-ENCODING_BINARY_PLAIN = b"binary/plain"
-ENCODING_JSON_PLAIN = b"json/plain"
 FAILURE_SOURCE = "cadenza-python"
 """Value of a failure's ``source`` when this SDK built it."""
 
@@ -96,36 +103,25 @@ class PayloadCodec(Protocol):
         ...
 
 
-# Type hints that need no conversion after json.loads: skipping pydantic for them keeps the
-# hot path (one str argument, one str result) at a few microseconds.
-_PASSTHROUGH_HINTS: frozenset[Any] = frozenset({Any, object, None, type(None)})
-_SCALAR_HINTS: dict[Any, type | tuple[type, ...]] = {
-    str: str,
-    int: int,
-    float: (float, int),
-    bool: bool,
-    dict: dict,
-    list: list,
-}
-
-
-@functools.lru_cache(maxsize=1024)
-def _adapter(hint: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(hint)
-
-
-def _json_default(value: Any) -> Any:
-    # Called by json.dumps only for values it does not know; pydantic knows dataclasses, models,
-    # enums, datetimes, UUIDs, sets, Decimals...
-    return to_jsonable_python(value)
-
-
+@dataclasses.dataclass(frozen=True, eq=False)
 class DataConverter:
-    """Converts values to payloads and back, and exceptions to failures and back."""
+    """Converts values to payloads and back, and exceptions to failures and back. A dataclass, as
+    temporalio's: ``dataclasses.replace(converter.default(), payload_converter_class=...)`` works."""
 
-    def __init__(self, payload_codec: PayloadCodec | None = None) -> None:
-        self.payload_codec = payload_codec
-        """Optional transformation applied to every encoded payload list."""
+    payload_converter_class: type[PayloadConverter] = DefaultPayloadConverter
+    """What turns values into payloads (instantiated once, as ``payload_converter``)."""
+    payload_codec: PayloadCodec | None = None
+    """Optional transformation applied to every encoded payload list."""
+    payload_converter: PayloadConverter = dataclasses.field(init=False, repr=False)
+
+    default: ClassVar[DataConverter]
+    """The default converter (temporalio's ``DataConverter.default``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "payload_converter", self.payload_converter_class())
+        # The default class takes the fast path below (the same bytes, without the composite's
+        # per-value dispatch): the hot path of every argument and result.
+        object.__setattr__(self, "_custom", self.payload_converter_class is not DefaultPayloadConverter)
 
     # -- values ------------------------------------------------------------------------------------
 
@@ -161,53 +157,54 @@ class DataConverter:
     def _encode(self, value: Any, index: int) -> Payload:
         if isinstance(value, RawValue):
             return value.payload
+        if self._custom:  # type: ignore[attr-defined]
+            return self._encode_custom(value, index)
         if value is None:
             return {"metadata": {"encoding": ENCODING_BINARY_NULL}, "data": b""}
         if isinstance(value, bytes | bytearray | memoryview):
             return {"metadata": {"encoding": ENCODING_BINARY_PLAIN}, "data": bytes(value)}
+        return {"metadata": {"encoding": ENCODING_JSON_PLAIN}, "data": encode_json(value, index)}
+
+    def _encode_custom(self, value: Any, index: int) -> Payload:
         try:
-            data = json.dumps(value, default=_json_default, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError, PydanticSerializationError) as err:
+            return plain(self.payload_converter.to_payloads([value])[0])
+        except PayloadEncodeError as err:
             raise PayloadEncodeError(
-                f"Cannot encode argument {index} of type {type(value).__qualname__}: {err}",
+                str(err).replace("argument 0", f"argument {index}", 1), index=index, value_type=type(value)
+            ) from err
+        except Exception as err:
+            raise PayloadEncodeError(
+                f"Cannot encode argument {index} of type {type(value).__qualname__} with "
+                f"{self.payload_converter_class.__qualname__}: {err}",
                 index=index,
                 value_type=type(value),
             ) from err
-        return {"metadata": {"encoding": ENCODING_JSON_PLAIN}, "data": data.encode()}
 
     def _decode(self, payload: Payload, hint: Any, index: int) -> Any:
         if hint is RawValue:
             return RawValue(payload)
+        if self._custom:  # type: ignore[attr-defined]
+            return self._decode_custom(payload, hint, index)
         encoding = payload.get("metadata", {}).get("encoding")
         if encoding == ENCODING_JSON_PLAIN:
-            try:
-                value = json.loads(payload["data"])
-            except ValueError as err:
-                raise PayloadDecodeError(f"Payload {index} is not valid JSON: {err}") from err
-            return self._shape(value, hint, index)
+            return decode_json(payload["data"], hint, index)
         if encoding == ENCODING_BINARY_NULL:
             return None
         if encoding == ENCODING_BINARY_PLAIN:
             return bytes(payload["data"])
         raise PayloadDecodeError(f"Payload {index} has unknown encoding {encoding!r}")
 
-    def _shape(self, value: Any, hint: Any, index: int) -> Any:
+    def _decode_custom(self, payload: Payload, hint: Any, index: int) -> Any:
+        from cadenza.sdk.payload_converter import Payload as PayloadMessage
+
         try:
-            if hint in _PASSTHROUGH_HINTS:
-                return value
-            scalar = _SCALAR_HINTS.get(hint)
-        except TypeError:
-            scalar = None  # an unhashable hint, e.g. Annotated with a dict
-        if scalar is not None and isinstance(value, scalar) and not (hint is int and isinstance(value, bool)):
-            return value
-        try:
-            try:
-                adapter = _adapter(hint)
-            except TypeError:
-                adapter = TypeAdapter(hint)  # unhashable: cannot be cached
-            return adapter.validate_python(value)
+            return self.payload_converter.from_payloads([PayloadMessage.of(payload)], [hint])[0]
+        except PayloadDecodeError as err:
+            raise PayloadDecodeError(str(err).replace("Payload 0", f"Payload {index}", 1)) from err
         except Exception as err:
-            raise PayloadDecodeError(f"Cannot decode payload {index} as {hint!r}: {err}") from err
+            raise PayloadDecodeError(
+                f"Cannot decode payload {index} with {self.payload_converter_class.__qualname__}: {err}"
+            ) from err
 
     # -- failures ----------------------------------------------------------------------------------
 
@@ -368,6 +365,7 @@ def _stack_trace(exc: BaseException) -> str:
 
 
 _DEFAULT = DataConverter()
+DataConverter.default = _DEFAULT
 
 
 def default_converter() -> DataConverter:

@@ -1,0 +1,1 @@
+"""Message types under temporalio's ``temporalio.api`` names, for code written against them."""

@@ -1,0 +1,1 @@
+"""``cadenza.api.common.v1``: ``Payload``."""
