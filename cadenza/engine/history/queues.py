@@ -39,6 +39,12 @@ TIMER_WINDOW_S = 300.0
 the window moves on (the anchors' timer queue reads ahead the same way)."""
 
 
+TIMER_LEVEL_LAG_US = 1_000_000
+"""How far behind the present the saved timer level stays: a change whose time was taken up to this
+long before the level was saved writes its timers above it (``QueueProcessors.timer_floor``); a
+restart re-reads the timers of at most this long that had already fired (their handlers re-check)."""
+
+
 class _AckTracker:
     """Outstanding task keys of one shard queue; the ack level is the lowest outstanding key."""
 
@@ -118,6 +124,8 @@ class QueueProcessors:
         self._timer_acks: dict[int, _AckTracker] = {}
         self._timers: list[tuple[int, int, int, Task]] = []
         self._timer_changed = asyncio.Event()
+        self._armed_for: int | None = None
+        """The due time the timer loop's current sleep was armed for."""
         self._timer_slots = asyncio.Semaphore(max_concurrent_timers)
         self._timer_window_us = int(timer_window_s * 1e6)
         self._loaded_until = 0
@@ -306,10 +314,11 @@ class QueueProcessors:
 
     def timer_floor(self, shard_id: int) -> int:
         """The earliest time a timer written now may be due: the shard's timer level saved (or
-        being saved), from which a restart reads timers. A timer due earlier (its time was taken
-        before the level moved on) is written due at the floor instead, a moment late, rather than
-        below the level, where no restart would find it. As the anchors' shard does with timers
-        below its read level."""
+        being saved), from which a restart reads timers. A write whose timers are due earlier (its
+        time was taken more than ``TIMER_LEVEL_LAG_US`` before the level moved on: a slow write, or
+        the time-skipping clock jumping meanwhile) has them moved later together, the earliest to
+        the floor, rather than below the level, where no restart would find them; their order is
+        kept. As the anchors' shard moves a timer below its read level."""
         tracker = self._timer_acks.get(shard_id)
         return tracker.floor[0] if tracker is not None else 0
 
@@ -461,7 +470,7 @@ class QueueProcessors:
                 bg.add_done_callback(self._background.discard)
             self._timer_changed.clear()
             if self._timers:
-                sleeper = asyncio.ensure_future(self._sleep_until(self._timers[0][0]))
+                sleeper = asyncio.ensure_future(self._sleep_for_timer(self._timers[0][0]))
             else:
                 sleeper = None
             changed = asyncio.ensure_future(self._timer_changed.wait())
@@ -471,6 +480,12 @@ class QueueProcessors:
             finally:
                 for w in waits:
                     w.cancel()
+
+    async def _sleep_for_timer(self, due: int) -> None:
+        # The clock learns the deadline as this starts (a loop turn after the loop asked for it):
+        # until then ``in_flight`` counts the earliest timer as unarmed.
+        self._armed_for = due
+        await self._sleep_until(due)
 
     async def _fire(self, shard_id: int, task: Task) -> None:
         key = (task.visibility_time, task.task_id)
@@ -713,9 +728,11 @@ class QueueProcessors:
             }
             moved = {}
             for name, (_, tracker, _part) in trackers.items():
-                # The timer level stays at the present, not at the loaded window's end: timers
-                # written from now on are due from now on, and a restart must read them.
-                new = tracker.compute((self._now_us(), 0) if name == "timer" else None)
+                # The timer level stays a little behind the present, not at the loaded window's
+                # end: timers written from now on are due from about now on (their time was taken
+                # when their change began), and a restart must read them.
+                limit = (self._now_us() - TIMER_LEVEL_LAG_US, 0) if name == "timer" else None
+                new = tracker.compute(limit)
                 if new > tracker.persisted_level:
                     moved[name] = new
                     # Before the save's await: a timer reserved meanwhile sees the new floor.
@@ -741,6 +758,10 @@ class QueueProcessors:
         is due or being read (the time-skipping environment must not move the clock past timers
         about to be loaded)."""
         n = len(self._background)
+        if self._timer_changed.is_set() or (self._timers and self._armed_for != self._timers[0][0]):
+            # Timers the loop has not armed a sleep for yet: the time-skipping clock would not
+            # know their deadline and could skip past them (they would then fire together).
+            n += 1
         due = self._next_unloaded
         if self._loading or (due is not None and due - self._timer_window_us // 2 <= self._now_us()):
             n += 1

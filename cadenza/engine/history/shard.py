@@ -536,11 +536,15 @@ class ShardContext:
         for t in tasks.transfer:
             t.task_id = ids.pop(0)
             rows.transfer.append(TaskRow(t.task_id, t.encode()))
-        floor = ledger.timer_floor(self.shard_id) if ledger is not None and tasks.timer else 0
+        if ledger is not None and tasks.timer:
+            # Below the saved timer level a restart would not read them: moved later together,
+            # in their order (see ``QueueProcessors.timer_floor``).
+            shift = ledger.timer_floor(self.shard_id) - min(t.visibility_time for t in tasks.timer)
+            if shift > 0:
+                for t in tasks.timer:
+                    t.visibility_time += shift
         for t in tasks.timer:
             t.task_id = ids.pop(0)
-            if t.visibility_time < floor:
-                t.visibility_time = floor
             rows.timer.append(TaskRow(t.task_id, t.encode(), t.visibility_time))
         for t in tasks.visibility:
             t.task_id = ids.pop(0)
