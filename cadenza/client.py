@@ -1,6 +1,8 @@
 """Clients and workflow handles (see ``cadenza.sdk.client``).
 
 ``WorkflowFailureError`` is also importable from here, where temporalio users look for it.
+``Interceptor`` and ``OutboundInterceptor`` are the client's interceptor classes (temporalio's
+names; see ``cadenza.sdk.interceptor``), with the inputs of the calls they wrap.
 """
 
 from cadenza.sdk.async_activity import AsyncActivityHandle
@@ -19,6 +21,9 @@ from cadenza.sdk.exceptions import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from cadenza.sdk.history import WorkflowHistory
+from cadenza.sdk.interceptor import ClientInterceptor as Interceptor
+from cadenza.sdk.interceptor import ClientOutboundInterceptor as OutboundInterceptor
+from cadenza.sdk.interceptor import QueryWorkflowInput, SignalWorkflowInput, StartWorkflowInput
 from cadenza.sdk.listing import (
     WorkflowExecution,
     WorkflowExecutionAsyncIterator,
@@ -29,6 +34,11 @@ from cadenza.sdk.listing import (
 __all__ = [
     "AsyncActivityHandle",
     "Client",
+    "Interceptor",
+    "OutboundInterceptor",
+    "QueryWorkflowInput",
+    "SignalWorkflowInput",
+    "StartWorkflowInput",
     "TLSConfig",
     "WithStartWorkflowOperation",
     "WorkflowExecution",

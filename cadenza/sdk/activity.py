@@ -40,6 +40,7 @@ __all__ = [
     "is_cancelled",
     "is_worker_shutdown",
     "logger",
+    "payload_converter",
     "raise_complete_async",
     "wait_for_cancelled",
     "wait_for_cancelled_sync",
@@ -230,6 +231,8 @@ class ActivityContext:
     """Set by the worker when cancellation is requested (or the heartbeat found the activity gone)."""
     worker_shutdown: threading.Event = field(default_factory=threading.Event)
     """Set by the worker when it starts shutting down (before its graceful timeout cancels)."""
+    converter: Any = None
+    """The worker's ``DataConverter`` (``payload_converter()``); None: the default one."""
 
 
 _current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
@@ -266,6 +269,14 @@ def _context() -> ActivityContext:
 def in_activity() -> bool:
     """True while an activity function runs in this context."""
     return _current.get() is not None
+
+
+def payload_converter() -> Any:
+    """The converter this activity's payloads go through (``to_payloads`` / ``from_payloads``; its
+    worker's data converter), e.g. to read a header an interceptor put on the activity."""
+    from cadenza.sdk.converter import default_converter
+
+    return _context().converter or default_converter()
 
 
 def info() -> ActivityInfo:

@@ -45,7 +45,7 @@ from cadenza.sdk.exceptions import (
 )
 from cadenza.sdk.history import WorkflowHistory
 from cadenza.sdk.interceptor import (
-    Interceptor,
+    AnyInterceptor,
     QueryWorkflowInput,
     SignalWorkflowInput,
     StartWorkflowInput,
@@ -149,7 +149,7 @@ class Client:
         namespace: str = "default",
         identity: str | None = None,
         data_converter: DataConverter | None = None,
-        interceptors: Sequence[Interceptor] = (),
+        interceptors: Sequence[AnyInterceptor] = (),
         runtime: Runtime | None = None,
         service_client: WorkflowService | None = None,
         default_workflow_query_reject_condition: Any = None,
@@ -191,7 +191,7 @@ class Client:
         tls: TLSConfig | bool | None = None,
         rpc_timeout: float = 10.0,
         retries: int = 5,
-        interceptors: Sequence[Interceptor] = (),
+        interceptors: Sequence[AnyInterceptor] = (),
         runtime: Runtime | None = None,
         api_key: str | Callable[[], str | Awaitable[str]] | None = None,
         rpc_metadata: RpcMetadata | None = None,

@@ -26,6 +26,7 @@ from cadenza.schemas.service import Payloads, StartWorkflowRequest, WorkflowExec
 __all__ = [
     "OUTGOING_METADATA",
     "ActivityInboundInterceptor",
+    "ClientInterceptor",
     "ClientOutboundInterceptor",
     "ExecuteActivityInput",
     "ExecuteWorkflowInput",
@@ -35,6 +36,7 @@ __all__ = [
     "SignalWorkflowInput",
     "StartActivityInput",
     "StartWorkflowInput",
+    "WorkerInterceptor",
     "WorkflowInboundInterceptor",
     "WorkflowInterceptorClassInput",
     "WorkflowOutboundInterceptor",
@@ -146,7 +148,7 @@ class StartActivityInput:
     activity_type: str
     activity_id: str | None
     headers: Headers
-    """The scheduled activity's header (the command's ``header`` attribute itself)."""
+    """The scheduled activity's header: extend it in place or replace it before calling on."""
     schedule: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
 
 
@@ -176,11 +178,16 @@ class WorkflowInboundInterceptor:
         return await self.next.execute_workflow(input)
 
 
-class Interceptor:
-    """Base of client and worker interceptors; every hook by default adds nothing."""
+class ClientInterceptor:
+    """Intercepts a client's calls (temporalio's ``temporalio.client.Interceptor``)."""
 
     def intercept_client(self, next: ClientOutboundInterceptor) -> ClientOutboundInterceptor:
         return next
+
+
+class WorkerInterceptor:
+    """Intercepts a worker's activities and workflow runs (temporalio's
+    ``temporalio.worker.Interceptor``). Given to a client, it is used by every worker of it."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return next
@@ -189,6 +196,16 @@ class Interceptor:
         self, input: WorkflowInterceptorClassInput
     ) -> type[WorkflowInboundInterceptor] | None:
         return None
+
+
+class Interceptor(ClientInterceptor, WorkerInterceptor):
+    """Both at once; every hook by default adds nothing. Two classes as well, as temporalio has them:
+    an interceptor written against temporalio subclasses both (``class I(client.Interceptor,
+    worker.Interceptor)``), which needs them to be distinct."""
+
+
+AnyInterceptor = ClientInterceptor | WorkerInterceptor
+"""What a client or a worker takes in ``interceptors=``: each is used where it applies."""
 
 
 # -- the ends of the chains (the SDK's own behaviour) ---------------------------------------------
@@ -255,21 +272,26 @@ class _ServiceCalls(ClientOutboundInterceptor):
         )
 
 
-def activity_chain(interceptors: Sequence[Interceptor]) -> ActivityInboundInterceptor | None:
+def activity_chain(interceptors: Sequence[AnyInterceptor]) -> ActivityInboundInterceptor | None:
     """The activity chain, outermost first; None without interceptors (nothing to pay)."""
     if not interceptors:
         return None
     chain: ActivityInboundInterceptor = _ActivityRunner()
     for interceptor in reversed(interceptors):
-        chain = interceptor.intercept_activity(chain)
+        if isinstance(interceptor, WorkerInterceptor):
+            chain = interceptor.intercept_activity(chain)
     return chain
 
 
 def workflow_classes(
-    interceptors: Sequence[Interceptor], workflow_type: str
+    interceptors: Sequence[AnyInterceptor], workflow_type: str
 ) -> tuple[type[WorkflowInboundInterceptor], ...]:
     """The inbound interceptor classes the interceptors give runs of ``workflow_type``."""
-    found = (i.workflow_interceptor_class(WorkflowInterceptorClassInput(workflow_type)) for i in interceptors)
+    found = (
+        i.workflow_interceptor_class(WorkflowInterceptorClassInput(workflow_type))
+        for i in interceptors
+        if isinstance(i, WorkerInterceptor)
+    )
     return tuple(c for c in found if c is not None)
 
 
@@ -286,11 +308,12 @@ def workflow_chain(
     return inbound, runner.outbound
 
 
-def client_chain(interceptors: Sequence[Interceptor], client: Any) -> ClientOutboundInterceptor | None:
+def client_chain(interceptors: Sequence[AnyInterceptor], client: Any) -> ClientOutboundInterceptor | None:
     """The client's chain, outermost first; None without interceptors (the calls go direct)."""
     if not interceptors:
         return None
     chain: ClientOutboundInterceptor = _ServiceCalls(client)
     for interceptor in reversed(interceptors):
-        chain = interceptor.intercept_client(chain)
+        if isinstance(interceptor, ClientInterceptor):
+            chain = interceptor.intercept_client(chain)
     return chain

@@ -65,7 +65,7 @@ from cadenza.sdk.exceptions import (
     RPCError,
     WorkflowTaskError,
 )
-from cadenza.sdk.interceptor import Interceptor, activity_chain, workflow_classes
+from cadenza.sdk.interceptor import AnyInterceptor, WorkerInterceptor, activity_chain, workflow_classes
 
 __all__ = ["Replayer", "Worker"]
 
@@ -158,7 +158,7 @@ class Worker:
         workflow_runner: Any = None,
         debug_mode: bool = False,
         workflow_failure_exception_types: Sequence[type[BaseException]] = (),
-        interceptors: Sequence[Interceptor] = (),
+        interceptors: Sequence[WorkerInterceptor] = (),
     ) -> None:
         """``max_concurrent_sessions`` > 0 lets the worker accept that many worker sessions at a time
         (``workflow.create_session``); it then also runs the activities of its sessions.
@@ -193,7 +193,9 @@ class Worker:
             if d.name in self._workflows:
                 raise ValueError(f"workflow type {d.name!r} is registered twice")
             self._workflows[d.name] = d
-        chosen = [i for i in getattr(client, "interceptors", ()) if isinstance(i, Interceptor)]
+        chosen: list[AnyInterceptor] = [
+            i for i in getattr(client, "interceptors", ()) if isinstance(i, WorkerInterceptor)
+        ]
         chosen += interceptors
         self._activity_chain = activity_chain(chosen)
         self._interceptor_classes = {name: workflow_classes(chosen, name) for name in self._workflows}
@@ -717,6 +719,7 @@ class Worker:
         ctx = ActivityContext(
             info=activity_info_from_task(task, conv),
             heartbeat=heartbeater.heartbeat_threadsafe if defn.is_async else heartbeater.heartbeat_sync,
+            converter=conv,
         )
         if self._stopping.is_set():
             ctx.worker_shutdown.set()

@@ -3,9 +3,22 @@
 ``SandboxedWorkflowRunner``, ``UnsandboxedWorkflowRunner`` and ``SandboxRestrictions`` (also in
 ``cadenza.worker.workflow_sandbox``) are accepted for temporalio's code and change nothing: workflows
 run without an import sandbox.
+
+``Interceptor`` here is the worker's (temporalio's ``temporalio.worker.Interceptor``), with the
+inbound and outbound interceptor classes and their inputs (see ``cadenza.sdk.interceptor``).
 """
 
 from cadenza.sdk._runtime.replayer import WorkflowReplayResult, WorkflowReplayResults
+from cadenza.sdk.interceptor import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
+from cadenza.sdk.interceptor import WorkerInterceptor as Interceptor
 from cadenza.sdk.worker import Replayer, Worker
 from cadenza.sdk.worker_pool import WorkerPool
 from cadenza.worker.workflow_sandbox import (
@@ -15,12 +28,20 @@ from cadenza.worker.workflow_sandbox import (
 )
 
 __all__ = [
+    "ActivityInboundInterceptor",
+    "ExecuteActivityInput",
+    "ExecuteWorkflowInput",
+    "Interceptor",
     "Replayer",
     "SandboxRestrictions",
     "SandboxedWorkflowRunner",
+    "StartActivityInput",
     "UnsandboxedWorkflowRunner",
     "Worker",
     "WorkerPool",
+    "WorkflowInboundInterceptor",
+    "WorkflowInterceptorClassInput",
+    "WorkflowOutboundInterceptor",
     "WorkflowReplayResult",
     "WorkflowReplayResults",
 ]

@@ -101,6 +101,7 @@ def test_activity_exports() -> None:
         "is_cancelled",
         "is_worker_shutdown",
         "logger",
+        "payload_converter",
         "raise_complete_async",
         "wait_for_cancelled",
         "wait_for_cancelled_sync",

@@ -175,4 +175,7 @@ async def run_intercepted(
         return await asyncio.get_running_loop().run_in_executor(executor, cv.run, call)
 
     headers = task.header or {}
-    return await chain.execute_activity(ExecuteActivityInput(fn, list(args), headers, ctx.info, run))
+    # The interceptors run in the attempt's context too: they may read ``activity.info()`` or
+    # decode a header with ``activity.payload_converter()``, as temporalio's do.
+    with activity_mod._activity_context(ctx):
+        return await chain.execute_activity(ExecuteActivityInput(fn, list(args), headers, ctx.info, run))

@@ -628,18 +628,23 @@ class WorkflowInstance:
         if session is not None:
             session.prepare(attributes, explicit_queue)
 
-        def schedule() -> ActivityState:
-            return self.activities.schedule(
+        if self._outbound is None:
+            state = self.activities.schedule(
                 activity_type, attributes, result_type, activity_id, cancellation_type
             )
-
-        if self._outbound is None:
-            state = schedule()
         else:
-            header = attributes.setdefault("header", {})
-            state = self._outbound.start_activity(
-                StartActivityInput(activity_type, activity_id, header, schedule)
-            )
+            outbound = StartActivityInput(activity_type, activity_id, attributes.setdefault("header", {}))
+
+            def schedule() -> ActivityState:
+                # An interceptor may have extended the header in place or replaced it
+                # (temporalio's samples do ``input.headers = {**input.headers, ...}``).
+                attributes["header"] = outbound.headers
+                return self.activities.schedule(
+                    activity_type, attributes, result_type, activity_id, cancellation_type
+                )
+
+            outbound.schedule = schedule
+            state = self._outbound.start_activity(outbound)
         if session is not None:
             session.track(state)
         return state

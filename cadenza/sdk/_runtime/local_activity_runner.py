@@ -143,7 +143,11 @@ class LocalActivityRunner:
             per_attempt = request.start_to_close_timeout
             attempt_end = loop.time() + per_attempt.total_seconds() if per_attempt else math.inf
             limit = min(attempt_end, deadline)
-            ctx = ActivityContext(info=self._info(request, info, attempt, scheduled), heartbeat=_ignore)
+            ctx = ActivityContext(
+                info=self._info(request, info, attempt, scheduled),
+                heartbeat=_ignore,
+                converter=self._converter,
+            )
             try:
                 value = await asyncio.wait_for(self._call(defn, args, ctx), max(0.0, limit - loop.time()))
             except _WaitForTimeout:
