@@ -18,7 +18,7 @@ from cadenza.engine.errors import (
     NotFoundError,
     UnavailableError,
 )
-from cadenza.engine.forwarding import Forwarder, forwardable, forwardable_when
+from cadenza.engine.forwarding import FORWARDED, Forwarder, forwardable, forwardable_when
 from cadenza.engine.frontend_activities import ActivityByIdOperations
 from cadenza.engine.frontend_admin import ClusterOperations
 from cadenza.engine.frontend_archival import ArchivalOperations
@@ -165,8 +165,34 @@ class Frontend(
                 raise InvalidArgumentError(f"search_attributes: {e}") from None
         if not request.request_id:
             request.request_id = new_id()
-        run_id, started = await self.history.start_workflow(ns_id, request)
-        return StartWorkflowResponse(run_id=run_id, started=started)
+        # Eager start (Temporal's request_eager_execution): not for a request another cluster
+        # forwarded (its caller's worker answers that cluster), nor for a first task that waits.
+        eager = (
+            request.request_eager_execution
+            and not FORWARDED.get()
+            and not request.cron_schedule
+            and not request.workflow_start_delay_ms
+        )
+        claimed: list[MatchTask] = []
+        run_id, started = await self.history.start_workflow(
+            ns_id, request, claim=claimed.append if eager else None
+        )
+        response = StartWorkflowResponse(run_id=run_id, started=started)
+        if claimed:
+            response.eager_workflow_task = await self._start_eager_workflow_task(
+                request.namespace, claimed[0], request.identity
+            )
+        return response
+
+    async def _start_eager_workflow_task(
+        self, namespace: str, task: MatchTask, identity: str
+    ) -> PollWorkflowTaskResponse | None:
+        """Starts an eager start's first workflow task for its caller; None (the task goes through
+        matching, as without eager start) if that fails. The start itself is done either way."""
+        try:
+            return await self._start_workflow_task(namespace, task, identity)
+        except UnavailableError:
+            return None  # offered again through matching (``_record_start``)
 
     @forwardable
     async def signal_workflow_execution(

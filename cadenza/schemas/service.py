@@ -45,6 +45,10 @@ class StartWorkflowRequest:
     workflow_start_delay_ms: int = 0
     """Delay of the first workflow task (Temporal's WorkflowStartDelay), recorded as the started
     event's ``first_workflow_task_backoff_ms``; not with ``cron_schedule``."""
+    request_eager_execution: bool = False
+    """Eager workflow start (Temporal's ``request_eager_execution``): the caller has a worker for
+    the task queue in its process; the first workflow task is started for it and returned with the
+    start (``StartWorkflowResponse.eager_workflow_task``) instead of going through matching."""
 
 
 @dataclass(slots=True)
@@ -52,6 +56,9 @@ class StartWorkflowResponse:
     run_id: str
     started: bool = True
     """False when an equal request (same request id) had already started this run."""
+    eager_workflow_task: Any = None
+    """With ``request_eager_execution``: the run's first workflow task, started for the caller
+    (a ``PollWorkflowTaskResponse``); None when it could not be (it then goes through matching)."""
 
 
 @dataclass(slots=True)

@@ -335,7 +335,12 @@ class GrpcService:
 
     async def start_workflow_execution(self, request: StartWorkflowRequest) -> StartWorkflowResponse:
         r = await self.call("StartWorkflowExecution", cv.start_request_to_record(request))
-        return StartWorkflowResponse(run_id=r["run_id"], started=r["started"])
+        eager = r.get("eager_workflow_task")
+        return StartWorkflowResponse(
+            run_id=r["run_id"],
+            started=r["started"],
+            eager_workflow_task=cv.workflow_task_from_record(eager) if eager is not None else None,
+        )
 
     async def start_workflow_execution_and_wait(
         self, request: StartWorkflowRequest, wait_s: float

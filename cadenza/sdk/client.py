@@ -62,11 +62,14 @@ if TYPE_CHECKING:
         WorkflowUpdateHandle,
         WorkflowUpdateStage,
     )
+    from cadenza.sdk.worker import Worker
 
 R = TypeVar("R")
 
 RESULT_POLL_S = 60.0
 """How long one call waits for a run to close before the client asks again."""
+_EAGERLY_STARTED = "__cadenza_eagerly_started"
+"""Set (True) on a handle whose start was eager: the first workflow task came back with it."""
 _POLL_SHARE_OF_RPC_TIMEOUT = 0.8
 """With an ``rpc_timeout``, a long poll's wait on the server is this share of it, so the answer
 (possibly empty) arrives before the deadline."""
@@ -178,6 +181,9 @@ class Client:
         """Also used by every ``Worker`` of this client (those that intercept workers)."""
         self._outbound = client_chain(self.interceptors, self)
         self._api_key: str | Callable[[], str | Awaitable[str]] | None = None
+        self._eager_workers: dict[str, list[Worker]] = {}
+        """Running workers of this client by task queue: where an eager start's first workflow
+        task goes (``start_workflow(request_eager_start=True)``)."""
 
     @classmethod
     async def connect(
@@ -336,8 +342,10 @@ class Client:
         timer; the started event's ``first_workflow_task_backoff_ms``); a signal-with-start to
         the delayed run dispatches it at once, a plain signal does not; not with
         ``cron_schedule``. ``rpc_metadata`` / ``rpc_timeout``: gRPC metadata and deadline of this
-        call. ``request_eager_start`` is accepted and does nothing (the first workflow task goes
-        through matching, which a worker polling the queue takes at once). ``static_summary`` and
+        call. ``request_eager_start``: when a worker of this client runs the workflow on
+        ``task_queue`` with a free slot, the server starts the first workflow task for it and
+        returns it with the start (no poll; the handle's ``__temporal_eagerly_started`` is then
+        True, as temporalio's); otherwise the start is an ordinary one. ``static_summary`` and
         ``static_details`` are checked and not stored yet: ``describe()`` shows None."""
         req, ret = self._start_request(
             workflow,
@@ -360,12 +368,34 @@ class Client:
             start_signal=start_signal,
             start_signal_args=start_signal_args,
         )
-        with rpc_options(rpc_metadata, rpc_timeout):
-            if self._outbound is not None:
-                resp = await self._outbound.start_workflow(_start_input(req))
-            else:
-                resp = await self.service.start_workflow_execution(req)
-        return WorkflowHandle(self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret)
+        eager = None
+        if request_eager_start and not start_signal and not cron_schedule and not start_delay:
+            eager = await self._eager_worker(task_queue, req.workflow_type)
+            req.request_eager_execution = eager is not None
+        resp = None
+        try:
+            with rpc_options(rpc_metadata, rpc_timeout):
+                if self._outbound is not None:
+                    resp = await self._outbound.start_workflow(_start_input(req))
+                else:
+                    resp = await self.service.start_workflow_execution(req)
+        finally:
+            if eager is not None:  # the reserved slot is used or given back
+                eager._take_eager_workflow_task(getattr(resp, "eager_workflow_task", None))
+        handle: WorkflowHandle[Any] = WorkflowHandle(
+            self, id, run_id=None, first_run_id=resp.run_id, result_type=result_type or ret
+        )
+        if getattr(resp, "eager_workflow_task", None) is not None:
+            setattr(handle, _EAGERLY_STARTED, True)
+            setattr(handle, "__temporal_eagerly_started", True)  # temporalio's name, which its tests read
+        return handle
+
+    async def _eager_worker(self, task_queue: str, workflow_type: str) -> Worker | None:
+        """A running worker of this client for an eager start, with a slot reserved; None if none."""
+        for worker in self._eager_workers.get(task_queue, ()):
+            if await worker._reserve_eager_workflow_task(workflow_type):
+                return worker
+        return None
 
     def _start_request(
         self,

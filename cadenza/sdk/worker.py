@@ -255,6 +255,10 @@ class Worker:
     def start(self) -> None:
         if self._tasks:
             raise RuntimeError("worker already started")
+        if self._workflow_pollers:
+            # Eager workflow start: this client's starts on this task queue may hand their first
+            # workflow task straight to this worker (``Client.start_workflow(request_eager_start=)``).
+            self.client._eager_workers.setdefault(self.task_queue, []).append(self)
         if (
             self._activities
             and self._executor is None
@@ -305,6 +309,7 @@ class Worker:
         until each has ended and been reported. An attempt ended by the shutdown is reported
         failed, so the server retries it now rather than after its timeout."""
         self._stopping.set()
+        self._leave_eager_start()
         for running in list(self._running_activities.values()):
             running.ctx.worker_shutdown.set()
         for t in (*self._tasks, *self._workflow_tasks_running):
@@ -335,6 +340,7 @@ class Worker:
     async def abandon(self) -> None:
         """Stops at once without reporting anything, as if the process died (for failure tests)."""
         self._stopping.set()
+        self._leave_eager_start()
         self._abandoned = True
         for running in list(self._running_activities.values()):
             running.ctx.cancelled.set()  # a sync activity's next heartbeat raises: its thread ends
@@ -398,6 +404,39 @@ class Worker:
             t = asyncio.create_task(self._run_workflow_task(task))
             self._workflow_tasks_running.add(t)
             t.add_done_callback(self._workflow_task_done)
+
+    # -- eager workflow start ------------------------------------------------------------------------
+
+    def _leave_eager_start(self) -> None:
+        workers = self.client._eager_workers.get(self.task_queue)
+        if workers is not None and self in workers:
+            workers.remove(self)
+
+    async def _reserve_eager_workflow_task(self, workflow_type: str) -> bool:
+        """Whether this worker takes the first workflow task of a start of ``workflow_type`` now
+        (it runs that type and has a free slot, which is then reserved for the task)."""
+        if self._stopping.is_set() or not (
+            workflow_type in self._workflows or DYNAMIC_WORKFLOW in self._workflows
+        ):
+            return False
+        if self._workflow_tasks_inline:
+            return True  # each poller handles its own task: an eager task runs beside them
+        if self._workflow_task_slots.locked():
+            return False
+        await self._workflow_task_slots.acquire()  # free: returns at once
+        return True
+
+    def _take_eager_workflow_task(self, task: PollWorkflowTaskResponse | None) -> None:
+        """Handles the first workflow task an eager start got back (None: it goes through matching,
+        and the reserved slot is freed)."""
+        slotted = not self._workflow_tasks_inline
+        if task is None:
+            if slotted:
+                self._workflow_task_slots.release()
+            return
+        t = asyncio.create_task(self._run_workflow_task(task))
+        self._workflow_tasks_running.add(t)
+        t.add_done_callback(self._workflow_task_done if slotted else self._workflow_tasks_running.discard)
 
     def _workflow_task_done(self, t: asyncio.Task[None]) -> None:
         self._workflow_tasks_running.discard(t)

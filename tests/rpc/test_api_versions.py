@@ -40,12 +40,19 @@ def test_a_start_without_the_new_options_is_written_in_the_released_version() ->
 
 
 @pytest.mark.parametrize(
-    "fields",
-    [{"workflow_id_conflict_policy": "USE_EXISTING"}, {"workflow_start_delay_ms": 5_000}],
+    ("fields", "version"),
+    [
+        ({"workflow_id_conflict_policy": "USE_EXISTING"}, 3),
+        ({"workflow_start_delay_ms": 5_000}, 3),
+        ({"request_eager_execution": True}, 4),
+        ({"request_eager_execution": True, "workflow_start_delay_ms": 5_000}, 4),
+    ],
 )
-def test_a_start_with_a_new_option_is_written_in_the_current_version(fields: dict[str, object]) -> None:
+def test_a_start_with_a_new_option_is_written_in_the_oldest_version_that_has_it(
+    fields: dict[str, object], version: int
+) -> None:
     data = api.encode("StartWorkflowExecutionRequest", _start(**fields))
-    assert _writer_version(data) == api.schema("StartWorkflowExecutionRequest").version > 2
+    assert _writer_version(data) == version <= api.schema("StartWorkflowExecutionRequest").version
     decoded = api.decode("StartWorkflowExecutionRequest", data)
     assert {k: decoded[k] for k in fields} == fields
 

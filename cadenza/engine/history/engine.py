@@ -41,7 +41,7 @@ from cadenza.engine.history.tasks import (
     TransferKind,
     VisibilityKind,
 )
-from cadenza.engine.matching import expire
+from cadenza.engine.matching import MatchTask, expire
 from cadenza.engine.namespaces import NamespaceRegistry
 from cadenza.engine.persistence.errors import (
     ConditionFailedError,
@@ -431,7 +431,12 @@ class HistoryEngine:
     # -- start -------------------------------------------------------------------------------------
 
     async def start_workflow(
-        self, namespace_id: str, req: StartWorkflowRequest, *, parent: ParentRef | None = None
+        self,
+        namespace_id: str,
+        req: StartWorkflowRequest,
+        *,
+        parent: ParentRef | None = None,
+        claim: Callable[[MatchTask], None] | None = None,
     ) -> tuple[str, bool]:
         """Returns (run id, started). Idempotent by ``request_id``.
 
@@ -499,6 +504,12 @@ class HistoryEngine:
             ms.current_version = version
             m = Mutation(ms, MutationTasks(), self.clock.now_us())
             self._record_started(m, req, parent)
+            if claim is not None:
+                # Eager start: the first workflow task goes to ``claim`` once the write commits,
+                # not to matching; its transfer task is written as usual (a crash offers it).
+                for t in m.tasks.transfer:
+                    if t.kind == TransferKind.WORKFLOW_TASK:
+                        t.claim = claim
             ctx = shard.run_context((namespace_id, req.workflow_id, run_id))
             try:
                 async with ctx.lock:

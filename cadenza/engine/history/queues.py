@@ -389,7 +389,14 @@ class QueueProcessors:
         if self._metrics is not None:
             ack = self._metrics.transfer_ack(t, ack)
         if t.kind == TransferKind.WORKFLOW_TASK:
-            self.offer(WORKFLOW_TASK, t, ack)
+            if t.claim is not None:  # an eager start's first task: started for its caller
+                claim, t.claim = t.claim, None
+                a = t.args
+                task = MatchTask(t.namespace_id, t.workflow_id, t.run_id, a["s"], a["a"], ack=ack)
+                task.task_queue, task.task_type = a["q"], WORKFLOW_TASK  # where to offer it again
+                claim(task)
+            else:
+                self.offer(WORKFLOW_TASK, t, ack)
         elif t.kind == TransferKind.ACTIVITY_TASK:
             if t.claim is not None:
                 claim, t.claim = t.claim, None

@@ -92,8 +92,9 @@ class Task:
     task_id: int = 0
     claim: Callable[[MatchTask], None] | None = field(default=None, compare=False, repr=False)
     """Not stored: an activity task the worker completing the workflow task asked to run itself
-    (eager dispatch). Once written, it goes to ``claim`` instead of to matching; read back after a
-    crash it has none and goes to matching as usual."""
+    (eager dispatch), or the first workflow task of an eager start. Once written, it goes to
+    ``claim`` instead of to matching; read back after a crash it has none and goes to matching as
+    usual."""
     payload: bytes | None = field(default=None, compare=False, repr=False)
     """Not stored: a replication task's encoded event batch, as written in the same transaction,
     so publishing it needs no read; read back after a crash it has none and the batch is read

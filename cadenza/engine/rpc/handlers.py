@@ -56,7 +56,12 @@ class Handlers:
 
     async def StartWorkflowExecution(self, r: Record) -> Record:
         resp = await self.fe.start_workflow_execution(cv.start_request_from_record(r))
-        return {"run_id": resp.run_id, "started": resp.started}
+        eager = resp.eager_workflow_task
+        return {
+            "run_id": resp.run_id,
+            "started": resp.started,
+            "eager_workflow_task": cv.workflow_task_to_record(eager) if eager is not None else None,
+        }
 
     async def StartWorkflowExecutionAndWait(self, r: Record) -> Record:
         wait_s = r.pop("wait_s")

@@ -29,7 +29,7 @@ from typing import Any
 from cadenza.schemas.events import COMMAND_FIELD_TYPES, COMMAND_FIELDS, EVENT_FIELDS, CommandType
 
 NAMESPACE = "io.cadenza.api.v1"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 VERSION_PROPERTY = "cadenza.schema_version"
 API_DIR = Path(__file__).parent
 
@@ -185,6 +185,8 @@ _START_FIELDS: dict[str, str] = {
     # Version 3: Temporal's id conflict policy and start delay.
     "workflow_id_conflict_policy": "s",
     "workflow_start_delay_ms": "l",
+    # Version 4: eager workflow start.
+    "request_eager_execution": "b",
 }
 """The fields of a start, shared by the plain start and the start that waits."""
 
@@ -221,7 +223,7 @@ _UPDATE_RESPONSE_FIELDS: dict[str, str] = {
 _BY_ID_FIELDS = {"namespace": "s", "workflow_id": "s", "run_id": "s", "activity_id": "s"}
 
 METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
-    "StartWorkflowExecution": (_START_FIELDS, {"run_id": "s", "started": "b"}),
+    "StartWorkflowExecution": (_START_FIELDS, {"run_id": "s", "started": "b", "eager_workflow_task": "WT?"}),
     # A start that then waits for the run to close (a client's execute_workflow), up to ``wait_s``;
     # ``history`` holds the close event if it came in time. One round trip instead of two; a method
     # of its own so an older server answers UNIMPLEMENTED and the client starts, then waits.
