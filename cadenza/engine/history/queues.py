@@ -388,24 +388,18 @@ class QueueProcessors:
 
         if self._metrics is not None:
             ack = self._metrics.transfer_ack(t, ack)
-        if t.kind == TransferKind.WORKFLOW_TASK:
-            if t.claim is not None:  # an eager start's first task: started for its caller
-                claim, t.claim = t.claim, None
-                a = t.args
-                task = MatchTask(t.namespace_id, t.workflow_id, t.run_id, a["s"], a["a"], ack=ack)
-                task.task_queue, task.task_type = a["q"], WORKFLOW_TASK  # where to offer it again
-                claim(task)
-            else:
-                self.offer(WORKFLOW_TASK, t, ack)
-        elif t.kind == TransferKind.ACTIVITY_TASK:
+        if t.kind == TransferKind.WORKFLOW_TASK or t.kind == TransferKind.ACTIVITY_TASK:
+            task_type = WORKFLOW_TASK if t.kind == TransferKind.WORKFLOW_TASK else ACTIVITY_TASK
             if t.claim is not None:
+                # Eager dispatch (an eager start's first workflow task, or activities a completing
+                # worker runs itself): started for the caller instead of offered to matching.
                 claim, t.claim = t.claim, None
                 a = t.args
                 task = MatchTask(t.namespace_id, t.workflow_id, t.run_id, a["s"], a["a"], ack=ack)
-                task.task_queue, task.task_type = a["q"], ACTIVITY_TASK  # where to offer it again
+                task.task_queue, task.task_type = a["q"], task_type  # where to offer it again
                 claim(task)
             else:
-                self.offer(ACTIVITY_TASK, t, ack)
+                self.offer(task_type, t, ack)
         elif self._transfer_handler is not None:
             bg = asyncio.create_task(self._run_transfer(t, ack, shard_id))
             self._background.add(bg)
