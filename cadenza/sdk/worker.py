@@ -255,10 +255,11 @@ class Worker:
     def start(self) -> None:
         if self._tasks:
             raise RuntimeError("worker already started")
-        if self._workflow_pollers:
+        eager_workers = getattr(self.client, "_eager_workers", None)
+        if self._workflow_pollers and eager_workers is not None:
             # Eager workflow start: this client's starts on this task queue may hand their first
             # workflow task straight to this worker (``Client.start_workflow(request_eager_start=)``).
-            self.client._eager_workers.setdefault(self.task_queue, []).append(self)
+            eager_workers.setdefault(self.task_queue, []).append(self)
         if (
             self._activities
             and self._executor is None
@@ -408,7 +409,7 @@ class Worker:
     # -- eager workflow start ------------------------------------------------------------------------
 
     def _leave_eager_start(self) -> None:
-        workers = self.client._eager_workers.get(self.task_queue)
+        workers = getattr(self.client, "_eager_workers", {}).get(self.task_queue)
         if workers is not None and self in workers:
             workers.remove(self)
 
