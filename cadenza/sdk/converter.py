@@ -156,7 +156,7 @@ class DataConverter:
 
     def _encode(self, value: Any, index: int) -> Payload:
         if isinstance(value, RawValue):
-            return value.payload
+            return plain(value.payload)
         if self._custom:  # type: ignore[attr-defined]
             return self._encode_custom(value, index)
         if value is None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cadenza.schemas.service import Payloads, StartWorkflowRequest, WorkflowExecution
+from cadenza.sdk.payload_converter import plain_headers
 
 __all__ = [
     "OUTGOING_METADATA",
@@ -249,7 +250,7 @@ class _ServiceCalls(ClientOutboundInterceptor):
     async def start_workflow(self, input: StartWorkflowInput) -> Any:
         req = input.request
         if input.headers:
-            req.header = {**(req.header or {}), **input.headers}
+            req.header = {**(req.header or {}), **plain_headers(input.headers)}
         if input.wait_s > 0:
             return await self.client.service.start_workflow_execution_and_wait(req, input.wait_s)
         return await self.client.service.start_workflow_execution(req)

@@ -75,9 +75,17 @@ class Payload(dict[str, Any]):
 
 
 def plain(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A converter's payload as the plain dict Cadenza stores (a ``Payload`` pickles and compares
-    as its class; the stores and the wire want the dict)."""
+    """A converter's payload as the plain dict Cadenza stores: a ``Payload`` pickles as its class,
+    and a run's state holds plain values only (a payload kept there, an activity's input or
+    header, would make the state unreadable)."""
+    if type(payload) is dict:
+        return payload
     return {"metadata": dict(payload.get("metadata") or {}), "data": bytes(payload.get("data") or b"")}
+
+
+def plain_headers(headers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``headers`` with every payload a plain dict (what interceptors put there may be ``Payload``s)."""
+    return {name: plain(p) for name, p in headers.items()}
 
 
 # -- JSON: shared by the default converter's fast path and JSONPlainPayloadConverter ------------------

@@ -67,6 +67,7 @@ from cadenza.sdk.interceptor import (
     WorkflowOutboundInterceptor,
     workflow_chain,
 )
+from cadenza.sdk.payload_converter import plain_headers
 from cadenza.sdk.search_attributes import search_attribute_values
 
 __all__ = [
@@ -638,7 +639,7 @@ class WorkflowInstance:
             def schedule() -> ActivityState:
                 # An interceptor may have extended the header in place or replaced it
                 # (temporalio's samples do ``input.headers = {**input.headers, ...}``).
-                attributes["header"] = outbound.headers
+                attributes["header"] = plain_headers(outbound.headers)
                 return self.activities.schedule(
                     activity_type, attributes, result_type, activity_id, cancellation_type
                 )

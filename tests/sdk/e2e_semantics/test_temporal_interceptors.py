@@ -17,6 +17,7 @@ import cadenza.client
 import cadenza.converter
 import cadenza.worker
 from cadenza import activity, workflow
+from cadenza.exceptions import ApplicationError
 from cadenza.testing import WorkflowEnvironment
 from cadenza.worker import Worker
 
@@ -74,6 +75,9 @@ class _ClientOut(cadenza.client.OutboundInterceptor):
 class _ActivityIn(cadenza.worker.ActivityInboundInterceptor):
     async def execute_activity(self, input: cadenza.worker.ExecuteActivityInput) -> Any:
         assert activity.info().activity_type == "whoami"  # the attempt's context is there already
+        if any(type(p) is not dict for p in input.headers.values()):
+            # A Payload object kept in the run's state would make the state unreadable.
+            raise ApplicationError("the header reached the server as a Payload object", non_retryable=True)
         with _from_header(input.headers, activity.payload_converter()):
             return await self.next.execute_activity(input)
 
@@ -92,7 +96,8 @@ class _WorkflowIn(cadenza.worker.WorkflowInboundInterceptor):
 class _WorkflowOut(cadenza.worker.WorkflowOutboundInterceptor):
     def start_activity(self, input: cadenza.worker.StartActivityInput) -> Any:
         assert self.next is not None
-        _set_header(input, workflow.payload_converter())  # a new dict, not the one handed in
+        # A new dict, not the one handed in, holding a ``Payload`` (temporalio's converter API).
+        _set_header(input, cadenza.converter.default().payload_converter)
         return self.next.start_activity(input)
 
 
