@@ -137,23 +137,33 @@ class VisibilityIndexer:
     async def _index_batch(self, messages: Sequence[Message]) -> None:
         """One write for a batch: the newest version of each run. Any failure makes the runner
         retry the messages one by one (a batch of one), so one bad record cannot hold the others
-        back and only it goes to the dead-letter topic."""
+        back and only it goes to the dead-letter topic.
+
+        A run's close record and its deletion by retention can arrive in one batch. Deletes go
+        after the upserts, and an upsert older than a delete of the same run is dropped: applied
+        after the delete, it would bring a deleted run back to every list for good (the stores
+        keep no tombstone once the row is gone)."""
         newest: dict[tuple[str, str, str], VisibilityRecord] = {}
+        deletes: dict[tuple[str, str, str], int] = {}
         for message in messages:
             if message.value is None:
                 raise PermanentMessageError("visibility message without a value")
             m = decode_visibility(message.value)  # garbage: MessageDecodeError, straight to the DLQ
+            key = (m.namespace_id, m.workflow_id, m.run_id)
             if m.message_type == VisibilityMessageType.DELETE:
-                await self.store.delete(m.namespace_id, m.workflow_id, m.run_id, task_id=m.task_id)
+                deletes[key] = max(deletes.get(key, m.task_id), m.task_id)
                 continue
             record = self._record(m)
-            key = (m.namespace_id, m.workflow_id, m.run_id)
             if key not in newest or newest[key].task_id < record.task_id:
                 newest[key] = record
+        upserts = [r for key, r in newest.items() if key not in deletes or r.task_id > deletes[key]]
         try:
-            await self.store.upsert_many(list(newest.values()))
+            if upserts:
+                await self.store.upsert_many(upserts)
         except SearchAttributeError as e:
             raise PermanentMessageError(str(e)) from e
+        for (namespace_id, workflow_id, run_id), task_id in deletes.items():
+            await self.store.delete(namespace_id, workflow_id, run_id, task_id=task_id)
 
     def _record(self, m: VisibilityMessage) -> VisibilityRecord:
         registry = getattr(self.store, "registry", None)
