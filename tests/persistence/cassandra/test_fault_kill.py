@@ -16,6 +16,7 @@ ports, in a temporary directory) instead of killing the shared development node,
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ from cadenza.ops.devservices.services import Cassandra
 from cadenza.schemas.events import EventType
 from cadenza.testing import WorkflowEnvironment
 from cadenza.worker import Worker
+from tests.stuck_runs import log_of, server_view
 
 from .workflows import Collector, echo, expected_result
 
@@ -132,10 +134,15 @@ async def _last_events(env: WorkflowEnvironment, ids: list[str]) -> dict[str, li
     for wid in ids[:5]:
         events = (await env.client.get_workflow_handle(wid).fetch_history()).events
         out[wid] = [EventType(e.event_type).name for e in events[-3:]]
+        out[wid].append(await server_view(env, wid))
     return out
 
 
-def test_sigkill_and_restart_mid_load_loses_no_acknowledged_workflow(node: PrivateNode) -> None:
+def test_sigkill_and_restart_mid_load_loses_no_acknowledged_workflow(
+    node: PrivateNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The engine's and the worker's lines about a stuck run go into the failure message.
+    caplog.set_level(logging.INFO, logger="cadenza")
     acknowledged: list[str] = []
     errors: list[str] = []
     waited: list[str] = []
@@ -184,6 +191,8 @@ def test_sigkill_and_restart_mid_load_loses_no_acknowledged_workflow(node: Priva
                 if still:
                     stuck.update(await _last_events(env, still))
                     stuck["count"] = [str(len(still))]
+                    for wid in still[:2]:
+                        stuck[f"log of {wid}"] = log_of(caplog.records, wid)
         finally:
             await env.shutdown()
 
