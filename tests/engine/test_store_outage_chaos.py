@@ -59,6 +59,7 @@ class Steps:
         return done
 
 
+MAX_LATENCY_S = float(os.environ.get("OUTAGE_MAX_LATENCY_S", "0.02"))
 LONG_OUTAGE_S = float(os.environ.get("OUTAGE_LONG_S", "12"))
 
 EXPECTED = [f"did step-{i}" for i in range(STEPS)]
@@ -87,6 +88,8 @@ class Outage:
 
     def _gate(self, method: Any, read: bool) -> Any:
         async def call(*args: Any, **kwargs: Any) -> Any:
+            # A networked store's latency (an LWT takes milliseconds): more interleavings.
+            await asyncio.sleep(self.rng.uniform(0, MAX_LATENCY_S))
             if not self.on:
                 return await method(*args, **kwargs)
             if self.rng.random() < 0.3:
