@@ -7,11 +7,14 @@
 
 Spans (names as temporalio's): ``StartWorkflow:<type>`` (``SignalWithStartWorkflow:<type>``),
 ``SignalWorkflow:<signal>`` and ``QueryWorkflow:<query>`` around the client's calls;
-``RunWorkflow:<type>`` when a run's code starts and ``StartActivity:<type>`` when it schedules an
-activity; ``RunActivity:<type>`` around each activity attempt. The context travels in the
-``_tracer-data`` header of the start request and of each scheduled activity (W3C trace context
-and baggage, JSON), and in the gRPC metadata of the calls (``traceparent``), so the server's span
-of each call sits in the same trace.
+``RunWorkflow:<type>`` when a run's code starts, ``StartActivity:<type>`` when it schedules an
+activity (or runs a local one), ``StartChildWorkflow:<type>``, ``SignalChildWorkflow:<signal>``,
+``SignalExternalWorkflow:<signal>``, and ``HandleSignal:<signal>``, ``HandleQuery:<query>``,
+``ValidateUpdate:<update>`` and ``HandleUpdate:<update>`` for its handlers; ``RunActivity:<type>``
+around each activity attempt. The context travels in the ``_tracer-data`` header of the start
+request, of each scheduled activity, local activity and child, and of a continue-as-new (W3C trace
+context and baggage, JSON), and in the gRPC metadata of the calls (``traceparent``), so the
+server's span of each call sits in the same trace.
 
 Replay makes no spans: the workflow's spans are made only while its code runs a task for the first
 time (``workflow.unsafe.is_replaying()`` is false), so a worker that replays a run after a restart
@@ -41,13 +44,21 @@ from cadenza.sdk.interceptor import (
     OUTGOING_METADATA,
     ActivityInboundInterceptor,
     ClientOutboundInterceptor,
+    ContinueAsNewInput,
     ExecuteActivityInput,
     ExecuteWorkflowInput,
+    HandleQueryInput,
+    HandleSignalInput,
+    HandleUpdateInput,
     Headers,
     Interceptor,
     QueryWorkflowInput,
+    SignalChildWorkflowInput,
+    SignalExternalWorkflowInput,
     SignalWorkflowInput,
     StartActivityInput,
+    StartChildWorkflowInput,
+    StartLocalActivityInput,
     StartWorkflowInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
@@ -205,11 +216,46 @@ class _TracingWorkflowInbound(WorkflowInboundInterceptor):
         assert self.next is not None
         return await self.next.execute_workflow(input)
 
+    def handler_span(self, name: str, headers: Headers) -> None:
+        """An instant span for a handler run, under the sender's context if its headers carry one
+        (else under the run's own)."""
+        if not workflow.unsafe.is_replaying():
+            self.root.instant_span(name, self.root.extract(headers) or self.parent, self.attributes())
+
+    async def handle_signal(self, input: HandleSignalInput) -> None:
+        self.handler_span(f"HandleSignal:{input.signal}", input.headers)
+        await super().handle_signal(input)
+
+    async def handle_query(self, input: HandleQueryInput) -> Any:
+        # A query is answered from replayed state too: its span is made either way.
+        self.root.instant_span(
+            f"HandleQuery:{input.query}", self.root.extract(input.headers) or self.parent, self.attributes()
+        )
+        return await super().handle_query(input)
+
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        self.handler_span(f"ValidateUpdate:{input.update}", input.headers)
+        super().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        self.handler_span(f"HandleUpdate:{input.update}", input.headers)
+        return await super().handle_update_handler(input)
+
 
 class _TracingWorkflowOutbound(WorkflowOutboundInterceptor):
     def __init__(self, next: WorkflowOutboundInterceptor, root: _TracingWorkflowInbound) -> None:
         super().__init__(next)
         self.root = root
+
+    def _outgoing(self, name: str, headers: Headers) -> Headers:
+        """An instant span for a call the run makes, and a copy of ``headers`` carrying it (on
+        replay nothing: a replayed command is not sent again)."""
+        if workflow.unsafe.is_replaying():
+            return headers
+        tracing = self.root.root
+        out = dict(headers)
+        tracing.inject(out, tracing.instant_span(name, self.root.parent, self.root.attributes()))
+        return out
 
     def start_activity(self, input: StartActivityInput) -> Any:
         if not workflow.unsafe.is_replaying():
@@ -219,3 +265,24 @@ class _TracingWorkflowOutbound(WorkflowOutboundInterceptor):
             )
             tracing.inject(input.headers, span)
         return super().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> Any:
+        input.headers = self._outgoing(f"StartActivity:{input.activity}", input.headers)
+        return super().start_local_activity(input)
+
+    async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
+        input.headers = self._outgoing(f"StartChildWorkflow:{input.workflow}", input.headers)
+        return await super().start_child_workflow(input)
+
+    async def signal_child_workflow(self, input: SignalChildWorkflowInput) -> None:
+        input.headers = self._outgoing(f"SignalChildWorkflow:{input.signal}", input.headers)
+        await super().signal_child_workflow(input)
+
+    async def signal_external_workflow(self, input: SignalExternalWorkflowInput) -> None:
+        input.headers = self._outgoing(f"SignalExternalWorkflow:{input.signal}", input.headers)
+        await super().signal_external_workflow(input)
+
+    def continue_as_new(self, input: ContinueAsNewInput) -> Any:
+        # The next run continues this trace: its RunWorkflow span sits under this run's.
+        self.root.root.inject(input.headers, self.root.parent)
+        super().continue_as_new(input)

@@ -6,7 +6,10 @@ Shaped as temporalio's: an :class:`Interceptor` passed to ``Client.connect(..., 
 an input whose ``headers`` it may extend; headers travel with the start request (into the run's
 WorkflowExecutionStarted event) and with each scheduled activity (into ActivityTaskScheduled and
 the activity task), so what a client puts there reaches the run, and what a run puts on an
-activity reaches its worker. ``cadenza.contrib.opentelemetry.TracingInterceptor`` is one.
+activity reaches its worker; a child's start, a local activity and continue-as-new carry the
+workflow's outbound headers the same way. Signals (from a client or a workflow) carry no header to
+the receiving run yet: WorkflowExecutionSignaled has no header in the history schema, so
+``HandleSignalInput.headers`` is empty. ``cadenza.contrib.opentelemetry.TracingInterceptor`` is one.
 
 Workflow interceptors run inside workflow code: they must be deterministic, and they see
 ``WorkflowInboundInterceptor``/``WorkflowOutboundInterceptor`` calls on replay too (check
@@ -16,10 +19,11 @@ activity schedule carries are never compared with history, so they may differ be
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from cadenza.schemas.service import Payloads, StartWorkflowRequest, WorkflowExecution
 from cadenza.sdk.payload_converter import plain_headers
@@ -29,13 +33,21 @@ __all__ = [
     "ActivityInboundInterceptor",
     "ClientInterceptor",
     "ClientOutboundInterceptor",
+    "ContinueAsNewInput",
     "ExecuteActivityInput",
     "ExecuteWorkflowInput",
+    "HandleQueryInput",
+    "HandleSignalInput",
+    "HandleUpdateInput",
     "Headers",
     "Interceptor",
     "QueryWorkflowInput",
+    "SignalChildWorkflowInput",
+    "SignalExternalWorkflowInput",
     "SignalWorkflowInput",
     "StartActivityInput",
+    "StartChildWorkflowInput",
+    "StartLocalActivityInput",
     "StartWorkflowInput",
     "WorkerInterceptor",
     "WorkflowInboundInterceptor",
@@ -145,6 +157,37 @@ class ExecuteWorkflowInput:
 
 
 @dataclass
+class HandleSignalInput:
+    """A signal delivered to the run (its handler runs when this is passed to the end of the chain)."""
+
+    signal: str
+    args: Sequence[Any]
+    headers: Headers
+    run: Callable[[Sequence[Any]], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class HandleQueryInput:
+    id: str
+    query: str
+    args: Sequence[Any]
+    headers: Headers
+    run: Callable[[Sequence[Any]], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class HandleUpdateInput:
+    """An update, given to ``handle_update_validator`` (validation) and then to
+    ``handle_update_handler`` (the handler), each with its own ``run``."""
+
+    id: str
+    update: str
+    args: Sequence[Any]
+    headers: Headers
+    run: Callable[[Sequence[Any]], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
 class StartActivityInput:
     activity_type: str
     activity_id: str | None
@@ -152,31 +195,130 @@ class StartActivityInput:
     """The scheduled activity's header: extend it in place or replace it before calling on."""
     schedule: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
 
+    @property
+    def activity(self) -> str:
+        """temporalio's name for ``activity_type``."""
+        return self.activity_type
+
+
+@dataclass
+class StartLocalActivityInput:
+    activity: str
+    args: Sequence[Any]
+    activity_id: str | None
+    headers: Headers
+    """Reach the local activity's ``ActivityInboundInterceptor.execute_activity``."""
+    schedule: Callable[[], Awaitable[Any]] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class StartChildWorkflowInput:
+    workflow: str
+    args: Sequence[Any]
+    id: str
+    task_queue: str
+    headers: Headers
+    """Written into the child's WorkflowExecutionStarted event (its ``ExecuteWorkflowInput``)."""
+    start: Callable[[], Awaitable[Any]] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class SignalChildWorkflowInput:
+    signal: str
+    args: Sequence[Any]
+    child_workflow_id: str
+    headers: Headers
+    """Reach the child's ``HandleSignalInput``."""
+    send: Callable[[], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class SignalExternalWorkflowInput:
+    signal: str
+    args: Sequence[Any]
+    namespace: str
+    workflow_id: str
+    workflow_run_id: str
+    headers: Headers
+    """Reach the signalled run's ``HandleSignalInput``."""
+    send: Callable[[], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class ContinueAsNewInput:
+    workflow: str
+    args: Sequence[Any]
+    task_queue: str
+    headers: Headers
+    """The next run's start header; left empty, the next run keeps this run's."""
+    raise_: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+
 
 class WorkflowOutboundInterceptor:
-    """Calls a run makes; ``start_activity`` returns the runtime's state of the scheduled activity."""
+    """Calls a run makes. ``start_activity`` returns the runtime's state of the scheduled activity,
+    ``start_local_activity`` an awaitable of its result, ``start_child_workflow`` the child's
+    handle; ``continue_as_new`` never returns."""
 
     def __init__(self, next: WorkflowOutboundInterceptor | None) -> None:
         self.next = next
 
-    def start_activity(self, input: StartActivityInput) -> Any:
+    def _next(self) -> WorkflowOutboundInterceptor:
         assert self.next is not None
-        return self.next.start_activity(input)
+        return self.next
+
+    def start_activity(self, input: StartActivityInput) -> Any:
+        return self._next().start_activity(input)
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> Awaitable[Any]:
+        return self._next().start_local_activity(input)
+
+    async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
+        return await self._next().start_child_workflow(input)
+
+    async def signal_child_workflow(self, input: SignalChildWorkflowInput) -> None:
+        await self._next().signal_child_workflow(input)
+
+    async def signal_external_workflow(self, input: SignalExternalWorkflowInput) -> None:
+        await self._next().signal_external_workflow(input)
+
+    def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
+        self._next().continue_as_new(input)
+
+    def info(self) -> Any:
+        """The run's ``workflow.Info``."""
+        return self._next().info()
 
 
 class WorkflowInboundInterceptor:
-    """One per run; ``init`` gets the outbound chain, ``execute_workflow`` wraps the run's main."""
+    """One per run; ``init`` gets the outbound chain, ``execute_workflow`` wraps the run's main,
+    the ``handle_*`` hooks its signal, query and update handlers (also on replay)."""
 
     def __init__(self, next: WorkflowInboundInterceptor | None) -> None:
         self.next = next
+
+    def _next(self) -> WorkflowInboundInterceptor:
+        assert self.next is not None
+        return self.next
 
     def init(self, outbound: WorkflowOutboundInterceptor) -> None:
         if self.next is not None:
             self.next.init(outbound)
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        assert self.next is not None
-        return await self.next.execute_workflow(input)
+        return await self._next().execute_workflow(input)
+
+    async def handle_signal(self, input: HandleSignalInput) -> None:
+        await self._next().handle_signal(input)
+
+    async def handle_query(self, input: HandleQueryInput) -> Any:
+        """Must not wait on anything: a query is answered at once, from the current state."""
+        return await self._next().handle_query(input)
+
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        self._next().handle_update_validator(input)
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        return await self._next().handle_update_handler(input)
 
 
 class ClientInterceptor:
@@ -231,6 +373,25 @@ class _WorkflowRunner(WorkflowInboundInterceptor):
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         return await input.run(input.args)
 
+    async def handle_signal(self, input: HandleSignalInput) -> None:
+        result = input.run(input.args)
+        if inspect.isawaitable(result):
+            await result
+
+    async def handle_query(self, input: HandleQueryInput) -> Any:
+        result = input.run(input.args)
+        return await result if inspect.isawaitable(result) else result
+
+    def handle_update_validator(self, input: HandleUpdateInput) -> None:
+        outcome = input.run(input.args)
+        if inspect.iscoroutine(outcome):
+            outcome.close()
+            raise TypeError("update validators must not be async")
+
+    async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
+        result = input.run(input.args)
+        return await result if inspect.isawaitable(result) else result
+
 
 class _WorkflowScheduler(WorkflowOutboundInterceptor):
     def __init__(self) -> None:
@@ -238,6 +399,27 @@ class _WorkflowScheduler(WorkflowOutboundInterceptor):
 
     def start_activity(self, input: StartActivityInput) -> Any:
         return input.schedule()
+
+    def start_local_activity(self, input: StartLocalActivityInput) -> Awaitable[Any]:
+        return input.schedule()
+
+    async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
+        return await input.start()
+
+    async def signal_child_workflow(self, input: SignalChildWorkflowInput) -> None:
+        await input.send()
+
+    async def signal_external_workflow(self, input: SignalExternalWorkflowInput) -> None:
+        await input.send()
+
+    def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
+        input.raise_()
+        raise AssertionError("continue_as_new returned")
+
+    def info(self) -> Any:
+        from cadenza.sdk._runtime.instance import current_instance
+
+        return current_instance("workflow.info()").info
 
 
 class _ServiceCalls(ClientOutboundInterceptor):

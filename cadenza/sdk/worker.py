@@ -211,7 +211,7 @@ class Worker:
             self._activities[SESSION_CREATION_ACTIVITY] = self._sessions.definition()
         self._converter: DataConverter = client.data_converter or default_converter()
         self._local_activities = LocalActivityRunner(
-            self._activities, self._converter, lambda: self._executor
+            self._activities, self._converter, lambda: self._executor, self._activity_chain
         )
         self._cache = WorkflowCache(
             client.service, task_queue, max_cached_workflows, sticky_queue_schedule_to_start_timeout
@@ -636,11 +636,11 @@ class Worker:
                 )
                 try:
                     replayed.replay(history)
-                    result = replayed.query(task.query.query_type, task.query.query_args)
+                    result = replayed.query(task.query.query_type, task.query.query_args, query_id=query_id)
                 finally:
                     replayed.dispose()
             else:
-                result = inst.query(task.query.query_type, task.query.query_args)
+                result = inst.query(task.query.query_type, task.query.query_args, query_id=query_id)
         except Exception as e:
             # A handler's failure already says what failed (an ApplicationError's message alone).
             message = str(e) if isinstance(e, QueryFailedError) else f"{type(e).__name__}: {e}"
@@ -774,7 +774,9 @@ class Worker:
         try:
             if self._activity_chain is not None:
                 chain = self._activity_chain
-                result = await run_intercepted(chain, task, defn.fn, defn.is_async, args, ctx, self._executor)
+                result = await run_intercepted(
+                    chain, task.header or {}, defn.fn, defn.is_async, args, ctx, self._executor
+                )
             elif defn.is_async:
                 with activity_mod._activity_context(ctx):
                     result = await defn.fn(*args)

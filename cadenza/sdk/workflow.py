@@ -335,8 +335,10 @@ def in_workflow() -> bool:
 
 
 def info() -> WorkflowInfo:
-    """Facts about the running workflow."""
-    return current_instance("workflow.info()").info
+    """Facts about the running workflow (through the run's outbound interceptors, if any)."""
+    inst = current_instance("workflow.info()")
+    outbound = inst._outbound
+    return inst.info if outbound is None else outbound.info()  # type: ignore[no-any-return]
 
 
 def now() -> datetime:

@@ -7,6 +7,7 @@ without a cache replays the whole history on every task and still adds no span t
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from e2e.conftest import run_in_env
 from e2e.workflows import (
@@ -24,6 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from cadenza import activity, workflow
 from cadenza.client import Client
 from cadenza.contrib.opentelemetry import TracingInterceptor
 from cadenza.testing import WorkflowEnvironment
@@ -65,15 +67,15 @@ def test_video_pipeline_is_one_trace_with_every_activity() -> None:
     assert names["StartWorkflow:VideoPipeline"] == 1
     assert names["RunWorkflow:VideoPipeline"] == 1
     assert names["QueryWorkflow:progress"] == 1
-    for activity, count in (
+    for activity_type, count in (
         ("detect_watermark", 1),
         ("classify", 1),
         ("transcode", 12),
         ("update_media_db", 1),
     ):
-        assert names[f"StartActivity:{activity}"] == count, names
-        assert names[f"RunActivity:{activity}"] == count, names
-    traced = [s for s in spans if not s.name.startswith("QueryWorkflow")]
+        assert names[f"StartActivity:{activity_type}"] == count, names
+        assert names[f"RunActivity:{activity_type}"] == count, names
+    traced = [s for s in spans if not s.name.startswith(("QueryWorkflow", "HandleQuery"))]
     assert len({s.context.trace_id for s in traced}) == 1
     by_id = {s.context.span_id: s for s in spans}
     run = next(s for s in spans if s.name == "RunWorkflow:VideoPipeline")
@@ -139,3 +141,70 @@ def test_hello_world_spans_and_no_interceptor_means_no_header() -> None:
             "RunActivity:say_hello": 1,
         }
     )
+
+
+@activity.defn
+async def shout(value: str) -> str:
+    return value.upper()
+
+
+@workflow.defn
+class TracedChild:
+    @workflow.run
+    async def run(self, value: str) -> str:
+        return await workflow.execute_local_activity(
+            shout, value, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+@workflow.defn
+class TracedParent:
+    def __init__(self) -> None:
+        self.released = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.released)
+        return await workflow.execute_child_workflow(TracedChild.run, "hi", id="traced-child")
+
+    @workflow.signal
+    def ping(self) -> None:
+        pass
+
+    @workflow.update
+    def release(self) -> None:
+        self.released = True
+
+
+def test_children_local_activities_and_handlers_join_the_trace() -> None:
+    tracing, exporter = _tracing()
+
+    async def scenario(env: WorkflowEnvironment) -> None:
+        client = Client(env.client.service, namespace=env.client.namespace, interceptors=[tracing])
+        async with Worker(
+            client, task_queue="traced", workflows=[TracedParent, TracedChild], activities=[shout]
+        ):
+            handle = await client.start_workflow(TracedParent.run, id="traced-parent", task_queue="traced")
+            await handle.signal(TracedParent.ping)
+            await handle.execute_update(TracedParent.release)
+            assert await handle.result() == "HI"
+
+    run_in_env(scenario)
+    spans = exporter.get_finished_spans()
+    names = _names(spans)
+    for name in (
+        "HandleSignal:ping",
+        "HandleUpdate:release",
+        "StartChildWorkflow:TracedChild",
+        "RunWorkflow:TracedChild",
+        "StartActivity:shout",
+        "RunActivity:shout",
+    ):
+        assert names[name] >= 1, f"no {name} span: {dict(names)}"
+    # The child's run and its local activity are in the parent's trace, under the child's start.
+    by_name = {s.name: s for s in spans}
+    trace = by_name["StartWorkflow:TracedParent"].context.trace_id
+    assert {by_name[n].context.trace_id for n in ("RunWorkflow:TracedChild", "RunActivity:shout")} == {trace}
+    child_run = by_name["RunWorkflow:TracedChild"]
+    assert child_run.parent is not None
+    assert child_run.parent.span_id == by_name["StartChildWorkflow:TracedChild"].context.span_id

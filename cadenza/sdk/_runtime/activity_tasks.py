@@ -15,7 +15,7 @@ from cadenza.schemas.service import PollActivityTaskResponse
 from cadenza.sdk.activity import ActivityContext, ActivityInfo
 from cadenza.sdk.converter import DataConverter
 from cadenza.sdk.exceptions import CadenzaError, CanceledError
-from cadenza.sdk.interceptor import ActivityInboundInterceptor, ExecuteActivityInput
+from cadenza.sdk.interceptor import ActivityInboundInterceptor, ExecuteActivityInput, Headers
 
 if TYPE_CHECKING:
     from cadenza.sdk.worker import Worker
@@ -151,7 +151,7 @@ class Heartbeater:
 
 async def run_intercepted(
     chain: ActivityInboundInterceptor,
-    task: PollActivityTaskResponse,
+    headers: Headers,
     fn: Callable[..., Any],
     is_async: bool,
     args: Sequence[Any],
@@ -174,7 +174,6 @@ async def run_intercepted(
 
         return await asyncio.get_running_loop().run_in_executor(executor, cv.run, call)
 
-    headers = task.header or {}
     # The interceptors run in the attempt's context too: they may read ``activity.info()`` or
     # decode a header with ``activity.payload_converter()``, as temporalio's do.
     with activity_mod._activity_context(ctx):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,6 +36,13 @@ from cadenza.sdk.exceptions import (
     TimeoutType,
     WorkflowAlreadyStartedError,
 )
+from cadenza.sdk.interceptor import (
+    ContinueAsNewInput,
+    SignalChildWorkflowInput,
+    SignalExternalWorkflowInput,
+    StartChildWorkflowInput,
+)
+from cadenza.sdk.payload_converter import plain_headers
 
 if TYPE_CHECKING:
     from cadenza.sdk._runtime.instance import WorkflowInstance
@@ -363,19 +370,32 @@ class ExternalWorkflowHandle:
         name = signal if isinstance(signal, str) else getattr(signal, _SIGNAL_MARK, None)
         if not name:
             raise ValueError(f"{signal!r} is not a signal name or a @workflow.signal method")
-        await _Children.of(inst).request(
-            Command(
-                CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
-                {
-                    "namespace": "",
-                    "workflow_id": self.id,
-                    "run_id": self.run_id,
-                    "signal_name": name,
-                    "input": inst.converter.to_payloads(args) if args else None,
-                    "child_workflow_only": self._child_only,
-                },
-            )
-        )
+        attributes = {
+            "namespace": "",
+            "workflow_id": self.id,
+            "run_id": self.run_id,
+            "signal_name": name,
+            "input": inst.converter.to_payloads(args) if args else None,
+            "child_workflow_only": self._child_only,
+        }
+
+        async def send(headers: Mapping[str, Any] | None = None) -> None:
+            if headers:
+                attributes["header"] = plain_headers(headers)
+            command = Command(CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION, attributes)
+            await _Children.of(inst).request(command)
+
+        outbound = inst._outbound
+        if outbound is None:
+            await send()
+        elif self._child_only:
+            child = SignalChildWorkflowInput(name, args, self.id, {})
+            child.send = lambda: send(child.headers)
+            await outbound.signal_child_workflow(child)
+        else:
+            external = SignalExternalWorkflowInput(name, args, inst.info.namespace, self.id, self.run_id, {})
+            external.send = lambda: send(external.headers)
+            await outbound.signal_external_workflow(external)
 
     async def cancel(self) -> None:
         inst = _instance("cancelling another workflow")
@@ -441,40 +461,50 @@ async def start_child_workflow(
     def on_recorded(event: HistoryEvent) -> None:
         children.by_initiated[event.event_id] = handle
 
-    record = inst.commands.add(
-        Command(
-            CommandType.START_CHILD_WORKFLOW_EXECUTION,
-            {
-                "namespace": "",
-                "workflow_id": id,
-                "workflow_type": name,
-                "task_queue": task_queue or inst.info.task_queue,
-                "input": conv.to_payloads(args) if args else None,
-                "workflow_execution_timeout_ms": timedelta_to_ms(execution_timeout, "execution_timeout"),
-                "workflow_run_timeout_ms": timedelta_to_ms(run_timeout, "run_timeout"),
-                "workflow_task_timeout_ms": timedelta_to_ms(task_timeout, "task_timeout"),
-                "parent_close_policy": ParentClosePolicy(parent_close_policy).value,
-                "workflow_id_reuse_policy": WorkflowIDReusePolicy(id_reuse_policy).value,
-                "retry_policy": retry_policy.to_dict() if retry_policy else None,
-                "cron_schedule": cron_schedule or None,
-                "memo": {k: conv.to_payload(v) for k, v in (memo or {}).items()},
-                "search_attributes": _search_attribute_payloads(conv, search_attributes) or {},
-            },
-        ),
-        on_recorded,
-    )
-    try:
-        await asyncio.shield(handle._started)
-    except asyncio.CancelledError:
-        if not record.sent:
-            record.removed = True  # never left this task: nothing started, nothing to cancel
-            raise
-        # The start is under way (or done): once the child runs, cancel it as its type says, and
-        # end with the outcome that gives (a ChildWorkflowError whose cause is the cancellation).
-        await _uncancellable(handle._started)
-        handle.cancel()
-        await handle._wait()
-    return handle
+    queue = task_queue or inst.info.task_queue
+    attributes: dict[str, Any] = {
+        "namespace": "",
+        "workflow_id": id,
+        "workflow_type": name,
+        "task_queue": queue,
+        "input": conv.to_payloads(args) if args else None,
+        "workflow_execution_timeout_ms": timedelta_to_ms(execution_timeout, "execution_timeout"),
+        "workflow_run_timeout_ms": timedelta_to_ms(run_timeout, "run_timeout"),
+        "workflow_task_timeout_ms": timedelta_to_ms(task_timeout, "task_timeout"),
+        "parent_close_policy": ParentClosePolicy(parent_close_policy).value,
+        "workflow_id_reuse_policy": WorkflowIDReusePolicy(id_reuse_policy).value,
+        "retry_policy": retry_policy.to_dict() if retry_policy else None,
+        "cron_schedule": cron_schedule or None,
+        "memo": {k: conv.to_payload(v) for k, v in (memo or {}).items()},
+        "search_attributes": _search_attribute_payloads(conv, search_attributes) or {},
+    }
+
+    async def start(headers: Mapping[str, Any] | None = None) -> ChildWorkflowHandle:
+        if headers:
+            attributes["header"] = plain_headers(headers)
+        record = inst.commands.add(
+            Command(CommandType.START_CHILD_WORKFLOW_EXECUTION, attributes), on_recorded
+        )
+        try:
+            await asyncio.shield(handle._started)
+        except asyncio.CancelledError:
+            if not record.sent:
+                record.removed = True  # never left this task: nothing started, nothing to cancel
+                raise
+            # The start is under way (or done): once the child runs, cancel it as its type says,
+            # and end with the outcome that gives (a ChildWorkflowError whose cause is the
+            # cancellation).
+            await _uncancellable(handle._started)
+            handle.cancel()
+            await handle._wait()
+        return handle
+
+    outbound = inst._outbound
+    if outbound is None:
+        return await start()
+    intercepted = StartChildWorkflowInput(name, args, id, queue, {})
+    intercepted.start = lambda: start(intercepted.headers)
+    return await outbound.start_child_workflow(intercepted)  # type: ignore[no-any-return]
 
 
 async def execute_child_workflow(workflow: Any, *arguments: Any, id: str | None = None, **kwargs: Any) -> Any:
@@ -526,4 +556,15 @@ def continue_as_new(
         attrs["memo"] = {k: conv.to_payload(v) for k, v in memo.items()}
     if search_attributes is not None:
         attrs["search_attributes"] = _search_attribute_payloads(conv, search_attributes)
-    raise ContinueAsNewError(Command(CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION, attrs))
+    outbound = inst._outbound
+    if outbound is None:
+        raise ContinueAsNewError(Command(CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION, attrs))
+    intercepted = ContinueAsNewInput(name, args, attrs["task_queue"], {})
+
+    def raise_() -> NoReturn:
+        if intercepted.headers:  # else the next run keeps this run's header (the server's rule)
+            attrs["header"] = plain_headers(intercepted.headers)
+        raise ContinueAsNewError(Command(CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION, attrs))
+
+    intercepted.raise_ = raise_
+    outbound.continue_as_new(intercepted)

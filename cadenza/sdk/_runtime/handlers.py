@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from cadenza.schemas.events import HistoryEvent
@@ -11,6 +11,7 @@ from cadenza.sdk._runtime.definitions import DYNAMIC, QueryDefinition, SignalDef
 from cadenza.sdk._runtime.loop import task_stacks
 from cadenza.sdk.converter import RawValue
 from cadenza.sdk.exceptions import FailureError, QueryFailedError
+from cadenza.sdk.interceptor import HandleQueryInput, HandleSignalInput
 
 if TYPE_CHECKING:
     from cadenza.sdk._runtime.instance import WorkflowInstance
@@ -29,7 +30,7 @@ class Handlers:
         defn = instance.defn
         self._signals: dict[str, SignalDefinition] = dict(defn.signals)
         self._queries: dict[str, QueryDefinition] = dict(defn.queries)
-        self._buffered: dict[str, list[list[dict[str, Any]] | None]] = {}
+        self._buffered: dict[str, list[tuple[list[dict[str, Any]] | None, dict[str, Any]]]] = {}
         self.running = 0
         """Async signal handlers that have not finished (for ``all_handlers_finished``)."""
 
@@ -39,11 +40,12 @@ class Handlers:
         """WorkflowExecutionSignaled: run the handler in this activation, or buffer the signal."""
         name = event.attributes.get("signal_name", "")
         payloads = event.attributes.get("input")
+        header = event.attributes.get("header") or {}
         defn = self._signals.get(name) or (self._signals.get(DYNAMIC) if name else None)
         if defn is None:
-            self._buffered.setdefault(name, []).append(payloads)
+            self._buffered.setdefault(name, []).append((payloads, header))
         else:
-            self._instance.loop.call_soon(self._invoke_signal, defn, payloads, name)
+            self._instance.loop.call_soon(self._invoke_signal, defn, payloads, name, header)
 
     def set_signal_handler(self, name: str, handler: Callable[..., Any] | None) -> None:
         """Install (or, with None, remove) a handler; signals buffered under ``name`` go to it."""
@@ -60,16 +62,29 @@ class Handlers:
         )
         self._signals[name] = defn
         for buffered_name in [name] if name != DYNAMIC else list(self._buffered):
-            for payloads in self._buffered.pop(buffered_name, []):
-                self._instance.loop.call_soon(self._invoke_signal, defn, payloads, buffered_name)
+            for payloads, header in self._buffered.pop(buffered_name, []):
+                self._instance.loop.call_soon(self._invoke_signal, defn, payloads, buffered_name, header)
 
     def _invoke_signal(
-        self, defn: SignalDefinition, payloads: list[dict[str, Any]] | None, name: str = ""
+        self,
+        defn: SignalDefinition,
+        payloads: list[dict[str, Any]] | None,
+        name: str = "",
+        header: dict[str, Any] | None = None,
     ) -> None:
         instance = self._instance
         try:
             args = _args(instance, defn.name, name, payloads, defn.param_types)
-            result = defn.fn(instance.workflow_object(), *args) if defn.is_method else defn.fn(*args)
+            inbound = instance._inbound
+            if inbound is not None:
+                # Through the interceptors: always a task, as their hook is a coroutine.
+                result = inbound.handle_signal(
+                    HandleSignalInput(name or defn.name, args, header or {}, _handler_call(instance, defn))
+                )
+            elif defn.is_method:
+                result = defn.fn(instance.workflow_object(), *args)
+            else:
+                result = defn.fn(*args)
             if asyncio.iscoroutine(result):
                 task = instance.loop.create_task(result, name=f"signal handler {defn.name!r}")
                 self.running += 1
@@ -102,7 +117,14 @@ class Handlers:
             name=name, fn=handler, param_types=params, return_type=ret, is_method=False
         )
 
-    def query(self, name: str, args: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    def query(
+        self,
+        name: str,
+        args: list[dict[str, Any]] | None,
+        *,
+        query_id: str = "",
+        header: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
         """Answer query ``name`` (the workflow loop is the running loop): payloads in, payloads out."""
         instance = self._instance
         converter = instance.converter
@@ -118,7 +140,15 @@ class Handlers:
             )
         try:
             values = _args(instance, defn.name, name, args, defn.param_types)
-            result = defn.fn(instance.workflow_object(), *values) if defn.is_method else defn.fn(*values)
+            inbound = instance._inbound
+            if inbound is not None:
+                result = inbound.handle_query(
+                    HandleQueryInput(query_id, name, values, header or {}, _handler_call(instance, defn))
+                )
+            elif defn.is_method:
+                result = defn.fn(instance.workflow_object(), *values)
+            else:
+                result = defn.fn(*values)
             if asyncio.iscoroutine(result):
                 result = _run_at_once(result)
             return converter.to_payloads([result])
@@ -129,6 +159,14 @@ class Handlers:
             raise QueryFailedError(exc.message) from exc
         except Exception as exc:
             raise QueryFailedError(f"Query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _handler_call(instance: WorkflowInstance, defn: Any) -> Callable[[Sequence[Any]], Any]:
+    """Calls a handler (a method of the workflow object or a function installed at run time) with
+    decoded arguments: the end of an interceptor chain."""
+    if defn.is_method:
+        return lambda args: defn.fn(instance.workflow_object(), *args)
+    return lambda args: defn.fn(*args)
 
 
 def _run_at_once(coro: Any) -> Any:

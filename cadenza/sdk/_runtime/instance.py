@@ -364,13 +364,15 @@ class WorkflowInstance:
         """True while the current task waits on local activities."""
         return self._task_open
 
-    def query(self, name: str, args: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    def query(
+        self, name: str, args: list[dict[str, Any]] | None, *, query_id: str = ""
+    ) -> list[dict[str, Any]]:
         """Answer query ``name`` from the current state: payloads in, payloads out."""
         previous = _get_running_loop()
         _set_running_loop(self.loop)
         self._in_query = True
         try:
-            return self.handlers.query(name, args)
+            return self.handlers.query(name, args, query_id=query_id)
         finally:
             self._in_query = False
             _set_running_loop(previous)

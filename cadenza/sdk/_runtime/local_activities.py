@@ -13,8 +13,8 @@ not called.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +24,8 @@ from cadenza.sdk._runtime.markers import LOCAL_ACTIVITY_MARKER, detail, marker_c
 from cadenza.sdk.activity import ActivityDefinition
 from cadenza.sdk.common import ARG_UNSET, RetryPolicy, positional_args, timedelta_to_ms
 from cadenza.sdk.exceptions import ActivityError, FailureError, NondeterminismError
+from cadenza.sdk.interceptor import StartLocalActivityInput
+from cadenza.sdk.payload_converter import plain_headers
 
 if TYPE_CHECKING:
     from cadenza.sdk._runtime.commands import CommandRecord
@@ -52,6 +54,8 @@ class LocalActivityRequest:
     """Limit of all attempts together."""
     retry_policy: RetryPolicy | None
     """How failed attempts are retried (None: the default policy)."""
+    header: dict[str, Any] = field(default_factory=dict)
+    """What the workflow's outbound interceptors put on it, for the activity's inbound ones."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class LocalActivities:
         schedule_to_close_timeout: timedelta | None,
         retry_policy: RetryPolicy | None,
         result_type: Any,
+        header: dict[str, Any] | None = None,
     ) -> Any:
         """Run a local activity and return its (decoded) result; failures raise ActivityError."""
         instance = self._instance
@@ -138,6 +143,7 @@ class LocalActivities:
             start_to_close_timeout=start_to_close_timeout,
             schedule_to_close_timeout=schedule_to_close_timeout,
             retry_policy=retry_policy,
+            header=header or {},
         )
         converter = instance.converter
         command = marker_command(
@@ -263,12 +269,22 @@ async def execute_local_activity(
         )
     timedelta_to_ms(start_to_close_timeout, "start_to_close_timeout")
     timedelta_to_ms(schedule_to_close_timeout, "schedule_to_close_timeout")
-    return await instance.local_activities.execute(  # type: ignore[no-any-return]
-        activity_type,
-        instance.converter.to_payloads(args),
-        activity_id=activity_id,
-        start_to_close_timeout=start_to_close_timeout,
-        schedule_to_close_timeout=schedule_to_close_timeout,
-        retry_policy=retry_policy,
-        result_type=result_type,
-    )
+
+    def schedule(headers: Mapping[str, Any] | None = None) -> Awaitable[Any]:
+        return instance.local_activities.execute(
+            activity_type,
+            instance.converter.to_payloads(args),
+            activity_id=activity_id,
+            start_to_close_timeout=start_to_close_timeout,
+            schedule_to_close_timeout=schedule_to_close_timeout,
+            retry_policy=retry_policy,
+            result_type=result_type,
+            header=plain_headers(headers) if headers else None,
+        )
+
+    outbound = instance._outbound
+    if outbound is None:
+        return await schedule()  # type: ignore[no-any-return]
+    intercepted = StartLocalActivityInput(activity_type, args, activity_id, {})
+    intercepted.schedule = lambda: schedule(intercepted.headers)
+    return await outbound.start_local_activity(intercepted)  # type: ignore[no-any-return]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cadenza.schemas.events import Command
 from cadenza.sdk import activity as activity_mod
+from cadenza.sdk._runtime.activity_tasks import run_intercepted
 from cadenza.sdk._runtime.info import WorkflowInfo
 from cadenza.sdk._runtime.local_activities import LocalActivityOutcome, LocalActivityRequest
 from cadenza.sdk.activity import (
@@ -41,6 +42,7 @@ from cadenza.sdk.exceptions import (
     TimeoutType,
     WorkflowTaskError,
 )
+from cadenza.sdk.interceptor import ActivityInboundInterceptor, Headers
 
 if TYPE_CHECKING:
     from cadenza.sdk._runtime.instance import WorkflowInstance
@@ -62,10 +64,13 @@ class LocalActivityRunner:
         activities: Mapping[str, ActivityDefinition],
         converter: DataConverter,
         executor: Callable[[], concurrent.futures.Executor | None],
+        chain: ActivityInboundInterceptor | None = None,
     ) -> None:
         self._activities = activities
         self._converter = converter
         self._executor = executor
+        self._chain = chain
+        """The worker's activity interceptors: local activities run through them too."""
 
     @staticmethod
     def task_deadline(info: WorkflowInfo, received: float) -> float:
@@ -149,7 +154,9 @@ class LocalActivityRunner:
                 converter=self._converter,
             )
             try:
-                value = await asyncio.wait_for(self._call(defn, args, ctx), max(0.0, limit - loop.time()))
+                value = await asyncio.wait_for(
+                    self._call(defn, args, ctx, request.header), max(0.0, limit - loop.time())
+                )
             except _WaitForTimeout:
                 # The attempt is abandoned; a sync one keeps its thread until it notices is_cancelled().
                 ctx.cancelled.set()
@@ -179,7 +186,13 @@ class LocalActivityRunner:
                 stop = RetryState.TIMEOUT
             return LocalActivityOutcome(failure=failure, attempt=attempt, retry_state=stop.value)
 
-    async def _call(self, defn: ActivityDefinition, args: list[Any], ctx: ActivityContext) -> Any:
+    async def _call(
+        self, defn: ActivityDefinition, args: list[Any], ctx: ActivityContext, headers: Headers
+    ) -> Any:
+        if self._chain is not None:
+            return await run_intercepted(
+                self._chain, headers, defn.fn, defn.is_async, args, ctx, self._executor()
+            )
         if defn.is_async:
             with activity_mod._activity_context(ctx):
                 return await defn.fn(*args)

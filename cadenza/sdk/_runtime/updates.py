@@ -23,6 +23,7 @@ from cadenza.schemas.events import Command, CommandType, EventType, HistoryEvent
 from cadenza.sdk._runtime.commands import COMMAND_EVENT_TYPES
 from cadenza.sdk._runtime.definitions import UpdateDefinition, _hints
 from cadenza.sdk.exceptions import ApplicationError, FailureError
+from cadenza.sdk.interceptor import HandleUpdateInput
 
 if TYPE_CHECKING:
     from cadenza.schemas.service import UpdateRequest
@@ -127,12 +128,18 @@ class WorkflowUpdates:
         except Exception as exc:
             self._reject(update_id, exc)
             return
+        inbound = instance._inbound
         if defn.validator is not None and not replaying:
+            validator = defn.validator
             try:
-                if defn.is_method:
-                    outcome = defn.validator(instance.workflow_object(), *args)
+                if inbound is not None:
+                    call = _bound(instance, validator, defn.is_method)
+                    inbound.handle_update_validator(HandleUpdateInput(update_id, name, args, header, call))
+                    outcome = None
+                elif defn.is_method:
+                    outcome = validator(instance.workflow_object(), *args)
                 else:
-                    outcome = defn.validator(*args)
+                    outcome = validator(*args)
                 if asyncio.iscoroutine(outcome):
                     outcome.close()
                     raise TypeError("update validators must not be async")
@@ -154,7 +161,14 @@ class WorkflowUpdates:
         )
         self.running += 1
         try:
-            result = defn.fn(instance.workflow_object(), *args) if defn.is_method else defn.fn(*args)
+            if inbound is not None:
+                # Through the interceptors: always a task, as their hook is a coroutine.
+                call = _bound(instance, defn.fn, defn.is_method)
+                result = inbound.handle_update_handler(HandleUpdateInput(update_id, name, args, header, call))
+            elif defn.is_method:
+                result = defn.fn(instance.workflow_object(), *args)
+            else:
+                result = defn.fn(*args)
         except BaseException as exc:
             self._finish(update_id, defn, error=exc)
             return
@@ -202,3 +216,12 @@ class WorkflowUpdates:
             instance.on_callback_error(error)
             return
         instance.commands.add(Command(CommandType.COMPLETE_WORKFLOW_UPDATE, attributes))
+
+
+def _bound(
+    instance: WorkflowInstance, fn: Callable[..., Any], is_method: bool
+) -> Callable[[Sequence[Any]], Any]:
+    """A validator or handler called with decoded arguments: the end of an interceptor chain."""
+    if is_method:
+        return lambda args: fn(instance.workflow_object(), *args)
+    return lambda args: fn(*args)
