@@ -99,7 +99,7 @@ def test_a_write_that_lands_after_its_error_still_has_its_tasks_run(
     if not fenced:
         # Without the fence the lookup races the late write: the run must then be stuck, or this
         # test does not model the fault it guards against.
-        async def no_fence(self: ShardContext) -> None:
+        async def no_fence(self: ShardContext, since: int | None = None) -> None:
             return None
 
         monkeypatch.setattr(ShardContext, "fence", no_fence)
@@ -153,6 +153,30 @@ def test_a_write_refused_by_our_own_range_move_is_retried_and_never_reuses_task_
             await shard.stores.shards.update_shard(info, expected_range_id=r + 1)
             error = ShardOwnershipLostError(shard.shard_id, r + 1, r + 2)
             assert await shard._write_refused(error) is error and shard.lost
+        finally:
+            await env.shutdown()
+
+    asyncio.run(main())
+
+
+def test_writes_lost_together_wait_for_one_range_move() -> None:
+    """Each range move refuses every write of the shard in flight: the writes lost in one outage
+    share the first fence begun after them, instead of moving the range once each."""
+
+    async def main() -> None:
+        env = await WorkflowEnvironment.start_local(visibility=False)
+        try:
+            shard: Any = next(iter(env.host.history.shards.values()))
+            before = shard.range_id
+            marks = [shard.fence_mark() for _ in range(5)]  # five writes lost in one outage
+            await asyncio.gather(*(shard.fence(m) for m in marks))
+            assert shard.range_id == before + 1
+            # A write lost after that fence began is not settled by it: a new move.
+            await shard.fence(shard.fence_mark())
+            assert shard.range_id == before + 2
+            # Without a mark (the old behaviour): always a move.
+            await shard.fence()
+            assert shard.range_id == before + 3
         finally:
             await env.shutdown()
 

@@ -340,12 +340,15 @@ class QueueProcessors:
         wanted = self._keys(shard_id, tasks)
         if shard is None or not wanted:
             return
-        bg = asyncio.create_task(self._recover(shard, wanted))
+        bg = asyncio.create_task(self._recover(shard, wanted, shard.fence_mark()))
         self._background.add(bg)
         bg.add_done_callback(self._background.discard)
 
     async def _recover(
-        self, shard: ShardContext, wanted: list[tuple[TaskCategory, tuple[int, int], _AckTracker]]
+        self,
+        shard: ShardContext,
+        wanted: list[tuple[TaskCategory, tuple[int, int], _AckTracker]],
+        since: int,
     ) -> None:
         delay = 0.5
         fenced = False
@@ -356,7 +359,7 @@ class QueueProcessors:
                 # Until the shard is fenced, a write whose answer was lost can still apply after a
                 # lookup found nothing (see ``ShardContext.fence``).
                 try:
-                    await shard.fence()
+                    await shard.fence(since)
                 except Exception as e:
                     log.info("shard %d: fencing before a lookup failed (%s); retrying", shard.shard_id, e)
                     continue

@@ -208,6 +208,9 @@ class ShardContext:
         self._next_task_id = 0
         self._max_task_id = 0
         self._renew_lock = asyncio.Lock()
+        self._fences_begun = 0
+        self._fenced_through = 0
+        """The highest ``_fences_begun`` count of a fence that completed (see ``fence_mark``)."""
         self._on_new_tasks = on_new_tasks
         self._ledger = ledger
         self._cache: OrderedDict[RunKey, RunContext] = OrderedDict()
@@ -259,8 +262,15 @@ class ShardContext:
         self._next_task_id = range_id << RANGE_BITS
         self._max_task_id = (range_id + 1) << RANGE_BITS
 
-    async def fence(self) -> None:
-        """Makes the outcome of this host's earlier writes to the shard definite.
+    def fence_mark(self) -> int:
+        """Taken when a write's answer is lost: any fence begun after it settles that write too,
+        so the writes lost in one outage wait for one range move between them rather than one
+        each (each move refuses every write of the shard in flight, which then goes again)."""
+        return self._fences_begun
+
+    async def fence(self, since: int | None = None) -> None:
+        """Makes the outcome of this host's earlier writes to the shard definite. ``since``: a
+        ``fence_mark``; a fence begun after it that has completed is enough.
 
         A write whose answer was lost (a timeout, a node killed mid-request) may still apply later:
         on Cassandra its lightweight transaction can sit accepted and be completed by the next one on
@@ -270,11 +280,16 @@ class ShardContext:
         anchors' shard re-acquisition does. This host's writes still in flight under the old range
         are refused and retried (``_write_refused``)."""
         async with self._renew_lock:
+            if since is not None and self._fenced_through > since:
+                return
+            self._fences_begun += 1
+            begun = self._fences_begun
             info = await self.stores.shards.get_shard(self.shard_id)
             if self._moved_on_by_us(info.range_id, info.owner):
                 # An earlier move of ours applied without its answer: the row is past every range
                 # this host has written with, which is all a fence needs.
                 self._adopt(info.range_id)
+                self._fenced_through = max(self._fenced_through, begun)
                 return
             if info.range_id != self.range_id:
                 self._lose()
@@ -286,6 +301,7 @@ class ShardContext:
                 self.mark_lost()
                 raise
             self._adopt(info.range_id)
+            self._fenced_through = max(self._fenced_through, begun)
 
     async def _write_refused(self, e: BaseException) -> BaseException:
         """What a failed create or update raises. A refusal by the range fence because this host
