@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from cadenza.engine import errors as server_errors
+from cadenza.engine.persistence.errors import StoreUnavailableError
 from cadenza.schemas.service import WorkflowService
 from cadenza.sdk import exceptions as sdk_errors
 from cadenza.sdk._call_options import RPC_TIMEOUT, deadline_exceeded
@@ -142,8 +143,8 @@ class LocalService:
             while True:
                 try:
                     if rpc_timeout is not None:
-                        return await _bounded(fn(*args, **kwargs), name, rpc_timeout)
-                    return await fn(*args, **kwargs)
+                        return await _bounded(_invoke(fn, args, kwargs), name, rpc_timeout)
+                    return await _invoke(fn, args, kwargs)
                 except server_errors.ServiceError as e:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
                         attempt += 1
@@ -192,9 +193,9 @@ class LocalService:
             while True:
                 try:
                     if rpc_timeout is not None:
-                        result = await _bounded(fn(*args, **kwargs), name, rpc_timeout)
+                        result = await _bounded(_invoke(fn, args, kwargs), name, rpc_timeout)
                     else:
-                        result = await fn(*args, **kwargs)
+                        result = await _invoke(fn, args, kwargs)
                 except server_errors.ServiceError as e:
                     if e.code == server_errors.UnavailableError.code and attempt < retries:
                         attempt += 1
@@ -217,6 +218,15 @@ class LocalService:
                 return result
 
         return call
+
+
+async def _invoke(fn: Callable[..., Awaitable[Any]], args: Any, kwargs: Any) -> Any:
+    """One call of the server. A store it could not reach is UNAVAILABLE, as over gRPC: retried
+    like any other (a write's outcome is then unknown, which every retried call tolerates)."""
+    try:
+        return await fn(*args, **kwargs)
+    except StoreUnavailableError as e:
+        raise server_errors.UnavailableError(str(e)) from e
 
 
 async def _bounded(call: Awaitable[Any], name: str, rpc_timeout: float) -> Any:

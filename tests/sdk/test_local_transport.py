@@ -109,3 +109,29 @@ def test_other_errors_and_the_workers_reports_are_not_retried() -> None:
         assert frontend.attempts["complete"] == 1
 
     asyncio.run(main())
+
+
+def test_a_store_it_cannot_reach_is_unavailable_and_retried() -> None:
+    """The engine raises the store's own error when Cassandra cannot be reached; the client sees
+    UNAVAILABLE (as over gRPC) naming the store, retries the calls it retries, and a report that
+    is not retried gets UNAVAILABLE too rather than the raw error."""
+    from cadenza.engine.persistence.errors import StoreUnavailableError
+
+    class StoreDown(FlakyFrontend):
+        def _attempt(self, method: str, execution: WorkflowExecution, kwargs: dict[str, Any]) -> None:
+            self.attempts[method] = self.attempts.get(method, 0) + 1
+            if self.attempts[method] <= self.failures:
+                raise StoreUnavailableError("cannot reach Cassandra at 127.0.0.1:9042")
+            self.calls.append((method, execution, kwargs))
+
+    async def main() -> None:
+        frontend = StoreDown(failures=2)
+        service = local_service(frontend)
+        await Client(service).get_workflow_handle("w").signal("poke")
+        assert frontend.attempts["signal"] == 3
+        with pytest.raises(RPCError) as info:
+            await service.respond_activity_task_completed(b"token", None, identity="me")
+        assert info.value.status == "UNAVAILABLE"
+        assert "cannot reach Cassandra" in info.value.message
+
+    asyncio.run(main())

@@ -37,8 +37,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cadenza.engine import logcontext, tracing
 from cadenza.engine.auth.gate import AuthGate
-from cadenza.engine.errors import ServiceError
+from cadenza.engine.errors import ServiceError, UnavailableError
 from cadenza.engine.forwarding import FORWARDED, FORWARDED_HEADER
+from cadenza.engine.persistence.errors import StoreUnavailableError
 from cadenza.engine.rpc.admission import InFlightCalls
 from cadenza.engine.rpc.handlers import ClusterInfo, Handler, Handlers
 from cadenza.metrics.frontend import rpc_meter
@@ -97,7 +98,12 @@ def _wrap(
         try:
             if gate is not None:
                 await gate.check(method, record, context)
-            response = await handler(record)
+            try:
+                response = await handler(record)
+            except StoreUnavailableError as e:
+                # The store could not be reached (a write's outcome is then unknown): clients
+                # retry UNAVAILABLE, where an unexpected error would reach them as UNKNOWN.
+                raise UnavailableError(str(e)) from e
         except ServiceError as e:
             if meter is not None:
                 meter.failed(record, e, started)
