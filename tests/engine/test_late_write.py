@@ -181,3 +181,31 @@ def test_writes_lost_together_wait_for_one_range_move() -> None:
             await env.shutdown()
 
     asyncio.run(main())
+
+
+def completes_the_activity(request: Any) -> bool:
+    """The write that records the activity's completion (events 6 or 7 on): the write that
+    schedules the workflow task reacting to it, held or not."""
+    return any(a.node.node_id in (6, 7) for a in request.history)
+
+
+def test_a_write_that_lands_late_wakes_the_client_waiting_for_the_result() -> None:
+    """The write recording the activity's completion (and here, with it held, the whole rest of
+    the run) loses its answer and lands later, at the fence before its tasks are looked up. The
+    client waiting for the result is woken then, as after any write, instead of waiting out its
+    long poll; and the run's state is read again only after a fence (``ShardContext.load_state``),
+    so nothing is decided against a state older than the store."""
+
+    async def main() -> None:
+        env = await WorkflowEnvironment.start_local(visibility=False)
+        landed = land_late(env, completes_the_activity)
+        try:
+            async with Worker(env.client, task_queue="late", workflows=[Greeting], activities=[greet]):
+                handle = await env.client.start_workflow(Greeting.run, "late", id="late", task_queue="late")
+                result = await asyncio.wait_for(handle.result(), 10)
+            assert landed, "the chosen write never landed: the fault was not injected"
+            assert result == "Hello, late!"
+        finally:
+            await env.shutdown()
+
+    asyncio.run(main())

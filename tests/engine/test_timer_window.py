@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cadenza import workflow
 from cadenza.engine.clock import ManualClock
@@ -191,3 +191,43 @@ def test_a_timer_written_while_the_queue_is_idle_survives_a_restart(tmp_path: Pa
 
     run_id, now_us = asyncio.run(first())
     asyncio.run(second(run_id, now_us))
+
+
+@workflow.defn
+class ShortSleep:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.sleep(0.2)
+        return "woke"
+
+
+def test_a_timer_that_failed_once_is_acknowledged_by_its_retry() -> None:
+    """A timer whose handler fails is retried a second later; the retry is acknowledged under the
+    key the timer was tracked by, not its own later due time, or the shard's timer level would stay
+    below it for good (and its row, and every later one, would never be trimmed)."""
+
+    async def main() -> None:
+        env = await WorkflowEnvironment.start_local(visibility=False)
+        queues = env.host.queues
+        handler = queues._timer_handler
+        failed: list[int] = []
+
+        async def flaky(task: Any) -> None:
+            if task.kind == TimerKind.USER_TIMER and not failed:
+                failed.append(task.task_id)
+                raise RuntimeError("injected: the timer's handler failed once")
+            await handler(task)
+
+        queues._timer_handler = flaky
+        try:
+            async with Worker(env.client, task_queue="flaky-timer", workflows=[ShortSleep]):
+                result = await env.client.execute_workflow(
+                    ShortSleep.run, id="flaky-timer", task_queue="flaky-timer"
+                )
+            assert result == "woke" and failed, "the handler never failed: nothing was tested"
+            outstanding = [k for acks in queues._timer_acks.values() for k in acks.outstanding]
+            assert not [k for k in outstanding if k[1] == failed[0]], outstanding
+        finally:
+            await env.shutdown()
+
+    asyncio.run(main())

@@ -87,6 +87,15 @@ def _nothing_to_ack() -> None:
     pass
 
 
+_ACK_AT = "_ack_at"
+"""In a retried timer's args: the due time of its row, under which the ack tracker holds it."""
+
+
+def _timer_key(task: Task) -> tuple[int, int]:
+    """The key the timer's ack tracker holds it by: its row's (a retry is due later)."""
+    return (task.args.get(_ACK_AT, task.visibility_time), task.task_id)
+
+
 def _tasks_of(category: TaskCategory, t: Task) -> MutationTasks:
     if category == TaskCategory.TRANSFER:
         return MutationTasks(transfer=[t])
@@ -377,6 +386,7 @@ class QueueProcessors:
                 if rows:
                     r = rows[0]
                     found = Task.decode(r.data, r.task_id, r.visibility_time)
+                    shard.landed((found.namespace_id, found.workflow_id, found.run_id))
                     self.on_new_tasks(shard.shard_id, _tasks_of(category, found))
             wanted = remaining
 
@@ -492,7 +502,7 @@ class QueueProcessors:
         await self._sleep_until(due)
 
     async def _fire(self, shard_id: int, task: Task) -> None:
-        key = (task.visibility_time, task.task_id)
+        key = _timer_key(task)
         if logcontext.enabled():  # this task's own context: what its lines are about
             ids = {"namespace_id": task.namespace_id, "workflow_id": task.workflow_id, "run_id": task.run_id}
             logcontext.bind(shard_id=shard_id, **ids)
@@ -506,12 +516,13 @@ class QueueProcessors:
                 self._metrics.failed(TaskCategory.TIMER, task)
             # Retried later: the timer is re-queued a second from now, its row kept.
             log.exception("timer task %s of %s failed; retrying", TimerKind(task.kind).name, task.workflow_id)
+            # Due later, but acknowledged under the key it was tracked by (its row's).
             retry = Task(
                 task.kind,
                 task.namespace_id,
                 task.workflow_id,
                 task.run_id,
-                task.args,
+                {**task.args, _ACK_AT: key[0]},
                 self._now_us() + 1_000_000,
                 task.task_id,
             )
@@ -600,7 +611,7 @@ class QueueProcessors:
     def timer_ack(self, shard_id: int, task: Task) -> Callable[[], None]:
         """For timer handlers that pass work on to matching: acknowledge when it is started."""
         task.args["_deferred_ack"] = True
-        key = (task.visibility_time, task.task_id)
+        key = _timer_key(task)
         acks = self._timer_acks[shard_id]
         return lambda: acks.done(key)
 

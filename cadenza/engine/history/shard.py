@@ -126,6 +126,15 @@ class TaskLedger(Protocol):
     def recover(self, shard_id: int, tasks: MutationTasks) -> None: ...
 
 
+_DEFINITE = (
+    ConditionFailedError,
+    CurrentWorkflowConditionFailedError,
+    AlreadyExistsError,
+    ShardOwnershipLostError,
+)
+"""Write failures that say the write was not applied; any other leaves its outcome unknown."""
+
+
 @dataclass(slots=True)
 class Deferred:
     """The source of a speculatively started task: acknowledged once the start (or the task's
@@ -160,6 +169,9 @@ class RunContext:
     close_event: HistoryEvent | None = None
     """The closing event, once the close is written: a closed run keeps it (for its clients'
     result polls) instead of its whole history, which is read again if anyone asks for it."""
+    unsettled: int | None = None
+    """A write of the run failed without a definite answer: the shard's ``fence_mark`` then. The
+    state is read again only after a fence begun since (``ShardContext.load_state``)."""
 
     def notify(self, closed: bool = False) -> None:
         """Wakes long-polls waiting for new events, and those waiting for the close if ``closed``."""
@@ -447,8 +459,27 @@ class ShardContext:
         for d in deferred:
             d.reoffer()
 
+    def landed(self, key: RunKey) -> None:
+        """A write of the run whose answer was lost turned out to be applied (its tasks were
+        found): the run's long-polls (a client waiting for the result, a worker for new events)
+        look again, as after any write; they would otherwise wait out their whole poll. (Its state
+        needs nothing: the failure dropped it, and ``load_state`` reads it again only after a
+        fence, which landed the write.)"""
+        ctx = self._cache.get(key)
+        if ctx is not None:
+            ctx.notify(closed=True)
+
     async def load_state(self, ctx: RunContext) -> MutableState:
         if ctx.state is None:
+            if ctx.unsettled is not None:
+                # The last write's answer was lost, and on Cassandra it may still land: an
+                # accepted lightweight transaction is completed by the next one on the shard's
+                # partition. Read before that, the state would be older than the store, and
+                # whatever is decided against it (a task re-offered found stale and dropped, a
+                # timeout found moot) would be lost once the write lands. A fence lands it or
+                # rules it out first; the writes lost in one outage share one.
+                await self.fence(ctx.unsettled)
+                ctx.unsettled = None
             ns, wid, rid = ctx.key
             row = await self.stores.executions.get_workflow_execution(self.shard_id, ns, wid, rid)
             ms = decode_state(row.data)
@@ -622,6 +653,8 @@ class ShardContext:
             )
         except BaseException as e:
             refused = await self._write_refused(e)
+            if not isinstance(refused, _DEFINITE):
+                ctx.unsettled = self.fence_mark()
             self._maybe_written(refused, tasks)
             if refused is not e:
                 raise refused from e
@@ -654,13 +687,7 @@ class ShardContext:
             return
         if not any(t.task_id for t in (*tasks.transfer, *tasks.timer, *tasks.visibility)):
             return  # failed before ids were allocated: nothing was sent (and nothing reserved)
-        definite = (
-            ConditionFailedError,
-            CurrentWorkflowConditionFailedError,
-            AlreadyExistsError,
-            ShardOwnershipLostError,
-        )
-        if isinstance(e, definite):
+        if isinstance(e, _DEFINITE):
             self._ledger.release(self.shard_id, tasks)
         else:
             self._ledger.recover(self.shard_id, tasks)
@@ -720,6 +747,8 @@ class ShardContext:
         except BaseException as e:
             refused = await self._write_refused(e)
             self.invalidate(ctx)
+            if not isinstance(refused, _DEFINITE):
+                ctx.unsettled = self.fence_mark()
             self._maybe_written(refused, tasks)
             if new_run is not None:
                 self._maybe_written(refused, new_run.tasks)
