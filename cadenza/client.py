@@ -20,10 +20,30 @@ from cadenza.sdk.exceptions import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from cadenza.sdk.history import WorkflowHistory
+from cadenza.sdk.history import (
+    WorkflowHistory,
+    WorkflowHistoryEventAsyncIterator,
+    WorkflowHistoryEventFilterType,
+)
+from cadenza.sdk.interceptor import (
+    AsyncActivityIDReference,
+    CancelWorkflowInput,
+    CompleteAsyncActivityInput,
+    CountWorkflowsInput,
+    DescribeWorkflowInput,
+    FailAsyncActivityInput,
+    FetchWorkflowHistoryEventsInput,
+    HeartbeatAsyncActivityInput,
+    ListWorkflowsInput,
+    QueryWorkflowInput,
+    ReportCancellationAsyncActivityInput,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+    StartWorkflowUpdateInput,
+    TerminateWorkflowInput,
+)
 from cadenza.sdk.interceptor import ClientInterceptor as Interceptor
 from cadenza.sdk.interceptor import ClientOutboundInterceptor as OutboundInterceptor
-from cadenza.sdk.interceptor import QueryWorkflowInput, SignalWorkflowInput, StartWorkflowInput
 from cadenza.sdk.listing import (
     WorkflowExecution,
     WorkflowExecutionAsyncIterator,
@@ -33,13 +53,25 @@ from cadenza.sdk.listing import (
 
 __all__ = [
     "AsyncActivityHandle",
+    "AsyncActivityIDReference",
+    "CancelWorkflowInput",
     "Client",
+    "CompleteAsyncActivityInput",
+    "CountWorkflowsInput",
+    "DescribeWorkflowInput",
+    "FailAsyncActivityInput",
+    "FetchWorkflowHistoryEventsInput",
+    "HeartbeatAsyncActivityInput",
     "Interceptor",
+    "ListWorkflowsInput",
     "OutboundInterceptor",
     "QueryWorkflowInput",
+    "ReportCancellationAsyncActivityInput",
     "SignalWorkflowInput",
     "StartWorkflowInput",
+    "StartWorkflowUpdateInput",
     "TLSConfig",
+    "TerminateWorkflowInput",
     "WithStartWorkflowOperation",
     "WorkflowExecution",
     "WorkflowExecutionAsyncIterator",
@@ -50,6 +82,8 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowHistory",
+    "WorkflowHistoryEventAsyncIterator",
+    "WorkflowHistoryEventFilterType",
     "WorkflowIDConflictPolicy",
     "WorkflowQueryFailedError",
     "WorkflowUpdateFailedError",

@@ -60,6 +60,7 @@ from cadenza.sdk.interceptor import (
     StartChildWorkflowInput,
     StartLocalActivityInput,
     StartWorkflowInput,
+    StartWorkflowUpdateInput,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -168,6 +169,11 @@ class _TracingClientOutbound(ClientOutboundInterceptor):
         with self.root.client_span(f"QueryWorkflow:{input.query}", {"cadenzaWorkflowID": input.id}):
             self.root.inject(input.headers)
             return await self.next.query_workflow(input)
+
+    async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+        with self.root.client_span(f"StartWorkflowUpdate:{input.update}", {"cadenzaWorkflowID": input.id}):
+            self.root.inject(input.headers)
+            return await self.next.start_workflow_update(input)
 
 
 class _TracingActivityInbound(ActivityInboundInterceptor):

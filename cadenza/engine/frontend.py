@@ -204,6 +204,7 @@ class Frontend(
         *,
         identity: str = "",
         request_id: str = "",
+        header: dict[str, Any] | None = None,
     ) -> None:
         self.rate_limiter.admit(namespace)
         ns_id = await self._ns_id(namespace)
@@ -215,6 +216,7 @@ class Frontend(
             input,
             identity=identity,
             request_id=request_id,
+            header=header,
         )
 
     @forwardable

@@ -49,6 +49,7 @@ class PendingQuery:
     query_id: str
     query_type: str
     args: Payloads | None
+    header: dict[str, Any]
     result: asyncio.Future[Payloads | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -103,7 +104,13 @@ class TaskQueueOperations:
 
     @forwardable
     async def query_workflow(
-        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        query_type: str,
+        args: Payloads | None,
+        *,
+        header: dict[str, Any] | None = None,
     ) -> Payloads | None:
         ns_id = await self._ns_id(namespace)
         limits.validate_payloads("query_args", args)
@@ -127,7 +134,7 @@ class TaskQueueOperations:
                 f"workflow {execution.workflow_id!r} closed before any workflow task completed: "
                 "no state to query"
             )
-        q = PendingQuery(self.matching.next_query_id(), query_type, args)
+        q = PendingQuery(self.matching.next_query_id(), query_type, args, header or {})
         self._queries[q.query_id] = q
         task = MatchTask(ns_id, ms.info.workflow_id, ms.info.run_id, 0, 0, query=q)
         sticky = ms.info.sticky_task_queue
@@ -149,7 +156,7 @@ class TaskQueueOperations:
         q: PendingQuery = task.query
         if q.result.done():
             return None
-        query = WorkflowTaskQuery(q.query_id, q.query_type, q.args)
+        query = WorkflowTaskQuery(q.query_id, q.query_type, q.args, q.header)
         execution = WorkflowExecution(task.workflow_id, task.run_id)
         _, ms = await self.history.get_state(task.namespace_id, task.workflow_id, task.run_id)
         last = ms.info.last_completed_workflow_task_event_id

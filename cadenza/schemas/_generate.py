@@ -26,7 +26,7 @@ from typing import Any
 from cadenza.schemas.events import EVENT_FIELDS, EventType
 
 NAMESPACE = "io.cadenza.v1"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the history schemas; bump when ``EVENT_FIELDS`` or the shared records change."""
 VERSION_PROPERTY = "cadenza.schema_version"
 """Extra schema attribute carrying the version; not part of the Parsing Canonical Form."""

@@ -306,7 +306,13 @@ EVENT_FIELDS: dict[EventType, dict[str, str]] = {
         "header": "M",
         "failure": "F",
     },
-    EventType.WORKFLOW_EXECUTION_SIGNALED: {"signal_name": "s", "input": "P", "identity": "s"},
+    EventType.WORKFLOW_EXECUTION_SIGNALED: {
+        "signal_name": "s",
+        "input": "P",
+        "identity": "s",
+        # Version 4: the sender's header (a client's interceptors, a workflow's outbound ones).
+        "header": "M",
+    },
     EventType.WORKFLOW_EXECUTION_TERMINATED: {"reason": "s", "details": "P", "identity": "s"},
     EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW: {
         "new_execution_run_id": "s",

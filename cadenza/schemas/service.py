@@ -134,6 +134,8 @@ class WorkflowTaskQuery:
     query_id: str
     query_type: str
     query_args: Payloads | None
+    header: dict[str, Any] = field(default_factory=dict)
+    """The querying client's header: the handler's ``HandleQueryInput.headers``."""
 
 
 @dataclass(slots=True)
@@ -298,11 +300,23 @@ class WorkflowService(Protocol):
         *,
         identity: str = "",
         request_id: str = "",
-    ) -> None: ...
+        header: dict[str, Any] | None = None,
+    ) -> None:
+        """``header`` is written into the WorkflowExecutionSignaled event, where the run's inbound
+        interceptors see it (``HandleSignalInput.headers``)."""
+        ...
 
     async def query_workflow(
-        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
-    ) -> Payloads | None: ...
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        query_type: str,
+        args: Payloads | None,
+        *,
+        header: dict[str, Any] | None = None,
+    ) -> Payloads | None:
+        """``header`` reaches the query handler's inbound interceptors (``HandleQueryInput.headers``)."""
+        ...
 
     async def update_workflow_execution(self, request: UpdateWorkflowRequest) -> UpdateWorkflowResponse:
         """Sends an update (deduplicated by its id) and waits for ``request.wait_stage``."""

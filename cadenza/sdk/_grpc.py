@@ -370,6 +370,7 @@ class GrpcService:
         *,
         identity: str = "",
         request_id: str = "",
+        header: dict[str, Any] | None = None,
     ) -> None:
         await self.call(
             "SignalWorkflowExecution",
@@ -380,11 +381,18 @@ class GrpcService:
                 "input": input,
                 "identity": identity,
                 "request_id": request_id,
+                "header": header or {},
             },
         )
 
     async def query_workflow(
-        self, namespace: str, execution: WorkflowExecution, query_type: str, args: Payloads | None
+        self,
+        namespace: str,
+        execution: WorkflowExecution,
+        query_type: str,
+        args: Payloads | None,
+        *,
+        header: dict[str, Any] | None = None,
     ) -> Payloads | None:
         r = await self.call(
             "QueryWorkflow",
@@ -393,6 +401,7 @@ class GrpcService:
                 "execution": cv.execution_to_record(execution),
                 "query_type": query_type,
                 "query_args": args,
+                "header": header or {},
             },
             timeout=self._long(QUERY_EXTRA_S),
         )

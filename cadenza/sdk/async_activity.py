@@ -15,8 +15,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from cadenza.sdk._call_options import RpcMetadata, rpc_options
+from cadenza.sdk._call_options import RpcMetadata
 from cadenza.sdk.exceptions import ApplicationError
+from cadenza.sdk.interceptor import (
+    AsyncActivityIDReference,
+    CompleteAsyncActivityInput,
+    FailAsyncActivityInput,
+    HeartbeatAsyncActivityInput,
+    ReportCancellationAsyncActivityInput,
+)
 
 if TYPE_CHECKING:
     from cadenza.sdk.client import Client
@@ -47,26 +54,19 @@ class AsyncActivityHandle:
         self.run_id = run_id
         self.activity_id = activity_id
 
-    def _ids(self) -> tuple[str, str, str, str]:
-        return self._client.namespace, self.workflow_id or "", self.run_id or "", self.activity_id or ""
-
-    def _payloads(self, values: Sequence[Any]) -> list[dict[str, Any]] | None:
-        return self._client.data_converter.to_payloads(values) if values else None
+    def _ref(self) -> AsyncActivityIDReference | bytes:
+        if self.task_token is not None:
+            return self.task_token
+        return AsyncActivityIDReference(self.workflow_id or "", self.run_id, self.activity_id or "")
 
     async def heartbeat(
         self, *details: Any, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
     ) -> None:
         """Records a heartbeat (resetting the heartbeat timeout); ``details`` reach the next
         attempt as ``activity.info().heartbeat_details``."""
-        c = self._client
-        payloads = self._payloads(details)
-        with rpc_options(rpc_metadata, rpc_timeout):
-            if self.task_token is not None:
-                await c.service.record_activity_task_heartbeat(self.task_token, payloads, identity=c.identity)
-            else:
-                await c.service.record_activity_task_heartbeat_by_id(
-                    *self._ids(), payloads, identity=c.identity
-                )
+        await self._client._calls.heartbeat_async_activity(
+            HeartbeatAsyncActivityInput(self._ref(), details, rpc_metadata or {}, rpc_timeout)
+        )
 
     async def complete(
         self,
@@ -76,17 +76,9 @@ class AsyncActivityHandle:
         rpc_timeout: timedelta | None = None,
     ) -> None:
         """Completes the activity with ``result``: the workflow's ``execute_activity`` returns it."""
-        c = self._client
-        payloads = c.data_converter.to_payloads([result])
-        with rpc_options(rpc_metadata, rpc_timeout):
-            if self.task_token is not None:
-                await c.service.respond_activity_task_completed(
-                    self.task_token, payloads, identity=c.identity
-                )
-            else:
-                await c.service.respond_activity_task_completed_by_id(
-                    *self._ids(), payloads, identity=c.identity
-                )
+        await self._client._calls.complete_async_activity(
+            CompleteAsyncActivityInput(self._ref(), result, rpc_metadata or {}, rpc_timeout)
+        )
 
     async def fail(
         self,
@@ -98,29 +90,19 @@ class AsyncActivityHandle:
     ) -> None:
         """Fails this attempt with ``error`` (retried per the activity's retry policy, as a failure
         raised by the function would be). ``last_heartbeat_details`` are recorded first."""
-        c = self._client
-        if last_heartbeat_details:
-            await self.heartbeat(*last_heartbeat_details, rpc_metadata=rpc_metadata, rpc_timeout=rpc_timeout)
         if not isinstance(error, BaseException):
             error = ApplicationError(str(error))
-        failure = c.data_converter.exception_to_failure(error)
-        with rpc_options(rpc_metadata, rpc_timeout):
-            if self.task_token is not None:
-                await c.service.respond_activity_task_failed(self.task_token, failure, identity=c.identity)
-            else:
-                await c.service.respond_activity_task_failed_by_id(*self._ids(), failure, identity=c.identity)
+        await self._client._calls.fail_async_activity(
+            FailAsyncActivityInput(
+                self._ref(), error, last_heartbeat_details, rpc_metadata or {}, rpc_timeout
+            )
+        )
 
     async def report_cancellation(
         self, *details: Any, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
     ) -> None:
         """Reports the activity cancelled (after the workflow asked for it; a heartbeat's answer
         says so)."""
-        c = self._client
-        payloads = self._payloads(details)
-        with rpc_options(rpc_metadata, rpc_timeout):
-            if self.task_token is not None:
-                await c.service.respond_activity_task_canceled(self.task_token, payloads, identity=c.identity)
-            else:
-                await c.service.respond_activity_task_canceled_by_id(
-                    *self._ids(), payloads, identity=c.identity
-                )
+        await self._client._calls.report_cancellation_async_activity(
+            ReportCancellationAsyncActivityInput(self._ref(), details, rpc_metadata or {}, rpc_timeout)
+        )

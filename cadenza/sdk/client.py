@@ -43,15 +43,26 @@ from cadenza.sdk.exceptions import (
     TimeoutType,
     WorkflowFailureError,
 )
-from cadenza.sdk.history import WorkflowHistory
+from cadenza.sdk.history import (
+    WorkflowHistory,
+    WorkflowHistoryEventAsyncIterator,
+    WorkflowHistoryEventFilterType,
+)
 from cadenza.sdk.interceptor import (
     AnyInterceptor,
+    CancelWorkflowInput,
+    CountWorkflowsInput,
+    DescribeWorkflowInput,
+    FetchWorkflowHistoryEventsInput,
+    ListWorkflowsInput,
     QueryWorkflowInput,
     SignalWorkflowInput,
     StartWorkflowInput,
+    StartWorkflowUpdateInput,
+    TerminateWorkflowInput,
     client_chain,
 )
-from cadenza.sdk.listing import WorkflowExecutionAsyncIterator, WorkflowExecutionCount, count_workflows
+from cadenza.sdk.listing import WorkflowExecutionAsyncIterator, WorkflowExecutionCount
 from cadenza.sdk.runtime import Runtime, metered
 from cadenza.sdk.search_attributes import TypedSearchAttributes, search_attribute_values
 
@@ -179,7 +190,10 @@ class Client:
         self.data_converter = data_converter or default_converter()
         self.interceptors = list(interceptors)
         """Also used by every ``Worker`` of this client (those that intercept workers)."""
-        self._outbound = client_chain(self.interceptors, self)
+        self._calls = client_chain(self.interceptors, self)
+        """The client's calls through its interceptors (the calls themselves without any)."""
+        self._outbound = self._calls if self.interceptors else None
+        """Set when there are interceptors: the start path skips building their inputs otherwise."""
         self._api_key: str | Callable[[], str | Awaitable[str]] | None = None
         self._eager_workers: dict[str, list[Worker]] = {}
         """Running workers of this client by task queue: where an eager start's first workflow
@@ -583,15 +597,10 @@ class Client:
         None: all), as an async iterator fetching a page of ``page_size`` at a time; ``limit``
         stops after that many (temporalio's ``list_workflows``). ``rpc_metadata`` and
         ``rpc_timeout`` go with each page's call."""
-        return WorkflowExecutionAsyncIterator(
-            self,
-            query or "",
-            limit=limit,
-            page_size=page_size,
-            next_page_token=next_page_token,
-            rpc_metadata=rpc_metadata,
-            rpc_timeout=rpc_timeout,
+        iterator: WorkflowExecutionAsyncIterator = self._calls.list_workflows(
+            ListWorkflowsInput(query, page_size, next_page_token, rpc_metadata or {}, rpc_timeout, limit)
         )
+        return iterator
 
     async def count_workflows(
         self,
@@ -602,8 +611,10 @@ class Client:
     ) -> WorkflowExecutionCount:
         """How many runs match ``query``; ending it with ``GROUP BY ExecutionStatus`` also counts
         each status (temporalio's ``count_workflows``)."""
-        with rpc_options(rpc_metadata, rpc_timeout):
-            return await count_workflows(self, query or "")
+        count: WorkflowExecutionCount = await self._calls.count_workflows(
+            CountWorkflowsInput(query, rpc_metadata or {}, rpc_timeout)
+        )
+        return count
 
     def get_workflow_handle(
         self,
@@ -741,28 +752,19 @@ class WorkflowHandle(Generic[R]):
         """Sends a signal. Addressed by workflow id (no ``run_id``), it goes to the current run;
         UNAVAILABLE (a run that keeps continuing as new while the server resolves it) is retried
         with backoff a few times, under the same request id, by both transports."""
-        with rpc_options(rpc_metadata, rpc_timeout):
-            await self._signal(signal, positional_args(arguments, args, "signal()", arg), request_id)
-
-    async def _signal(self, signal: Any, args: Sequence[Any], request_id: str | None) -> None:
-        c = self.client
         name = _handler_name(signal, _SIGNAL_MARK, "signal")
-        if c._outbound is not None:
-            execution = self._execution()
-            payloads = c.data_converter.to_payloads(args) if args else None
-            await c._outbound.signal_workflow(
-                SignalWorkflowInput(
-                    execution.workflow_id, execution.run_id, name, payloads, {}, request_id or new_id()
-                )
+        values = positional_args(arguments, args, "signal()", arg)
+        await self.client._calls.signal_workflow(
+            SignalWorkflowInput(
+                self.id,
+                self.run_id or "",
+                name,
+                values,
+                {},
+                request_id or new_id(),
+                rpc_metadata or {},
+                rpc_timeout,
             )
-            return
-        await c.service.signal_workflow_execution(
-            c.namespace,
-            self._execution(),
-            name,
-            c.data_converter.to_payloads(args) if args else None,
-            identity=c.identity,
-            request_id=request_id or new_id(),
         )
 
     async def execute_update(
@@ -808,20 +810,25 @@ class WorkflowHandle(Generic[R]):
     ) -> WorkflowUpdateHandle[Any]:
         """Sends a workflow update and waits until it reaches ``wait_for_stage`` (ACCEPTED: the
         validator passed and the handler started; COMPLETED); returns its handle."""
-        from cadenza.sdk.client_updates import start_update
+        from cadenza.sdk.client_updates import update_name, update_result_type
 
-        with rpc_options(rpc_metadata):
-            return await start_update(
-                self,
-                update,
-                arguments,
-                wait_for_stage=wait_for_stage,
-                args=args,
-                arg=arg,
-                id=id,
-                result_type=result_type,
-                rpc_timeout=rpc_timeout,
+        values = positional_args(arguments, args, "update", arg)
+        handle: WorkflowUpdateHandle[Any] = await self.client._calls.start_workflow_update(
+            StartWorkflowUpdateInput(
+                self.id,
+                self.run_id,
+                None,
+                id,
+                update_name(update),
+                values,
+                wait_for_stage,
+                {},
+                result_type or update_result_type(update),
+                rpc_metadata or {},
+                rpc_timeout,
             )
+        )
+        return handle
 
     def get_update_handle(
         self, id: str, *, workflow_run_id: str | None = None, result_type: Any = None
@@ -856,46 +863,34 @@ class WorkflowHandle(Generic[R]):
         """Runs a query handler on the workflow's current state. ``reject_condition`` refuses the
         query (``QueryRejectedError``) when the run is closed, or closed other than cleanly. The
         answer is decoded by ``result_type`` or else the handler's return hint."""
-        with rpc_options(rpc_metadata, rpc_timeout):
-            return await self._query(
-                query, positional_args(arguments, args, "query()", arg), result_type, reject_condition
-            )
-
-    async def _query(
-        self,
-        query: Any,
-        args: Sequence[Any],
-        result_type: Any,
-        reject_condition: QueryRejectCondition,
-    ) -> Any:
-        c = self.client
+        values = positional_args(arguments, args, "query()", arg)
         if result_type is None and not isinstance(query, str):
             result_type = _query_return_type(query)
         if reject_condition is not QueryRejectCondition.NONE:
-            status = (await self.describe()).status
+            status = (await self.describe(rpc_metadata=rpc_metadata, rpc_timeout=rpc_timeout)).status
             if reject_condition.rejects(status):
                 raise QueryRejectedError(status)
         name = _handler_name(query, _QUERY_MARK, "query")
-        payloads = c.data_converter.to_payloads(args) if args else None
-        if c._outbound is not None:
-            execution = self._execution()
-            result = await c._outbound.query_workflow(
-                QueryWorkflowInput(execution.workflow_id, execution.run_id, name, payloads)
+        return await self.client._calls.query_workflow(
+            QueryWorkflowInput(
+                self.id,
+                self.run_id or "",
+                name,
+                values,
+                {},
+                result_type,
+                rpc_metadata or {},
+                rpc_timeout,
             )
-        else:
-            result = await c.service.query_workflow(c.namespace, self._execution(), name, payloads)
-        values = c.data_converter.from_payloads(result, [result_type] if result_type else None)
-        return values[0] if values else None
+        )
 
     async def cancel(
         self, *, rpc_metadata: RpcMetadata | None = None, rpc_timeout: timedelta | None = None
     ) -> None:
         """Requests cancellation (UNAVAILABLE is retried as for :meth:`signal`)."""
-        c = self.client
-        with rpc_options(rpc_metadata, rpc_timeout):
-            await c.service.request_cancel_workflow_execution(
-                c.namespace, self._execution(), identity=c.identity, request_id=new_id()
-            )
+        await self.client._calls.cancel_workflow(
+            CancelWorkflowInput(self.id, self.run_id, None, rpc_metadata or {}, rpc_timeout)
+        )
 
     async def terminate(
         self,
@@ -908,19 +903,15 @@ class WorkflowHandle(Generic[R]):
         """Terminates the run (UNAVAILABLE is retried as for :meth:`signal`). The reason goes first
         or, as temporalio writes it, as ``reason=`` after the details (``terminate(*details,
         reason=...)``)."""
-        c = self.client
         if reason is None:
             reason = str(reason_or_detail or "")
         elif reason_or_detail != "":
             details = (reason_or_detail, *details)
-        with rpc_options(rpc_metadata, rpc_timeout):
-            await c.service.terminate_workflow_execution(
-                c.namespace,
-                self._execution(),
-                reason=reason,
-                details=c.data_converter.to_payloads(details) if details else None,
-                identity=c.identity,
+        await self.client._calls.terminate_workflow(
+            TerminateWorkflowInput(
+                self.id, self.run_id, None, details, reason, rpc_metadata or {}, rpc_timeout
             )
+        )
 
     async def reset(self, *, reset_type: str = "LastWorkflowTask", event_id: int = 0, reason: str) -> str:
         """Starts the workflow over from a past workflow task (``FirstWorkflowTask``,
@@ -945,10 +936,10 @@ class WorkflowHandle(Generic[R]):
     ) -> WorkflowExecutionDescription:
         """The run's state. ``search_attributes`` and ``memo`` are decoded values (the payloads stay in
         ``raw_search_attributes`` / ``raw_memo``); ``typed_search_attributes`` is the typed view."""
-        c = self.client
-        with rpc_options(rpc_metadata, rpc_timeout):
-            resp = await c.service.describe_workflow_execution(c.namespace, self._execution())
-        return WorkflowExecutionDescription.from_response(resp, c.data_converter)
+        description: WorkflowExecutionDescription = await self.client._calls.describe_workflow(
+            DescribeWorkflowInput(self.id, self.run_id, rpc_metadata or {}, rpc_timeout)
+        )
+        return description
 
     async def fetch_history(
         self,
@@ -959,20 +950,39 @@ class WorkflowHandle(Generic[R]):
     ) -> WorkflowHistory:
         """The run's history; ``branch_id``: one of its other branches (``describe().version_histories``
         lists them), e.g. the history a conflict between clusters replaced."""
-        with rpc_options(rpc_metadata, rpc_timeout):
-            return await self._fetch_history(branch_id)
+        events = self.fetch_history_events(
+            rpc_metadata=rpc_metadata, rpc_timeout=rpc_timeout, branch_id=branch_id
+        )
+        collected = [e async for e in events]
+        return WorkflowHistory(self.id, events.run_id, collected)
 
-    async def _fetch_history(self, branch_id: str) -> WorkflowHistory:
-        c = self.client
-        events: list[HistoryEvent] = []
-        token: bytes | None = None
-        run_id = ""
-        while True:
-            resp = await c.service.get_workflow_execution_history(
-                GetHistoryRequest(c.namespace, self._execution(), next_page_token=token, branch_id=branch_id)
+    def fetch_history_events(
+        self,
+        *,
+        page_size: int | None = None,
+        next_page_token: bytes | None = None,
+        wait_new_event: bool = False,
+        event_filter_type: WorkflowHistoryEventFilterType = WorkflowHistoryEventFilterType.ALL_EVENT,
+        skip_archival: bool = False,
+        rpc_metadata: RpcMetadata | None = None,
+        rpc_timeout: timedelta | None = None,
+        branch_id: str = "",
+    ) -> WorkflowHistoryEventAsyncIterator:
+        """The run's history events, fetched a page at a time as they are iterated (temporalio's
+        name). ``wait_new_event``: once the events so far are read, wait for the next ones until
+        the run closes; ``event_filter_type`` CLOSE_EVENT: only the close event."""
+        iterator: WorkflowHistoryEventAsyncIterator = self.client._calls.fetch_workflow_history_events(
+            FetchWorkflowHistoryEventsInput(
+                self.id,
+                self.run_id,
+                page_size,
+                next_page_token,
+                wait_new_event,
+                event_filter_type,
+                skip_archival,
+                rpc_metadata or {},
+                rpc_timeout,
+                branch_id,
             )
-            events.extend(resp.events)
-            run_id = resp.run_id
-            token = resp.next_page_token
-            if not token:
-                return WorkflowHistory(self.id, run_id, events)
+        )
+        return iterator

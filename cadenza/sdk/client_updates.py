@@ -26,9 +26,11 @@ from cadenza.sdk.exceptions import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
+from cadenza.sdk.payload_converter import plain_headers
 
 if TYPE_CHECKING:
     from cadenza.sdk.client import Client, WorkflowHandle
+    from cadenza.sdk.interceptor import StartWorkflowUpdateInput
 
 __all__ = [
     "WithStartWorkflowOperation",
@@ -190,21 +192,29 @@ def update_request(
     )
 
 
-async def start_update(
-    handle: WorkflowHandle[Any],
-    update: Any,
-    arguments: Sequence[Any],
-    *,
-    wait_for_stage: WorkflowUpdateStage,
-    arg: Any = ARG_UNSET,
-    args: Sequence[Any] | None = None,
-    id: str | None = None,
-    result_type: Any = None,
-    rpc_timeout: timedelta | None = None,
-) -> WorkflowUpdateHandle[Any]:
-    request = update_request(handle, update, arguments, args, id, arg)
-    resp = await _wait(handle.client, request, wait_for_stage, rpc_timeout)
-    return _handle_for(handle, update, request, resp, result_type)
+async def send_update(client: Client, input: StartWorkflowUpdateInput) -> WorkflowUpdateHandle[Any]:
+    """The end of the client's ``start_workflow_update`` chain: sends the update and waits for
+    ``input.wait_for_stage`` (bounded by ``input.rpc_timeout``)."""
+    request = UpdateWorkflowRequest(
+        client.namespace,
+        WorkflowExecution(input.id, input.run_id or ""),
+        input.update_id or new_id(),
+        input.update,
+        client.data_converter.to_payloads(input.args) if input.args else None,
+        header=plain_headers(input.headers) if input.headers else {},
+        identity=client.identity,
+    )
+    resp = await _wait(client, request, input.wait_for_stage, input.rpc_timeout)
+    return WorkflowUpdateHandle(
+        client,
+        request.update_id,
+        input.id,
+        workflow_run_id=resp.run_id or input.run_id,
+        name=request.name,
+        result_type=input.ret_type,
+        request=request,
+        outcome=resp if resp.stage == "COMPLETED" else None,
+    )
 
 
 def _handle_for(

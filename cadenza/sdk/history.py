@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cadenza.schemas.events import EventType, HistoryEvent
+
+if TYPE_CHECKING:
+    from cadenza.sdk.client import Client
+    from cadenza.sdk.interceptor import FetchWorkflowHistoryEventsInput
 
 _BY_PASCAL = {t.pascal_name: t for t in EventType}
 
@@ -93,3 +99,60 @@ class WorkflowHistory:
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json())
+
+
+class WorkflowHistoryEventFilterType(IntEnum):
+    """Which events ``WorkflowHandle.fetch_history_events`` returns (temporalio's values)."""
+
+    ALL_EVENT = 1
+    CLOSE_EVENT = 2
+
+
+class WorkflowHistoryEventAsyncIterator(AsyncIterator[HistoryEvent]):
+    """A run's history events, fetched a page at a time as they are iterated; ``run_id`` is the run
+    the server read (the current one when the handle names none), known after the first page."""
+
+    def __init__(self, client: Client, input: FetchWorkflowHistoryEventsInput) -> None:
+        if input.page_size is not None and input.page_size <= 0:
+            raise ValueError(f"page_size must be > 0, got {input.page_size}")
+        self._client = client
+        self._input = input
+        self.next_page_token = input.next_page_token
+        self.run_id = input.run_id or ""
+        self._page: list[HistoryEvent] = []
+        self._index = 0
+        self._done = False
+
+    def __aiter__(self) -> WorkflowHistoryEventAsyncIterator:
+        return self
+
+    async def _fetch_page(self) -> None:
+        from cadenza.schemas.service import GetHistoryRequest, WorkflowExecution
+        from cadenza.sdk._call_options import rpc_options
+
+        c, i = self._client, self._input
+        request = GetHistoryRequest(
+            c.namespace,
+            WorkflowExecution(i.id, i.run_id or ""),
+            next_page_token=self.next_page_token,
+            wait_new_event=i.wait_new_event,
+            close_event_only=i.event_filter_type == WorkflowHistoryEventFilterType.CLOSE_EVENT,
+            branch_id=i.branch_id,
+        )
+        if i.page_size is not None:
+            request.maximum_page_size = i.page_size
+        with rpc_options(i.rpc_metadata, i.rpc_timeout):
+            resp = await c.service.get_workflow_execution_history(request)
+        self._page, self._index = list(resp.events), 0
+        self.run_id = resp.run_id or self.run_id
+        self.next_page_token = resp.next_page_token
+        self._done = not resp.next_page_token
+
+    async def __anext__(self) -> HistoryEvent:
+        while self._index >= len(self._page):
+            if self._done:
+                raise StopAsyncIteration
+            await self._fetch_page()
+        event = self._page[self._index]
+        self._index += 1
+        return event

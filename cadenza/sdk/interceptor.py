@@ -7,9 +7,10 @@ an input whose ``headers`` it may extend; headers travel with the start request 
 WorkflowExecutionStarted event) and with each scheduled activity (into ActivityTaskScheduled and
 the activity task), so what a client puts there reaches the run, and what a run puts on an
 activity reaches its worker; a child's start, a local activity and continue-as-new carry the
-workflow's outbound headers the same way. Signals (from a client or a workflow) carry no header to
-the receiving run yet: WorkflowExecutionSignaled has no header in the history schema, so
-``HandleSignalInput.headers`` is empty. ``cadenza.contrib.opentelemetry.TracingInterceptor`` is one.
+workflow's outbound headers the same way, and a signal's header (from a client's ``signal_workflow``
+or a workflow's ``signal_child_workflow``/``signal_external_workflow``) is written into the
+WorkflowExecutionSignaled event, where the receiving run's ``handle_signal`` finds it.
+``cadenza.contrib.opentelemetry.TracingInterceptor`` is one.
 
 Workflow interceptors run inside workflow code: they must be deterministic, and they see
 ``WorkflowInboundInterceptor``/``WorkflowOutboundInterceptor`` calls on replay too (check
@@ -20,28 +21,40 @@ activity schedule carries are never compared with history, so they may differ be
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, NoReturn
 
-from cadenza.schemas.service import Payloads, StartWorkflowRequest, WorkflowExecution
+from cadenza.schemas.service import StartWorkflowRequest, WorkflowExecution
 from cadenza.sdk.payload_converter import plain_headers
 
 __all__ = [
     "OUTGOING_METADATA",
     "ActivityInboundInterceptor",
+    "AsyncActivityIDReference",
+    "CancelWorkflowInput",
     "ClientInterceptor",
     "ClientOutboundInterceptor",
+    "CompleteAsyncActivityInput",
     "ContinueAsNewInput",
+    "CountWorkflowsInput",
+    "DescribeWorkflowInput",
     "ExecuteActivityInput",
     "ExecuteWorkflowInput",
+    "FailAsyncActivityInput",
+    "FetchWorkflowHistoryEventsInput",
     "HandleQueryInput",
     "HandleSignalInput",
     "HandleUpdateInput",
     "Headers",
+    "HeartbeatAsyncActivityInput",
     "Interceptor",
+    "ListWorkflowsInput",
     "QueryWorkflowInput",
+    "ReportCancellationAsyncActivityInput",
     "SignalChildWorkflowInput",
     "SignalExternalWorkflowInput",
     "SignalWorkflowInput",
@@ -49,6 +62,8 @@ __all__ = [
     "StartChildWorkflowInput",
     "StartLocalActivityInput",
     "StartWorkflowInput",
+    "StartWorkflowUpdateInput",
+    "TerminateWorkflowInput",
     "WorkerInterceptor",
     "WorkflowInboundInterceptor",
     "WorkflowInterceptorClassInput",
@@ -64,6 +79,9 @@ call's ``rpc_metadata`` goes there too). Values are text, or bytes for keys endi
 
 Headers = dict[str, dict[str, Any]]
 """Header name to payload (``{"metadata": {...}, "data": b"..."}``)."""
+
+RpcMetadataMap = Mapping[str, str | bytes]
+"""A call's extra gRPC metadata (``cadenza.sdk._call_options.RpcMetadata``)."""
 
 
 # -- client ----------------------------------------------------------------------------------------
@@ -87,10 +105,13 @@ class SignalWorkflowInput:
     id: str
     run_id: str
     signal: str
-    args: Payloads | None
+    args: Sequence[Any]
+    """The signal's arguments, as values (encoded by the data converter at the end of the chain)."""
     headers: Headers = field(default_factory=dict)
-    """Not carried to the run (signals have no header in this protocol); interceptors may still set it."""
+    """Written into the run's WorkflowExecutionSignaled event: its ``HandleSignalInput.headers``."""
     request_id: str = ""
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
 
 
 @dataclass
@@ -98,12 +119,147 @@ class QueryWorkflowInput:
     id: str
     run_id: str
     query: str
-    args: Payloads | None
+    args: Sequence[Any]
+    """The query's arguments, as values."""
     headers: Headers = field(default_factory=dict)
+    """Sent with the query: the handler's ``HandleQueryInput.headers``."""
+    ret_type: Any = None
+    """The type the answer is decoded to (None: as the converter finds it)."""
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class CancelWorkflowInput:
+    id: str
+    run_id: str | None
+    first_execution_run_id: str | None = None
+    """temporalio's chain guard; not sent (this server has no such check): ``run_id`` pins the run."""
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class TerminateWorkflowInput:
+    id: str
+    run_id: str | None
+    first_execution_run_id: str | None
+    """As in :class:`CancelWorkflowInput`: not sent."""
+    args: Sequence[Any]
+    """The termination's details, as values."""
+    reason: str | None
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class DescribeWorkflowInput:
+    id: str
+    run_id: str | None
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class FetchWorkflowHistoryEventsInput:
+    id: str
+    run_id: str | None
+    page_size: int | None
+    next_page_token: bytes | None
+    wait_new_event: bool
+    event_filter_type: Any
+    """``WorkflowHistoryEventFilterType``: all events, or the close event only."""
+    skip_archival: bool
+    """Accepted for temporalio; archived runs are read with ``cadenza wf show --archived``."""
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+    branch_id: str = ""
+    """Another branch of the run's history (a conflict between clusters replaced it)."""
+
+
+@dataclass
+class ListWorkflowsInput:
+    query: str | None
+    page_size: int
+    next_page_token: bytes | None
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+    limit: int | None = None
+
+
+@dataclass
+class CountWorkflowsInput:
+    query: str | None
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class StartWorkflowUpdateInput:
+    id: str
+    run_id: str | None
+    first_execution_run_id: str | None
+    """As in :class:`CancelWorkflowInput`: not sent."""
+    update_id: str | None
+    """None: the client makes one up."""
+    update: str
+    args: Sequence[Any]
+    """The update's arguments, as values."""
+    wait_for_stage: Any
+    """``WorkflowUpdateStage``: the call returns once the update reached it."""
+    headers: Headers
+    """Sent with the update: the run's ``HandleUpdateInput.headers``."""
+    ret_type: Any
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class HeartbeatAsyncActivityInput:
+    id_or_token: AsyncActivityIDReference | bytes
+    details: Sequence[Any]
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class CompleteAsyncActivityInput:
+    id_or_token: AsyncActivityIDReference | bytes
+    result: Any
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class FailAsyncActivityInput:
+    id_or_token: AsyncActivityIDReference | bytes
+    error: BaseException
+    last_heartbeat_details: Sequence[Any]
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class ReportCancellationAsyncActivityInput:
+    id_or_token: AsyncActivityIDReference | bytes
+    details: Sequence[Any]
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class AsyncActivityIDReference:
+    """An activity addressed by ids rather than by task token (``run_id`` None: the current run)."""
+
+    workflow_id: str
+    run_id: str | None
+    activity_id: str
 
 
 class ClientOutboundInterceptor:
-    """Wraps the client's calls; override what you need and call ``self.next``."""
+    """Wraps the client's calls; override what you need and call ``self.next``. The inputs carry
+    ``rpc_metadata`` and ``rpc_timeout`` as the caller gave them; the end of the chain applies
+    what they hold when it calls the server."""
 
     def __init__(self, next: ClientOutboundInterceptor) -> None:
         self.next = next
@@ -114,8 +270,48 @@ class ClientOutboundInterceptor:
     async def signal_workflow(self, input: SignalWorkflowInput) -> None:
         await self.next.signal_workflow(input)
 
-    async def query_workflow(self, input: QueryWorkflowInput) -> Payloads | None:
+    async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+        """Returns the decoded answer."""
         return await self.next.query_workflow(input)
+
+    async def cancel_workflow(self, input: CancelWorkflowInput) -> None:
+        await self.next.cancel_workflow(input)
+
+    async def terminate_workflow(self, input: TerminateWorkflowInput) -> None:
+        await self.next.terminate_workflow(input)
+
+    async def describe_workflow(self, input: DescribeWorkflowInput) -> Any:
+        """Returns a ``WorkflowExecutionDescription``."""
+        return await self.next.describe_workflow(input)
+
+    def fetch_workflow_history_events(self, input: FetchWorkflowHistoryEventsInput) -> Any:
+        """Returns a ``WorkflowHistoryEventAsyncIterator`` (``WorkflowHandle.fetch_history`` and
+        ``fetch_history_events`` both come through here)."""
+        return self.next.fetch_workflow_history_events(input)
+
+    def list_workflows(self, input: ListWorkflowsInput) -> Any:
+        """Returns a ``WorkflowExecutionAsyncIterator``."""
+        return self.next.list_workflows(input)
+
+    async def count_workflows(self, input: CountWorkflowsInput) -> Any:
+        """Returns a ``WorkflowExecutionCount``."""
+        return await self.next.count_workflows(input)
+
+    async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+        """Returns a ``WorkflowUpdateHandle`` (``execute_update`` and ``start_update`` both)."""
+        return await self.next.start_workflow_update(input)
+
+    async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
+        await self.next.heartbeat_async_activity(input)
+
+    async def complete_async_activity(self, input: CompleteAsyncActivityInput) -> None:
+        await self.next.complete_async_activity(input)
+
+    async def fail_async_activity(self, input: FailAsyncActivityInput) -> None:
+        await self.next.fail_async_activity(input)
+
+    async def report_cancellation_async_activity(self, input: ReportCancellationAsyncActivityInput) -> None:
+        await self.next.report_cancellation_async_activity(input)
 
 
 # -- activities ------------------------------------------------------------------------------------
@@ -423,7 +619,8 @@ class _WorkflowScheduler(WorkflowOutboundInterceptor):
 
 
 class _ServiceCalls(ClientOutboundInterceptor):
-    """The end of a client's chain: the calls themselves."""
+    """The end of a client's chain: the calls themselves. Each applies its input's
+    ``rpc_metadata``/``rpc_timeout`` (the caller's, or what an interceptor made of them)."""
 
     def __init__(self, client: Any) -> None:
         super().__init__(self)
@@ -439,20 +636,159 @@ class _ServiceCalls(ClientOutboundInterceptor):
 
     async def signal_workflow(self, input: SignalWorkflowInput) -> None:
         c = self.client
-        await c.service.signal_workflow_execution(
-            c.namespace,
-            WorkflowExecution(input.id, input.run_id),
-            input.signal,
-            input.args,
-            identity=c.identity,
-            request_id=input.request_id,
+        with _rpc(input):
+            await c.service.signal_workflow_execution(
+                c.namespace,
+                WorkflowExecution(input.id, input.run_id),
+                input.signal,
+                c.data_converter.to_payloads(input.args) if input.args else None,
+                identity=c.identity,
+                request_id=input.request_id,
+                header=plain_headers(input.headers) if input.headers else None,
+            )
+
+    async def query_workflow(self, input: QueryWorkflowInput) -> Any:
+        c = self.client
+        payloads = c.data_converter.to_payloads(input.args) if input.args else None
+        with _rpc(input):
+            result = await c.service.query_workflow(
+                c.namespace,
+                WorkflowExecution(input.id, input.run_id),
+                input.query,
+                payloads,
+                header=plain_headers(input.headers) if input.headers else None,
+            )
+        values = c.data_converter.from_payloads(result, [input.ret_type] if input.ret_type else None)
+        return values[0] if values else None
+
+    async def cancel_workflow(self, input: CancelWorkflowInput) -> None:
+        from cadenza.schemas.ids import new_id
+
+        c = self.client
+        with _rpc(input):
+            await c.service.request_cancel_workflow_execution(
+                c.namespace,
+                WorkflowExecution(input.id, input.run_id or ""),
+                identity=c.identity,
+                request_id=new_id(),
+            )
+
+    async def terminate_workflow(self, input: TerminateWorkflowInput) -> None:
+        c = self.client
+        with _rpc(input):
+            await c.service.terminate_workflow_execution(
+                c.namespace,
+                WorkflowExecution(input.id, input.run_id or ""),
+                reason=input.reason or "",
+                details=c.data_converter.to_payloads(input.args) if input.args else None,
+                identity=c.identity,
+            )
+
+    async def describe_workflow(self, input: DescribeWorkflowInput) -> Any:
+        from cadenza.sdk.description import WorkflowExecutionDescription
+
+        c = self.client
+        with _rpc(input):
+            resp = await c.service.describe_workflow_execution(
+                c.namespace, WorkflowExecution(input.id, input.run_id or "")
+            )
+        return WorkflowExecutionDescription.from_response(resp, c.data_converter)
+
+    def fetch_workflow_history_events(self, input: FetchWorkflowHistoryEventsInput) -> Any:
+        from cadenza.sdk.history import WorkflowHistoryEventAsyncIterator
+
+        return WorkflowHistoryEventAsyncIterator(self.client, input)
+
+    def list_workflows(self, input: ListWorkflowsInput) -> Any:
+        from cadenza.sdk.listing import WorkflowExecutionAsyncIterator
+
+        return WorkflowExecutionAsyncIterator(
+            self.client,
+            input.query or "",
+            limit=input.limit,
+            page_size=input.page_size,
+            next_page_token=input.next_page_token,
+            rpc_metadata=input.rpc_metadata,
+            rpc_timeout=input.rpc_timeout,
         )
 
-    async def query_workflow(self, input: QueryWorkflowInput) -> Payloads | None:
+    async def count_workflows(self, input: CountWorkflowsInput) -> Any:
+        from cadenza.sdk.listing import count_workflows
+
+        with _rpc(input):
+            return await count_workflows(self.client, input.query or "")
+
+    async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
+        from cadenza.sdk.client_updates import send_update
+
+        with _rpc(input, timeout=False):  # the update's own wait is bounded by ``rpc_timeout``
+            return await send_update(self.client, input)
+
+    async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
         c = self.client
-        return await c.service.query_workflow(
-            c.namespace, WorkflowExecution(input.id, input.run_id), input.query, input.args
-        )
+        payloads = c.data_converter.to_payloads(input.details) if input.details else None
+        with _rpc(input):
+            if isinstance(input.id_or_token, bytes):
+                await c.service.record_activity_task_heartbeat(
+                    input.id_or_token, payloads, identity=c.identity
+                )
+            else:
+                await c.service.record_activity_task_heartbeat_by_id(
+                    *_activity_ids(c, input.id_or_token), payloads, identity=c.identity
+                )
+
+    async def complete_async_activity(self, input: CompleteAsyncActivityInput) -> None:
+        c = self.client
+        payloads = c.data_converter.to_payloads([input.result])
+        with _rpc(input):
+            if isinstance(input.id_or_token, bytes):
+                await c.service.respond_activity_task_completed(
+                    input.id_or_token, payloads, identity=c.identity
+                )
+            else:
+                await c.service.respond_activity_task_completed_by_id(
+                    *_activity_ids(c, input.id_or_token), payloads, identity=c.identity
+                )
+
+    async def fail_async_activity(self, input: FailAsyncActivityInput) -> None:
+        c = self.client
+        if input.last_heartbeat_details:
+            await self.heartbeat_async_activity(
+                HeartbeatAsyncActivityInput(
+                    input.id_or_token, input.last_heartbeat_details, input.rpc_metadata, input.rpc_timeout
+                )
+            )
+        failure = c.data_converter.exception_to_failure(input.error)
+        with _rpc(input):
+            if isinstance(input.id_or_token, bytes):
+                await c.service.respond_activity_task_failed(input.id_or_token, failure, identity=c.identity)
+            else:
+                await c.service.respond_activity_task_failed_by_id(
+                    *_activity_ids(c, input.id_or_token), failure, identity=c.identity
+                )
+
+    async def report_cancellation_async_activity(self, input: ReportCancellationAsyncActivityInput) -> None:
+        c = self.client
+        payloads = c.data_converter.to_payloads(input.details) if input.details else None
+        with _rpc(input):
+            if isinstance(input.id_or_token, bytes):
+                await c.service.respond_activity_task_canceled(
+                    input.id_or_token, payloads, identity=c.identity
+                )
+            else:
+                await c.service.respond_activity_task_canceled_by_id(
+                    *_activity_ids(c, input.id_or_token), payloads, identity=c.identity
+                )
+
+
+def _rpc(input: Any, *, timeout: bool = True) -> AbstractContextManager[None]:
+    from cadenza.sdk._call_options import rpc_options
+
+    return rpc_options(input.rpc_metadata, input.rpc_timeout if timeout else None)
+
+
+def _activity_ids(client: Any, ref: AsyncActivityIDReference) -> tuple[str, str, str, str]:
+    return client.namespace, ref.workflow_id, ref.run_id or "", ref.activity_id
 
 
 def activity_chain(interceptors: Sequence[AnyInterceptor]) -> ActivityInboundInterceptor | None:
@@ -491,10 +827,8 @@ def workflow_chain(
     return inbound, runner.outbound
 
 
-def client_chain(interceptors: Sequence[AnyInterceptor], client: Any) -> ClientOutboundInterceptor | None:
-    """The client's chain, outermost first; None without interceptors (the calls go direct)."""
-    if not interceptors:
-        return None
+def client_chain(interceptors: Sequence[AnyInterceptor], client: Any) -> ClientOutboundInterceptor:
+    """The client's chain, outermost first (without interceptors, the calls themselves)."""
     chain: ClientOutboundInterceptor = _ServiceCalls(client)
     for interceptor in reversed(interceptors):
         if isinstance(interceptor, ClientInterceptor):

@@ -636,11 +636,18 @@ class Worker:
                 )
                 try:
                     replayed.replay(history)
-                    result = replayed.query(task.query.query_type, task.query.query_args, query_id=query_id)
+                    result = replayed.query(
+                        task.query.query_type,
+                        task.query.query_args,
+                        query_id=query_id,
+                        header=task.query.header,
+                    )
                 finally:
                     replayed.dispose()
             else:
-                result = inst.query(task.query.query_type, task.query.query_args, query_id=query_id)
+                result = inst.query(
+                    task.query.query_type, task.query.query_args, query_id=query_id, header=task.query.header
+                )
         except Exception as e:
             # A handler's failure already says what failed (an ApplicationError's message alone).
             message = str(e) if isinstance(e, QueryFailedError) else f"{type(e).__name__}: {e}"

@@ -99,6 +99,7 @@ async def _external(history: HistoryEngine, t: Task, kind: TransferKind) -> None
                 a.get("input"),
                 identity=f"workflow:{wid}",
                 request_id=children.request_id(rid, initiated_id),
+                header=a.get("header") or {},
             )
         else:
             await history.request_cancel(

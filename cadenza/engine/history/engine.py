@@ -653,7 +653,13 @@ class HistoryEngine:
             ms.add_event(
                 EventType.WORKFLOW_EXECUTION_SIGNALED,
                 m.now,
-                {"signal_name": req.signal_name, "input": req.signal_input, "identity": req.identity},
+                # Signal-with-start has one header, for the start and the signal (as the anchors).
+                {
+                    "signal_name": req.signal_name,
+                    "input": req.signal_input,
+                    "identity": req.identity,
+                    "header": req.header or {},
+                },
             )
             if req.request_id:
                 ms.signal_request_ids.add(req.request_id)
@@ -677,6 +683,7 @@ class HistoryEngine:
         *,
         identity: str = "",
         request_id: str = "",
+        header: dict[str, Any] | None = None,
     ) -> None:
         limits.validate_payloads("input", input)
         if not signal_name:
@@ -686,7 +693,7 @@ class HistoryEngine:
             workflow_id,
             run_id,
             lambda rid: self._signal_run(
-                namespace_id, workflow_id, rid, signal_name, input, identity, request_id
+                namespace_id, workflow_id, rid, signal_name, input, identity, request_id, header or {}
             ),
         )
 
@@ -726,9 +733,10 @@ class HistoryEngine:
         input: list[dict[str, Any]] | None,
         identity: str,
         request_id: str,
+        header: dict[str, Any],
     ) -> None:
         item = PendingSignal(
-            signal_name, input, identity, request_id, asyncio.get_running_loop().create_future()
+            signal_name, input, identity, request_id, asyncio.get_running_loop().create_future(), header
         )
         key = (namespace_id, workflow_id, run_id)
         queue = self._signal_queues.get(key)

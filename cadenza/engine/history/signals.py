@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cadenza.engine.errors import ResourceExhaustedError, ServiceError
@@ -19,6 +19,7 @@ class PendingSignal:
     identity: str
     request_id: str
     done: asyncio.Future[None]
+    header: dict[str, Any] = field(default_factory=dict)
 
 
 def apply_batch(m: Mutation, batch: list[PendingSignal], outcomes: dict[int, ServiceError]) -> None:
@@ -47,7 +48,7 @@ def apply_batch(m: Mutation, batch: list[PendingSignal], outcomes: dict[int, Ser
         ms.add_or_buffer(
             EventType.WORKFLOW_EXECUTION_SIGNALED,
             m.now,
-            {"signal_name": s.signal_name, "input": s.input, "identity": s.identity},
+            {"signal_name": s.signal_name, "input": s.input, "identity": s.identity, "header": s.header},
         )
         applied = True
     if applied:

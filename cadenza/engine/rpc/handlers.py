@@ -82,12 +82,17 @@ class Handlers:
             r["input"],
             identity=r["identity"],
             request_id=r["request_id"],
+            header=r["header"],
         )
         return EMPTY
 
     async def QueryWorkflow(self, r: Record) -> Record:
         result = await self.fe.query_workflow(
-            r["namespace"], cv.execution_from_record(r["execution"]), r["query_type"], r["query_args"]
+            r["namespace"],
+            cv.execution_from_record(r["execution"]),
+            r["query_type"],
+            r["query_args"],
+            header=r["header"],
         )
         return {"result": result}
 

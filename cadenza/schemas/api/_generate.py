@@ -29,7 +29,7 @@ from typing import Any
 from cadenza.schemas.events import COMMAND_FIELD_TYPES, COMMAND_FIELDS, EVENT_FIELDS, CommandType
 
 NAMESPACE = "io.cadenza.api.v1"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 VERSION_PROPERTY = "cadenza.schema_version"
 API_DIR = Path(__file__).parent
 
@@ -115,7 +115,8 @@ TYPES: dict[str, dict[str, str]] = {
         "heartbeat_details": "P",
         "last_failure": "F",
     },
-    "WorkflowTaskQuery": {"query_id": "s", "query_type": "s", "query_args": "P"},
+    # Version 5: the querying client's header.
+    "WorkflowTaskQuery": {"query_id": "s", "query_type": "s", "query_args": "P", "header": "M"},
     "PollerInfo": {"identity": "s", "last_access_time": "l", "sticky_task_queue": "s"},
     "UpdateRequest": {"update_id": "s", "name": "s", "input": "P", "header": "M", "identity": "s"},
     "WorkflowTask": {
@@ -239,6 +240,8 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
             "input": "P",
             "identity": "s",
             "request_id": "s",
+            # Version 5: the sender's header, written into WorkflowExecutionSignaled.
+            "header": "M",
         },
         {},
     ),
@@ -251,7 +254,8 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
         {"run_id": "s", "started": "b", **_UPDATE_RESPONSE_FIELDS},
     ),
     "QueryWorkflow": (
-        {"namespace": "s", "execution": "E", "query_type": "s", "query_args": "P"},
+        # Version 5: the querying client's header.
+        {"namespace": "s", "execution": "E", "query_type": "s", "query_args": "P", "header": "M"},
         {"result": "P"},
     ),
     "RequestCancelWorkflowExecution": (

@@ -365,14 +365,19 @@ class WorkflowInstance:
         return self._task_open
 
     def query(
-        self, name: str, args: list[dict[str, Any]] | None, *, query_id: str = ""
+        self,
+        name: str,
+        args: list[dict[str, Any]] | None,
+        *,
+        query_id: str = "",
+        header: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Answer query ``name`` from the current state: payloads in, payloads out."""
         previous = _get_running_loop()
         _set_running_loop(self.loop)
         self._in_query = True
         try:
-            return self.handlers.query(name, args, query_id=query_id)
+            return self.handlers.query(name, args, query_id=query_id, header=header)
         finally:
             self._in_query = False
             _set_running_loop(previous)

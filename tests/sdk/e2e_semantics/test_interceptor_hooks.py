@@ -1,9 +1,9 @@
-"""Every workflow interceptor hook temporalio has is called, and what an outbound hook puts in a
-header reaches the inbound hook on the other side: a child's start, a local activity,
-continue-as-new (signals to a child or another workflow pass their hooks, but their header is not
-carried to the receiver yet); the run's own signal, query and update
-handlers pass through ``handle_signal``, ``handle_query`` and ``handle_update_validator`` /
-``handle_update_handler``, and ``workflow.info()`` through the outbound ``info``.
+"""Every workflow and client interceptor hook temporalio has is called, and what an outbound hook
+puts in a header reaches the inbound hook on the other side: a client's start, signal and update,
+a child's start, a local activity, continue-as-new, a signal to a child or another workflow; the
+run's own signal, query and update handlers pass through ``handle_signal``, ``handle_query`` and
+``handle_update_validator`` / ``handle_update_handler``, and ``workflow.info()`` through the
+outbound ``info``.
 
 The interceptor is written as temporalio's tracing and context-propagation interceptors are: each
 outbound hook replaces ``input.headers`` with a new dict naming itself, each inbound hook records
@@ -17,6 +17,7 @@ from typing import Any
 
 from e2e.conftest import run_in_env
 
+import cadenza.client
 import cadenza.converter
 import cadenza.worker
 from cadenza import activity, workflow
@@ -37,6 +38,85 @@ def _sent_by(headers: Any) -> str:
 
 def _mark(input: Any, hook: str) -> None:
     input.headers = {**input.headers, HEADER: _converter.to_payload(hook)}
+
+
+client_calls: list[str] = []
+"""The client hooks called, in order."""
+
+
+class ClientRecorder(cadenza.client.Interceptor):
+    def intercept_client(
+        self, next: cadenza.client.OutboundInterceptor
+    ) -> cadenza.client.OutboundInterceptor:
+        return _ClientOut(next)
+
+
+class _ClientOut(cadenza.client.OutboundInterceptor):
+    """Marks the calls that carry a header, and records every hook."""
+
+    async def start_workflow(self, input: cadenza.client.StartWorkflowInput) -> Any:
+        client_calls.append("start_workflow")
+        _mark(input, "start_workflow")
+        return await super().start_workflow(input)
+
+    async def signal_workflow(self, input: cadenza.client.SignalWorkflowInput) -> None:
+        client_calls.append("signal_workflow")
+        _mark(input, "signal_workflow")
+        await super().signal_workflow(input)
+
+    async def query_workflow(self, input: cadenza.client.QueryWorkflowInput) -> Any:
+        client_calls.append("query_workflow")
+        _mark(input, "query_workflow")
+        return await super().query_workflow(input)
+
+    async def start_workflow_update(self, input: cadenza.client.StartWorkflowUpdateInput) -> Any:
+        client_calls.append("start_workflow_update")
+        _mark(input, "start_workflow_update")
+        return await super().start_workflow_update(input)
+
+    async def cancel_workflow(self, input: cadenza.client.CancelWorkflowInput) -> None:
+        client_calls.append("cancel_workflow")
+        await super().cancel_workflow(input)
+
+    async def terminate_workflow(self, input: cadenza.client.TerminateWorkflowInput) -> None:
+        client_calls.append(f"terminate_workflow {input.reason}")
+        await super().terminate_workflow(input)
+
+    async def describe_workflow(self, input: cadenza.client.DescribeWorkflowInput) -> Any:
+        client_calls.append("describe_workflow")
+        return await super().describe_workflow(input)
+
+    def fetch_workflow_history_events(self, input: cadenza.client.FetchWorkflowHistoryEventsInput) -> Any:
+        client_calls.append("fetch_workflow_history_events")
+        return super().fetch_workflow_history_events(input)
+
+    def list_workflows(self, input: cadenza.client.ListWorkflowsInput) -> Any:
+        client_calls.append(f"list_workflows {input.query}")
+        return super().list_workflows(input)
+
+    async def count_workflows(self, input: cadenza.client.CountWorkflowsInput) -> Any:
+        client_calls.append(f"count_workflows {input.query}")
+        return await super().count_workflows(input)
+
+    async def heartbeat_async_activity(self, input: cadenza.client.HeartbeatAsyncActivityInput) -> None:
+        client_calls.append(f"heartbeat_async_activity {list(input.details)}")
+        await super().heartbeat_async_activity(input)
+
+    async def complete_async_activity(self, input: cadenza.client.CompleteAsyncActivityInput) -> None:
+        client_calls.append(f"complete_async_activity {input.result}")
+        # An interceptor may change what is sent: the workflow gets this result.
+        input.result = f"{input.result} (intercepted)"
+        await super().complete_async_activity(input)
+
+    async def fail_async_activity(self, input: cadenza.client.FailAsyncActivityInput) -> None:
+        client_calls.append("fail_async_activity")
+        await super().fail_async_activity(input)
+
+    async def report_cancellation_async_activity(
+        self, input: cadenza.client.ReportCancellationAsyncActivityInput
+    ) -> None:
+        client_calls.append("report_cancellation_async_activity")
+        await super().report_cancellation_async_activity(input)
 
 
 class Recorder(cadenza.worker.Interceptor):
@@ -178,7 +258,9 @@ def test_every_workflow_hook_is_called_and_headers_cross_to_the_other_side() -> 
     seen.clear()
 
     async def scenario(env: WorkflowEnvironment) -> None:
-        client = env.client
+        client = cadenza.client.Client(
+            env.client.service, namespace=env.client.namespace, interceptors=[ClientRecorder()]
+        )
         workflows = [Parent, Receiver]
         async with Worker(
             client, task_queue="hooks", workflows=workflows, activities=[echo], interceptors=[Recorder()]
@@ -200,18 +282,98 @@ def test_every_workflow_hook_is_called_and_headers_cross_to_the_other_side() -> 
 
     run_in_env(scenario)
     expected = {
-        ("execute_workflow", "hooks-parent", ""),  # the first run: nothing set by the client
+        ("execute_workflow", "hooks-parent", "start_workflow"),  # the first run
         ("execute_workflow", "hooks-parent", "continue_as_new"),
+        ("execute_workflow", "hooks-target", "start_workflow"),
         ("execute_activity", "echo", "start_local_activity"),
         ("execute_workflow", "hooks-child", "start_child_workflow"),
-        # A signal's header stops at the sender's SignalExternalWorkflowExecutionInitiated event:
-        # WorkflowExecutionSignaled has no header in the history schema yet.
-        ("handle_signal poke", "hooks-child", ""),
-        ("handle_signal poke", "hooks-target", ""),
-        ("handle_signal note", "hooks-parent", ""),
-        ("handle_query count", "hooks-parent", ""),
-        ("handle_update_validator release", "hooks-parent", ""),
-        ("handle_update_handler release", "hooks-parent", ""),
+        ("handle_signal poke", "hooks-child", "signal_child_workflow"),
+        ("handle_signal poke", "hooks-target", "signal_external_workflow"),
+        ("handle_signal note", "hooks-parent", "signal_workflow"),
+        ("handle_query count", "hooks-parent", "query_workflow"),
+        ("handle_update_validator release", "hooks-parent", "start_workflow_update"),
+        ("handle_update_handler release", "hooks-parent", "start_workflow_update"),
         ("info", "hooks-parent", ""),
     }
     assert expected <= set(seen), f"missing: {sorted(expected - set(seen))}; seen: {seen}"
+
+
+@activity.defn
+async def finished_elsewhere() -> str:
+    tokens.append(activity.info().task_token)
+    activity.raise_complete_async()
+
+
+tokens: list[bytes] = []
+
+
+@workflow.defn
+class AwaitsElsewhere:
+    @workflow.run
+    async def run(self) -> str:
+        result: str = await workflow.execute_activity(
+            finished_elsewhere, start_to_close_timeout=timedelta(seconds=60)
+        )
+        return result
+
+
+def test_every_client_hook_is_called_with_what_the_caller_gave() -> None:
+    client_calls.clear()
+    tokens.clear()
+
+    async def scenario(env: WorkflowEnvironment) -> None:
+        client = cadenza.client.Client(
+            env.client.service, namespace=env.client.namespace, interceptors=[ClientRecorder()]
+        )
+        async with Worker(
+            client,
+            task_queue="client-hooks",
+            workflows=[Receiver, AwaitsElsewhere],
+            activities=[finished_elsewhere],
+        ):
+            a = await client.start_workflow(Receiver.run, id="client-hooks-a", task_queue="client-hooks")
+            await a.signal(Receiver.poke, "first")
+            assert await a.result() == "first"
+            assert (await a.describe()).status == cadenza.client.WorkflowExecutionStatus.COMPLETED
+            history = await a.fetch_history()
+            assert history.events[-1].event_type == EventType.WORKFLOW_EXECUTION_COMPLETED
+            signaled = [e for e in history.events if e.event_type == EventType.WORKFLOW_EXECUTION_SIGNALED]
+            assert _sent_by(signaled[0].attributes["header"]) == "signal_workflow"
+            listed = [w.id async for w in client.list_workflows("WorkflowId = 'client-hooks-a'")]
+            assert listed == ["client-hooks-a"]
+            assert (await client.count_workflows("WorkflowId = 'client-hooks-a'")).count == 1
+
+            b = await client.start_workflow(Receiver.run, id="client-hooks-b", task_queue="client-hooks")
+            await b.cancel()
+            c = await client.start_workflow(Receiver.run, id="client-hooks-c", task_queue="client-hooks")
+            await c.terminate(reason="done with it")
+            assert (await c.describe()).status == cadenza.client.WorkflowExecutionStatus.TERMINATED
+
+            d = await client.start_workflow(
+                AwaitsElsewhere.run, id="client-hooks-d", task_queue="client-hooks"
+            )
+            while not tokens:
+                await asyncio.sleep(0.01)
+            elsewhere = client.get_async_activity_handle(task_token=tokens[0])
+            await elsewhere.heartbeat("halfway")
+            await elsewhere.complete("all done")
+            assert await d.result() == "all done (intercepted)"
+
+    run_in_env(scenario)
+    expected = [
+        "start_workflow",
+        "signal_workflow",
+        "describe_workflow",
+        "fetch_workflow_history_events",
+        "list_workflows WorkflowId = 'client-hooks-a'",
+        "count_workflows WorkflowId = 'client-hooks-a'",
+        "start_workflow",
+        "cancel_workflow",
+        "start_workflow",
+        "terminate_workflow done with it",
+        "describe_workflow",
+        "start_workflow",
+        "heartbeat_async_activity ['halfway']",
+        "complete_async_activity all done",
+    ]
+    assert client_calls == expected
