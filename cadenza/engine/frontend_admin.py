@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cadenza.engine.errors import FailedPreconditionError, InvalidArgumentError
+from cadenza.engine.persistence.protocols import ROLES, ClusterMember
 from cadenza.schemas.service import FailoverResponse, NamespaceInfo
 
 if TYPE_CHECKING:
@@ -85,6 +86,16 @@ class ClusterOperations:
             "namespaces": namespaces,
             "replication": await self.replication_status() if self.replication_status is not None else None,
         }
+
+    async def list_cluster_members(self, role: str = "") -> list[ClusterMember]:
+        """The live members of the cluster's membership (of ``role``, or every role), read from the
+        store: what every process builds its rings from."""
+        if role and role not in ROLES:
+            raise InvalidArgumentError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        members: list[ClusterMember] = await self.history.stores.membership.list_members(
+            now_us=self.history.clock.now_us(), role=role or None
+        )
+        return members
 
     async def failover_namespace(
         self, name: str, target_cluster: str, *, graceful: bool = False, timeout_s: float = 60.0

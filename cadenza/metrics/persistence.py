@@ -17,6 +17,7 @@ from typing import Any
 from cadenza.engine.persistence.protocols import (
     ExecutionStore,
     HistoryStore,
+    MembershipStore,
     NamespaceStore,
     ShardStore,
     TaskQueueStore,
@@ -36,6 +37,7 @@ _STORES: dict[str, tuple[type, dict[str, str]]] = {
         {"get_tasks": "GetTasks", "complete_tasks_less_than": "CompleteTasksLessThan"},
     ),
     "namespaces": (NamespaceStore, {}),
+    "membership": (MembershipStore, {}),
 }
 
 

@@ -72,8 +72,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cadenza.engine.archival import ArchivalError, ArchivalSettings, ProviderSettings, archive_dir
 from cadenza.engine.archival.settings import parse_mode
-from cadenza.engine.auth.config import authorization_problems, authorization_settings
+from cadenza.engine.auth.config import authorization_problems, authorization_settings, parse_duration
 from cadenza.engine.bus.topology import KafkaTopology
+from cadenza.engine.membership import MembershipSettings
 from cadenza.engine.tracing import TracingSettings, tracing_settings
 from cadenza.metrics.config import metrics_problems, metrics_settings
 from cadenza.metrics.core import split_address
@@ -640,7 +641,21 @@ def settings_from_config(config: ServerConfig, path: str | Path) -> ServerSettin
         frontend_limits=frontend.limits.to_engine() if frontend.limits is not None else None,
         ui=_ui(config.ui),
         drain_timeout_s=_drain_timeout_s(config),
+        membership=_membership(config),
+        broadcast_address=_broadcast_address(config),
     )
+
+
+def _membership(config: ServerConfig) -> MembershipSettings:
+    membership = config.global_.membership if config.global_ is not None else None
+    if membership is None:
+        return MembershipSettings()
+    return MembershipSettings(max_join_s=parse_duration(membership.maxJoinDuration))
+
+
+def _broadcast_address(config: ServerConfig) -> str | None:
+    membership = config.global_.membership if config.global_ is not None else None
+    return membership.broadcastAddress if membership is not None else None
 
 
 def _drain_timeout_s(config: ServerConfig) -> float:

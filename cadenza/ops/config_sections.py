@@ -116,11 +116,14 @@ class Services(_Strict):
 
 
 class Membership(_Strict):
-    """``global.membership``: validated; one process runs every role today, so there is no ring to
-    join yet."""
+    """``global.membership``: how the server joins the cluster's membership in the store
+    (``cadenza.engine.membership``)."""
 
     maxJoinDuration: str | float = "30s"
+    """How long start-up may try to write this process's membership rows (the store may be
+    starting too); then the start fails naming this key."""
     broadcastAddress: str | None = None
+    """The IP other processes reach this one at (default: the bind address)."""
 
     @field_validator("maxJoinDuration")
     @classmethod

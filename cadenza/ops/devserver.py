@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from cadenza.engine.auth import AuthGate, AuthorizationSettings, open_gate
 from cadenza.engine.bus.embedded import EmbeddedBus
 from cadenza.engine.errors import AlreadyExistsError
 from cadenza.engine.host import Host
+from cadenza.engine.membership import Membership, MembershipSettings
 from cadenza.engine.persistence import open_sqlite_stores
 from cadenza.engine.rpc import ClusterInfo, RpcServer, ServerTLS
 from cadenza.engine.tracing import TracingSettings
@@ -123,6 +125,13 @@ class ServerSettings:
     drain_timeout_s: float = DEFAULT_DRAIN_TIMEOUT_S
     """A graceful stop gives the calls in flight this long to finish, and the outboxes what is left
     of it to publish what they hold (``global.shutdown.drainTimeout``, ``--drain-timeout``)."""
+    membership: MembershipSettings | None = field(default_factory=MembershipSettings)
+    """Join the cluster's membership in the store (``cadenza.engine.membership``): a row per role
+    with this process's address, kept alive by heartbeats (``cadenza admin membership list``).
+    ``global.membership.maxJoinDuration`` sets ``max_join_s``; None: do not join."""
+    broadcast_address: str | None = None
+    """The address other processes reach this one at (``global.membership.broadcastAddress``);
+    default: the bind address, or this host's name when binding every address."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -168,6 +177,7 @@ class ServerProcess:
         self.metrics_port = 0
         self._gauges: Any = None
         self._auth: AuthGate | None = None
+        self.membership: Membership | None = None
         self.ui: Any = None
         """The ``cadenza.ui.UIServer`` when ``settings.ui`` is set; its ``port`` is 0 if it could
         not take a port it was not required to have."""
@@ -235,6 +245,8 @@ class ServerProcess:
             self._auth = await open_gate(s.authorization, self._namespace_name_of_id)
             self.rpc = RpcServer(self.host.frontend, cluster=info, metrics=self.metrics, auth=self._auth)
             self.port = await self.rpc.start(s.ip, s.port, tls=s.tls)
+            if s.membership is not None:
+                await self._join(s.membership)
             if s.ui is not None:
                 await self._start_ui(s.ui)
         except BaseException:
@@ -243,6 +255,20 @@ class ServerProcess:
                 await stores.close()
             raise
         return self.port
+
+    async def _join(self, settings: MembershipSettings) -> None:
+        """Every role runs in this process: it joins as each of them, at the frontend's address."""
+        assert self.host is not None
+        s = self.settings
+        address = s.broadcast_address or (s.ip if s.ip not in ("0.0.0.0", "::") else socket.gethostname())
+        self.membership = Membership(
+            self.host.stores.membership,
+            self.host.clock,
+            host_id=self.host.history.host,
+            rpc_address=f"{address}:{self.port}",
+            settings=settings,
+        )
+        await self.membership.start()
 
     async def _start_ui(self, settings: Any) -> None:
         # Imported here: a server without the UI does not load the HTTP stack.
@@ -369,6 +395,10 @@ class ServerProcess:
     async def stop(self, grace: float = 1.0, *, publish_for_s: float = 0.0) -> None:
         """Stops everything now: calls in flight get ``grace`` seconds, the outboxes
         ``publish_for_s`` (``shutdown`` is the graceful stop)."""
+        if self.membership is not None:
+            # First: the others' rings drop this process before its calls stop being answered.
+            await self.membership.stop()
+            self.membership = None
         if self.ui is not None:
             await self.ui.stop()
             self.ui = None

@@ -486,3 +486,22 @@ class CountWorkflowExecutionsResponse:
     count: int
     groups: dict[str, int] = field(default_factory=dict)
     """With group-by-status: the count of each status."""
+
+
+ROLES = ("frontend", "history", "matching", "worker")
+"""The server's roles, in the anchors' order: what a ``ClusterMember`` row is a member as."""
+
+
+@dataclass(slots=True)
+class ClusterMember:
+    """One role of one server process in the cluster (the anchors' ``cluster_membership`` row).
+    Times are microseconds since the epoch; past ``expiry`` with no newer heartbeat the process
+    is taken for gone."""
+
+    role: str
+    host_id: str
+    rpc_address: str
+    """``host:port`` where the role's gRPC service answers."""
+    session_start: int
+    last_heartbeat: int
+    expiry: int

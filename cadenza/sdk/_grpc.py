@@ -53,6 +53,7 @@ from cadenza.schemas.codec import decode_events
 from cadenza.schemas.events import HistoryEvent
 from cadenza.schemas.registry import SchemaError
 from cadenza.schemas.service import (
+    ClusterMember,
     CountWorkflowExecutionsResponse,
     DescribeTaskQueueResponse,
     DescribeWorkflowResponse,
@@ -776,6 +777,10 @@ class GrpcService:
         r = await self.call("DescribeCluster", {})
         document: dict[str, Any] = json.loads(r["document"])
         return document
+
+    async def list_cluster_members(self, role: str = "") -> list[ClusterMember]:
+        r = await self.call("ListClusterMembers", {"role": role})
+        return [ClusterMember(**m) for m in r["members"]]
 
     async def replication_dlq_work(self, source_cluster: str, action: str) -> dict[str, int]:
         r = await self.call("ReplicationDLQ", {"source_cluster": source_cluster, "action": action})

@@ -54,6 +54,7 @@ RETRIED_ON_OVERLOAD = frozenset(
         "GetSearchAttributes",
         "GetClusterInfo",
         "DescribeCluster",
+        "ListClusterMembers",
         "DescribeTaskQueue",
     }
 )

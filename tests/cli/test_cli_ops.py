@@ -80,3 +80,15 @@ def test_reset_and_reset_batch_start_runs_over(server: DevServer) -> None:
         )
     )
     assert [r["workflow_id"] for r in batch] == [wid] and batch[0]["result"].startswith("new run")
+
+
+def test_membership_lists_the_server_once_per_role_at_its_address(server: DevServer) -> None:
+    members = as_json(invoke(server, "admin", "membership", "list", "-o", "json"))
+    assert [m["role"] for m in members] == ["frontend", "history", "matching", "worker"]
+    assert len({m["host_id"] for m in members}) == 1  # one process runs every role
+    assert {m["rpc_address"] for m in members} == {server.address}
+    assert all(m["expiry"] > m["last_heartbeat"] >= m["session_start"] > 0 for m in members)
+    history = as_json(invoke(server, "admin", "membership", "list", "--role", "history", "-o", "json"))
+    assert [m["role"] for m in history] == ["history"]
+    table = invoke(server, "admin", "membership", "list").stdout
+    assert "LAST HEARTBEAT" in table and server.address in table

@@ -34,6 +34,7 @@ from cadenza.engine.persistence import (
 
 from .aio import store_test
 from .contract_base import ContractBase, closed, execution, new_run, new_shard_id, uid
+from .contract_membership import MembershipContract
 from .contract_more import HistoryContract, NamespaceContract, ShardTaskContract, TaskQueueContract
 
 
@@ -523,6 +524,7 @@ class StoreContract(
     HistoryContract,
     TaskQueueContract,
     NamespaceContract,
+    MembershipContract,
     abc.ABC,
 ):
     """Subclass this (class name starting with ``Test``) and implement ``make_stores``."""

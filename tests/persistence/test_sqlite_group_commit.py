@@ -23,6 +23,7 @@ from cadenza.engine.persistence import (
     open_sqlite_stores,
 )
 from cadenza.engine.persistence.sqlite import SqliteStores, UnsupportedSchemaError
+from cadenza.engine.persistence.sqlite.db import SCHEMA_VERSION, _schema_sql
 
 from .aio import run
 from .contract_base import ALL, execution, new_run, uid
@@ -151,10 +152,36 @@ def test_reopen_keeps_data(tmp_path: Path) -> None:
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     run(open_sqlite_stores(path).close())
+    newer = SCHEMA_VERSION + 1
     with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (2, 0)")
-    with pytest.raises(UnsupportedSchemaError, match="version is 2"):
+        conn.execute(f"INSERT INTO schema_version (version, applied_at) VALUES ({newer}, 0)")
+    with pytest.raises(UnsupportedSchemaError, match=f"version is {newer}"):
         open_sqlite_stores(path)
+
+
+def test_a_file_of_an_older_schema_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A version-1 file (written before cluster membership) keeps its rows and gains the table."""
+    path = tmp_path / "db.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_schema_sql(1))
+        conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)")
+        conn.execute(
+            "INSERT INTO shards (shard_id, range_id, owner, ack_levels, updated_time) "
+            "VALUES (3, 7, 'h', '{}', 0)"
+        )
+
+    async def check() -> None:
+        stores = open_sqlite_stores(path)
+        try:
+            assert (await stores.shards.get_shard(3)).range_id == 7
+            assert await stores.membership.list_members(now_us=0) == []
+        finally:
+            await stores.close()
+
+    run(check())
+    with sqlite3.connect(path) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_invalid_synchronous_mode() -> None:

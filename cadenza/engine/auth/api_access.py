@@ -93,6 +93,7 @@ API_ACCESS: Mapping[str, Access] = MappingProxyType(
         "ListNamespaces": _system(R),
         "GetSearchAttributes": _system(R),
         "DescribeCluster": _system(R),
+        "ListClusterMembers": _system(R),
         "RegisterNamespace": _system(ADMIN),
         "UpdateNamespace": _system(ADMIN),
         "FailoverNamespace": _system(ADMIN),

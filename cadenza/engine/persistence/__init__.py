@@ -12,6 +12,7 @@ from .errors import (
 )
 from .protocols import (
     BranchAncestor,
+    ClusterMember,
     CreateMode,
     CreateWorkflowRequest,
     CurrentExecution,
@@ -23,6 +24,7 @@ from .protocols import (
     HistoryBranch,
     HistoryNode,
     HistoryStore,
+    MembershipStore,
     NamespaceRow,
     NamespaceStore,
     NewRun,
@@ -42,6 +44,7 @@ from .sqlite import open_sqlite_stores
 __all__ = [
     "AlreadyExistsError",
     "BranchAncestor",
+    "ClusterMember",
     "ConditionFailedError",
     "CreateMode",
     "CreateWorkflowRequest",
@@ -56,6 +59,7 @@ __all__ = [
     "HistoryBranch",
     "HistoryNode",
     "HistoryStore",
+    "MembershipStore",
     "NamespaceRow",
     "NamespaceStore",
     "NewRun",

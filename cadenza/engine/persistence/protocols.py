@@ -23,6 +23,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cadenza.schemas.service import ROLES, ClusterMember
+
 
 class TaskCategory(enum.IntEnum):
     """The shard's task queues. Transfer, visibility and replication are ordered by task id; timers by
@@ -404,6 +406,39 @@ class NamespaceStore(Protocol):
     ) -> tuple[list[NamespaceRow], bytes | None]: ...
 
 
+class MembershipStore(Protocol):
+    async def upsert_member(self, member: ClusterMember) -> None:
+        """Writes ``member`` (a join, or a heartbeat moving its ``expiry`` on). ``ValueError``
+        for a role outside ``ROLES`` or an expiry not after the heartbeat."""
+        ...
+
+    async def list_members(self, *, now_us: int, role: str | None = None) -> list[ClusterMember]:
+        """The members whose expiry is after ``now_us`` (of ``role``, or every role), ordered by
+        role (as in ``ROLES``) and host id."""
+        ...
+
+    async def remove_member(self, role: str, host_id: str) -> None:
+        """A process leaving on purpose (a graceful stop); nothing if the row is absent."""
+        ...
+
+    async def prune_members(self, now_us: int) -> int:
+        """Deletes rows expired before ``now_us``; returns how many (a backend whose rows expire
+        by themselves returns 0)."""
+        ...
+
+
+def check_member(member: ClusterMember) -> None:
+    if member.role not in ROLES:
+        raise ValueError(f"membership role {member.role!r} is not one of {', '.join(ROLES)}")
+    if member.expiry <= member.last_heartbeat:
+        raise ValueError(
+            f"membership of {member.host_id!r}: expiry {member.expiry} is not after its heartbeat "
+            f"{member.last_heartbeat}"
+        )
+    if not member.host_id:
+        raise ValueError("membership host_id is empty")
+
+
 class Stores(Protocol):
     """One backend's stores, opened and closed together."""
 
@@ -412,5 +447,6 @@ class Stores(Protocol):
     history: HistoryStore
     task_queues: TaskQueueStore
     namespaces: NamespaceStore
+    membership: MembershipStore
 
     async def close(self) -> None: ...

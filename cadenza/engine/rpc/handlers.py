@@ -7,6 +7,7 @@ INVALID_ARGUMENT naming the problem.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -367,6 +368,10 @@ class Handlers:
 
     async def DescribeCluster(self, r: Record) -> Record:
         return {"document": json.dumps(await self.fe.describe_cluster())}
+
+    async def ListClusterMembers(self, r: Record) -> Record:
+        members = await self.fe.list_cluster_members(r["role"])
+        return {"members": [dataclasses.asdict(m) for m in members]}
 
     async def ReplicationDLQ(self, r: Record) -> Record:
         result = await self.fe.replication_dlq_work(r["source_cluster"], r["action"])

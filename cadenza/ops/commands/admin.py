@@ -283,11 +283,13 @@ def register(root: click.Group) -> None:
     from cadenza.engine.bus.cli import dlq, topics
 
     from .dlq import add_source_cluster
+    from .membership import membership
     from .schema_tools import elasticsearch, kafka
     from .token import token
 
     add_source_cluster(dlq)
     admin.add_command(token)
+    admin.add_command(membership)
     admin.add_command(dlq)
     admin.add_command(topics, name="kafka-topics")
     admin.add_command(elasticsearch)

@@ -70,6 +70,7 @@ _TYPES: dict[str, tuple[Schema, Any]] = {
     "LL": ({"type": "array", "items": "long"}, []),
     "RBL": ({"type": "array", "items": "RawHistoryBatch"}, []),
     "PIL": ({"type": "array", "items": "PollerInfo"}, []),
+    "CML": ({"type": "array", "items": "ClusterMember"}, []),
 }
 
 # Fields a command carries that its event spells differently (the event has the execution record).
@@ -118,6 +119,15 @@ TYPES: dict[str, dict[str, str]] = {
     # Version 5: the querying client's header.
     "WorkflowTaskQuery": {"query_id": "s", "query_type": "s", "query_args": "P", "header": "M"},
     "PollerInfo": {"identity": "s", "last_access_time": "l", "sticky_task_queue": "s"},
+    # Version 5: cluster membership (admin).
+    "ClusterMember": {
+        "role": "s",
+        "host_id": "s",
+        "rpc_address": "s",
+        "session_start": "l",
+        "last_heartbeat": "l",
+        "expiry": "l",
+    },
     "UpdateRequest": {"update_id": "s", "name": "s", "input": "P", "header": "M", "identity": "s"},
     "WorkflowTask": {
         "task_token": "B",
@@ -412,6 +422,9 @@ METHODS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "GetSearchAttributes": ({}, {"attributes": "MS"}),
     "AddSearchAttributes": ({"attributes": "MS"}, {}),
     "DescribeCluster": ({}, {"document": "s"}),
+    # The live members of the cluster's membership (``role`` empty: every role), as the store has
+    # them (the anchors' ``admin membership list_db``).
+    "ListClusterMembers": ({"role": "s"}, {"members": "CML"}),
     "ReplicationDLQ": ({"source_cluster": "s", "action": "s"}, {"document": "s"}),
     "FailoverNamespace": (
         {"name": "s", "target_cluster": "s", "graceful": "b", "timeout_s": "d"},

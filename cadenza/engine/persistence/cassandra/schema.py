@@ -34,7 +34,7 @@ from cassandra.cluster import Session
 from ..errors import PersistenceError
 from .session import CassandraSession, check_keyspace_name, translate_error
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this build reads and writes."""
 MIN_COMPATIBLE_VERSION = 1
 
@@ -141,6 +141,24 @@ def _run(
         raise translate_error(exc, where) from None
 
 
+_ADD_COLUMN = re.compile(r"^\s*ALTER\s+TABLE\s+\S+\s+ADD\s", re.IGNORECASE)
+
+
+def _run_step_statement(session: Session, cql: str, where: str) -> None:
+    """Runs one statement of a schema step. A step can run again over what it made (an update
+    cut short and retried, a version row set back by hand): ``CREATE ... IF NOT EXISTS`` is
+    idempotent by itself, and an ``ALTER TABLE ... ADD`` whose column exists already (Cassandra
+    before 5.0 has no ``ADD IF NOT EXISTS``) counts as done."""
+    try:
+        session.execute(cql)
+    except InvalidRequest as exc:
+        if _ADD_COLUMN.match(cql) and "already exists" in str(exc):
+            return
+        raise translate_error(exc, where) from None
+    except Exception as exc:
+        raise translate_error(exc, where) from None
+
+
 def _create_version_tables(session: Session, keyspace: str, where: str) -> None:
     _run(
         session,
@@ -192,7 +210,7 @@ def _apply_steps(
     old = start or 0
     for step in pending_steps(start, target, root):
         for statement in step.statements:
-            _run(session, _qualify(statement, keyspace), where=where)
+            _run_step_statement(session, _qualify(statement, keyspace), where)
         now = time.time()
         _run(
             session,

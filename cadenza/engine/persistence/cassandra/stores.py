@@ -5,9 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from ..protocols import ExecutionStore, HistoryStore, NamespaceStore, ShardStore, TaskQueueStore
+from ..protocols import (
+    ExecutionStore,
+    HistoryStore,
+    MembershipStore,
+    NamespaceStore,
+    ShardStore,
+    TaskQueueStore,
+)
 from .executions import CassandraExecutionStore
 from .history import CassandraHistoryStore, HistoryWriter
+from .membership import CassandraMembershipStore
 from .namespaces import CassandraNamespaceStore
 from .schema import check_schema
 from .session import CassandraSession
@@ -33,6 +41,7 @@ class CassandraStores:
         self.history: HistoryStore = CassandraHistoryStore(db, history_writer)
         self.task_queues: TaskQueueStore = CassandraTaskQueueStore(db)
         self.namespaces: NamespaceStore = CassandraNamespaceStore(db)
+        self.membership: MembershipStore = CassandraMembershipStore(db)
 
     @property
     def keyspace(self) -> str:

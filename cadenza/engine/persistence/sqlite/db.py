@@ -40,7 +40,7 @@ Clock = Callable[[], int]
 """Returns microseconds since the epoch."""
 Synchronous = Literal["FULL", "NORMAL"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_GROUP = 256
 """Most requests committed in one transaction; bounds the latency a single group adds."""
 BUSY_TIMEOUT_MS = 10_000
@@ -98,8 +98,8 @@ class GroupStats:
         return self.requests / self.groups if self.groups else 0.0
 
 
-def _schema_sql() -> str:
-    return resources.files(__package__).joinpath(f"schema/v{SCHEMA_VERSION}.sql").read_text()
+def _schema_sql(version: int) -> str:
+    return resources.files(__package__).joinpath(f"schema/v{version}.sql").read_text()
 
 
 def _connect(target: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
@@ -111,24 +111,30 @@ def _connect(target: str, *, check_same_thread: bool = True) -> sqlite3.Connecti
 
 
 def _apply_schema(conn: sqlite3.Connection, clock: Clock) -> None:
-    """Creates schema v1 when absent; refuses a newer/unknown version."""
+    """Brings the database to ``SCHEMA_VERSION``: ``schema/v1.sql`` creates the tables, each later
+    ``schema/vN.sql`` adds to the one before (applied in order, each in its own transaction with
+    its version row, so a file left at an older version is upgraded in place when opened).
+    Refuses a newer or unknown version."""
     has_table = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
     ).fetchone()
-    if has_table is None:
-        # BEGIN IMMEDIATE takes the write lock first, so two processes opening a fresh file
-        # serialise here; the script itself is idempotent (IF NOT EXISTS / INSERT OR IGNORE).
-        conn.executescript(
-            "BEGIN IMMEDIATE;\n"
-            + _schema_sql()
-            + f"\nINSERT OR IGNORE INTO schema_version (version, applied_at) "
-            f"VALUES ({SCHEMA_VERSION}, {int(clock())});\nCOMMIT;"
-        )
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    version = row[0] if row else None
-    if version != SCHEMA_VERSION:
+    version = 0
+    if has_table is not None:
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        version = row[0] if row and row[0] is not None else 0
+    if version > SCHEMA_VERSION or (has_table is not None and version < 1):
         raise UnsupportedSchemaError(
             f"database schema version is {version}, this build supports version {SCHEMA_VERSION}"
+        )
+    for next_version in range(version + 1, SCHEMA_VERSION + 1):
+        # BEGIN IMMEDIATE takes the write lock first, so two processes opening one file serialise
+        # here; each script is idempotent (IF NOT EXISTS / INSERT OR IGNORE), so the second one
+        # applies nothing twice.
+        conn.executescript(
+            "BEGIN IMMEDIATE;\n"
+            + _schema_sql(next_version)
+            + f"\nINSERT OR IGNORE INTO schema_version (version, applied_at) "
+            f"VALUES ({next_version}, {int(clock())});\nCOMMIT;"
         )
 
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..protocols import ExecutionStore, HistoryStore, NamespaceStore, ShardStore, TaskQueueStore
+from ..protocols import (
+    ExecutionStore,
+    HistoryStore,
+    MembershipStore,
+    NamespaceStore,
+    ShardStore,
+    TaskQueueStore,
+)
 from .db import Clock, Database, GroupStats, Synchronous
 from .executions import SqliteExecutionStore
 from .history import SqliteHistoryStore
+from .membership import SqliteMembershipStore
 from .namespaces import SqliteNamespaceStore
 from .shards import SqliteShardStore
 from .task_queues import SqliteTaskQueueStore
@@ -25,6 +33,7 @@ class SqliteStores:
         self.history: HistoryStore = SqliteHistoryStore(db)
         self.task_queues: TaskQueueStore = SqliteTaskQueueStore(db)
         self.namespaces: NamespaceStore = SqliteNamespaceStore(db)
+        self.membership: MembershipStore = SqliteMembershipStore(db)
 
     @property
     def stats(self) -> GroupStats:
