@@ -233,6 +233,9 @@ class ActivityContext:
     """Set by the worker when it starts shutting down (before its graceful timeout cancels)."""
     converter: Any = None
     """The worker's ``DataConverter`` (``payload_converter()``); None: the default one."""
+    outbound: Any = None
+    """The attempt's ``ActivityOutboundInterceptor`` chain when the worker has interceptors:
+    ``info()`` and ``heartbeat()`` go through it."""
 
 
 _current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
@@ -281,7 +284,10 @@ def payload_converter() -> Any:
 
 def info() -> ActivityInfo:
     """Facts about the running activity attempt."""
-    return _context().info
+    ctx = _context()
+    if ctx.outbound is not None:
+        return ctx.outbound.info()  # type: ignore[no-any-return]
+    return ctx.info
 
 
 def heartbeat(*details: Any) -> None:
@@ -292,7 +298,11 @@ def heartbeat(*details: Any) -> None:
     cannot be interrupted, so its heartbeats are where it learns of it. Letting the error propagate
     reports the activity cancelled (or, at a worker's shutdown, the attempt failed, to be retried).
     Async activities get ``asyncio.CancelledError`` instead."""
-    _context().heartbeat(details)
+    ctx = _context()
+    if ctx.outbound is not None:
+        ctx.outbound.heartbeat(*details)
+    else:
+        ctx.heartbeat(details)
 
 
 def is_cancelled() -> bool:

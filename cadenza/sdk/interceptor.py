@@ -34,6 +34,7 @@ from cadenza.sdk.payload_converter import plain_headers
 __all__ = [
     "OUTGOING_METADATA",
     "ActivityInboundInterceptor",
+    "ActivityOutboundInterceptor",
     "AsyncActivityIDReference",
     "CancelWorkflowInput",
     "ClientInterceptor",
@@ -328,9 +329,30 @@ class ExecuteActivityInput:
     """Runs the activity with the given arguments (in its executor when synchronous)."""
 
 
+class ActivityOutboundInterceptor:
+    """Calls an activity makes: ``activity.info()`` and ``activity.heartbeat()`` go through here.
+    ``info`` is called often (the activity logger reads it): keep it cheap."""
+
+    def __init__(self, next: ActivityOutboundInterceptor) -> None:
+        self.next = next
+
+    def info(self) -> Any:
+        """The attempt's :class:`cadenza.activity.ActivityInfo`."""
+        return self.next.info()
+
+    def heartbeat(self, *details: Any) -> None:
+        self.next.heartbeat(*details)
+
+
 class ActivityInboundInterceptor:
+    """Wraps one activity attempt: a chain is made for each attempt, and ``init`` gets the
+    attempt's outbound chain (wrap it before passing it on to intercept ``info``/``heartbeat``)."""
+
     def __init__(self, next: ActivityInboundInterceptor) -> None:
         self.next = next
+
+    def init(self, outbound: ActivityOutboundInterceptor) -> None:
+        self.next.init(outbound)
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         return await self.next.execute_activity(input)
@@ -390,6 +412,8 @@ class StartActivityInput:
     headers: Headers
     """The scheduled activity's header: extend it in place or replace it before calling on."""
     schedule: Callable[[], Any] = field(repr=False, default=None)  # type: ignore[assignment]
+    args: Sequence[Any] = ()
+    """The activity's arguments, as values; replaced ones are what the activity gets."""
 
     @property
     def activity(self) -> str:
@@ -553,9 +577,46 @@ AnyInterceptor = ClientInterceptor | WorkerInterceptor
 class _ActivityRunner(ActivityInboundInterceptor):
     def __init__(self) -> None:
         super().__init__(self)
+        self.outbound: ActivityOutboundInterceptor | None = None
+
+    def init(self, outbound: ActivityOutboundInterceptor) -> None:
+        self.outbound = outbound  # the whole outbound chain, as the interceptors wrapped it
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         return await input.run(input.args)
+
+
+class _ActivityCalls(ActivityOutboundInterceptor):
+    """The end of an attempt's outbound chain: the attempt's own info and heartbeat."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(self)
+        self.ctx = ctx
+
+    def info(self) -> Any:
+        return self.ctx.info
+
+    def heartbeat(self, *details: Any) -> None:
+        self.ctx.heartbeat(details)
+
+
+class ActivityChain:
+    """The worker's activity interceptors, made into a fresh chain for each attempt (as temporalio
+    does: an interceptor may keep per-attempt state, and ``init`` binds the attempt's outbound)."""
+
+    def __init__(self, interceptors: Sequence[WorkerInterceptor]) -> None:
+        self.interceptors = interceptors
+
+    def build(self, ctx: Any) -> ActivityInboundInterceptor:
+        """The attempt's inbound chain, its outbound chain bound to ``ctx`` (``ctx.outbound``,
+        which ``activity.info()`` and ``activity.heartbeat()`` then go through)."""
+        runner = _ActivityRunner()
+        chain: ActivityInboundInterceptor = runner
+        for interceptor in reversed(self.interceptors):
+            chain = interceptor.intercept_activity(chain)
+        chain.init(_ActivityCalls(ctx))
+        ctx.outbound = runner.outbound
+        return chain
 
 
 class _WorkflowRunner(WorkflowInboundInterceptor):
@@ -791,15 +852,10 @@ def _activity_ids(client: Any, ref: AsyncActivityIDReference) -> tuple[str, str,
     return client.namespace, ref.workflow_id, ref.run_id or "", ref.activity_id
 
 
-def activity_chain(interceptors: Sequence[AnyInterceptor]) -> ActivityInboundInterceptor | None:
-    """The activity chain, outermost first; None without interceptors (nothing to pay)."""
-    if not interceptors:
-        return None
-    chain: ActivityInboundInterceptor = _ActivityRunner()
-    for interceptor in reversed(interceptors):
-        if isinstance(interceptor, WorkerInterceptor):
-            chain = interceptor.intercept_activity(chain)
-    return chain
+def activity_chain(interceptors: Sequence[AnyInterceptor]) -> ActivityChain | None:
+    """The activity interceptors, outermost first; None without any (nothing to pay)."""
+    workers = [i for i in interceptors if isinstance(i, WorkerInterceptor)]
+    return ActivityChain(workers) if workers else None
 
 
 def workflow_classes(

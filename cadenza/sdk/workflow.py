@@ -116,6 +116,7 @@ __all__ = [
     "in_workflow",
     "info",
     "init",
+    "instance",
     "logger",
     "memo",
     "memo_value",
@@ -334,6 +335,12 @@ def in_workflow() -> bool:
     return _in_workflow()
 
 
+def instance() -> Any:
+    """The running workflow's object: the instance of its ``@workflow.defn`` class that the run
+    method is called on (temporalio's name)."""
+    return current_instance("workflow.instance()").workflow_object()
+
+
 def info() -> WorkflowInfo:
     """Facts about the running workflow (through the run's outbound interceptors, if any)."""
     inst = current_instance("workflow.info()")
@@ -489,6 +496,9 @@ def _activity_request(
         "start_to_close_timeout_ms": timedelta_to_ms(start_to_close_timeout, "start_to_close_timeout"),
         "heartbeat_timeout_ms": timedelta_to_ms(heartbeat_timeout, "heartbeat_timeout"),
         "retry_policy": retry_policy.to_dict() if retry_policy is not None else None,
+        # The arguments as values, for the outbound interceptors (``StartActivityInput.args``);
+        # taken out before the command is made.
+        "_args": args,
     }
     return activity_type, attributes, result_type
 

@@ -11,6 +11,7 @@ inbound and outbound interceptor classes and their inputs (see ``cadenza.sdk.int
 from cadenza.sdk._runtime.replayer import WorkflowReplayResult, WorkflowReplayResults
 from cadenza.sdk.interceptor import (
     ActivityInboundInterceptor,
+    ActivityOutboundInterceptor,
     ContinueAsNewInput,
     ExecuteActivityInput,
     ExecuteWorkflowInput,
@@ -37,6 +38,7 @@ from cadenza.worker.workflow_sandbox import (
 
 __all__ = [
     "ActivityInboundInterceptor",
+    "ActivityOutboundInterceptor",
     "ContinueAsNewInput",
     "ExecuteActivityInput",
     "ExecuteWorkflowInput",

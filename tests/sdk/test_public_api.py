@@ -52,6 +52,7 @@ def test_workflow_exports() -> None:
         "in_workflow",
         "info",
         "init",
+        "instance",
         "logger",
         "memo",
         "memo_value",

@@ -15,7 +15,7 @@ from cadenza.schemas.service import PollActivityTaskResponse
 from cadenza.sdk.activity import ActivityContext, ActivityInfo
 from cadenza.sdk.converter import DataConverter
 from cadenza.sdk.exceptions import CadenzaError, CanceledError
-from cadenza.sdk.interceptor import ActivityInboundInterceptor, ExecuteActivityInput, Headers
+from cadenza.sdk.interceptor import ActivityChain, ExecuteActivityInput, Headers
 
 if TYPE_CHECKING:
     from cadenza.sdk.worker import Worker
@@ -150,7 +150,7 @@ class Heartbeater:
 
 
 async def run_intercepted(
-    chain: ActivityInboundInterceptor,
+    chain: ActivityChain,
     headers: Headers,
     fn: Callable[..., Any],
     is_async: bool,
@@ -177,4 +177,5 @@ async def run_intercepted(
     # The interceptors run in the attempt's context too: they may read ``activity.info()`` or
     # decode a header with ``activity.payload_converter()``, as temporalio's do.
     with activity_mod._activity_context(ctx):
-        return await chain.execute_activity(ExecuteActivityInput(fn, list(args), headers, ctx.info, run))
+        inbound = chain.build(ctx)
+        return await inbound.execute_activity(ExecuteActivityInput(fn, list(args), headers, ctx.info, run))

@@ -635,18 +635,24 @@ class WorkflowInstance:
         session = active_session()
         if session is not None:
             session.prepare(attributes, explicit_queue)
+        args = attributes.pop("_args", ())
 
         if self._outbound is None:
             state = self.activities.schedule(
                 activity_type, attributes, result_type, activity_id, cancellation_type
             )
         else:
-            outbound = StartActivityInput(activity_type, activity_id, attributes.setdefault("header", {}))
+            outbound = StartActivityInput(
+                activity_type, activity_id, attributes.setdefault("header", {}), args=list(args)
+            )
+            sent_args = outbound.args
 
             def schedule() -> ActivityState:
                 # An interceptor may have extended the header in place or replaced it
                 # (temporalio's samples do ``input.headers = {**input.headers, ...}``).
                 attributes["header"] = plain_headers(outbound.headers)
+                if outbound.args is not sent_args or outbound.args != list(args):
+                    attributes["input"] = self.converter.to_payloads(list(outbound.args))
                 return self.activities.schedule(
                     activity_type, attributes, result_type, activity_id, cancellation_type
                 )

@@ -42,7 +42,7 @@ from cadenza.sdk.exceptions import (
     TimeoutType,
     WorkflowTaskError,
 )
-from cadenza.sdk.interceptor import ActivityInboundInterceptor, Headers
+from cadenza.sdk.interceptor import ActivityChain, Headers
 
 if TYPE_CHECKING:
     from cadenza.sdk._runtime.instance import WorkflowInstance
@@ -64,7 +64,7 @@ class LocalActivityRunner:
         activities: Mapping[str, ActivityDefinition],
         converter: DataConverter,
         executor: Callable[[], concurrent.futures.Executor | None],
-        chain: ActivityInboundInterceptor | None = None,
+        chain: ActivityChain | None = None,
     ) -> None:
         self._activities = activities
         self._converter = converter
