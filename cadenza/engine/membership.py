@@ -32,6 +32,9 @@ from cadenza.engine.persistence.protocols import ROLES, ClusterMember, Membershi
 log = logging.getLogger("cadenza.membership")
 
 US = 1_000_000
+PRUNE_EVERY_S = 60.0
+"""How often a process deletes rows expired for longer than ``ttl_s`` (readers skip expired rows
+anyway; on Cassandra a TTL deletes them, and pruning there is a no-op)."""
 DEFAULT_REPLICAS = 256
 """Points per host on the ring: with 256, each of 2-8 hosts gets its even share of 4,096 shards
 within ±30 % (±21 % at worst over 210 random rings; 128 points gave ±36 %).
@@ -236,6 +239,7 @@ class Membership:
         s = self.settings
         heartbeat_us, refresh_us = int(s.heartbeat_s * US), int(s.refresh_s * US)
         next_refresh = self.clock.now_us() + refresh_us
+        next_prune = self.clock.now_us()
         while True:
             next_beat = self._last_beat + heartbeat_us
             await self.clock.sleep_until(min(next_beat, next_refresh))
@@ -246,6 +250,8 @@ class Membership:
                 if now >= next_refresh:
                     next_refresh = now + refresh_us
                     await self.refresh()
+                if now >= next_prune:
+                    next_prune = now + int(PRUNE_EVERY_S * US)
                     await self.store.prune_members(now - int(s.ttl_s * US))
             except asyncio.CancelledError:
                 raise

@@ -377,6 +377,10 @@ class ServerProcess:
         deadline = started + self.settings.drain_timeout_s
         if self.rpc is not None:
             await self.rpc.begin_stop()
+        if self.membership is not None:
+            # Leave at once: the other processes' rings drop this one while it drains.
+            await self.membership.stop()
+            self.membership = None
         if self.ui is not None:  # the UI is a client of the frontend: no new work from it either
             await self.ui.stop()
             self.ui = None
@@ -397,7 +401,7 @@ class ServerProcess:
         ``publish_for_s`` (``shutdown`` is the graceful stop)."""
         if self.membership is not None:
             # First: the others' rings drop this process before its calls stop being answered.
-            await self.membership.stop()
+            await self.membership.stop()  # (a graceful stop left already, in ``shutdown``)
             self.membership = None
         if self.ui is not None:
             await self.ui.stop()
