@@ -43,7 +43,9 @@ def test_what_start_up_left_alive_is_frozen_and_not_walked(unfrozen: None) -> No
     before = Node()
     assert _walked(before)
     frozen = settle_startup_heap()
-    assert frozen == gc.get_freeze_count() > 0
+    # Frozen objects still die when nothing refers to them (other threads of this process may
+    # drop some meanwhile): the count can only have gone down since.
+    assert 0 < gc.get_freeze_count() <= frozen
     assert not _walked(before)  # still alive, but no collection walks it again
     assert before.other is None
 
