@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from fastavro import parse_schema
 
 from cadenza.schemas import api
+from cadenza.schemas.api import _fill
 from cadenza.schemas.api import convert as cv
 from cadenza.schemas.codec import default_registry
-from cadenza.schemas.registry import schema_fingerprint
+from cadenza.schemas.registry import read_body, schema_fingerprint
 from cadenza.schemas.service import StartWorkflowRequest
 
 NAME = "io.cadenza.api.v1.StartWorkflowExecutionRequest"
@@ -99,3 +101,75 @@ def test_an_older_start_reads_as_the_same_record_as_the_current_one() -> None:
     assert api.decode("StartWorkflowExecutionRequest", older) == api.decode(
         "StartWorkflowExecutionRequest", current
     )
+
+
+def test_every_released_version_is_read_without_schema_resolution() -> None:
+    """Each released version differs from the current one by added fields only, so it is read as
+    written and filled (``_fill``): no message of an older peer pays for Avro's resolution."""
+    for path in api.RELEASED_DIR.glob("*.avsc"):
+        assert default_registry().register(path).fingerprint in api._FILLS, path.name
+
+
+def _both_ways(message: str, data: bytes) -> tuple[object, object]:
+    """The record as the fill reads it, and as Avro's schema resolution reads it."""
+    writer = default_registry().writer_of(data)
+    return api.decode(message, data), read_body(data, writer, api.schema(message))
+
+
+def test_a_workflow_task_of_the_version_before_query_headers_reads_as_resolution_reads_it() -> None:
+    name = "io.cadenza.api.v1.PollWorkflowTaskQueueResponse"
+    task = {
+        "task_token": b"t",
+        "workflow_execution": {"workflow_id": "wf", "run_id": "r"},
+        "workflow_type": "T",
+        "namespace": "default",
+        "attempt": 1,
+        "started_event_id": 3,
+        "history": b"",
+        "query": {"query_id": "q-1", "query_type": "count", "query_args": None},
+        "updates": [{"update_id": "u", "name": "n", "input": None, "header": {}, "identity": "i"}],
+    }
+    data = default_registry().encode(name, {"task": task}, version=4)
+    filled, resolved = _both_ways("PollWorkflowTaskQueueResponse", data)
+    assert filled == resolved
+    assert filled["task"]["query"]["header"] == {}  # type: ignore[index]
+
+
+def test_a_description_with_nested_failures_of_version_2_reads_as_resolution_reads_it() -> None:
+    """Failure gained fields in version 3 and nests in itself (``cause``): the fill follows it."""
+    inner = {
+        "message": "inner",
+        "source": "",
+        "stack_trace": "",
+        "failure_type": "",
+        "application_type": None,
+        "non_retryable": False,
+        "details": None,
+        "timeout_type": None,
+        "cause": None,
+    }
+    failure = {**inner, "message": "outer", "cause": inner}
+    activity = {"activity_id": "1", "activity_type": "A", "attempt": 2, "last_failure": failure}
+    record = {"workflow_id": "wf", "run_id": "r", "status": "RUNNING", "pending_activities": [activity]}
+    data = default_registry().encode("io.cadenza.api.v1.DescribeWorkflowExecutionResponse", record, version=2)
+    filled, resolved = _both_ways("DescribeWorkflowExecutionResponse", data)
+    assert filled == resolved
+    cause = filled["pending_activities"][0]["last_failure"]["cause"]  # type: ignore[index]
+    assert cause["category"] == 0 and cause["next_retry_delay_ms"] is None
+
+
+def test_a_change_the_fill_cannot_make_is_left_to_resolution() -> None:
+    def record(*fields: dict[str, object]) -> dict[str, object]:
+        return parse_schema({"type": "record", "name": "M", "fields": list(fields)})
+
+    old = record({"name": "a", "type": "string"}, {"name": "b", "type": "long"})
+    with pytest.raises(_fill.Unsupported, match="lost b"):
+        _fill.plan(old, record({"name": "a", "type": "string"}))
+    with pytest.raises(_fill.Unsupported, match="became"):
+        _fill.plan(old, record({"name": "a", "type": "string"}, {"name": "b", "type": "string"}))
+    with pytest.raises(_fill.Unsupported, match="without a default"):
+        _fill.plan(old, record(*old["fields"], {"name": "c", "type": "int"}))  # type: ignore[arg-type]
+    with_c = record(*old["fields"], {"name": "c", "type": "int", "default": 7})  # type: ignore[arg-type]
+    added = _fill.plan(old, with_c)
+    assert added is not None and added.added == [("c", 7)]
+    assert _fill.plan(old, old) is None

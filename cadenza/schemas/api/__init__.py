@@ -8,12 +8,12 @@ with another message's schema instead of misreading them.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
+from cadenza.schemas.api import _fill
 from cadenza.schemas.codec import default_registry
-from cadenza.schemas.registry import RegisteredSchema, SchemaError, read_body, schema_fingerprint
+from cadenza.schemas.registry import RegisteredSchema, SchemaError, read_body
 
 SERVICE = "cadenza.api.v1.WorkflowService"
 """The gRPC service name; methods are ``/cadenza.api.v1.WorkflowService/<Method>``."""
@@ -57,31 +57,33 @@ def _field_defaults(entry: RegisteredSchema) -> dict[str, Any]:
 
 def _load_released(
     current: dict[str, RegisteredSchema],
-) -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], dict[bytes, dict[str, Any]]]:
-    """By message full name, its released versions, oldest first, each with the fields added
-    since it and their defaults: a record that sets none of them is written with that version.
-    Also, by fingerprint, the released versions that differ from the current one only by those
-    top-level fields: they are read as written and given the defaults, which is cheaper than
-    Avro's schema resolution (a start from an older client costs no more to decode)."""
+) -> tuple[dict[str, list[tuple[int, dict[str, Any]]]], dict[bytes, _fill.RecordFill | None]]:
+    """By message full name, its released versions, oldest first, each with the top-level fields
+    added since it and their defaults: a record that sets none of them is written with that
+    version. Also, by fingerprint, the released versions that differ from the current one only by
+    fields added (at any depth): they are read as written and given the defaults (``_fill``),
+    which is cheaper than Avro's schema resolution, so a message from an older peer, or one a peer
+    wrote in the oldest version that holds it, costs no more to decode."""
     registry = default_registry()
     out: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    plain: dict[bytes, dict[str, Any]] = {}
+    fills: dict[bytes, _fill.RecordFill | None] = {}
     for path in sorted(RELEASED_DIR.glob("*.avsc")):
         old = registry.register(path)
         now = current[old.name]
         kept = set(_field_defaults(old))
         added = {k: v for k, v in _field_defaults(now).items() if k not in kept}
         out.setdefault(old.name, []).append((old.version, added))
-        trimmed = {**now.parsed, "fields": [f for f in now.parsed["fields"] if f["name"] in kept]}
-        if schema_fingerprint(trimmed) == old.fingerprint:
-            plain[old.fingerprint] = added
+        try:
+            fills[old.fingerprint] = _fill.plan(old.parsed, now.parsed)
+        except _fill.Unsupported:
+            pass  # read with Avro's resolution
     for versions in out.values():
         versions.sort(key=lambda v: v[0])
-    return out, plain
+    return out, fills
 
 
 _SCHEMAS = _load()
-_RELEASED, _PLAIN_OLDER = _load_released(_SCHEMAS)
+_RELEASED, _FILLS = _load_released(_SCHEMAS)
 METHODS: tuple[str, ...] = tuple(
     sorted(n.removeprefix(NAMESPACE + ".").removesuffix("Request") for n in _SCHEMAS if n.endswith("Request"))
 )
@@ -122,11 +124,11 @@ def decode(message: str, data: bytes) -> dict[str, Any]:
     writer = default_registry().writer_of(data)
     if writer.name != expected.name:
         raise SchemaError(f"expected a {expected.name} message, got one written with {writer}")
-    added = _PLAIN_OLDER.get(writer.fingerprint)
-    if added is not None:
+    if writer.fingerprint in _FILLS:
         older: dict[str, Any] = read_body(data, writer)
-        for k, default in added.items():
-            older[k] = copy.copy(default)  # a fresh {} or [] per record, as the reader would give
+        fill = _FILLS[writer.fingerprint]
+        if fill is not None:
+            _fill.apply(fill, older)
         return older
     record: dict[str, Any] = read_body(data, writer, expected)
     return record
