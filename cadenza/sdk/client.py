@@ -59,7 +59,10 @@ from cadenza.sdk.interceptor import (
     SignalWorkflowInput,
     StartWorkflowInput,
     StartWorkflowUpdateInput,
+    StartWorkflowUpdateWithStartInput,
     TerminateWorkflowInput,
+    UpdateWithStartStartWorkflowInput,
+    UpdateWithStartUpdateWorkflowInput,
     client_chain,
 )
 from cadenza.sdk.listing import WorkflowExecutionAsyncIterator, WorkflowExecutionCount
@@ -538,21 +541,42 @@ class Client:
         """Update-with-start: starts ``start_workflow_operation``'s workflow unless it is running
         (then that run is used), sends it the update and waits for ``wait_for_stage``;
         ``await start_workflow_operation.workflow_handle()`` gives the workflow's handle."""
-        from cadenza.sdk.client_updates import start_update_with_start
+        from cadenza.sdk.client_updates import update_name, update_result_type
 
-        with rpc_options(rpc_metadata):
-            return await start_update_with_start(
-                self,
-                update,
-                arguments,
-                start_workflow_operation=start_workflow_operation,
-                wait_for_stage=wait_for_stage,
-                args=args,
-                arg=arg,
-                id=id,
-                result_type=result_type,
-                rpc_timeout=rpc_timeout,
+        op = start_workflow_operation
+        start, ret = self._start_request(
+            op.workflow, op.args, id=op.id, task_queue=op.task_queue, **op.start_options
+        )
+        metadata = dict(rpc_metadata or {})
+        handle: WorkflowUpdateHandle[Any] = await self._calls.start_update_with_start_workflow(
+            StartWorkflowUpdateWithStartInput(
+                UpdateWithStartStartWorkflowInput(
+                    start.workflow_type,
+                    op.args,
+                    op.id,
+                    op.task_queue,
+                    op.id_conflict_policy,
+                    {},
+                    op.result_type or ret,
+                    start,
+                    metadata,
+                    rpc_timeout,
+                ),
+                UpdateWithStartUpdateWorkflowInput(
+                    op.id,
+                    id,
+                    update_name(update),
+                    positional_args(arguments, args, "update", arg),
+                    wait_for_stage,
+                    {},
+                    result_type or update_result_type(update),
+                    metadata,
+                    rpc_timeout,
+                ),
+                op,
             )
+        )
+        return handle
 
     async def execute_update_with_start_workflow(
         self,

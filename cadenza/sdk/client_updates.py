@@ -30,7 +30,7 @@ from cadenza.sdk.payload_converter import plain_headers
 
 if TYPE_CHECKING:
     from cadenza.sdk.client import Client, WorkflowHandle
-    from cadenza.sdk.interceptor import StartWorkflowUpdateInput
+    from cadenza.sdk.interceptor import StartWorkflowUpdateInput, StartWorkflowUpdateWithStartInput
 
 __all__ = [
     "WithStartWorkflowOperation",
@@ -273,53 +273,55 @@ class WithStartWorkflowOperation(Generic[R]):
         return await self._future()
 
 
-async def start_update_with_start(
-    client: Client,
-    update: Any,
-    arguments: Sequence[Any],
-    *,
-    start_workflow_operation: WithStartWorkflowOperation[Any],
-    wait_for_stage: WorkflowUpdateStage,
-    arg: Any = ARG_UNSET,
-    args: Sequence[Any] | None = None,
-    id: str | None = None,
-    result_type: Any = None,
-    rpc_timeout: timedelta | None = None,
+async def send_update_with_start(
+    client: Client, input: StartWorkflowUpdateWithStartInput
 ) -> WorkflowUpdateHandle[Any]:
+    """The end of the client's ``start_update_with_start_workflow`` chain."""
     from cadenza.sdk.client import WorkflowHandle
 
-    op = start_workflow_operation
+    op: WithStartWorkflowOperation[Any] = input.operation
+    s, u = input.start_workflow_input, input.update_workflow_input
     fut = op._future()
     if fut.done():
         raise RuntimeError("a WithStartWorkflowOperation can be used once")
-    start, ret = client._start_request(
-        op.workflow, op.args, id=op.id, task_queue=op.task_queue, **op.start_options
-    )
+    start = s.request
+    if s.headers:
+        start.header = {**(start.header or {}), **plain_headers(s.headers)}
     try:
-        if op.id_conflict_policy == WorkflowIDConflictPolicy.FAIL:
+        if s.id_conflict_policy == WorkflowIDConflictPolicy.FAIL:
             # The start must be new: start first (WorkflowAlreadyStartedError), then update.
             started = await client.service.start_workflow_execution(start)
             if not started.started:
-                raise WorkflowAlreadyStartedError(op.id, started.run_id, start.workflow_type)
+                raise WorkflowAlreadyStartedError(s.id, started.run_id, start.workflow_type)
             first_run = started.run_id
             send = None
         else:
             first_run = ""
             send = True
         handle: WorkflowHandle[Any] = WorkflowHandle(
-            client, op.id, run_id=None, first_run_id=first_run or None, result_type=op.result_type or ret
+            client, s.id, run_id=None, first_run_id=first_run or None, result_type=s.ret_type
         )
-        request = update_request(handle, update, arguments, args, id, arg)
+        request = UpdateWorkflowRequest(
+            client.namespace,
+            WorkflowExecution(s.id, ""),
+            u.update_id or new_id(),
+            u.update,
+            client.data_converter.to_payloads(u.args) if u.args else None,
+            header=plain_headers(u.headers) if u.headers else {},
+            identity=client.identity,
+        )
         started_run: list[str] = []
 
         async def send_with_start(req: UpdateWorkflowRequest) -> UpdateWorkflowResponse:
             started_resp, resp = await client.service.update_with_start_workflow_execution(start, req)
             started_run.append(started_resp.run_id)
             # Later calls of the same update name the run it went to.
-            req.execution = WorkflowExecution(op.id, started_resp.run_id)
+            req.execution = WorkflowExecution(s.id, started_resp.run_id)
             return resp
 
-        resp = await _wait(client, request, wait_for_stage, rpc_timeout, send_with_start if send else None)
+        resp = await _wait(
+            client, request, u.wait_for_stage, u.rpc_timeout, send_with_start if send else None
+        )
         if started_run:
             handle.first_run_id = started_run[0]
     except BaseException as e:
@@ -329,4 +331,13 @@ async def start_update_with_start(
         raise
     if not fut.done():
         fut.set_result(handle)
-    return _handle_for(handle, update, request, resp, result_type)
+    return WorkflowUpdateHandle(
+        client,
+        request.update_id,
+        s.id,
+        workflow_run_id=resp.run_id or handle.run_id,
+        name=request.name,
+        result_type=u.ret_type,
+        request=request,
+        outcome=resp if resp.stage == "COMPLETED" else None,
+    )

@@ -64,7 +64,10 @@ __all__ = [
     "StartLocalActivityInput",
     "StartWorkflowInput",
     "StartWorkflowUpdateInput",
+    "StartWorkflowUpdateWithStartInput",
     "TerminateWorkflowInput",
+    "UpdateWithStartStartWorkflowInput",
+    "UpdateWithStartUpdateWorkflowInput",
     "WorkerInterceptor",
     "WorkflowInboundInterceptor",
     "WorkflowInterceptorClassInput",
@@ -216,6 +219,49 @@ class StartWorkflowUpdateInput:
 
 
 @dataclass
+class UpdateWithStartStartWorkflowInput:
+    """The start half of update-with-start."""
+
+    workflow: str
+    args: Sequence[Any]
+    id: str
+    task_queue: str
+    id_conflict_policy: Any
+    """``WorkflowIDConflictPolicy``: USE_EXISTING (updates a running workflow) or FAIL."""
+    headers: Headers
+    """Written into WorkflowExecutionStarted when the workflow is started."""
+    ret_type: Any
+    request: StartWorkflowRequest = field(repr=False)
+    """The start as the client built it from the operation's options (the headers join it)."""
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class UpdateWithStartUpdateWorkflowInput:
+    """The update half of update-with-start."""
+
+    id: str
+    update_id: str | None
+    update: str
+    args: Sequence[Any]
+    wait_for_stage: Any
+    headers: Headers
+    """Sent with the update: the run's ``HandleUpdateInput.headers``."""
+    ret_type: Any
+    rpc_metadata: RpcMetadataMap = field(default_factory=dict)
+    rpc_timeout: timedelta | None = None
+
+
+@dataclass
+class StartWorkflowUpdateWithStartInput:
+    start_workflow_input: UpdateWithStartStartWorkflowInput
+    update_workflow_input: UpdateWithStartUpdateWorkflowInput
+    operation: Any = field(repr=False, default=None)
+    """The ``WithStartWorkflowOperation`` whose ``workflow_handle()`` the end resolves."""
+
+
+@dataclass
 class HeartbeatAsyncActivityInput:
     id_or_token: AsyncActivityIDReference | bytes
     details: Sequence[Any]
@@ -301,6 +347,11 @@ class ClientOutboundInterceptor:
     async def start_workflow_update(self, input: StartWorkflowUpdateInput) -> Any:
         """Returns a ``WorkflowUpdateHandle`` (``execute_update`` and ``start_update`` both)."""
         return await self.next.start_workflow_update(input)
+
+    async def start_update_with_start_workflow(self, input: StartWorkflowUpdateWithStartInput) -> Any:
+        """Returns a ``WorkflowUpdateHandle`` (``start_update_with_start_workflow`` and
+        ``execute_update_with_start_workflow`` both)."""
+        return await self.next.start_update_with_start_workflow(input)
 
     async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
         await self.next.heartbeat_async_activity(input)
@@ -784,6 +835,12 @@ class _ServiceCalls(ClientOutboundInterceptor):
 
         with _rpc(input, timeout=False):  # the update's own wait is bounded by ``rpc_timeout``
             return await send_update(self.client, input)
+
+    async def start_update_with_start_workflow(self, input: StartWorkflowUpdateWithStartInput) -> Any:
+        from cadenza.sdk.client_updates import send_update_with_start
+
+        with _rpc(input.update_workflow_input, timeout=False):  # the wait is bounded by rpc_timeout
+            return await send_update_with_start(self.client, input)
 
     async def heartbeat_async_activity(self, input: HeartbeatAsyncActivityInput) -> None:
         c = self.client

@@ -18,6 +18,7 @@ from typing import Any
 from e2e.conftest import run_in_env
 
 import cadenza.client
+import cadenza.common
 import cadenza.converter
 import cadenza.worker
 from cadenza import activity, workflow
@@ -73,6 +74,14 @@ class _ClientOut(cadenza.client.OutboundInterceptor):
         client_calls.append("start_workflow_update")
         _mark(input, "start_workflow_update")
         return await super().start_workflow_update(input)
+
+    async def start_update_with_start_workflow(
+        self, input: cadenza.client.StartWorkflowUpdateWithStartInput
+    ) -> Any:
+        client_calls.append("start_update_with_start_workflow")
+        _mark(input.start_workflow_input, "update_with_start (start)")
+        _mark(input.update_workflow_input, "update_with_start (update)")
+        return await super().start_update_with_start_workflow(input)
 
     async def cancel_workflow(self, input: cadenza.client.CancelWorkflowInput) -> None:
         client_calls.append("cancel_workflow")
@@ -215,6 +224,11 @@ class Receiver:
     def poke(self, value: str) -> None:
         self.got.append(value)
 
+    @workflow.update
+    def add(self, value: str) -> str:
+        self.got.append(value)
+        return value
+
 
 @workflow.defn
 class Parent:
@@ -320,6 +334,7 @@ class AwaitsElsewhere:
 def test_every_client_hook_is_called_with_what_the_caller_gave() -> None:
     client_calls.clear()
     tokens.clear()
+    seen.clear()
 
     async def scenario(env: WorkflowEnvironment) -> None:
         client = cadenza.client.Client(
@@ -330,6 +345,7 @@ def test_every_client_hook_is_called_with_what_the_caller_gave() -> None:
             task_queue="client-hooks",
             workflows=[Receiver, AwaitsElsewhere],
             activities=[finished_elsewhere],
+            interceptors=[Recorder()],
         ):
             a = await client.start_workflow(Receiver.run, id="client-hooks-a", task_queue="client-hooks")
             await a.signal(Receiver.poke, "first")
@@ -359,6 +375,18 @@ def test_every_client_hook_is_called_with_what_the_caller_gave() -> None:
             await elsewhere.complete("all done")
             assert await d.result() == "all done (intercepted)"
 
+            start_e = cadenza.client.WithStartWorkflowOperation(
+                Receiver.run,
+                id="client-hooks-e",
+                task_queue="client-hooks",
+                id_conflict_policy=cadenza.common.WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+            added = await client.execute_update_with_start_workflow(
+                Receiver.add, "via update", start_workflow_operation=start_e
+            )
+            assert added == "via update"
+            assert await (await start_e.workflow_handle()).result() == "via update"
+
     run_in_env(scenario)
     expected = [
         "start_workflow",
@@ -375,5 +403,8 @@ def test_every_client_hook_is_called_with_what_the_caller_gave() -> None:
         "start_workflow",
         "heartbeat_async_activity ['halfway']",
         "complete_async_activity all done",
+        "start_update_with_start_workflow",
     ]
     assert client_calls == expected
+    assert ("execute_workflow", "client-hooks-e", "update_with_start (start)") in seen, seen
+    assert ("handle_update_handler add", "client-hooks-e", "update_with_start (update)") in seen, seen
