@@ -416,7 +416,7 @@ class Host:
         ns, wid, rid = task.namespace_id, task.workflow_id, task.run_id
         mutate = self.history.mutate
         if kind == TimerKind.WORKFLOW_TASK_TIMEOUT:
-            await mutate(ns, wid, rid, lambda m: wft.timed_out(m, a["s"], a["a"]))
+            await mutate(ns, wid, rid, lambda m: wft.timed_out(m, a["s"], a["a"], a.get("r", "")))
         elif kind == TimerKind.ACTIVITY_TIMEOUT:
             await mutate(ns, wid, rid, lambda m: activities.timeout_fired(m, a["s"], a["a"], a["t"]))
         elif kind == TimerKind.USER_TIMER:

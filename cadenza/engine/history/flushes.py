@@ -72,7 +72,12 @@ def start_still_pending(ms: MutableState, t: Task) -> bool:
         return False
     if t.kind == TimerKind.WORKFLOW_TASK_TIMEOUT:
         wt = ms.workflow_task
-        return wt.scheduled_event_id == a["s"] and wt.attempt == a["a"] and bool(wt.started_event_id)
+        return (
+            wt.scheduled_event_id == a["s"]
+            and wt.attempt == a["a"]
+            and bool(wt.started_event_id)
+            and a.get("r", wt.request_id) == wt.request_id
+        )
     if t.kind == TimerKind.ACTIVITY_TIMEOUT:
         info = ms.activities.get(a["s"])
         return info is not None and info.attempt == a["a"] and bool(info.started_time)

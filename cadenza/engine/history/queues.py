@@ -169,6 +169,9 @@ class QueueProcessors:
         self._repl_busy = 0
         """Tasks of the batch each outbox is publishing right now (taken off its pending list)."""
         self._stopping = False
+        self._fence_failing: set[int] = set()
+        """Shards whose fence before a lookup is failing: every lost write of an outage retries
+        it, so only the first failure per shard is logged at INFO (the rest at DEBUG)."""
         self._volatile_ids = itertools.count(-1, -1)
         # Volatile timers made redundant by a write of their run: skipped when due, and purged from
         # the heap once they are the bulk of it (each holds its task until then, and thousands of
@@ -370,9 +373,21 @@ class QueueProcessors:
                 try:
                     await shard.fence(since)
                 except Exception as e:
-                    log.info("shard %d: fencing before a lookup failed (%s); retrying", shard.shard_id, e)
+                    if shard.shard_id in self._fence_failing:
+                        log.debug("shard %d: fencing before a lookup failed again (%s)", shard.shard_id, e)
+                    else:
+                        self._fence_failing.add(shard.shard_id)
+                        log.info(
+                            "shard %d: fencing before a lookup failed (%s); retrying until the store "
+                            "answers (further failures are logged at DEBUG)",
+                            shard.shard_id,
+                            e,
+                        )
                     continue
                 fenced = True
+                if shard.shard_id in self._fence_failing:
+                    self._fence_failing.discard(shard.shard_id)
+                    log.info("shard %d: fenced; looking up the writes lost in the outage", shard.shard_id)
             remaining = []
             for category, key, tracker in wanted:
                 try:

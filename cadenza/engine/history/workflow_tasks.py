@@ -107,6 +107,7 @@ def record_started(
         s=wt.scheduled_event_id,
         a=wt.attempt,
         t=str(TimeoutType.START_TO_CLOSE),
+        r=request_id,
     )
     return wt.scheduled_event_id, wt.started_event_id, ms.unwritten_events()
 
@@ -581,7 +582,11 @@ def fail(
     schedule_transient(m, next_attempt, immediately=reschedule_now)
 
 
-def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
+def timed_out(m: Mutation, scheduled_id: int, attempt: int, request_id: str = "") -> None:
+    """The start-to-close timeout of the attempt started by ``request_id`` passed. A start can be
+    lost (its state dropped after a failed write) and the same attempt started again by another
+    poll: the first start's timer, due earlier, must not time out the second. A timer made
+    without a request id (from state alone, ``task_refresher``) times out whichever start there is."""
     ms = m.ms
     wt = ms.workflow_task
     if (
@@ -589,6 +594,7 @@ def timed_out(m: Mutation, scheduled_id: int, attempt: int) -> None:
         or wt.scheduled_event_id != scheduled_id
         or wt.attempt != attempt
         or not wt.started_event_id
+        or (request_id and wt.request_id != request_id)
     ):
         m.noop = True
         return
