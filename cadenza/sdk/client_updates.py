@@ -172,68 +172,44 @@ async def _wait(
             return resp
 
 
-def update_request(
-    handle: WorkflowHandle[Any],
-    update: Any,
-    arguments: Sequence[Any],
-    args: Sequence[Any] | None,
-    id: str | None,
-    arg: Any = ARG_UNSET,
-) -> UpdateWorkflowRequest:
-    c = handle.client
-    values = positional_args(arguments, args, "update", arg)
+def _request(
+    client: Client, workflow_id: str, run_id: str | None, update_id: str | None, update: str,
+    args: Sequence[Any], headers: dict[str, Any],
+) -> UpdateWorkflowRequest:  # fmt: skip
     return UpdateWorkflowRequest(
-        c.namespace,
-        WorkflowExecution(handle.id, handle.run_id or ""),
-        id or new_id(),
-        update_name(update),
-        c.data_converter.to_payloads(values) if values else None,
-        identity=c.identity,
+        client.namespace,
+        WorkflowExecution(workflow_id, run_id or ""),
+        update_id or new_id(),
+        update,
+        client.data_converter.to_payloads(args) if args else None,
+        header=plain_headers(headers) if headers else {},
+        identity=client.identity,
+    )
+
+
+def _handle(
+    client: Client, workflow_id: str, run_id: str | None, request: UpdateWorkflowRequest,
+    resp: UpdateWorkflowResponse, ret_type: Any,
+) -> WorkflowUpdateHandle[Any]:  # fmt: skip
+    return WorkflowUpdateHandle(
+        client,
+        request.update_id,
+        workflow_id,
+        workflow_run_id=resp.run_id or run_id,
+        name=request.name,
+        result_type=ret_type,
+        request=request,
+        outcome=resp if resp.stage == "COMPLETED" else None,
     )
 
 
 async def send_update(client: Client, input: StartWorkflowUpdateInput) -> WorkflowUpdateHandle[Any]:
     """The end of the client's ``start_workflow_update`` chain: sends the update and waits for
     ``input.wait_for_stage`` (bounded by ``input.rpc_timeout``)."""
-    request = UpdateWorkflowRequest(
-        client.namespace,
-        WorkflowExecution(input.id, input.run_id or ""),
-        input.update_id or new_id(),
-        input.update,
-        client.data_converter.to_payloads(input.args) if input.args else None,
-        header=plain_headers(input.headers) if input.headers else {},
-        identity=client.identity,
-    )
-    resp = await _wait(client, request, input.wait_for_stage, input.rpc_timeout)
-    return WorkflowUpdateHandle(
-        client,
-        request.update_id,
-        input.id,
-        workflow_run_id=resp.run_id or input.run_id,
-        name=request.name,
-        result_type=input.ret_type,
-        request=request,
-        outcome=resp if resp.stage == "COMPLETED" else None,
-    )
-
-
-def _handle_for(
-    handle: WorkflowHandle[Any],
-    update: Any,
-    request: UpdateWorkflowRequest,
-    resp: UpdateWorkflowResponse,
-    result_type: Any,
-) -> WorkflowUpdateHandle[Any]:
-    return WorkflowUpdateHandle(
-        handle.client,
-        request.update_id,
-        handle.id,
-        workflow_run_id=resp.run_id or handle.run_id,
-        name=request.name,
-        result_type=result_type or update_result_type(update),
-        request=request,
-        outcome=resp if resp.stage == "COMPLETED" else None,
-    )
+    i = input
+    request = _request(client, i.id, i.run_id, i.update_id, i.update, i.args, i.headers)
+    resp = await _wait(client, request, i.wait_for_stage, i.rpc_timeout)
+    return _handle(client, i.id, i.run_id, request, resp, i.ret_type)
 
 
 class WithStartWorkflowOperation(Generic[R]):
@@ -301,15 +277,7 @@ async def send_update_with_start(
         handle: WorkflowHandle[Any] = WorkflowHandle(
             client, s.id, run_id=None, first_run_id=first_run or None, result_type=s.ret_type
         )
-        request = UpdateWorkflowRequest(
-            client.namespace,
-            WorkflowExecution(s.id, ""),
-            u.update_id or new_id(),
-            u.update,
-            client.data_converter.to_payloads(u.args) if u.args else None,
-            header=plain_headers(u.headers) if u.headers else {},
-            identity=client.identity,
-        )
+        request = _request(client, s.id, None, u.update_id, u.update, u.args, u.headers)
         started_run: list[str] = []
 
         async def send_with_start(req: UpdateWorkflowRequest) -> UpdateWorkflowResponse:
@@ -331,13 +299,4 @@ async def send_update_with_start(
         raise
     if not fut.done():
         fut.set_result(handle)
-    return WorkflowUpdateHandle(
-        client,
-        request.update_id,
-        s.id,
-        workflow_run_id=resp.run_id or handle.run_id,
-        name=request.name,
-        result_type=u.ret_type,
-        request=request,
-        outcome=resp if resp.stage == "COMPLETED" else None,
-    )
+    return _handle(client, s.id, handle.run_id, request, resp, u.ret_type)
