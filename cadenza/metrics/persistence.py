@@ -88,7 +88,7 @@ class _MeteredStore:
 
 
 class MeteredStores:
-    """A ``Stores`` whose five stores are metered; ``inner`` is the backend."""
+    """A ``Stores`` whose stores are metered; ``inner`` is the backend."""
 
     def __init__(self, inner: Any, metrics: ServerMetrics) -> None:
         self.inner = inner

@@ -157,7 +157,7 @@ def test_store_failures_count_as_persistence_errors_by_kind() -> None:
             raise StoreUnavailableError("down")
 
     class Stores:
-        shards = history = task_queues = namespaces = object()
+        shards = history = task_queues = namespaces = membership = object()
         executions = Executions()
         stats = "the backend's own attribute"
 
